@@ -1,0 +1,1016 @@
+"""Speed and memory benchmarks: tinygrad_mlp against numpy by hand and PyTorch eager.
+
+Run from the repository root::
+
+    python benchmarks/bench.py                 # everything on the CPU
+    python benchmarks/bench.py --quick         # smoke test: few rows, 2 repeats
+    python benchmarks/bench.py --only xor      # one benchmark
+    python benchmarks/bench.py --device cuda   # MNIST epoch on the GPU (CuPy, torch CUDA)
+
+Benchmarks:
+
+* ``mnist``: one epoch of an MLP 784-128-128-10 (ReLU, softmax cross-entropy, plain SGD
+  lr 0.1, batch 128) over 60,000 float32 rows.
+* ``xor``: one training step of a 2-8-1 network (tanh, sigmoid, MSE, SGD lr 0.5) on 4 samples.
+* ``memory``: tracemalloc peak of one MNIST epoch (numpy by hand and tinygrad_mlp).
+
+Within each repetition the contenders run one after another in a rotating order, so that
+machine noise hits all of them alike; the table reports the median and the minimum over the
+repetitions. Every contender starts from the same initial weights, and the losses they reach
+are compared as a correctness guard. PyTorch is optional: it is used only when it imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+NUMPY = "numpy-by-hand"
+TINY = "tinygrad_mlp"
+TORCH = "pytorch"
+
+MNIST_SIZES = (784, 128, 128, 10)
+MNIST_ROWS = 60_000
+MNIST_LR = 0.1
+BATCH = 128
+XOR_SIZES = (2, 8, 1)
+XOR_LR = 0.5
+XOR_STEPS = 2000
+SEED = 0
+
+TARGET_MNIST = 1.10  # tinygrad_mlp / numpy-by-hand, MNIST epoch time
+TARGET_XOR = 0.5  # tinygrad_mlp / pytorch, XOR step time
+TARGET_MEMORY = 1.3  # tinygrad_mlp / numpy-by-hand, MNIST epoch peak memory
+
+LOSS_RTOL = 2e-3
+LOSS_ATOL = 1e-4
+
+
+# --------------------------------------------------------------------------------------------
+# Optional libraries
+# --------------------------------------------------------------------------------------------
+
+
+def load_tinygrad() -> tuple[Any, str | None]:
+    """Import tinygrad_mlp and check the public API used here; (module, None) or (None, why)."""
+    try:
+        import tinygrad_mlp as tm
+
+        for name in ("nn.Sequential", "nn.Linear", "nn.ReLU", "optim.SGD", "functional"):
+            obj: Any = tm
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        tm.functional.cross_entropy  # noqa: B018 - the check is the attribute access
+        tm.Tensor  # noqa: B018
+    except Exception as e:  # an engine still being written may fail in any way on import
+        return None, f"{type(e).__name__}: {e}"
+    return tm, None
+
+
+def load_torch(wanted: bool) -> tuple[Any, str | None]:
+    """Import torch when wanted; (module, None) or (None, why)."""
+    if not wanted:
+        return None, "disabled with --no-torch"
+    try:
+        import torch
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"
+    return torch, None
+
+
+def load_cupy() -> Any:
+    """Import CuPy and check for a GPU, or exit with a clear message."""
+    try:
+        import cupy
+    except ImportError:
+        sys.exit(
+            "--device cuda needs CuPy, which is not installed "
+            '(pip install -e ".[cuda]"); nothing was measured.'
+        )
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        sys.exit(
+            f"--device cuda needs an NVIDIA GPU, but CUDA reports none ({e}); nothing was measured."
+        )
+    if count < 1:
+        sys.exit("--device cuda needs an NVIDIA GPU, but CUDA reports none; nothing was measured.")
+    return cupy
+
+
+# --------------------------------------------------------------------------------------------
+# Data and initial weights
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_mnist(rows: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped data: float32 pixels in [0, 1] and int64 labels a linear rule can learn."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((rows, 784), dtype=np.float32)
+    rule = rng.standard_normal((784, 10)).astype(np.float32)
+    y = np.argmax((x - 0.5) @ rule, axis=1).astype(np.int64)
+    return x, y
+
+
+def real_mnist(root: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``rows`` MNIST training rows via tinygrad_mlp.datasets.mnist, scaled to [0, 1]."""
+    try:
+        from tinygrad_mlp import datasets
+    except Exception as e:
+        sys.exit(f"--data-dir needs tinygrad_mlp.datasets.mnist, which does not import: {e}")
+    data = datasets.mnist(root)
+    if isinstance(data, dict):
+        x = data.get("x_train", data.get("train_images"))
+        y = data.get("y_train", data.get("train_labels"))
+    else:
+        x, y = data[0], data[1]
+        if isinstance(x, tuple):  # ((x_train, y_train), (x_test, y_test))
+            x, y = x
+    x = np.asarray(x).reshape(len(x), -1)
+    scale = 255.0 if x.dtype == np.uint8 or float(x.max()) > 1.0 else 1.0
+    x = np.ascontiguousarray(x[:rows], dtype=np.float32) / np.float32(scale)
+    y = np.asarray(y[:rows]).astype(np.int64)
+    return x, y
+
+
+def init_weights(sizes: tuple[int, ...], seed: int) -> list[np.ndarray]:
+    """PyTorch-style uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights (out, in) and biases."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = 1.0 / math.sqrt(fan_in)
+        params.append(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+        params.append(rng.uniform(-bound, bound, (fan_out,)).astype(np.float32))
+    return params
+
+
+def host(array: Any) -> np.ndarray:
+    """A numpy copy of a numpy, CuPy or torch array."""
+    if hasattr(array, "detach"):
+        return array.detach().cpu().numpy()
+    if hasattr(array, "get") and not isinstance(array, np.ndarray):
+        return array.get()
+    return np.array(array)
+
+
+def eval_mnist_loss(params: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of the MLP on (x, y), in float64, for comparing contenders."""
+    w1, b1, w2, b2, w3, b3 = (np.asarray(p, dtype=np.float64) for p in params)
+    a = np.maximum(x @ w1.T + b1, 0)
+    a = np.maximum(a @ w2.T + b2, 0)
+    z = a @ w3.T + b3
+    z -= z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST-epoch contenders. Each has: name, reset(init) (untimed), epoch(rows) -> last loss,
+# sync(), params() -> numpy arrays.
+# --------------------------------------------------------------------------------------------
+
+
+class NumpyMnist:
+    """The MLP written by hand with numpy (or CuPy) arrays, float32 throughout."""
+
+    name = NUMPY
+
+    def __init__(self, xp: Any, x: Any, y: Any, lr: float = MNIST_LR, batch: int = BATCH):
+        self.xp, self.x, self.y, self.lr, self.batch = xp, x, y, lr, batch
+        self.weights: list[Any] = []
+
+    def reset(self, init: list[np.ndarray]) -> None:
+        """Start again from copies of ``init``."""
+        self.weights = [self.xp.asarray(p).copy() for p in init]
+
+    def epoch(self, rows: int) -> float:
+        """One pass of SGD over the first ``rows`` rows; returns the last batch's loss."""
+        xp, x, y, lr, bs = self.xp, self.x, self.y, self.lr, self.batch
+        w1, b1, w2, b2, w3, b3 = self.weights
+        full_rows = xp.arange(bs)
+        loss = None
+        for i in range(0, rows, bs):
+            xb = x[i : i + bs]
+            yb = y[i : i + bs]
+            m = xb.shape[0]
+            idx = full_rows if m == bs else xp.arange(m)
+            # forward
+            z1 = xb @ w1.T
+            z1 += b1
+            a1 = xp.maximum(z1, 0, out=z1)
+            z2 = a1 @ w2.T
+            z2 += b2
+            a2 = xp.maximum(z2, 0, out=z2)
+            z3 = a2 @ w3.T
+            z3 += b3
+            # stable softmax and the mean cross-entropy
+            z3 -= z3.max(axis=1, keepdims=True)
+            p = xp.exp(z3)
+            s = p.sum(axis=1, keepdims=True)
+            loss = (xp.log(s[:, 0]) - z3[idx, yb]).mean()
+            # backward: dZ3 = (P - onehot) / m
+            p /= s
+            p[idx, yb] -= 1
+            p /= m
+            dw3 = p.T @ a2
+            db3 = p.sum(axis=0)
+            da2 = p @ w3
+            da2 *= a2 > 0
+            dw2 = da2.T @ a1
+            db2 = da2.sum(axis=0)
+            da1 = da2 @ w2
+            da1 *= a1 > 0
+            dw1 = da1.T @ xb
+            db1 = da1.sum(axis=0)
+            # SGD
+            w3 -= lr * dw3
+            b3 -= lr * db3
+            w2 -= lr * dw2
+            b2 -= lr * db2
+            w1 -= lr * dw1
+            b1 -= lr * db1
+        return float(loss)
+
+    def sync(self) -> None:
+        """Wait for the GPU when running on CuPy."""
+        if self.xp is not np:
+            self.xp.cuda.Device().synchronize()
+
+    def params(self) -> list[np.ndarray]:
+        """The current weights as numpy arrays."""
+        return [host(p) for p in self.weights]
+
+
+def tiny_assign(model: Any, init: list[np.ndarray]) -> None:
+    """Copy ``init`` into the parameters of a tinygrad_mlp model, in place, checking shapes."""
+    params = list(model.parameters())
+    if len(params) != len(init):
+        raise RuntimeError(f"expected {len(init)} parameters, model has {len(params)}")
+    for p, value in zip(params, init, strict=True):
+        data = p.data
+        if tuple(data.shape) != value.shape:
+            raise RuntimeError(f"parameter shape {tuple(data.shape)} != expected {value.shape}")
+        if isinstance(data, np.ndarray):
+            data[...] = value
+        else:  # a CuPy array: copy from the host
+            data.set(np.ascontiguousarray(value, dtype=data.dtype))
+
+
+def tiny_params(model: Any) -> list[np.ndarray]:
+    """The parameters of a tinygrad_mlp model as numpy arrays."""
+    return [host(p.data) for p in model.parameters()]
+
+
+def tiny_to(model: Any, device: str) -> Any:
+    """Move a tinygrad_mlp model to ``device`` (``.to`` may return the model or None)."""
+    moved = model.to(device)
+    return model if moved is None else moved
+
+
+class TinyMnist:
+    """The MLP through tinygrad_mlp's public, PyTorch-like API."""
+
+    name = TINY
+
+    def __init__(self, tm: Any, x: Any, y: Any, device: str, cupy: Any = None):
+        self.tm, self.x, self.y, self.device, self.cupy = tm, x, y, device, cupy
+        self.model: Any = None
+        self.opt: Any = None
+
+    def reset(self, init: list[np.ndarray]) -> None:
+        """Build the model afresh and load ``init`` into it."""
+        nn = self.tm.nn
+        model = nn.Sequential(
+            nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
+        if self.device != "cpu":
+            model = tiny_to(model, self.device)
+        tiny_assign(model, init)
+        self.model = model
+        self.opt = self.tm.optim.SGD(model.parameters(), lr=MNIST_LR)
+
+    def epoch(self, rows: int) -> float:
+        """One pass of SGD over the first ``rows`` rows; returns the last batch's loss."""
+        tm, model, opt, x, y = self.tm, self.model, self.opt, self.x, self.y
+        cross_entropy = tm.functional.cross_entropy
+        loss = None
+        if self.device == "cpu":
+            for i in range(0, rows, BATCH):
+                xb = tm.Tensor(x[i : i + BATCH])
+                loss = cross_entropy(model(xb), y[i : i + BATCH])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        else:
+            for i in range(0, rows, BATCH):
+                xb = tm.Tensor(x[i : i + BATCH], device=self.device)
+                loss = cross_entropy(model(xb), y[i : i + BATCH])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return float(loss.item())
+
+    def sync(self) -> None:
+        """Wait for the GPU when running on CuPy."""
+        if self.cupy is not None:
+            self.cupy.cuda.Device().synchronize()
+
+    def params(self) -> list[np.ndarray]:
+        """The current weights as numpy arrays."""
+        return tiny_params(self.model)
+
+
+def torch_mlp(torch: Any, sizes: tuple[int, ...], hidden: str, out: str | None) -> Any:
+    """A torch.nn.Sequential of Linear layers with ``hidden`` activations (and ``out``)."""
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+    layers: list[Any] = []
+    for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+        if k < len(sizes) - 2:
+            layers.append(acts[hidden]())
+    if out is not None:
+        layers.append(acts[out]())
+    return torch.nn.Sequential(*layers)
+
+
+def torch_assign(torch: Any, model: Any, init: list[np.ndarray]) -> None:
+    """Copy ``init`` into a torch model's parameters, in place."""
+    with torch.no_grad():
+        for p, value in zip(model.parameters(), init, strict=True):
+            p.copy_(torch.from_numpy(value))
+
+
+class TorchMnist:
+    """The MLP in PyTorch eager mode (torch.nn, F.cross_entropy, torch.optim.SGD)."""
+
+    name = TORCH
+
+    def __init__(self, torch: Any, x: np.ndarray, y: np.ndarray, device: str):
+        self.torch, self.device = torch, device
+        if device == "cpu":
+            self.x, self.y = x, y
+        else:
+            self.x = torch.from_numpy(x).to(device)
+            self.y = torch.from_numpy(y).to(device)
+        self.model: Any = None
+        self.opt: Any = None
+
+    def reset(self, init: list[np.ndarray]) -> None:
+        """Build the model afresh and load ``init`` into it."""
+        model = torch_mlp(self.torch, MNIST_SIZES, "relu", None)
+        torch_assign(self.torch, model, init)
+        self.model = model.to(self.device)
+        self.opt = self.torch.optim.SGD(self.model.parameters(), lr=MNIST_LR)
+
+    def epoch(self, rows: int) -> float:
+        """One pass of SGD over the first ``rows`` rows; returns the last batch's loss."""
+        torch, model, opt, x, y = self.torch, self.model, self.opt, self.x, self.y
+        cross_entropy = torch.nn.functional.cross_entropy
+        loss = None
+        if self.device == "cpu":
+            from_numpy = torch.from_numpy
+            for i in range(0, rows, BATCH):
+                loss = cross_entropy(
+                    model(from_numpy(x[i : i + BATCH])), from_numpy(y[i : i + BATCH])
+                )
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        else:
+            for i in range(0, rows, BATCH):
+                loss = cross_entropy(model(x[i : i + BATCH]), y[i : i + BATCH])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return float(loss.item())
+
+    def sync(self) -> None:
+        """Wait for the GPU when running on CUDA."""
+        if self.device != "cpu":
+            self.torch.cuda.synchronize()
+
+    def params(self) -> list[np.ndarray]:
+        """The current weights as numpy arrays."""
+        return [host(p) for p in self.model.parameters()]
+
+
+# --------------------------------------------------------------------------------------------
+# XOR-step contenders. Each has: name, reset(init), steps(n) -> last loss, params().
+# --------------------------------------------------------------------------------------------
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+XOR_T = np.array([[0], [1], [1], [0]], dtype=np.float32)
+
+
+class NumpyXor:
+    """The 2-8-1 tanh/sigmoid network with MSE, written by hand in numpy, float32."""
+
+    name = NUMPY
+
+    def __init__(self) -> None:
+        self.weights: list[np.ndarray] = []
+
+    def reset(self, init: list[np.ndarray]) -> None:
+        """Start again from copies of ``init``."""
+        self.weights = [p.copy() for p in init]
+
+    def steps(self, n: int) -> float:
+        """``n`` full-batch SGD steps; returns the last step's loss."""
+        x, t, lr = XOR_X, XOR_T, XOR_LR
+        w1, b1, w2, b2 = self.weights
+        count = t.size
+        loss = None
+        for _ in range(n):
+            h = np.tanh(x @ w1.T + b1)
+            p = 1.0 / (1.0 + np.exp(-(h @ w2.T + b2)))
+            diff = p - t
+            loss = (diff * diff).mean()
+            dz2 = diff * (2.0 / count) * p * (1.0 - p)
+            dh = dz2 @ w2
+            dz1 = dh * (1.0 - h * h)
+            w2 -= lr * (dz2.T @ h)
+            b2 -= lr * dz2.sum(axis=0)
+            w1 -= lr * (dz1.T @ x)
+            b1 -= lr * dz1.sum(axis=0)
+        return float(loss)
+
+    def params(self) -> list[np.ndarray]:
+        """The current weights."""
+        return [p.copy() for p in self.weights]
+
+
+class TinyXor:
+    """The XOR network through tinygrad_mlp's public API."""
+
+    name = TINY
+
+    def __init__(self, tm: Any):
+        self.tm = tm
+        self.model: Any = None
+        self.opt: Any = None
+
+    def reset(self, init: list[np.ndarray]) -> None:
+        """Build the model afresh and load ``init`` into it."""
+        nn = self.tm.nn
+        self.model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid())
+        tiny_assign(self.model, init)
+        self.opt = self.tm.optim.SGD(self.model.parameters(), lr=XOR_LR)
+
+    def steps(self, n: int) -> float:
+        """``n`` full-batch SGD steps; returns the last step's loss."""
+        tm, model, opt = self.tm, self.model, self.opt
+        mse_loss = tm.functional.mse_loss
+        x, t = tm.Tensor(XOR_X), tm.Tensor(XOR_T)
+        loss = None
+        for _ in range(n):
+            loss = mse_loss(model(x), t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float(loss.item())
+
+    def params(self) -> list[np.ndarray]:
+        """The current weights as numpy arrays."""
+        return tiny_params(self.model)
+
+
+class TorchXor:
+    """The XOR network in PyTorch eager mode."""
+
+    name = TORCH
+
+    def __init__(self, torch: Any):
+        self.torch = torch
+        self.model: Any = None
+        self.opt: Any = None
+
+    def reset(self, init: list[np.ndarray]) -> None:
+        """Build the model afresh and load ``init`` into it."""
+        self.model = torch_mlp(self.torch, XOR_SIZES, "tanh", "sigmoid")
+        torch_assign(self.torch, self.model, init)
+        self.opt = self.torch.optim.SGD(self.model.parameters(), lr=XOR_LR)
+
+    def steps(self, n: int) -> float:
+        """``n`` full-batch SGD steps; returns the last step's loss."""
+        torch, model, opt = self.torch, self.model, self.opt
+        mse_loss = torch.nn.functional.mse_loss
+        x, t = torch.from_numpy(XOR_X), torch.from_numpy(XOR_T)
+        loss = None
+        for _ in range(n):
+            loss = mse_loss(model(x), t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float(loss.item())
+
+    def params(self) -> list[np.ndarray]:
+        """The current weights as numpy arrays."""
+        return [host(p) for p in self.model.parameters()]
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+class Report:
+    """Collects rows, notices and checks, and prints them."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.checks: list[dict[str, Any]] = []
+        self.verdicts: list[dict[str, Any]] = []
+
+    def note(self, text: str) -> None:
+        """Print a notice now and keep it for the JSON file."""
+        print(f"note: {text}", flush=True)
+        self.notes.append(text)
+
+
+def warm_up(contenders: list[Any], run: Any, report: Report, bench: str) -> list[Any]:
+    """Run each contender once, untimed; drop (with a notice) those that raise."""
+    kept = []
+    for c in contenders:
+        try:
+            run(c)
+        except Exception as e:
+            report.note(f"{bench}: {c.name} skipped, it failed on warm-up: {type(e).__name__}: {e}")
+            continue
+        kept.append(c)
+    return kept
+
+
+def round_robin(contenders: list[Any], repeats: int, timed: Any) -> dict[str, list[float]]:
+    """Time ``timed(c)`` for every contender in each repetition, rotating the order."""
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    k = len(contenders)
+    for r in range(repeats):
+        order = contenders[r % k :] + contenders[: r % k]
+        for c in order:
+            times[c.name].append(timed(c))
+    return times
+
+
+def add_rows(
+    report: Report,
+    bench: str,
+    unit: str,
+    scale: float,
+    times: dict[str, list[float]],
+    with_torch_ratio: bool,
+) -> None:
+    """Turn raw times (seconds) into table rows with medians, minimums and ratios."""
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    for name, ts in times.items():
+        row = {
+            "benchmark": bench,
+            "contender": name,
+            "unit": unit,
+            "median": med[name] * scale,
+            "min": min(ts) * scale,
+            "times": [t * scale for t in ts],
+            "ratio_vs_numpy": med[name] / med[NUMPY] if NUMPY in med else None,
+            "ratio_vs_torch": (
+                med[name] / med[TORCH] if with_torch_ratio and TORCH in med else None
+            ),
+        }
+        report.rows.append(row)
+
+
+def check_losses(report: Report, bench: str, results: dict[str, float]) -> None:
+    """Compare each contender's loss with numpy-by-hand's; print a warning when they differ."""
+    if NUMPY not in results:
+        return
+    ref = results[NUMPY]
+    for name, value in results.items():
+        ok = math.isfinite(value) and abs(value - ref) <= LOSS_ATOL + LOSS_RTOL * abs(ref)
+        report.checks.append(
+            {"benchmark": bench, "contender": name, "loss": value, "reference": ref, "ok": ok}
+        )
+        if name == NUMPY:
+            continue
+        if ok:
+            print(f"loss check {bench}: {name} {value:.6f} vs {NUMPY} {ref:.6f}: ok")
+        else:
+            print(
+                f"WARNING: loss check {bench}: {name} reached {value:.6f} but {NUMPY} "
+                f"reached {ref:.6f} from the same initial weights",
+                flush=True,
+            )
+
+
+def bench_mnist(
+    args: argparse.Namespace,
+    report: Report,
+    libs: dict[str, Any],
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Time one MNIST-shaped epoch per contender, interleaved, and check their final losses."""
+    x, y = data
+    rows = len(x)
+    init = init_weights(MNIST_SIZES, SEED)
+    device, cupy = args.device, libs.get("cupy")
+    contenders: list[Any] = []
+    if device == "cpu":
+        contenders.append(NumpyMnist(np, x, y))
+    else:
+        contenders.append(NumpyMnist(cupy, cupy.asarray(x), cupy.asarray(y)))
+    if libs["tm"] is not None:
+        if device == "cpu":
+            contenders.append(TinyMnist(libs["tm"], x, y, "cpu"))
+        else:
+            contenders.append(TinyMnist(libs["tm"], cupy.asarray(x), cupy.asarray(y), device, cupy))
+    if libs["torch"] is not None:
+        if device == "cpu" or libs["torch"].cuda.is_available():
+            contenders.append(TorchMnist(libs["torch"], x, y, device))
+        else:
+            report.note("mnist: pytorch skipped, torch.cuda.is_available() is False")
+
+    warm_rows = min(rows, 10 * BATCH)
+
+    def warm(c: Any) -> None:
+        c.reset(init)
+        c.epoch(warm_rows)
+        c.sync()
+
+    contenders = warm_up(contenders, warm, report, "mnist")
+    final: dict[str, float] = {}
+    last: dict[str, float] = {}
+
+    def timed(c: Any) -> float:
+        c.reset(init)
+        gc.collect()
+        c.sync()
+        start = time.perf_counter()
+        loss = c.epoch(rows)
+        c.sync()
+        elapsed = time.perf_counter() - start
+        last[c.name] = loss
+        final[c.name] = eval_mnist_loss(c.params(), x[:10_000], y[:10_000])
+        return elapsed
+
+    times = round_robin(contenders, args.repeats, timed)
+    bench = f"mnist epoch ({rows} rows, {device})"
+    add_rows(report, bench, "s", 1.0, times, with_torch_ratio=True)
+    for name in last:
+        print(
+            f"mnist: {name} last-batch loss {last[name]:.6f}, "
+            f"loss on 10k rows after the epoch {final[name]:.6f}"
+        )
+    check_losses(report, "mnist", final)
+
+
+def bench_xor(args: argparse.Namespace, report: Report, libs: dict[str, Any]) -> None:
+    """Time XOR training steps per contender, interleaved, and check their final losses."""
+    init = init_weights(XOR_SIZES, SEED + 1)
+    contenders: list[Any] = [NumpyXor()]
+    if libs["tm"] is not None:
+        contenders.append(TinyXor(libs["tm"]))
+    if libs["torch"] is not None:
+        contenders.append(TorchXor(libs["torch"]))
+    steps = args.xor_steps
+
+    def warm(c: Any) -> None:
+        c.reset(init)
+        c.steps(min(steps, 100))
+
+    contenders = warm_up(contenders, warm, report, "xor")
+    final: dict[str, float] = {}
+
+    def timed(c: Any) -> float:
+        c.reset(init)
+        gc.collect()
+        start = time.perf_counter()
+        final[c.name] = c.steps(steps)
+        return (time.perf_counter() - start) / steps
+
+    times = round_robin(contenders, args.repeats, timed)
+    add_rows(report, f"xor step ({steps} steps)", "us", 1e6, times, with_torch_ratio=True)
+    for name, value in final.items():
+        print(f"xor: {name} loss after {steps} steps {value:.6f}")
+    check_losses(report, "xor", final)
+
+
+def bench_memory(
+    args: argparse.Namespace,
+    report: Report,
+    libs: dict[str, Any],
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Peak traced memory (tracemalloc) of one MNIST epoch, data and weights made beforehand."""
+    x, y = data
+    rows = len(x)
+    init = init_weights(MNIST_SIZES, SEED)
+    contenders: list[Any] = [NumpyMnist(np, x, y)]
+    if libs["tm"] is not None:
+        contenders.append(TinyMnist(libs["tm"], x, y, "cpu"))
+    if libs["torch"] is not None:
+        report.note(
+            "memory: pytorch not measured, its CPU allocator does not report to tracemalloc"
+        )
+    peaks: dict[str, float] = {}
+    for c in contenders:
+        try:
+            c.reset(init)
+            c.epoch(min(rows, 2 * BATCH))  # warm-up, untraced
+            c.reset(init)
+            gc.collect()
+            tracemalloc.start()
+            tracemalloc.reset_peak()
+            c.epoch(rows)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        except Exception as e:
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+            report.note(f"memory: {c.name} skipped, it failed: {type(e).__name__}: {e}")
+            continue
+        peaks[c.name] = peak
+    mib = 1024.0 * 1024.0
+    for name, peak in peaks.items():
+        report.rows.append(
+            {
+                "benchmark": f"memory peak, mnist epoch ({rows} rows)",
+                "contender": name,
+                "unit": "MiB",
+                "median": peak / mib,
+                "min": peak / mib,
+                "times": [peak / mib],
+                "ratio_vs_numpy": peak / peaks[NUMPY] if NUMPY in peaks else None,
+                "ratio_vs_torch": None,
+            }
+        )
+
+
+def find_row(report: Report, prefix: str, contender: str) -> dict[str, Any] | None:
+    """The first table row whose benchmark starts with ``prefix``, for ``contender``."""
+    for row in report.rows:
+        if row["benchmark"].startswith(prefix) and row["contender"] == contender:
+            return row
+    return None
+
+
+def verdicts(report: Report, device: str) -> None:
+    """Compare the measured ratios with the targets and print one line per target."""
+    targets = [
+        ("mnist epoch", "ratio_vs_numpy", TARGET_MNIST, f"MNIST epoch time, {TINY} / {NUMPY}"),
+        ("xor step", "ratio_vs_torch", TARGET_XOR, f"XOR step time, {TINY} / {TORCH}"),
+        (
+            "memory peak",
+            "ratio_vs_numpy",
+            TARGET_MEMORY,
+            f"MNIST epoch peak memory, {TINY} / {NUMPY}",
+        ),
+    ]
+    print("\ntargets:")
+    for prefix, key, target, label in targets:
+        if not any(r["benchmark"].startswith(prefix) for r in report.rows):
+            continue
+        row = find_row(report, prefix, TINY)
+        value = None if row is None else row[key]
+        if value is None:
+            status = "n/a (a contender is missing)"
+        else:
+            status = "PASS" if value <= target else "FAIL"
+            if prefix == "mnist epoch" and device != "cpu":
+                status += " (target set for the cpu)"
+        shown = "-" if value is None else f"{value:.3f}"
+        print(f"  {label} = {shown} (target <= {target}): {status}")
+        report.verdicts.append({"target": label, "value": value, "limit": target, "status": status})
+
+
+def print_table(report: Report) -> None:
+    """Print the results as a fixed-width table."""
+    head = ["benchmark", "contender", "median", "min", "vs numpy", "vs pytorch"]
+    lines = []
+    for r in report.rows:
+        unit = r["unit"]
+        fmt = "{:.3f} " if unit == "s" else "{:.1f} "
+        lines.append(
+            [
+                r["benchmark"],
+                r["contender"],
+                fmt.format(r["median"]) + unit,
+                fmt.format(r["min"]) + unit,
+                "-" if r["ratio_vs_numpy"] is None else f"{r['ratio_vs_numpy']:.3f}",
+                "-" if r["ratio_vs_torch"] is None else f"{r['ratio_vs_torch']:.3f}",
+            ]
+        )
+    widths = [
+        max(len(h), *(len(line[k]) for line in lines)) if lines else len(h)
+        for k, h in enumerate(head)
+    ]
+
+    def fmt_line(cells: list[str]) -> str:
+        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
+        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
+        return "  ".join(left + right)
+
+    print()
+    print(fmt_line(head))
+    print("  ".join("-" * w for w in widths))
+    for line in lines:
+        print(fmt_line(line))
+
+
+def machine_info(libs: dict[str, Any]) -> dict[str, Any]:
+    """Facts about the machine and libraries that matter for the timings."""
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.argv]),
+        "platform": platform.platform(),
+        "processor": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas_name(),
+        "thread_env": {
+            k: os.environ.get(k, "unset")
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas_threads"] = [
+            f"{p.get('internal_api')}={p.get('num_threads')}" for p in threadpool_info()
+        ]
+    except Exception:
+        info["blas_threads"] = "unknown (threadpoolctl not installed), library default"
+    torch = libs.get("torch")
+    info["torch"] = None if torch is None else torch.__version__
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    tm = libs.get("tm")
+    info["tinygrad_mlp"] = None if tm is None else getattr(tm, "__version__", "?")
+    cupy = libs.get("cupy")
+    if cupy is not None:
+        info["cupy"] = cupy.__version__
+        try:
+            props = cupy.cuda.runtime.getDeviceProperties(0)
+            info["gpu"] = (
+                props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+            )
+        except Exception:
+            info["gpu"] = "?"
+    return info
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, or platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def blas_name() -> str:
+    """The BLAS numpy was built against, when numpy can say so cheaply."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:
+        return "?"
+
+
+def print_info(info: dict[str, Any]) -> None:
+    """Print the machine facts, one per line."""
+    for key, value in info.items():
+        print(f"{key:>13}: {value}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repetitions per contender (default 5; 2 with --quick)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke test: 6,400 rows, 2 repeats, 200 XOR steps"
+    )
+    ap.add_argument(
+        "--only", choices=["mnist", "xor", "memory"], default=None, help="run a single benchmark"
+    )
+    ap.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda runs the MNIST epoch on the GPU with CuPy and torch CUDA",
+    )
+    ap.add_argument(
+        "--data-dir",
+        default=None,
+        help="use real MNIST from this folder via tinygrad_mlp.datasets.mnist",
+    )
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write results as JSON")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="MNIST rows per epoch (default 60,000; 6,400 with --quick)",
+    )
+    ap.add_argument(
+        "--xor-steps",
+        type=int,
+        default=None,
+        help="XOR steps per repetition (default 2000; 200 with --quick)",
+    )
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    args = ap.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
+    if args.rows is None:
+        args.rows = 6_400 if args.quick else MNIST_ROWS
+    if args.xor_steps is None:
+        args.xor_steps = 200 if args.quick else XOR_STEPS
+    if args.repeats < 1 or args.rows < 1 or args.xor_steps < 1:
+        ap.error("--repeats, --rows and --xor-steps must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks and print (and optionally save) the results."""
+    args = parse_args(argv)
+    report = Report()
+    libs: dict[str, Any] = {"cupy": load_cupy() if args.device == "cuda" else None}
+    libs["tm"], why = load_tinygrad()
+    tm_note = None if why is None else f"{TINY} contender skipped, it does not import: {why}"
+    libs["torch"], why = load_torch(not args.no_torch)
+    torch_note = None if why is None else f"{TORCH} contender skipped: {why}"
+
+    info = machine_info(libs)
+    print_info(info)
+    for text in (tm_note, torch_note):
+        if text is not None:
+            report.note(text)
+
+    wanted = [args.only] if args.only else ["mnist", "xor", "memory"]
+    if args.device == "cuda":
+        for name in wanted:
+            if name != "mnist":
+                report.note(f"{name}: runs on the cpu only; skipped with --device cuda")
+        wanted = [w for w in wanted if w == "mnist"]
+    data = None
+    if "mnist" in wanted or "memory" in wanted:
+        if args.data_dir:
+            data = real_mnist(args.data_dir, args.rows)
+        else:
+            data = synthetic_mnist(args.rows)
+        print(
+            f"data: {'MNIST from ' + args.data_dir if args.data_dir else 'synthetic'}, "
+            f"{len(data[0])} rows, x {data[0].dtype}, y {data[1].dtype}"
+        )
+    print(f"repeats: {args.repeats} (median reported), order rotated each repetition\n", flush=True)
+
+    if "mnist" in wanted:
+        bench_mnist(args, report, libs, data)
+    if "xor" in wanted:
+        bench_xor(args, report, libs)
+    if "memory" in wanted:
+        bench_memory(args, report, libs, data)
+
+    print_table(report)
+    verdicts(report, args.device)
+    if args.json:
+        out = {
+            "machine": info,
+            "args": vars(args),
+            "results": report.rows,
+            "checks": report.checks,
+            "verdicts": report.verdicts,
+            "notes": report.notes,
+        }
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
