@@ -133,19 +133,13 @@ def real_mnist(root: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``rows`` MNIST training rows via tinygrad_mlp.datasets.mnist, scaled to [0, 1]."""
     try:
         from tinygrad_mlp import datasets
+
+        x, y = datasets.mnist(root, download=False)[:2]
     except Exception as e:
-        sys.exit(f"--data-dir needs tinygrad_mlp.datasets.mnist, which does not import: {e}")
-    data = datasets.mnist(root)
-    if isinstance(data, dict):
-        x = data.get("x_train", data.get("train_images"))
-        y = data.get("y_train", data.get("train_labels"))
-    else:
-        x, y = data[0], data[1]
-        if isinstance(x, tuple):  # ((x_train, y_train), (x_test, y_test))
-            x, y = x
-    x = np.asarray(x).reshape(len(x), -1)
-    scale = 255.0 if x.dtype == np.uint8 or float(x.max()) > 1.0 else 1.0
-    x = np.ascontiguousarray(x[:rows], dtype=np.float32) / np.float32(scale)
+        sys.exit(f"--data-dir {root}: could not load MNIST with tinygrad_mlp.datasets.mnist: {e}")
+    x = np.asarray(x[:rows]).reshape(min(rows, len(x)), -1)
+    scale = np.float32(255.0 if x.dtype == np.uint8 or float(x.max()) > 1.0 else 1.0)
+    x = np.ascontiguousarray(x, dtype=np.float32) / scale
     y = np.asarray(y[:rows]).astype(np.int64)
     return x, y
 
