@@ -1,0 +1,162 @@
+"""Check analytic gradients against central finite differences."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import backend
+from .backend import np
+from .tensor import Tensor, grad, no_grad
+
+__all__ = ["gradcheck", "GradcheckError"]
+
+
+class GradcheckError(AssertionError):
+    """Raised by ``gradcheck`` when an analytic gradient disagrees with finite differences."""
+
+
+def _outputs(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[Tensor]:
+    out = fn(*inputs)
+    outs = [out] if isinstance(out, Tensor) else list(out)
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor):
+            raise TypeError(f"gradcheck: output {i} of fn is a {type(o).__name__}, not a Tensor")
+    return outs
+
+
+def _values(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[Any]:
+    """The outputs of fn as float64 host arrays, with nothing recorded."""
+    with no_grad():
+        return [backend.to_numpy(o.data).astype(np.float64) for o in _outputs(fn, inputs)]
+
+
+def _close(analytic, numerical, atol: float, rtol: float):
+    return np.abs(analytic - numerical) <= atol + rtol * np.abs(numerical)
+
+
+def _fail(msg: str, raise_exception: bool) -> bool:
+    if raise_exception:
+        raise GradcheckError(msg)
+    return False
+
+
+def gradcheck(
+    fn: Callable[..., Any],
+    inputs: Tensor | Sequence[Tensor],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    fast: bool = False,
+    raise_exception: bool = True,
+    seed: int = 0,
+) -> bool:
+    """Compare the vector-Jacobian products of ``fn`` with central differences in float64.
+
+    Every input with ``requires_grad`` is checked against every output. With ``fast=True``
+    random projections u^T J v are compared instead of whole Jacobians. Returns True when all
+    agree; otherwise raises ``GradcheckError`` naming the output, input and element that disagree
+    with both values (or returns False when ``raise_exception`` is False).
+    """
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    checked = [i for i, t in enumerate(ins) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input has requires_grad=True")
+    for i in checked:
+        if ins[i].dtype != np.float64:
+            warnings.warn(
+                f"gradcheck: input {i} is {ins[i].dtype}, not float64; finite differences "
+                "with eps=1e-6 are unreliable in lower precision",
+                UserWarning,
+                stacklevel=2,
+            )
+    outs = _outputs(fn, ins)
+    rng = np.random.default_rng(seed)
+    for oi, out in enumerate(outs):
+        if not out.requires_grad:
+            continue
+        if fast:
+            ok = _check_fast(fn, ins, outs, oi, checked, eps, atol, rtol, rng, raise_exception)
+        else:
+            ok = _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception)
+        if not ok:
+            return False
+    return True
+
+
+def _numerical_column(fn, ins, t: Tensor, flat_index: int, direction, eps: float, oi: int):
+    """d out[oi] / d t along ``direction`` (one element when direction is None), by differences."""
+    original = t.data.copy()
+    flat = t.data.reshape(-1)
+    xp = backend.array_module_of(t.data)
+    step = eps if direction is None else xp.asarray(direction * eps, dtype=t.dtype).reshape(t.shape)
+    try:
+        if direction is None:
+            flat[flat_index] = original.reshape(-1)[flat_index] + eps
+        else:
+            t.data[...] = original + step
+        plus = _values(fn, ins)[oi]
+        if direction is None:
+            flat[flat_index] = original.reshape(-1)[flat_index] - eps
+        else:
+            t.data[...] = original - step
+        minus = _values(fn, ins)[oi]
+    finally:
+        t.data[...] = original
+    return (plus - minus) / (2 * eps)
+
+
+def _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception) -> bool:
+    out = outs[oi]
+    n_out = out.size
+    analytic = {i: np.zeros((n_out, ins[i].size)) for i in checked}
+    xp = backend.array_module_of(out.data)
+    for j in range(n_out):
+        seed = xp.zeros(out.size, dtype=out.dtype)
+        seed[j] = 1
+        gs = grad(out, [ins[i] for i in checked], seed.reshape(out.shape), retain_graph=True,
+                  allow_unused=True)
+        for i, g in zip(checked, gs):
+            if g is not None:
+                analytic[i][j] = backend.to_numpy(g).astype(np.float64).reshape(-1)
+    for i in checked:
+        t = ins[i]
+        numerical = np.zeros((n_out, t.size))
+        for k in range(t.size):
+            numerical[:, k] = _numerical_column(fn, ins, t, k, None, eps, oi).reshape(-1)
+        ok = _close(analytic[i], numerical, atol, rtol)
+        if not ok.all():
+            j, k = np.argwhere(~ok)[0]
+            return _fail(
+                f"gradcheck: Jacobian mismatch for output {oi} with respect to input {i}: "
+                f"d out[{_unravel(j, out.shape)}] / d in[{_unravel(k, t.shape)}]: "
+                f"numerical {numerical[j, k]:.8g} vs analytic {analytic[i][j, k]:.8g} "
+                f"({int((~ok).sum())} of {ok.size} entries differ)",
+                raise_exception,
+            )
+    return True
+
+
+def _check_fast(fn, ins, outs, oi, checked, eps, atol, rtol, rng, raise_exception) -> bool:
+    out = outs[oi]
+    u = rng.standard_normal(out.shape)
+    xp = backend.array_module_of(out.data)
+    gs = grad(out, [ins[i] for i in checked], xp.asarray(u, dtype=out.dtype), retain_graph=True,
+              allow_unused=True)
+    for i, g in zip(checked, gs):
+        t = ins[i]
+        v = rng.standard_normal(t.shape)
+        analytic = 0.0 if g is None else float((backend.to_numpy(g).astype(np.float64) * v).sum())
+        numerical = float((_numerical_column(fn, ins, t, 0, v, eps, oi) * u).sum())
+        if not _close(analytic, numerical, atol, rtol):
+            return _fail(
+                f"gradcheck (fast): u^T J v mismatch for output {oi} with respect to input {i}: "
+                f"numerical {numerical:.8g} vs analytic {analytic:.8g}",
+                raise_exception,
+            )
+    return True
+
+
+def _unravel(k: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(x) for x in np.unravel_index(int(k), shape)) if shape else ()

@@ -1,0 +1,617 @@
+"""The op registry: each op's forward and its vector-Jacobian product (VJP), side by side.
+
+Every op is two plain functions:
+
+- ``forward(xp, *arrays, **params) -> (out, saved)`` computes the result with the array module
+  ``xp`` (numpy or cupy) and returns what the backward needs as ``saved``;
+- ``backward(xp, g, saved, needs) -> tuple`` takes the incoming gradient ``g`` (shaped like
+  ``out``) and returns one gradient per array input, or ``None`` where ``needs[i]`` is False.
+
+Rules never think about broadcasting: the engine sums each gradient back to its input's shape.
+A backward must not write into ``g`` or into ``saved``: both may be shared.
+
+Each op also carries a ``sample``: the input shapes, value domains and parameters that the test
+suite uses to gradient-check every registered op automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Op", "Sample", "OPS", "register"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How to build valid inputs for gradient checks of an op.
+
+    ``shapes(n, m)`` gives the input shapes from two small sizes; ``domains`` names the value range
+    of each input ("real", "positive", "nonzero" = away from 0, "unit" = inside (0, 1),
+    "distinct" = no ties); ``params(shapes)`` gives the op's keyword parameters.
+    """
+
+    shapes: Callable[[int, int], tuple[tuple[int, ...], ...]] = lambda n, m: ((n, m),)
+    domains: tuple[str, ...] = ("real",)
+    params: Callable[[tuple[tuple[int, ...], ...]], dict[str, Any]] = lambda shapes: {}
+    broadcast: bool = False  # binary elementwise: the test also draws broadcastable pairs
+
+
+@dataclass(frozen=True)
+class Op:
+    """A differentiable primitive: a name, a forward and its vector-Jacobian product."""
+
+    name: str
+    forward: Callable[..., tuple[Any, Any]]
+    backward: Callable[..., tuple[Any, ...]]
+    arity: int
+    sample: Sample = field(default_factory=Sample)
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r})"
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(name: str, forward, backward, arity: int = 1, sample: Sample | None = None) -> Op:
+    """Add an op to the registry and return it."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is already registered")
+    op = Op(name, forward, backward, arity, sample or Sample())
+    OPS[name] = op
+    return op
+
+
+def _norm_axes(axis, ndim: int) -> tuple[int, ...] | None:
+    """Axis argument (None, int or tuple) as a tuple of non-negative ints, or None for all."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+        out.append(a % max(ndim, 1))
+    return tuple(out)
+
+
+def _expand(xp, g, axes, keepdims: bool):
+    """Re-insert the reduced axes of ``g`` so that it broadcasts against the input."""
+    if keepdims or axes is None:
+        return g
+    return xp.expand_dims(g, axes)
+
+
+_binary = Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("real", "real"), broadcast=True)
+
+
+# ---------------------------------------------------------------- elementwise arithmetic
+
+
+def _add(xp, a, b):
+    return a + b, None
+
+
+def _add_vjp(xp, g, saved, needs):
+    # d(a+b)/da = 1, d(a+b)/db = 1
+    return g, g
+
+
+ADD = register("add", _add, _add_vjp, 2, _binary)
+
+
+def _sub(xp, a, b):
+    return a - b, None
+
+
+def _sub_vjp(xp, g, saved, needs):
+    # d(a-b)/da = 1, d(a-b)/db = -1
+    return g, (-g if needs[1] else None)
+
+
+SUB = register("sub", _sub, _sub_vjp, 2, _binary)
+
+
+def _mul(xp, a, b):
+    return a * b, (a, b)
+
+
+def _mul_vjp(xp, g, saved, needs):
+    # d(ab)/da = b, d(ab)/db = a
+    a, b = saved
+    return (g * b if needs[0] else None), (g * a if needs[1] else None)
+
+
+MUL = register("mul", _mul, _mul_vjp, 2, _binary)
+
+
+def _div(xp, a, b):
+    return a / b, (a, b)
+
+
+def _div_vjp(xp, g, saved, needs):
+    # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+    a, b = saved
+    ga = g / b
+    return (ga if needs[0] else None), (-ga * a / b if needs[1] else None)
+
+
+DIV = register(
+    "div",
+    _div,
+    _div_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("real", "nonzero"), broadcast=True),
+)
+
+
+def _neg(xp, x):
+    return -x, None
+
+
+def _neg_vjp(xp, g, saved, needs):
+    # d(-x)/dx = -1
+    return (-g,)
+
+
+NEG = register("neg", _neg, _neg_vjp)
+
+
+def _pow(xp, x, exponent):
+    return x**exponent, (x, exponent)
+
+
+def _pow_vjp(xp, g, saved, needs):
+    # d/dx x^c = c x^(c-1)
+    x, c = saved
+    return (g * (c * x ** (c - 1)),)
+
+
+POW = register("pow", _pow, _pow_vjp, 1, Sample(domains=("positive",), params=lambda s: {"exponent": 1.5}))
+
+
+def _abs(xp, x):
+    return xp.abs(x), x
+
+
+def _abs_vjp(xp, g, x, needs):
+    # d/dx |x| = sign(x) (taken as 0 at the kink x = 0)
+    return (g * xp.sign(x),)
+
+
+ABS = register("abs", _abs, _abs_vjp, 1, Sample(domains=("nonzero",)))
+
+
+def _clamp(xp, x, low, high):
+    return xp.clip(x, low, high), (x, low, high)
+
+
+def _clamp_vjp(xp, g, saved, needs):
+    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside
+    x, low, high = saved
+    inside = xp.ones(x.shape, dtype=bool)
+    if low is not None:
+        inside &= x >= low
+    if high is not None:
+        inside &= x <= high
+    return (g * inside,)
+
+
+CLAMP = register(
+    "clamp", _clamp, _clamp_vjp, 1, Sample(domains=("nonzero",), params=lambda s: {"low": -0.05, "high": 100.0})
+)
+
+
+# ---------------------------------------------------------------- elementwise functions
+
+
+def _exp(xp, x):
+    out = xp.exp(x)
+    return out, out
+
+
+def _exp_vjp(xp, g, out, needs):
+    # d/dx e^x = e^x
+    return (g * out,)
+
+
+EXP = register("exp", _exp, _exp_vjp)
+
+
+def _log(xp, x):
+    return xp.log(x), x
+
+
+def _log_vjp(xp, g, x, needs):
+    # d/dx log x = 1/x
+    return (g / x,)
+
+
+LOG = register("log", _log, _log_vjp, 1, Sample(domains=("positive",)))
+
+
+def _relu(xp, x):
+    out = xp.maximum(x, 0)
+    return out, out
+
+
+def _relu_vjp(xp, g, out, needs):
+    # d/dx max(x, 0) = 1 where x > 0, else 0 (0 at the kink, as PyTorch)
+    return (g * (out > 0),)
+
+
+RELU = register("relu", _relu, _relu_vjp, 1, Sample(domains=("nonzero",)))
+
+
+def _sigmoid(xp, x):
+    # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|.
+    e = xp.exp(-xp.abs(x))
+    out = xp.where(x >= 0, 1, e) / (1 + e)
+    return out, out
+
+
+def _sigmoid_vjp(xp, g, s, needs):
+    # d/dx sigmoid(x) = s (1 - s)
+    return (g * s * (1 - s),)
+
+
+SIGMOID = register("sigmoid", _sigmoid, _sigmoid_vjp)
+
+
+def _tanh(xp, x):
+    out = xp.tanh(x)
+    return out, out
+
+
+def _tanh_vjp(xp, g, t, needs):
+    # d/dx tanh x = 1 - tanh^2 x
+    return (g * (1 - t * t),)
+
+
+TANH = register("tanh", _tanh, _tanh_vjp)
+
+
+def _softmax(xp, x, axis):
+    # NOTE: the max is subtracted first, so exp never overflows.
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+    return out, (out, axis)
+
+
+def _softmax_vjp(xp, g, saved, needs):
+    # dS_i/dZ_j = S_i (delta_ij - S_j)  =>  dZ = S * (g - sum(g * S))
+    s, axis = saved
+    return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
+
+
+SOFTMAX = register("softmax", _softmax, _softmax_vjp, 1, Sample(params=lambda s: {"axis": -1}))
+
+
+def _log_softmax(xp, x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return out, (out, axis)
+
+
+def _log_softmax_vjp(xp, g, saved, needs):
+    # d log_softmax(x)_i / dx_j = delta_ij - S_j  =>  dx = g - S * sum(g)
+    out, axis = saved
+    return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+LOG_SOFTMAX = register(
+    "log_softmax", _log_softmax, _log_softmax_vjp, 1, Sample(params=lambda s: {"axis": -1})
+)
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def _sum(xp, x, axis=None, keepdims=False):
+    axes = _norm_axes(axis, x.ndim)
+    return x.sum(axis=axes, keepdims=keepdims), (x.shape, axes, keepdims)
+
+
+def _sum_vjp(xp, g, saved, needs):
+    # d sum(x) / dx_i = 1: the gradient is copied to every summed element
+    shape, axes, keepdims = saved
+    return (xp.broadcast_to(_expand(xp, g, axes, keepdims), shape),)
+
+
+SUM = register("sum", _sum, _sum_vjp, 1, Sample(params=lambda s: {"axis": 0, "keepdims": False}))
+
+
+def _mean(xp, x, axis=None, keepdims=False):
+    axes = _norm_axes(axis, x.ndim)
+    out = x.mean(axis=axes, keepdims=keepdims)
+    return out, (x.shape, axes, keepdims, x.size // max(out.size, 1))
+
+
+def _mean_vjp(xp, g, saved, needs):
+    # d mean(x) / dx_i = 1/n
+    shape, axes, keepdims, n = saved
+    return (xp.broadcast_to(_expand(xp, g, axes, keepdims) / n, shape),)
+
+
+MEAN = register("mean", _mean, _mean_vjp, 1, Sample(params=lambda s: {"axis": -1, "keepdims": True}))
+
+
+def _max(xp, x, axis=None, keepdims=False):
+    axes = _norm_axes(axis, x.ndim)
+    top = x.max(axis=axes, keepdims=True)
+    out = top if keepdims else (top.reshape(()) if axes is None else xp.squeeze(top, axis=axes))
+    return out, (x, top, axes, keepdims)
+
+
+def _max_vjp(xp, g, saved, needs):
+    # d max(x) / dx_i = 1 at the maximum, 0 elsewhere; ties share the gradient equally
+    x, top, axes, keepdims = saved
+    mask = x == top
+    g = g.reshape(top.shape) if axes is None else _expand(xp, g, axes, keepdims)
+    return (g * mask / mask.sum(axis=axes, keepdims=True),)
+
+
+MAX = register(
+    "max", _max, _max_vjp, 1, Sample(domains=("distinct",), params=lambda s: {"axis": 1})
+)
+
+
+# ---------------------------------------------------------------- shape
+
+
+def _reshape(xp, x, shape):
+    return x.reshape(shape), x.shape
+
+
+def _reshape_vjp(xp, g, shape, needs):
+    # reshape only moves elements: the gradient moves back
+    return (g.reshape(shape),)
+
+
+RESHAPE = register("reshape", _reshape, _reshape_vjp, 1, Sample(params=lambda s: {"shape": (-1,)}))
+
+
+def _transpose(xp, x, axes=None):
+    out = x.transpose(axes)
+    inverse = None if axes is None else tuple(int(i) for i in xp.argsort(xp.asarray(axes)))
+    return out, inverse
+
+
+def _transpose_vjp(xp, g, inverse, needs):
+    # a permutation's inverse permutation carries the gradient back
+    return (g.transpose(inverse),)
+
+
+TRANSPOSE = register(
+    "transpose",
+    _transpose,
+    _transpose_vjp,
+    1,
+    Sample(shapes=lambda n, m: ((n, m, 2),), params=lambda s: {"axes": (1, 2, 0)}),
+)
+
+
+def _is_advanced(index) -> bool:
+    """True when an index uses integer or boolean arrays (numpy's advanced indexing)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(not isinstance(p, (int, slice, type(None), type(Ellipsis))) for p in parts)
+
+
+def _getitem(xp, x, index):
+    return x[index], (x.shape, x.dtype, index)
+
+
+def _getitem_vjp(xp, g, saved, needs):
+    # d x[index] / dx scatters the gradient back; repeated indices accumulate
+    shape, dtype, index = saved
+    out = xp.zeros(shape, dtype=dtype)
+    if _is_advanced(index):
+        xp.add.at(out, index, g)
+    else:
+        out[index] = g
+    return (out,)
+
+
+GETITEM = register(
+    "getitem",
+    _getitem,
+    _getitem_vjp,
+    1,
+    Sample(params=lambda s: {"index": ([0, s[0][0] - 1, 0], slice(None, None, -1))}),
+)
+
+
+# ---------------------------------------------------------------- matrix products
+
+
+def _matmul(xp, a, b):
+    return a @ b, (a, b)
+
+
+def _matmul_vjp(xp, g, saved, needs):
+    # C = A B  =>  dA = G B^T, dB = A^T G (1-D operands are promoted to matrices, as numpy does)
+    a, b = saved
+    if a.ndim == 1 and b.ndim == 1:
+        return (g * b if needs[0] else None), (g * a if needs[1] else None)
+    if a.ndim == 2 and b.ndim == 2:
+        return (g @ b.T if needs[0] else None), (a.T @ g if needs[1] else None)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = xp.expand_dims(g2, -2)
+    if b.ndim == 1:
+        g2 = xp.expand_dims(g2, -1)
+    ga = gb = None
+    if needs[0]:
+        ga = g2 @ xp.swapaxes(b2, -1, -2)
+        if a.ndim == 1:
+            ga = ga[..., 0, :]
+    if needs[1]:
+        gb = xp.swapaxes(a2, -1, -2) @ g2
+        if b.ndim == 1:
+            gb = gb[..., 0]
+    return ga, gb
+
+
+MATMUL = register(
+    "matmul",
+    _matmul,
+    _matmul_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (m, n + 1)), domains=("real", "real")),
+)
+
+
+def _linear(xp, x, w, b):
+    out = x @ w.T
+    out += b
+    return out, (x, w)
+
+
+def _linear_vjp(xp, g, saved, needs):
+    # y = x W^T + b  =>  dx = G W, dW = G^T x, db = sum of G over the batch
+    x, w = saved
+    g2 = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
+    x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
+    gx = (g2 @ w).reshape(x.shape) if needs[0] else None
+    gw = g2.T @ x2 if needs[1] else None
+    gb = g2.sum(axis=0) if needs[2] else None
+    return gx, gw, gb
+
+
+LINEAR = register(
+    "linear",
+    _linear,
+    _linear_vjp,
+    3,
+    Sample(shapes=lambda n, m: ((n, m), (m + 1, m), (m + 1,)), domains=("real", "real", "real")),
+)
+
+
+# ---------------------------------------------------------------- fused losses
+
+
+def _reduce(xp, losses, reduction: str):
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def _scale(xp, g, reduction: str, n: int, ndim: int):
+    """The incoming gradient of a reduced loss as a per-element factor."""
+    if reduction == "mean":
+        return g / n
+    if reduction == "sum":
+        return g
+    return g.reshape(g.shape + (1,) * (ndim - g.ndim))
+
+
+def _cross_entropy(xp, logits, target, reduction="mean"):
+    # NOTE: log-sum-exp with the row max subtracted: finite for logits of any size.
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = xp.exp(shifted)
+    sums = e.sum(axis=1, keepdims=True)
+    probs = e / sums
+    if target.ndim == 1:  # class indices
+        rows = xp.arange(len(target))
+        losses = xp.log(sums[:, 0]) - shifted[rows, target]
+    else:  # class probabilities
+        losses = -(target * (shifted - xp.log(sums))).sum(axis=1)
+    return _reduce(xp, losses, reduction), (probs, target, reduction)
+
+
+def _cross_entropy_vjp(xp, g, saved, needs):
+    # loss_i = -sum_c y_ic log softmax(z_i)_c  =>  dz_i = softmax(z_i) sum_c y_ic - y_i
+    probs, target, reduction = saved
+    if target.ndim == 1:
+        dz = probs.copy()
+        dz[xp.arange(len(target)), target] -= 1
+    else:
+        dz = probs * target.sum(axis=1, keepdims=True) - target
+    dz *= _scale(xp, g, reduction, len(probs), 2)
+    return (dz,)
+
+
+CROSS_ENTROPY = register(
+    "cross_entropy",
+    _cross_entropy,
+    _cross_entropy_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((n, m + 1),),
+        params=lambda s: {"target": [i % s[0][1] for i in range(s[0][0])], "reduction": "mean"},
+    ),
+)
+
+
+def _binary_cross_entropy(xp, p, y, reduction="mean"):
+    # NOTE: logs are clamped at -100, as PyTorch does, so p = 0 or 1 gives a finite loss.
+    losses = -(y * xp.maximum(xp.log(p), -100) + (1 - y) * xp.maximum(xp.log1p(-p), -100))
+    return _reduce(xp, losses, reduction), (p, y, reduction)
+
+
+def _binary_cross_entropy_vjp(xp, g, saved, needs):
+    # d/dp -(y log p + (1-y) log(1-p)) = (p - y) / (p (1 - p)), denominator kept >= 1e-12
+    p, y, reduction = saved
+    dp = (p - y) / xp.maximum(p * (1 - p), 1e-12)
+    return (dp * _scale(xp, g, reduction, p.size, p.ndim),)
+
+
+BINARY_CROSS_ENTROPY = register(
+    "binary_cross_entropy",
+    _binary_cross_entropy,
+    _binary_cross_entropy_vjp,
+    1,
+    Sample(
+        domains=("unit",),
+        params=lambda s: {"y": [[(i + j) % 2 for j in range(s[0][1])] for i in range(s[0][0])]},
+    ),
+)
+
+
+def _bce_with_logits(xp, z, y, reduction="mean"):
+    # NOTE: max(z, 0) - z y + log(1 + e^-|z|) is log(1 + e^z) - z y without overflow.
+    losses = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    return _reduce(xp, losses, reduction), (z, y, reduction)
+
+
+def _bce_with_logits_vjp(xp, g, saved, needs):
+    # d/dz [log(1 + e^z) - z y] = sigmoid(z) - y
+    z, y, reduction = saved
+    s, _ = _sigmoid(xp, z)
+    return ((s - y) * _scale(xp, g, reduction, z.size, z.ndim),)
+
+
+BCE_WITH_LOGITS = register(
+    "binary_cross_entropy_with_logits",
+    _bce_with_logits,
+    _bce_with_logits_vjp,
+    1,
+    Sample(params=lambda s: {"y": [[(i * j) % 2 for j in range(s[0][1])] for i in range(s[0][0])]}),
+)
+
+
+def _mse_loss(xp, pred, target, reduction="mean"):
+    diff = pred - target
+    return _reduce(xp, diff * diff, reduction), (diff, reduction)
+
+
+def _mse_loss_vjp(xp, g, saved, needs):
+    # d/dp mean((p - y)^2) = 2 (p - y) / n, and the negative of it for y
+    diff, reduction = saved
+    gp = diff * (2 * _scale(xp, g, reduction, diff.size, diff.ndim))
+    return (gp if needs[0] else None), (-gp if needs[1] else None)
+
+
+MSE_LOSS = register(
+    "mse_loss",
+    _mse_loss,
+    _mse_loss_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("real", "real")),
+)
