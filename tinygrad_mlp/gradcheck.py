@@ -88,17 +88,19 @@ def gradcheck(
 def _numerical_column(fn, ins, t: Tensor, flat_index: int, direction, eps: float, oi: int):
     """d out[oi] / d t along ``direction`` (one element when direction is None), by differences."""
     original = t.data.copy()
-    flat = t.data.reshape(-1)
+    # NOTE: index the array itself: reshape(-1) copies a non-contiguous array, and a step
+    # written into that copy would never reach fn.
+    where = tuple(int(i) for i in np.unravel_index(flat_index, t.shape))
     xp = backend.array_module_of(t.data)
     step = eps if direction is None else xp.asarray(direction * eps, dtype=t.dtype).reshape(t.shape)
     try:
         if direction is None:
-            flat[flat_index] = original.reshape(-1)[flat_index] + eps
+            t.data[where] = original[where] + eps
         else:
             t.data[...] = original + step
         plus = _values(fn, ins)[oi]
         if direction is None:
-            flat[flat_index] = original.reshape(-1)[flat_index] - eps
+            t.data[where] = original[where] - eps
         else:
             t.data[...] = original - step
         minus = _values(fn, ins)[oi]
