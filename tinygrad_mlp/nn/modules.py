@@ -63,17 +63,16 @@ class Module:
 
     def _members(self) -> Iterator[tuple[str, Any]]:
         """(name, value) for each Parameter and Module held directly, in definition order."""
-        for name, value in vars(self).items():
+        # containers nest: a list of lists or a dict of lists is searched all the way down
+        stack = list(reversed(vars(self).items()))
+        while stack:
+            name, value = stack.pop()
             if isinstance(value, (Parameter, Module)):
                 yield name, value
             elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, (Parameter, Module)):
-                        yield f"{name}.{i}", item
+                stack.extend(reversed([(f"{name}.{i}", v) for i, v in enumerate(value)]))
             elif isinstance(value, dict):
-                for key, item in value.items():
-                    if isinstance(item, (Parameter, Module)):
-                        yield f"{name}.{key}", item
+                stack.extend(reversed([(f"{name}.{k}", v) for k, v in value.items()]))
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) for each direct submodule."""
