@@ -150,6 +150,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
         raise ValueError(f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} "
                          f"{shapes}: {e}") from None
+    if xp is np and type(out) is not np.ndarray:
+        out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
     if _Mode.grad_enabled:
         needs = tuple(t.requires_grad for t in inputs)
         if True in needs:
@@ -682,6 +684,8 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
         g = grads.pop(id(t), None)
         if g is None:
             continue
+        if isinstance(g, np.generic):
+            g = np.asarray(g)  # numpy returns products and sums of 0-d arrays as scalars
         node = t._node
         if wanted_ids is not None:
             if id(t) in wanted_ids:
