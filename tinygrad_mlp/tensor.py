@@ -71,7 +71,7 @@ def is_grad_enabled() -> bool:
 
 
 def set_anomaly_detection(enabled: bool) -> None:
-    """Make backward raise at the first op whose gradient holds NaN or inf, naming the op."""
+    """Make backward raise at the first op whose output or gradient holds NaN or inf, naming it."""
     _Mode.anomaly = bool(enabled)
 
 
@@ -664,6 +664,24 @@ def _check_finite(xp, g, node: Node, i: int) -> None:
         )
 
 
+def _all_finite(array) -> bool:
+    return bool(backend.array_module_of(array).isfinite(array).all())
+
+
+def _check_forward(order: list[Tensor]) -> None:
+    """Raise at the first op, in forward order, whose output holds NaN or inf from finite inputs."""
+    for t in order:
+        node = t._node
+        if node is None or _all_finite(t.data) or not all(_all_finite(x.data) for x in node.inputs):
+            continue
+        what = "nan" if bool(backend.array_module_of(t.data).isnan(t.data).any()) else "inf"
+        where = f"\nthe op was created at:\n{node.trace}" if node.trace else ""
+        raise RuntimeError(
+            f"anomaly detected: op '{node.op.name}' produced {what} in its forward output "
+            f"(shape {tuple(t.shape)}) from finite inputs{where}"
+        )
+
+
 def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     """Propagate seeds from ``roots`` to the leaves.
 
@@ -680,6 +698,8 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     results: dict[int, Any] = {}
     handed: set[int] = set()
     anomaly = _Mode.anomaly
+    if anomaly:
+        _check_forward(order)
     for t in reversed(order):
         g = grads.pop(id(t), None)
         if g is None:
