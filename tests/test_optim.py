@@ -1,0 +1,717 @@
+"""Optimizers: updates checked against the formulas written out by hand, validation, state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import optim
+from tinygrad_mlp.serialization import load, save
+
+
+class _Plain:
+    """A stand-in parameter: just the attributes an optimizer reads."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.grad = None
+        self.requires_grad = True
+
+
+def make_param(values, dtype=np.float64):
+    """A trainable tensor holding a copy of values (a plain stand-in without the engine)."""
+    array = np.array(values, dtype=dtype)
+    tensor_cls = getattr(tm, "Tensor", None)
+    if tensor_cls is None:
+        return _Plain(array)
+    return tensor_cls(array, requires_grad=True)
+
+
+def set_grad(p, values):
+    p.grad = np.array(values, dtype=p.data.dtype)
+
+
+P0 = np.array([[0.5, -1.0, 2.0], [0.25, 3.0, -0.75]])
+GRADS = [
+    np.array([[0.1, -0.2, 0.3], [0.4, -0.5, 0.6]]),
+    np.array([[-0.3, 0.1, 0.2], [0.05, 0.7, -0.4]]),
+    np.array([[0.2, 0.2, -0.1], [-0.6, 0.3, 0.1]]),
+    np.array([[0.0, -0.4, 0.5], [0.2, -0.1, -0.2]]),
+]
+
+
+def run(opt_factory, grads=GRADS, p0=P0):
+    p = make_param(p0)
+    opt = opt_factory([p])
+    history = []
+    for g in grads:
+        set_grad(p, g)
+        opt.step()
+        history.append(p.data.copy())
+    return history
+
+
+# ---------------------------------------------------------------- SGD, written out by hand
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_plain_step_is_p_minus_lr_g(dtype):
+    p = make_param(P0, dtype)
+    set_grad(p, GRADS[0])
+    data = p.data
+    optim.SGD([p], lr=0.1).step()
+    expected = P0.astype(dtype) - dtype(0.1) * GRADS[0].astype(dtype)
+    np.testing.assert_array_equal(p.data, expected)
+    assert p.data.dtype == dtype
+    assert p.data is data  # updated in place
+
+
+def test_sgd_momentum_by_hand():
+    lr, mu = 0.1, 0.9
+    g1, g2, g3, _ = GRADS
+    buf1 = g1
+    p1 = P0 - lr * buf1
+    buf2 = mu * buf1 + g2
+    p2 = p1 - lr * buf2
+    buf3 = mu * buf2 + g3
+    p3 = p2 - lr * buf3
+    got = run(lambda ps: optim.SGD(ps, lr=lr, momentum=mu), GRADS[:3])
+    for a, b in zip(got, [p1, p2, p3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
+
+
+def test_sgd_dampening_by_hand():
+    lr, mu, damp = 0.05, 0.8, 0.3
+    g1, g2, g3, _ = GRADS
+    buf1 = g1  # the first step takes the gradient undamped
+    p1 = P0 - lr * buf1
+    buf2 = mu * buf1 + (1 - damp) * g2
+    p2 = p1 - lr * buf2
+    buf3 = mu * buf2 + (1 - damp) * g3
+    p3 = p2 - lr * buf3
+    got = run(lambda ps: optim.SGD(ps, lr=lr, momentum=mu, dampening=damp), GRADS[:3])
+    for a, b in zip(got, [p1, p2, p3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
+
+
+def test_sgd_nesterov_by_hand():
+    lr, mu = 0.1, 0.9
+    g1, g2, g3, _ = GRADS
+    buf1 = g1
+    p1 = P0 - lr * (g1 + mu * buf1)
+    buf2 = mu * buf1 + g2
+    p2 = p1 - lr * (g2 + mu * buf2)
+    buf3 = mu * buf2 + g3
+    p3 = p2 - lr * (g3 + mu * buf3)
+    got = run(lambda ps: optim.SGD(ps, lr=lr, momentum=mu, nesterov=True), GRADS[:3])
+    for a, b in zip(got, [p1, p2, p3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
+
+
+def test_sgd_weight_decay_by_hand():
+    lr, wd = 0.1, 0.01
+    g1, g2, _, _ = GRADS
+    p1 = P0 - lr * (g1 + wd * P0)
+    p2 = p1 - lr * (g2 + wd * p1)
+    got = run(lambda ps: optim.SGD(ps, lr=lr, weight_decay=wd), GRADS[:2])
+    for a, b in zip(got, [p1, p2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
+
+
+def test_sgd_weight_decay_with_momentum_by_hand():
+    lr, mu, wd = 0.1, 0.5, 0.1
+    g1, g2, g3, _ = GRADS
+    d1 = g1 + wd * P0
+    buf1 = d1
+    p1 = P0 - lr * buf1
+    d2 = g2 + wd * p1
+    buf2 = mu * buf1 + d2
+    p2 = p1 - lr * buf2
+    d3 = g3 + wd * p2
+    buf3 = mu * buf2 + d3
+    p3 = p2 - lr * buf3
+    got = run(lambda ps: optim.SGD(ps, lr=lr, momentum=mu, weight_decay=wd), GRADS[:3])
+    for a, b in zip(got, [p1, p2, p3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
+
+
+def test_sgd_maximize_by_hand():
+    lr, mu = 0.1, 0.9
+    g1, g2, _, _ = GRADS
+    buf1 = -g1
+    p1 = P0 - lr * buf1
+    buf2 = mu * buf1 + (-g2)
+    p2 = p1 - lr * buf2
+    got = run(lambda ps: optim.SGD(ps, lr=lr, momentum=mu, maximize=True), GRADS[:2])
+    for a, b in zip(got, [p1, p2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
+    plain = run(lambda ps: optim.SGD(ps, lr=lr, maximize=True), GRADS[:1])
+    np.testing.assert_allclose(plain[0], P0 + lr * g1, rtol=1e-15)
+
+
+def sgd_reference(p, grads, lr, momentum, dampening, nesterov, weight_decay, maximize):
+    """PyTorch's SGD in plain numpy, one parameter, float64."""
+    p = p.copy()
+    buf = None
+    out = []
+    for g in grads:
+        d = -g if maximize else g
+        d = d + weight_decay * p
+        if momentum != 0:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+        out.append(p)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lr=st.floats(0.0, 1.0),
+    momentum=st.sampled_from([0.0, 0.5, 0.9]),
+    dampening=st.sampled_from([0.0, 0.1, 0.5]),
+    nesterov=st.booleans(),
+    weight_decay=st.sampled_from([0.0, 1e-3, 0.1]),
+    maximize=st.booleans(),
+)
+def test_sgd_matches_reference(lr, momentum, dampening, nesterov, weight_decay, maximize):
+    if nesterov and (momentum == 0.0 or dampening != 0.0):
+        nesterov = False
+    kw = dict(
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+    got = run(lambda ps: optim.SGD(ps, **kw))
+    want = sgd_reference(P0, GRADS, **kw)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+# ---------------------------------------------------------------- Adam and AdamW, by hand
+
+
+def adam_by_hand(lr, b1, b2, eps, wd=0.0, decoupled=False, amsgrad=False):
+    """The first three Adam steps, unrolled."""
+    g1, g2, g3, _ = GRADS
+    p = P0.copy()
+    out = []
+    m = np.zeros_like(P0)
+    v = np.zeros_like(P0)
+    v_max = np.zeros_like(P0)
+    # step 1
+    if decoupled:
+        p = p * (1 - lr * wd)
+        d = g1
+    else:
+        d = g1 + wd * p
+    m = (1 - b1) * d
+    v = (1 - b2) * d * d
+    v_max = np.maximum(v_max, v)
+    vv = v_max if amsgrad else v
+    p = p - lr / (1 - b1) * m / (np.sqrt(vv) / math.sqrt(1 - b2) + eps)
+    out.append(p)
+    # step 2
+    if decoupled:
+        p = p * (1 - lr * wd)
+        d = g2
+    else:
+        d = g2 + wd * p
+    m = b1 * m + (1 - b1) * d
+    v = b2 * v + (1 - b2) * d * d
+    v_max = np.maximum(v_max, v)
+    vv = v_max if amsgrad else v
+    p = p - lr / (1 - b1**2) * m / (np.sqrt(vv) / math.sqrt(1 - b2**2) + eps)
+    out.append(p)
+    # step 3
+    if decoupled:
+        p = p * (1 - lr * wd)
+        d = g3
+    else:
+        d = g3 + wd * p
+    m = b1 * m + (1 - b1) * d
+    v = b2 * v + (1 - b2) * d * d
+    v_max = np.maximum(v_max, v)
+    vv = v_max if amsgrad else v
+    p = p - lr / (1 - b1**3) * m / (np.sqrt(vv) / math.sqrt(1 - b2**3) + eps)
+    out.append(p)
+    return out
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.05, amsgrad=True),
+        dict(lr=0.05, weight_decay=0.05, amsgrad=True),
+    ],
+)
+def test_adam_first_three_steps_by_hand(kw):
+    got = run(lambda ps: optim.Adam(ps, **kw), GRADS[:3])
+    lr = kw.get("lr", 1e-3)
+    b1, b2 = kw.get("betas", (0.9, 0.999))
+    want = adam_by_hand(
+        lr,
+        b1,
+        b2,
+        kw.get("eps", 1e-8),
+        kw.get("weight_decay", 0.0),
+        False,
+        kw.get("amsgrad", False),
+    )
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.0),
+        dict(lr=0.05, weight_decay=0.2, amsgrad=True),
+    ],
+)
+def test_adamw_first_three_steps_by_hand(kw):
+    got = run(lambda ps: optim.AdamW(ps, **kw), GRADS[:3])
+    lr = kw.get("lr", 1e-3)
+    b1, b2 = kw.get("betas", (0.9, 0.999))
+    want = adam_by_hand(
+        lr,
+        b1,
+        b2,
+        kw.get("eps", 1e-8),
+        kw.get("weight_decay", 1e-2),
+        True,
+        kw.get("amsgrad", False),
+    )
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_adam_state_holds_moments_and_step():
+    p = make_param(P0)
+    opt = optim.Adam([p], lr=0.1)
+    for g in GRADS[:2]:
+        set_grad(p, g)
+        opt.step()
+    state = opt.state[p]
+    assert state["step"] == 2
+    np.testing.assert_allclose(state["exp_avg"], 0.9 * 0.1 * GRADS[0] + 0.1 * GRADS[1])
+    expected_v = 0.999 * 0.001 * GRADS[0] ** 2 + 0.001 * GRADS[1] ** 2
+    np.testing.assert_allclose(state["exp_avg_sq"], expected_v)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [optim.Adam, optim.AdamW])
+def test_adam_keeps_dtype_and_updates_in_place(make, dtype):
+    p = make_param(P0, dtype)
+    data = p.data
+    opt = make([p], lr=0.01)
+    set_grad(p, GRADS[0])
+    opt.step()
+    assert p.data is data and p.data.dtype == dtype
+    assert opt.state[p]["exp_avg"].dtype == dtype
+
+
+# ---------------------------------------------------------------- zero_grad, None grads, groups
+
+
+def test_zero_grad_set_to_none():
+    a, b = make_param(P0), make_param(P0)
+    set_grad(a, GRADS[0])
+    opt = optim.SGD([a, b], lr=0.1)
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_zero_grad_fills_zeros_in_place():
+    a = make_param(P0)
+    set_grad(a, GRADS[0])
+    g = a.grad
+    optim.SGD([a], lr=0.1).zero_grad(set_to_none=False)
+    assert a.grad is g
+    np.testing.assert_array_equal(a.grad, np.zeros_like(P0))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1),
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+        lambda ps: optim.Adam(ps, lr=0.1),
+        lambda ps: optim.AdamW(ps, lr=0.1),
+    ],
+)
+def test_params_without_grad_are_skipped(make):
+    a, b = make_param(P0), make_param(P0)
+    set_grad(a, GRADS[0])
+    opt = make([a, b])
+    opt.step()
+    np.testing.assert_array_equal(b.data, P0)
+    assert not np.array_equal(a.data, P0)
+    assert b not in opt.state
+
+
+def test_param_groups_with_their_own_lr():
+    a, b = make_param(P0), make_param(P0)
+    opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+    set_grad(a, GRADS[0])
+    set_grad(b, GRADS[0])
+    opt.step()
+    np.testing.assert_allclose(a.data, P0 - 0.1 * GRADS[0])
+    np.testing.assert_allclose(b.data, P0 - 0.5 * GRADS[0])
+
+
+def test_lr_changed_in_group_takes_effect():
+    a = make_param(P0)
+    opt = optim.SGD([a], lr=0.1)
+    opt.param_groups[0]["lr"] = 0.01
+    set_grad(a, GRADS[0])
+    opt.step()
+    np.testing.assert_allclose(a.data, P0 - 0.01 * GRADS[0])
+
+
+def test_step_returns_closure_loss():
+    a = make_param(P0)
+
+    def closure():
+        set_grad(a, GRADS[0])
+        return 1.5
+
+    assert optim.SGD([a], lr=0.1).step(closure) == 1.5
+    np.testing.assert_allclose(a.data, P0 - 0.1 * GRADS[0])
+
+
+def test_param_list_refusals():
+    a = make_param(P0)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="more than once"):
+        optim.SGD([a, a], lr=0.1)
+    with pytest.raises(ValueError, match="group 1 shares parameters with parameter group 0"):
+        optim.SGD([{"params": [a]}, {"params": [a]}], lr=0.1)
+    with pytest.raises(TypeError, match="iterable"):
+        optim.SGD(a, lr=0.1)
+    with pytest.raises(TypeError, match=r"params\[1\] is a ndarray"):
+        optim.SGD([a, np.zeros(3)], lr=0.1)
+    with pytest.raises(KeyError, match="no 'params' key"):
+        optim.SGD([{"lr": 0.1}], lr=0.1)
+    with pytest.raises(TypeError, match="not a set"):
+        optim.SGD([{"params": {a}}], lr=0.1)
+
+
+def test_state_is_keyed_by_parameter():
+    a = make_param(P0)
+    opt = optim.SGD([a], lr=0.1, momentum=0.9)
+    set_grad(a, GRADS[0])
+    opt.step()
+    np.testing.assert_array_equal(opt.state[a]["momentum_buffer"], GRADS[0])
+    assert a in opt.state and len(opt.state) == 1
+    assert list(opt.state) == [a]
+
+
+# ---------------------------------------------------------------- ValueErrors
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda ps: optim.SGD(ps, lr=-0.1), "invalid lr: -0.1"),
+        (lambda ps: optim.SGD(ps, lr="0.1"), "invalid lr: '0.1'"),
+        (lambda ps: optim.SGD(ps, lr=None), "invalid lr: None"),
+        (lambda ps: optim.SGD(ps, lr=float("nan")), "invalid lr: nan"),
+        (lambda ps: optim.SGD(ps, lr=True), "invalid lr: True"),
+        (lambda ps: optim.SGD(ps, lr=0.1, momentum=-0.5), "invalid momentum: -0.5"),
+        (lambda ps: optim.SGD(ps, lr=0.1, weight_decay=-1), "invalid weight_decay: -1"),
+        (lambda ps: optim.SGD(ps, lr=0.1, dampening="x"), "invalid dampening: 'x'"),
+        (lambda ps: optim.SGD(ps, lr=0.1, nesterov=True), r"nesterov.*momentum=0.0"),
+        (
+            lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            r"nesterov.*dampening=0.1",
+        ),
+        (lambda ps: optim.SGD(ps, lr=0.1, nesterov="yes"), "invalid nesterov: 'yes'"),
+        (lambda ps: optim.SGD(ps, lr=0.1, maximize=1), "invalid maximize: 1"),
+        (lambda ps: optim.Adam(ps, lr=-1e-3), "invalid lr: -0.001"),
+        (lambda ps: optim.Adam(ps, lr="fast"), "invalid lr: 'fast'"),
+        (lambda ps: optim.Adam(ps, betas=(1.0, 0.999)), r"invalid betas\[0\]: 1.0"),
+        (lambda ps: optim.Adam(ps, betas=(0.9, -0.1)), r"invalid betas\[1\]: -0.1"),
+        (lambda ps: optim.Adam(ps, betas=(0.9,)), r"invalid betas: \(0.9,\)"),
+        (lambda ps: optim.Adam(ps, betas=0.9), "invalid betas: 0.9"),
+        (lambda ps: optim.Adam(ps, eps=-1e-8), "invalid eps: -1e-08"),
+        (lambda ps: optim.Adam(ps, weight_decay=-0.1), "invalid weight_decay: -0.1"),
+        (lambda ps: optim.Adam(ps, amsgrad="no"), "invalid amsgrad: 'no'"),
+        (lambda ps: optim.AdamW(ps, lr=-1.0), "invalid lr: -1.0"),
+        (lambda ps: optim.AdamW(ps, betas=(0.9, 1.5)), r"invalid betas\[1\]: 1.5"),
+        (lambda ps: optim.AdamW(ps, eps=-1.0), "invalid eps: -1.0"),
+        (lambda ps: optim.AdamW(ps, weight_decay=-0.01), "invalid weight_decay: -0.01"),
+        (lambda ps: optim.SGD([{"params": ps, "lr": -2.0}], lr=0.1), "invalid lr: -2.0"),
+    ],
+)
+def test_invalid_hyper_parameters_raise_value_error(make, message):
+    with pytest.raises(ValueError, match=message):
+        make([make_param(P0)])
+
+
+# ---------------------------------------------------------------- state_dict
+
+
+def grads_at(step, params):
+    """Deterministic gradients that depend on the parameters, like a real loss."""
+    out = []
+    for i, p in enumerate(params):
+        wiggle = np.sin(np.arange(p.data.size).reshape(p.data.shape) + step + 3 * i)
+        out.append((p.data - 0.5 * wiggle).astype(p.data.dtype))
+    return out
+
+
+def mlp_params(dtype=np.float32):
+    gen = np.random.default_rng(0)
+    shapes = [(8, 4), (8,), (8, 8), (8,), (3, 8), (3,)]
+    return [make_param(gen.standard_normal(s), dtype) for s in shapes]
+
+
+def train(params, opt, steps, start=0):
+    for t in range(start, start + steps):
+        for p, g in zip(params, grads_at(t, params), strict=True):
+            p.grad = g
+        params[-1].grad = None if t % 3 == 0 else params[-1].grad  # a param without grad
+        opt.step()
+
+
+OPTIMIZERS = [
+    lambda ps: optim.SGD(ps, lr=0.05),
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-3),
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, maximize=False),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=1e-3),
+    lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True),
+    lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+    lambda ps: optim.AdamW([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.003}]),
+]
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS)
+def test_resume_from_saved_state_matches_uninterrupted_training(make, tmp_path):
+    straight = mlp_params()
+    opt = make(straight)
+    train(straight, opt, 10)
+
+    first = mlp_params()
+    opt1 = make(first)
+    train(first, opt1, 4)
+    save({f"p{i}": p for i, p in enumerate(first)}, tmp_path / "model.npz")
+    save(opt1.state_dict(), tmp_path / "optim.npz")
+
+    restored = mlp_params()
+    weights = load(tmp_path / "model.npz")
+    for i, p in enumerate(restored):
+        p.data[...] = weights[f"p{i}"]
+    opt2 = make(restored)
+    opt2.load_state_dict(load(tmp_path / "optim.npz"))
+    train(restored, opt2, 6, start=4)
+
+    for a, b in zip(straight, restored, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_state_dict_layout_like_pytorch():
+    ps = mlp_params()
+    opt = optim.Adam([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.1}], lr=0.01)
+    train(ps, opt, 1, start=1)
+    sd = opt.state_dict()
+    assert sorted(sd) == ["param_groups", "state"]
+    assert [g["params"] for g in sd["param_groups"]] == [[0, 1], [2, 3, 4, 5]]
+    assert sd["param_groups"][1]["lr"] == 0.1
+    assert sd["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert sorted(sd["state"]) == [0, 1, 2, 3, 4, 5]
+    assert sorted(sd["state"][0]) == ["exp_avg", "exp_avg_sq", "step"]
+    assert sd["state"][0]["step"] == 1
+
+
+def test_state_dict_is_a_snapshot():
+    ps = mlp_params()
+    opt = optim.SGD(ps, lr=0.1, momentum=0.9)
+    train(ps, opt, 1)
+    sd = opt.state_dict()
+    before = sd["state"][0]["momentum_buffer"].copy()
+    train(ps, opt, 1, start=1)
+    np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"], before)
+
+
+def test_load_state_dict_casts_to_parameter_dtype_and_copies():
+    ps64 = mlp_params(np.float64)
+    opt64 = optim.Adam(ps64, lr=0.01)
+    train(ps64, opt64, 2)
+    sd = opt64.state_dict()
+    ps32 = mlp_params(np.float32)
+    opt32 = optim.Adam(ps32, lr=0.5)
+    opt32.load_state_dict(sd)
+    assert opt32.param_groups[0]["lr"] == 0.01
+    assert opt32.param_groups[0]["params"][0] is ps32[0]
+    state = opt32.state[ps32[0]]
+    assert state["exp_avg"].dtype == np.float32
+    assert state["exp_avg"] is not sd["state"][0]["exp_avg"]
+    assert state["step"] == 2
+
+
+def test_load_state_dict_turns_loaded_betas_back_into_a_tuple(tmp_path):
+    ps = mlp_params()
+    opt = optim.Adam(ps)
+    save(opt.state_dict(), tmp_path / "o.npz")
+    opt.load_state_dict(load(tmp_path / "o.npz"))
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_load_state_dict_refusals():
+    ps = mlp_params()
+    opt = optim.SGD(ps, lr=0.1, momentum=0.9)
+    train(ps, opt, 1)
+    good = opt.state_dict()
+
+    two_groups = optim.SGD([{"params": ps[:3]}, {"params": ps[3:]}], lr=0.1)
+    with pytest.raises(ValueError, match="1 parameter groups, but the optimizer has 2"):
+        two_groups.load_state_dict(good)
+
+    fewer = optim.SGD(ps[:5], lr=0.1)
+    with pytest.raises(ValueError, match="group 0 has 6 parameters, but the optimizer's group 0"):
+        fewer.load_state_dict(good)
+
+    bad_shape = opt.state_dict()
+    bad_shape["state"][1]["momentum_buffer"] = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"shape \(2, 2\), but the parameter has shape \(8,\)"):
+        opt.load_state_dict(bad_shape)
+
+    unknown_index = opt.state_dict()
+    unknown_index["state"][17] = {}
+    with pytest.raises(ValueError, match="unknown parameter index 17"):
+        opt.load_state_dict(unknown_index)
+
+    adam = optim.Adam(ps)
+    with pytest.raises(ValueError, match=r"unknown entries \['momentum_buffer'\]"):
+        adam.load_state_dict(good)
+
+    bad_lr = opt.state_dict()
+    bad_lr["param_groups"][0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="invalid lr: -1.0"):
+        opt.load_state_dict(bad_lr)
+
+    with pytest.raises(KeyError, match="'state'"):
+        opt.load_state_dict({"param_groups": []})
+
+    # a refused load leaves the optimizer as it was
+    np.testing.assert_array_equal(
+        opt.state[ps[0]]["momentum_buffer"], good["state"][0]["momentum_buffer"]
+    )
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_repr_lists_groups():
+    text = repr(optim.SGD(mlp_params(), lr=0.1))
+    assert text.startswith("SGD (") and "lr: 0.1" in text
+
+
+# ---------------------------------------------------------------- with the engine's autodiff
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS)
+def test_training_a_small_network_lowers_its_loss(make):
+    nn = getattr(tm, "nn", None)
+    if getattr(tm, "Tensor", None) is None or not hasattr(nn, "Linear"):
+        pytest.skip("needs the Tensor engine and nn.Linear")
+    from tinygrad_mlp import functional as F
+
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+    gen = np.random.default_rng(0)
+    x = tm.Tensor(gen.standard_normal((64, 2)).astype(np.float32))
+    y = (x.data[:, :1] * x.data[:, 1:] > 0).astype(np.float32)
+    opt = make(model.parameters())
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.data))
+    assert losses[-1] < losses[0]
+    for p in model.parameters():
+        assert p.requires_grad and p.data.dtype == np.float32
+
+
+# ---------------------------------------------------------------- against PyTorch, when present
+
+
+def _torch_pair(torch_cls, ours_cls, kw, steps=5):
+    torch = pytest.importorskip("torch")
+    p = make_param(P0)
+    tp = torch.tensor(P0, dtype=torch.float64, requires_grad=True)
+    opt = ours_cls([p], **kw)
+    topt = torch_cls([tp], **kw)
+    grads = [GRADS[i % len(GRADS)] * (1 + i) for i in range(steps)]
+    for g in grads:
+        set_grad(p, g)
+        tp.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        topt.step()
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(lr=0.1),
+        dict(lr=0.1, momentum=0.9),
+        dict(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.01),
+        dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True),
+    ],
+)
+def test_sgd_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    _torch_pair(torch.optim.SGD, optim.SGD, kw)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(lr=0.01), dict(lr=0.01, weight_decay=0.1, amsgrad=True), dict(betas=(0.5, 0.6))],
+)
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_matches_torch(name, kw):
+    torch = pytest.importorskip("torch")
+    _torch_pair(getattr(torch.optim, name), getattr(optim, name), kw)
+
+
+# ---------------------------------------------------------------- CuPy
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("make", OPTIMIZERS)
+def test_optimizers_on_cupy_match_numpy(make):
+    from tinygrad_mlp import backend
+
+    if not backend.cupy_available():
+        pytest.skip("needs CuPy and a GPU")
+    cp = backend.get_array_module("cuda")
+    host = mlp_params(np.float64)
+    gpu = [_Plain(cp.asarray(p.data)) for p in mlp_params(np.float64)]
+    opt_h, opt_g = make(host), make(gpu)
+    for t in range(4):
+        for p, q, g in zip(host, gpu, grads_at(t, host), strict=True):
+            p.grad = g
+            q.grad = cp.asarray(g)
+        opt_h.step()
+        opt_g.step()
+        # the next gradients depend on the parameters: keep both runs on the same values
+        for p, q in zip(host, gpu, strict=True):
+            np.testing.assert_allclose(cp.asnumpy(q.data), p.data, rtol=1e-12, atol=1e-14)
+            q.data[...] = cp.asarray(p.data)

@@ -1,0 +1,548 @@
+"""Optimizers shaped like torch.optim (SGD, Adam, AdamW) that update parameter arrays in place.
+
+An optimizer only touches ``p.data`` and ``p.grad`` of each parameter, both backend arrays, so a
+step records no graph and allocates no more than its maths needs. Parameters whose ``grad`` is
+None are skipped, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+
+from .backend import array_module_of, device_of, is_array, looks_like_cupy, np, to_device
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+def _is_array(obj: Any) -> bool:
+    return is_array(obj) or looks_like_cupy(obj)
+
+
+def _is_param(obj: Any) -> bool:
+    """A parameter is anything with an array ``.data`` and a ``.grad`` attribute."""
+    return not _is_array(obj) and hasattr(obj, "grad") and _is_array(getattr(obj, "data", None))
+
+
+def _number(name: str, value: Any) -> float:
+    """A finite real number as a float, or a ValueError naming the hyper-parameter."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"invalid {name}: {value!r} (must be a number)")
+    out = float(value)
+    if math.isnan(out):
+        raise ValueError(f"invalid {name}: {value!r} (must be a number, not NaN)")
+    return out
+
+
+def _non_negative(name: str, value: Any) -> float:
+    out = _number(name, value)
+    if out < 0.0:
+        raise ValueError(f"invalid {name}: {value!r} (must be >= 0)")
+    return out
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"invalid {name}: {value!r} (must be True or False)")
+    return bool(value)
+
+
+def _betas(value: Any) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"invalid betas: {value!r} (must be a pair of numbers in [0, 1))")
+    out = []
+    for i, beta in enumerate(value):
+        b = _number(f"betas[{i}]", beta)
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"invalid betas[{i}]: {beta!r} (must be in [0, 1))")
+        out.append(b)
+    return out[0], out[1]
+
+
+def _step_count(index: int, value: Any) -> int:
+    """The step counter of a loaded Adam state: a non-negative whole number."""
+    if _is_array(value) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"state of parameter {index}: invalid step {value!r} (must be an int)")
+    if not float(value).is_integer() or value < 0:
+        raise ValueError(f"state of parameter {index}: invalid step {value!r} (must be >= 0)")
+    return int(value)
+
+
+class _ParamState(MutableMapping):
+    """Per-parameter state dicts keyed by the parameter itself, compared by identity.
+
+    Like PyTorch's ``defaultdict(dict)``: reading a missing parameter gives (and stores) ``{}``.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, dict[str, Any]] = {}
+        self._params: dict[int, Any] = {}
+
+    def __getitem__(self, param: Any) -> dict[str, Any]:
+        key = id(param)
+        state = self._by_id.get(key)
+        if state is None:
+            state = self._by_id[key] = {}
+            self._params[key] = param
+        return state
+
+    def __setitem__(self, param: Any, state: dict[str, Any]) -> None:
+        self._by_id[id(param)] = state
+        self._params[id(param)] = param
+
+    def __delitem__(self, param: Any) -> None:
+        del self._by_id[id(param)]
+        del self._params[id(param)]
+
+    def __contains__(self, param: object) -> bool:
+        return id(param) in self._by_id
+
+    def get(self, param: Any, default: Any = None) -> Any:
+        return self._by_id.get(id(param), default)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._params.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __repr__(self) -> str:
+        return f"ParamState({len(self)} parameters)"
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, zero_grad and state_dict round trips."""
+
+    # names an optimizer keeps in a parameter's state, checked when a state dict is loaded
+    _state_names: frozenset[str] = frozenset()
+    _required_state: frozenset[str] = frozenset()
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self.defaults: dict[str, Any] = dict(defaults)
+        self.state: _ParamState = _ParamState()
+        self.param_groups: list[dict[str, Any]] = []
+        if _is_param(params) or _is_array(params) or isinstance(params, (dict, str, bytes)):
+            raise TypeError(
+                "params must be an iterable of tensors or of parameter-group dicts, "
+                f"got a {type(params).__name__}"
+            )
+        try:
+            groups = list(params)
+        except TypeError:
+            raise TypeError(
+                "params must be an iterable of tensors or of parameter-group dicts, "
+                f"got a {type(params).__name__}"
+            ) from None
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        """Validate and normalise a group's hyper-parameters (overridden by each optimizer)."""
+        return group
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters, filling hyper-parameters it omits from the defaults."""
+        index = len(self.param_groups)
+        if not isinstance(param_group, dict):
+            raise TypeError(
+                f"parameter group {index} must be a dict, got a {type(param_group).__name__}"
+            )
+        if "params" not in param_group:
+            raise KeyError(f"parameter group {index} has no 'params' key")
+        params = param_group["params"]
+        if _is_param(params):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"parameter group {index}: params must be an ordered collection, not a set"
+            )
+        else:
+            params = list(params)
+        seen: set[int] = set()
+        for i, p in enumerate(params):
+            if not _is_param(p):
+                raise TypeError(
+                    f"parameter group {index}: params[{i}] is a {type(p).__name__}, "
+                    "not a tensor with .data and .grad"
+                )
+            if id(p) in seen:
+                raise ValueError(f"parameter group {index}: params[{i}] appears more than once")
+            seen.add(id(p))
+        for j, other in enumerate(self.param_groups):
+            if any(id(p) in seen for p in other["params"]):
+                raise ValueError(
+                    f"parameter group {index} shares parameters with parameter group {j}; "
+                    "a parameter may appear in only one group"
+                )
+        hyper = {k: v for k, v in param_group.items() if k != "params"}
+        group = self._check_hyper({**self.defaults, **hyper})
+        group["params"] = params
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: set it to None, or fill it with zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    g = p.grad
+                    if g is not None:
+                        g.fill(0)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; return the closure's loss if given one."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot of state and hyper-parameters, with parameters named by their index."""
+        index_of: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            ids = []
+            for p in group["params"]:
+                index_of[id(p)] = len(index_of)
+                ids.append(index_of[id(p)])
+            packed["params"] = ids
+            groups.append(packed)
+        state: dict[int, dict[str, Any]] = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                entry = self.state._by_id.get(id(p))
+                if entry:
+                    state[index_of[id(p)]] = {
+                        name: value.copy() if _is_array(value) else value
+                        for name, value in entry.items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
+        """Check one parameter's loaded state and copy its arrays to the parameter's device."""
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"state of parameter {index} must be a dict, got a {type(entry).__name__}"
+            )
+        unknown = set(entry) - self._state_names
+        if unknown:
+            raise ValueError(
+                f"state of parameter {index} has unknown entries {sorted(map(str, unknown))} "
+                f"for {type(self).__name__} (expected {sorted(self._state_names)})"
+            )
+        missing = self._required_state - set(entry)
+        if entry and missing:
+            raise ValueError(f"state of parameter {index} lacks entries {sorted(missing)}")
+        data = param.data
+        out: dict[str, Any] = {}
+        for name, value in entry.items():
+            if name == "step":
+                out[name] = _step_count(index, value)
+            elif _is_array(value):
+                shape = tuple(value.shape)
+                if shape != tuple(data.shape):
+                    raise ValueError(
+                        f"state {name!r} of parameter {index} has shape {shape}, "
+                        f"but the parameter has shape {tuple(data.shape)}"
+                    )
+                # NOTE: copy, cast to the parameter's dtype and move to its device, so that a
+                # step continues exactly as it would have before saving
+                out[name] = to_device(value, device_of(data)).astype(data.dtype, copy=True)
+            else:
+                out[name] = value
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore state and hyper-parameters saved by state_dict() from an identical setup."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got a {type(state_dict).__name__}")
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise KeyError(f"state_dict has no {key!r} entry")
+        saved_groups = state_dict["param_groups"]
+        saved_state = state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)):
+            raise ValueError(
+                f"state_dict['param_groups'] must be a list, got a {type(saved_groups).__name__}"
+            )
+        if not isinstance(saved_state, dict):
+            raise ValueError(
+                f"state_dict['state'] must be a dict, got a {type(saved_state).__name__}"
+            )
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, "
+                f"but the optimizer has {len(self.param_groups)}"
+            )
+        param_of: dict[Any, Any] = {}
+        new_groups = []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            if not isinstance(saved, dict) or "params" not in saved:
+                raise ValueError(f"loaded parameter group {i} is not a dict with a 'params' list")
+            indices = list(saved["params"])
+            if len(indices) != len(group["params"]):
+                raise ValueError(
+                    f"loaded parameter group {i} has {len(indices)} parameters, "
+                    f"but the optimizer's group {i} has {len(group['params'])}"
+                )
+            for index, p in zip(indices, group["params"], strict=True):
+                if isinstance(index, bool) or not isinstance(index, int) or index in param_of:
+                    raise ValueError(f"loaded parameter group {i} has a bad index {index!r}")
+                param_of[index] = p
+            hyper = {k: v for k, v in group.items() if k != "params"}
+            hyper.update((k, v) for k, v in saved.items() if k != "params")
+            new_group = self._check_hyper(hyper)
+            new_group["params"] = group["params"]
+            new_groups.append(new_group)
+        new_state = _ParamState()
+        for index, entry in saved_state.items():
+            if isinstance(index, bool) or index not in param_of:
+                raise ValueError(f"loaded state names an unknown parameter index {index!r}")
+            param = param_of[index]
+            new_state[param] = self._load_state_entry(index, entry, param)
+        self.param_groups = new_groups
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in group.items() if k != "params")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay.
+
+    For each parameter p with gradient g, exactly as torch.optim.SGD:
+    d = -g if maximize else g; d = d + weight_decay * p;
+    buf = d on the first step, then buf = momentum * buf + (1 - dampening) * d;
+    d = d + momentum * buf if nesterov else buf; p = p - lr * d.
+    """
+
+    _state_names = frozenset({"momentum_buffer"})
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        group["lr"] = _non_negative("lr", group["lr"])
+        group["momentum"] = _non_negative("momentum", group["momentum"])
+        group["dampening"] = _number("dampening", group["dampening"])
+        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+        group["nesterov"] = _flag("nesterov", group["nesterov"])
+        group["maximize"] = _flag("maximize", group["maximize"])
+        if group["nesterov"] and (group["momentum"] <= 0.0 or group["dampening"] != 0.0):
+            raise ValueError(
+                "invalid nesterov: True needs momentum > 0 and dampening = 0, got "
+                f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
+            )
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one SGD update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        states = self.state._by_id
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            momentum = float(group["momentum"])
+            weight_decay = float(group["weight_decay"])
+            maximize = group["maximize"]
+            if momentum == 0.0 and weight_decay == 0.0 and not maximize:
+                # the common path: p = p - lr * g
+                for p in group["params"]:
+                    g = p.grad
+                    if g is not None:
+                        data = p.data
+                        data -= lr * g
+                continue
+            dampening = float(group["dampening"])
+            nesterov = group["nesterov"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                data = p.data
+                # d = -g if maximize else g; d = d + wd * p (each a fresh array, never g itself)
+                fresh = True
+                if weight_decay != 0.0:
+                    d = data * weight_decay
+                    if maximize:
+                        d -= g
+                    else:
+                        d += g
+                elif maximize:
+                    d = -g
+                else:
+                    d, fresh = g, False
+                if momentum != 0.0:
+                    state = states.get(id(p))
+                    buf = state.get("momentum_buffer") if state else None
+                    if buf is None:
+                        buf = d.copy()  # first step: buf = d
+                        self.state[p]["momentum_buffer"] = buf
+                    else:
+                        # buf = momentum * buf + (1 - dampening) * d
+                        buf *= momentum
+                        if dampening == 0.0:
+                            buf += d
+                        else:
+                            buf += (1.0 - dampening) * d
+                    if nesterov:
+                        step_dir = buf * momentum  # d = d + momentum * buf
+                        step_dir += d
+                        d, fresh = step_dir, True
+                    else:
+                        d, fresh = buf, False  # d = buf
+                # p = p - lr * d
+                if fresh:
+                    d *= lr
+                    data -= d
+                else:
+                    data -= lr * d
+        return loss
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, optional L2 weight decay and AMSGrad, as torch.optim.Adam.
+
+    For step t: g = g + weight_decay * p; m = beta1 * m + (1 - beta1) * g;
+    v = beta2 * v + (1 - beta2) * g * g; (AMSGrad: v_max = max(v_max, v), used in place of v);
+    p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps).
+    """
+
+    _state_names = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+    _required_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    _decoupled_weight_decay = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        group["lr"] = _non_negative("lr", group["lr"])
+        group["betas"] = _betas(group["betas"])
+        group["eps"] = _non_negative("eps", group["eps"])
+        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+        group["amsgrad"] = _flag("amsgrad", group["amsgrad"])
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one Adam (or AdamW) update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        states = self.state._by_id
+        decoupled = self._decoupled_weight_decay
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            beta1, beta2 = group["betas"]
+            beta1, beta2 = float(beta1), float(beta2)
+            eps = float(group["eps"])
+            weight_decay = float(group["weight_decay"])
+            amsgrad = group["amsgrad"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                data = p.data
+                xp = array_module_of(data)
+                state = states.get(id(p))
+                if not state:
+                    state = self.state[p]
+                    state["step"] = 0
+                    state["exp_avg"] = xp.zeros_like(data)
+                    state["exp_avg_sq"] = xp.zeros_like(data)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = xp.zeros_like(data)
+                t = state["step"] + 1
+                state["step"] = t
+                m = state["exp_avg"]
+                v = state["exp_avg_sq"]
+                if weight_decay != 0.0:
+                    if decoupled:
+                        data *= 1.0 - lr * weight_decay  # AdamW: p = p * (1 - lr * wd)
+                    else:
+                        decayed = data * weight_decay  # Adam's L2 penalty: g = g + wd * p
+                        decayed += g
+                        g = decayed
+                # m = beta1 * m + (1 - beta1) * g, written as m = m + (1 - beta1) * (g - m)
+                tmp = g - m
+                tmp *= 1.0 - beta1
+                m += tmp
+                # v = beta2 * v + (1 - beta2) * g * g
+                v *= beta2
+                xp.multiply(g, 1.0 - beta2, out=tmp)
+                tmp *= g
+                v += tmp
+                if amsgrad:
+                    v_max = state.get("max_exp_avg_sq")
+                    if v_max is None:
+                        v_max = state["max_exp_avg_sq"] = xp.zeros_like(data)
+                    xp.maximum(v_max, v, out=v_max)  # v_max = max(v_max, v)
+                    v = v_max
+                bias1 = 1.0 - beta1**t
+                bias2_sqrt = math.sqrt(1.0 - beta2**t)
+                # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+                xp.sqrt(v, out=tmp)
+                tmp /= bias2_sqrt
+                tmp += eps
+                # p = p - lr / (1 - beta1^t) * m / denom
+                xp.divide(m, tmp, out=tmp)
+                tmp *= lr / bias1
+                data -= tmp
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as torch.optim.AdamW.
+
+    Each step first shrinks the parameter, p = p * (1 - lr * weight_decay), then applies Adam's
+    update without any L2 term in the gradient.
+    """
+
+    _decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
+        )
