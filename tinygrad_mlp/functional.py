@@ -215,7 +215,7 @@ def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 def l1_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error |p - y|; shapes must match exactly."""
     _check_reduction("l1_loss", reduction)
-    y = target if isinstance(target, Tensor) else Tensor._wrap(
+    y = target if isinstance(target, Tensor) and target.requires_grad else Tensor._wrap(
         _same_shape_target("l1_loss", target, pred), False, None
     )
     if y.shape != pred.shape:
