@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from . import backend
@@ -97,13 +99,14 @@ class detect_anomaly:
 class Node:
     """One recorded op application: the op, its input tensors and what its forward saved."""
 
-    __slots__ = ("op", "inputs", "saved", "needs", "released", "trace")
+    __slots__ = ("op", "inputs", "saved", "needs", "seq", "released", "trace")
 
     def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple) -> None:
         self.op = op
         self.inputs = inputs
         self.saved = saved
         self.needs = needs
+        self.seq = next(_creation_order)
         self.released = False
         self.trace = _creation_trace() if _Mode.anomaly else None
 
@@ -112,6 +115,13 @@ class Node:
         self.saved = None
         self.inputs = ()
         self.released = True
+
+
+# NOTE: an op's output is always created after its inputs, so sorting the nodes of a graph by
+# this counter gives a topological order without recursion or a depth-first search.
+_creation_order = itertools.count()
+_data_of = attrgetter("data")
+_requires_grad_of = attrgetter("requires_grad")
 
 
 def _creation_trace() -> str:
@@ -132,28 +142,29 @@ def _lift(value: Any, like: Tensor) -> Tensor:
 
 def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     """Run an op's forward on tensors and record it on the tape when a gradient is wanted."""
-    arrays = [t.data for t in inputs]
+    arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
+    kind = type(first)
     if len(arrays) > 1:
-        kind = type(first)
-        for t in inputs:
-            if type(t.data) is not kind:
+        for a in arrays:
+            if type(a) is not kind:
                 devices = ", ".join(f"{x.device} {x.shape}" for x in inputs)
                 raise RuntimeError(
                     f"{op.name}: all tensors must be on one device, got {devices}; "
                     "move them with .to(device)"
                 )
-    xp = np if type(first) is np.ndarray else backend.array_module_of(first)
+    xp = np if kind is np.ndarray else backend.array_module_of(first)
     try:
         out, saved = op.forward(xp, *arrays, **params)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
-        raise ValueError(f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} "
-                         f"{shapes}: {e}") from None
+        kind = ValueError if isinstance(e, ValueError) else TypeError
+        raise kind(f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} "
+                   f"{shapes}: {e}") from None
     if xp is np and type(out) is not np.ndarray:
         out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
     if _Mode.grad_enabled:
-        needs = tuple(t.requires_grad for t in inputs)
+        needs = tuple(map(_requires_grad_of, inputs))
         if True in needs:
             return Tensor._wrap(out, True, Node(op, inputs, saved, needs))
     return Tensor._wrap(out, False, None)
@@ -435,7 +446,12 @@ class Tensor:
         return matmul(_lift(other, self), self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return apply(O.GETITEM, self, index=_index(index))
+        try:
+            return apply(O.GETITEM, self, index=_index(index))
+        except IndexError as e:
+            raise IndexError(
+                f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
+            ) from None
 
     # ------------------------------------------------------------ functions
 
@@ -471,6 +487,9 @@ class Tensor:
         """Elementwise clip into [min, max]; the gradient is 0 where clipped."""
         if min is None and max is None:
             raise ValueError("clamp needs at least one of min and max")
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and not _is_number(bound):
+                raise TypeError(f"clamp: {name} must be a number or None, got {bound!r}")
         return apply(O.CLAMP, self, low=min, high=max)
 
     clip = clamp
@@ -499,32 +518,53 @@ class Tensor:
 
     def argmax(self, axis: int | None = None) -> Tensor:
         """Indices of the maxima along ``axis`` (int64, not differentiable)."""
+        if axis is not None:
+            axis = _one_axis(axis, self.ndim)
         return Tensor._wrap(self.data.argmax(axis=axis), False, None)
 
     def reshape(self, *shape: Any) -> Tensor:
         """The same elements in a new shape (one dimension may be -1)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return apply(O.RESHAPE, self, shape=tuple(int(s) for s in shape))
+        return apply(O.RESHAPE, self, shape=_ints("reshape: the new shape", shape))
 
     view = reshape
 
     def flatten(self, start_dim: int = 0) -> Tensor:
         """Merge the dimensions from ``start_dim`` on into one."""
+        if self.ndim:
+            start_dim = _one_axis(start_dim, self.ndim)
         return self.reshape(*self.shape[:start_dim], -1)
 
     def transpose(self, *axes: Any) -> Tensor:
         """Permute the axes (reverse them when none are given), as numpy's transpose."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if axes and sorted(int(a) % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of a {self.ndim}-d shape {self.shape}")
-        return apply(O.TRANSPOSE, self, axes=tuple(int(a) for a in axes) if axes else None)
+        axes = _ints("transpose: axes", axes)
+        n = self.ndim
+        if axes and (
+            any(not -n <= a < n for a in axes) or sorted(a % n for a in axes) != list(range(n))
+        ):
+            raise ValueError(
+                f"transpose: axes {axes} are not a permutation of the axes of shape {self.shape}"
+            )
+        return apply(O.TRANSPOSE, self, axes=axes or None)
 
     permute = transpose
 
 
 # ---------------------------------------------------------------- helpers of the Tensor methods
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _ints(what: str, values: Sequence[Any]) -> tuple[int, ...]:
+    """Shape sizes or axes as ints, or a TypeError naming them."""
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+        raise TypeError(f"{what} must be ints, got {tuple(values)!r}")
+    return tuple(int(v) for v in values)
 
 
 def _scalar_exponent(value: Any) -> float:
@@ -568,6 +608,12 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"matmul: shapes {sa} and {sb} are not aligned: {sa[-1]} (last dim of the first) "
             f"!= {inner_b} ({'first' if len(sb) == 1 else 'second-to-last'} dim of the second)"
         )
+    try:
+        np.broadcast_shapes(sa[:-2], sb[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: the batch dims of shapes {sa} and {sb} do not broadcast"
+        ) from None
     if a.dtype != b.dtype:
         raise TypeError(f"matmul: dtypes differ ({a.dtype} and {b.dtype}); cast one with .astype")
     return apply(O.MATMUL, a, b)
@@ -602,38 +648,42 @@ def _seed(out: Tensor, grad: Any):
         return xp.ones(out.shape, dtype=out.dtype)
     g = grad.data if isinstance(grad, Tensor) else grad
     xp = backend.array_module_of(out.data)
-    g = xp.array(g, dtype=out.dtype)  # a private copy: the caller's array is never aliased
+    try:
+        g = xp.array(g, dtype=out.dtype)  # a private copy: the caller's array is never aliased
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"backward: grad must be numeric, like the output {out.shape}: {e}"
+        ) from None
     if g.shape != out.shape:
         raise ValueError(f"backward: grad of shape {g.shape} does not match output shape {out.shape}")
     return g
 
 
-def _topological_order(roots: Iterable[Tensor]) -> list[Tensor]:
-    """Tensors reachable from ``roots`` through inputs that need grad, inputs before users."""
-    order: list[Tensor] = []
+def _graph(roots: Sequence[Tensor]) -> list[Tensor]:
+    """The non-leaf tensors reachable from ``roots`` through inputs that need grad, in the order
+    their ops ran (so every tensor comes after the tensors it was computed from)."""
+    found: list[tuple[int, Tensor]] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    stack: list[Tensor] = []
+    for t in roots:
+        if t._node is not None and id(t) not in seen:
+            seen.add(id(t))
+            stack.append(t)
     while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
+        t = stack.pop()
         node = t._node
-        if node is None:
-            continue
         if node.released:
             raise RuntimeError(
                 f"backward through op '{node.op.name}' a second time: its graph was released by "
                 "the first backward; pass retain_graph=True to the first backward to keep it"
             )
+        found.append((node.seq, t))
         for inp, need in zip(node.inputs, node.needs):
-            if need and id(inp) not in seen:
-                stack.append((inp, False))
-    return order
+            if need and inp._node is not None and id(inp) not in seen:
+                seen.add(id(inp))
+                stack.append(inp)
+    found.sort(key=itemgetter(0))
+    return [t for _, t in found]
 
 
 def _reduce_to(g, shape: tuple, op_name: str, i: int):
@@ -683,50 +733,64 @@ def _check_forward(order: list[Tensor]) -> None:
 
 
 def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
-    """Propagate seeds from ``roots`` to the leaves.
+    """Propagate seeds from ``roots`` to the leaves, newest op first.
 
     With ``wanted`` None, gradients accumulate into ``.grad`` of leaves (and of tensors that
     retain grad); otherwise they are returned for the tensors in ``wanted`` and ``.grad`` is
     left alone.
     """
-    order = _topological_order(t for t, _ in roots)
-    grads: dict[int, Any] = {}
-    for t, seed in roots:
-        prev = grads.get(id(t))
-        grads[id(t)] = seed if prev is None else prev + seed
-    wanted_ids = None if wanted is None else {id(t) for t in wanted}
-    results: dict[int, Any] = {}
-    handed: set[int] = set()
+    order = _graph([t for t, _ in roots])
     anomaly = _Mode.anomaly
     if anomaly:
         _check_forward(order)
+    wanted_ids = None if wanted is None else {id(t) for t in wanted}
+    grads: dict[int, Any] = {}  # pending gradients of non-leaf tensors
+    results: dict[int, Any] = {}
+    handed: set[int] = set()
+
+    def deliver_to_leaf(leaf: Tensor, g) -> None:
+        if wanted_ids is None:
+            _accumulate(leaf, g, handed)
+        elif id(leaf) in wanted_ids:
+            prev = results.get(id(leaf))
+            results[id(leaf)] = g if prev is None else prev + g
+
+    for t, seed in roots:
+        if t._node is None:
+            deliver_to_leaf(t, seed)
+        else:
+            prev = grads.get(id(t))
+            grads[id(t)] = seed if prev is None else prev + seed
     for t in reversed(order):
-        g = grads.pop(id(t), None)
-        if g is None:
-            continue
-        if isinstance(g, np.generic):
-            g = np.asarray(g)  # numpy returns products and sums of 0-d arrays as scalars
         node = t._node
+        g = grads.pop(id(t), None)
+        if g is None:  # reachable, but every path to it returned no gradient
+            if not retain_graph:
+                node.release()
+            continue
         if wanted_ids is not None:
             if id(t) in wanted_ids:
                 results[id(t)] = g
-        elif node is None or t._retains_grad:
+        elif t._retains_grad:
             _accumulate(t, g, handed)
-        if node is None:
-            continue
         xp = np if type(g) is np.ndarray else backend.array_module_of(g)
         in_grads = node.op.backward(xp, g, node.saved, node.needs)
         for i, (inp, ig, need) in enumerate(zip(node.inputs, in_grads, node.needs)):
             if not need or ig is None:
                 continue
+            if isinstance(ig, np.generic):
+                ig = np.asarray(ig)  # numpy returns products of 0-d arrays as scalars
             if ig.shape != inp.data.shape:
                 ig = _reduce_to(ig, inp.data.shape, node.op.name, i)
             if ig.dtype != inp.data.dtype:
                 ig = ig.astype(inp.data.dtype)
             if anomaly:
                 _check_finite(xp, ig, node, i)
-            prev = grads.get(id(inp))
-            grads[id(inp)] = ig if prev is None else prev + ig
+            if inp._node is None:
+                deliver_to_leaf(inp, ig)
+            else:
+                prev = grads.get(id(inp))
+                grads[id(inp)] = ig if prev is None else prev + ig
         if not retain_graph:
             node.release()
     return results
