@@ -16,6 +16,7 @@ suite uses to gradient-check every registered op automatically.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +69,13 @@ def _norm_axes(axis, ndim: int) -> tuple[int, ...] | None:
     """Axis argument (None, int or tuple) as a tuple of non-negative ints, or None for all."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    try:
+        if isinstance(axis, (tuple, list)):
+            axes = tuple(operator.index(a) for a in axis)
+        else:
+            axes = (operator.index(axis),)
+    except TypeError:
+        raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}") from None
     out = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
