@@ -73,6 +73,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(
             f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape}"
         )
+    if bias.dtype != weight.dtype:
+        raise TypeError(f"linear: bias dtype {bias.dtype} differs from weight dtype {weight.dtype}")
     return apply(O.LINEAR, x, weight, bias)
 
 
