@@ -173,7 +173,12 @@ class Module:
                 continue
             value = state_dict[name]
             value = value.data if isinstance(value, Tensor) else value
-            host = backend.to_numpy(value) if backend.is_array(value) else np.asarray(value)
+            try:
+                host = backend.to_numpy(value) if backend.is_array(value) else np.asarray(value)
+            except (TypeError, ValueError) as e:
+                raise TypeError(
+                    f"load_state_dict: value for {name!r} is not an array: {e}"
+                ) from None
             if host.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: value for {name!r} is not numeric ({host.dtype})")
             if tuple(host.shape) != tuple(p.shape):
