@@ -225,6 +225,8 @@ def test_other_refusals():
         init.normal_(make_tensor((2, 2), np.int64))
     with pytest.raises(TypeError, match="generator must be"):
         init.normal_(make_tensor((2, 2)), generator="seed")
+    with pytest.raises(TypeError, match="val='x'"):
+        init.constant_(make_tensor((2, 2)), "x")
     with pytest.raises(TypeError, match="expected a tensor or an array, got a list"):
         init.normal_([1.0, 2.0])
 

@@ -284,7 +284,7 @@ class Optimizer:
         param_of: dict[Any, Any] = {}
         new_groups = []
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
-            if not isinstance(saved, dict) or "params" not in saved:
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), (list, tuple)):
                 raise ValueError(f"loaded parameter group {i} is not a dict with a 'params' list")
             indices = list(saved["params"])
             if len(indices) != len(group["params"]):
@@ -497,7 +497,8 @@ class Adam(Optimizer):
                         decayed = data * weight_decay  # Adam's L2 penalty: g = g + wd * p
                         decayed += g
                         g = decayed
-                # m = beta1 * m + (1 - beta1) * g, written as m = m + (1 - beta1) * (g - m)
+                # m = beta1 * m + (1 - beta1) * g
+                # NOTE: written as m = m + (1 - beta1) * (g - m), the lerp PyTorch uses
                 tmp = g - m
                 tmp *= 1.0 - beta1
                 m += tmp
@@ -515,6 +516,8 @@ class Adam(Optimizer):
                 bias1 = 1.0 - beta1**t
                 bias2_sqrt = math.sqrt(1.0 - beta2**t)
                 # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+                # NOTE: eps is added after the bias correction, as in PyTorch's Adam; the bias
+                # corrections scale the step and sqrt(v) rather than forming m_hat and v_hat
                 xp.sqrt(v, out=tmp)
                 tmp /= bias2_sqrt
                 tmp += eps

@@ -149,6 +149,8 @@ def normal_(
 def constant_(tensor: Any, val: float) -> Any:
     """Fill with the value ``val``."""
     array = _array_of(tensor)
+    if not isinstance(val, numbers.Number):
+        raise TypeError(f"constant_ needs a number, got val={val!r}")
     array.fill(val)
     return tensor
 
