@@ -1,0 +1,480 @@
+"""Losses: values and gradients against their formulas in numpy, stability, errors, PyTorch."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import functional as F
+
+REDUCTIONS = ("mean", "sum", "none")
+F64 = np.float64
+
+
+def tensor(array, requires_grad=True, dtype=F64):
+    return tm.Tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- the formulas, in plain numpy
+
+
+def np_softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def np_log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def np_sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def one_hot(labels, classes):
+    return np.eye(classes)[labels]
+
+
+def reduce(losses, reduction):
+    if reduction == "mean":
+        return losses.mean()
+    return losses.sum() if reduction == "sum" else losses
+
+
+def scale(g, reduction, count, ndim):
+    """What each element's local derivative is multiplied by, given the upstream gradient g."""
+    if reduction == "mean":
+        return g / count
+    if reduction == "sum":
+        return g
+    return g.reshape(g.shape + (1,) * (ndim - g.ndim))
+
+
+# Each reference returns (per-element or per-row losses, local derivative w.r.t. the input).
+
+
+def ref_cross_entropy(z, target):
+    if target.ndim == 1:
+        y = one_hot(target, z.shape[1])
+        return -(y * np_log_softmax(z)).sum(1), np_softmax(z) - y
+    return -(target * np_log_softmax(z)).sum(1), np_softmax(z) * target.sum(
+        1, keepdims=True
+    ) - target
+
+
+def ref_nll_loss(log_probs, target):
+    y = one_hot(target, log_probs.shape[1])
+    return -(y * log_probs).sum(1), -y
+
+
+def ref_binary_cross_entropy(p, y):
+    with np.errstate(divide="ignore"):
+        log_p, log_q = np.maximum(np.log(p), -100), np.maximum(np.log(1 - p), -100)
+    return -(y * log_p + (1 - y) * log_q), (p - y) / np.maximum(p * (1 - p), 1e-12)
+
+
+def ref_bce_with_logits(z, y):
+    return np.log1p(np.exp(z)) - z * y, np_sigmoid(z) - y
+
+
+def ref_mse_loss(p, y):
+    return (p - y) ** 2, 2 * (p - y)
+
+
+def ref_l1_loss(p, y):
+    return np.abs(p - y), np.sign(p - y)
+
+
+def run_loss(fn, x, target, reduction, g):
+    """Value and input gradient of fn for the upstream gradient g."""
+    xt = tensor(x)
+    out = fn(xt, target, reduction=reduction)
+    out.backward(g)
+    return out.numpy(), xt.grad
+
+
+def check_against_reference(fn, ref, x, target, reduction, rows, rng):
+    losses, local = ref(x, target)
+    expected = reduce(losses, reduction)
+    g = rng.standard_normal(np.shape(expected))
+    value, grad = run_loss(fn, x, target, reduction, g)
+    np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-12)
+    count = rows if local.ndim == 2 and losses.ndim == 1 else x.size
+    expected_grad = local * scale(np.asarray(g), reduction, count, x.ndim)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12)
+
+
+batches = st.tuples(st.integers(1, 8), st.integers(2, 6))
+elementwise_shapes = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)
+seeds = st.integers(0, 2**32 - 1)
+reductions = st.sampled_from(REDUCTIONS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=batches, seed=seeds, reduction=reductions, soft=st.booleans())
+def test_cross_entropy_matches_formula(batch, seed, reduction, soft):
+    n, c = batch
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, c)) * 3
+    target = rng.dirichlet(np.ones(c), n) if soft else rng.integers(0, c, n)
+    check_against_reference(F.cross_entropy, ref_cross_entropy, z, target, reduction, n, rng)
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=batches, seed=seeds, reduction=reductions)
+def test_nll_loss_matches_formula(batch, seed, reduction):
+    n, c = batch
+    rng = np.random.default_rng(seed)
+    log_probs = np_log_softmax(rng.standard_normal((n, c)))
+    target = rng.integers(0, c, n)
+    check_against_reference(F.nll_loss, ref_nll_loss, log_probs, target, reduction, n, rng)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=elementwise_shapes, seed=seeds, reduction=reductions, hard=st.booleans())
+def test_binary_cross_entropy_matches_formula(shape, seed, reduction, hard):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.02, 0.98, shape)
+    y = rng.integers(0, 2, shape).astype(F64) if hard else rng.uniform(0, 1, shape)
+    check_against_reference(
+        F.binary_cross_entropy, ref_binary_cross_entropy, p, y, reduction, None, rng
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=elementwise_shapes, seed=seeds, reduction=reductions)
+def test_bce_with_logits_matches_formula(shape, seed, reduction):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape) * 4
+    y = rng.uniform(0, 1, shape)
+    check_against_reference(
+        F.binary_cross_entropy_with_logits, ref_bce_with_logits, z, y, reduction, None, rng
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=elementwise_shapes, seed=seeds, reduction=reductions)
+def test_mse_and_l1_match_formula(shape, seed, reduction):
+    rng = np.random.default_rng(seed)
+    p = rng.standard_normal(shape)
+    y = p + np.sign(rng.standard_normal(shape)) * rng.uniform(0.1, 2, shape)  # |p - y| >= 0.1
+    check_against_reference(F.mse_loss, ref_mse_loss, p, y, reduction, None, rng)
+    check_against_reference(F.l1_loss, ref_l1_loss, p, y, reduction, None, rng)
+
+
+# ---------------------------------------------------------------- the hand-derived formulas
+
+
+def test_softmax_cross_entropy_gives_a_minus_y_over_m():
+    rng = np.random.default_rng(0)
+    m, c = 16, 10
+    z = tensor(rng.standard_normal((m, c)))
+    labels = rng.integers(0, c, m)
+    F.cross_entropy(z, labels).backward()
+    a, y = np_softmax(z.numpy()), one_hot(labels, c)
+    np.testing.assert_allclose(z.grad, (a - y) / m, rtol=1e-10, atol=1e-14)
+    z2 = tensor(z.numpy())
+    F.cross_entropy(z2, y).backward()  # one-hot targets give the same gradient
+    np.testing.assert_allclose(z2.grad, z.grad, rtol=1e-12, atol=1e-15)
+
+
+def test_sigmoid_binary_cross_entropy_gives_a_minus_y_over_m():
+    rng = np.random.default_rng(1)
+    m = 32
+    z = tensor(rng.standard_normal((m, 1)) * 2)
+    y = rng.integers(0, 2, (m, 1)).astype(F64)
+    a = z.sigmoid()
+    F.binary_cross_entropy(a, y).backward()
+    np.testing.assert_allclose(z.grad, (a.numpy() - y) / m, rtol=1e-8, atol=1e-14)
+    z2 = tensor(z.numpy())
+    F.binary_cross_entropy_with_logits(z2, y).backward()
+    np.testing.assert_allclose(z2.grad, z.grad, rtol=1e-8, atol=1e-14)
+
+
+def test_mse_gives_two_a_minus_y_over_size_to_both_sides():
+    rng = np.random.default_rng(2)
+    a = tensor(rng.standard_normal((8, 3)))
+    y = tensor(rng.standard_normal((8, 3)))
+    F.mse_loss(a, y).backward()
+    expected = 2 * (a.numpy() - y.numpy()) / a.size
+    np.testing.assert_allclose(a.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(y.grad, -expected, rtol=1e-12)
+
+
+def test_layer_gradients_follow_the_reference_formulas():
+    # Z = A_prev @ W.T + b, A = softmax(Z), cross-entropy averaged over m rows
+    rng = np.random.default_rng(3)
+    m, n_in, n_out = 12, 5, 4
+    layer = tm.nn.Linear(n_in, n_out, dtype=F64)
+    a_prev = tensor(rng.standard_normal((m, n_in)))
+    labels = rng.integers(0, n_out, m)
+    F.cross_entropy(layer(a_prev), labels).backward()
+    w, b = layer.weight.numpy(), layer.bias.numpy()
+    dz = np_softmax(a_prev.numpy() @ w.T + b) - one_hot(labels, n_out)
+    np.testing.assert_allclose(layer.weight.grad, dz.T @ a_prev.numpy() / m, rtol=1e-10)
+    np.testing.assert_allclose(layer.bias.grad, dz.sum(0) / m, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(a_prev.grad, dz @ w / m, rtol=1e-10, atol=1e-15)
+
+
+# ---------------------------------------------------------------- gradcheck in float64
+
+
+def _gradcheck_cases():
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((4, 3))
+    labels = np.array([0, 2, 1, 2])
+    soft = rng.dirichlet(np.ones(3), 4)
+    p = rng.uniform(0.1, 0.9, (4, 3))
+    y = rng.uniform(0, 1, (4, 3))
+    far = y + np.where(rng.random((4, 3)) < 0.5, -1, 1) * rng.uniform(0.2, 1, (4, 3))
+    return {
+        "cross_entropy-labels": (F.cross_entropy, z, labels),
+        "cross_entropy-soft": (F.cross_entropy, z, soft),
+        "nll_loss": (F.nll_loss, z, labels),
+        "binary_cross_entropy": (F.binary_cross_entropy, p, y),
+        "binary_cross_entropy_with_logits": (F.binary_cross_entropy_with_logits, z * 3, y),
+        "mse_loss": (F.mse_loss, z, y),
+        "l1_loss": (F.l1_loss, far, y),
+    }
+
+
+GRADCHECK_CASES = _gradcheck_cases()
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", list(GRADCHECK_CASES))
+def test_gradcheck_loss(name, reduction):
+    fn, x, target = GRADCHECK_CASES[name]
+    assert tm.gradcheck(lambda x: fn(x, target, reduction=reduction), [tensor(x)])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gradcheck_mse_through_its_target(reduction):
+    rng = np.random.default_rng(8)
+    a, y = tensor(rng.standard_normal((3, 2))), tensor(rng.standard_normal((3, 2)))
+    assert tm.gradcheck(lambda a, y: F.mse_loss(a, y, reduction=reduction), [a, y])
+
+
+def test_gradcheck_log_softmax_into_nll_is_cross_entropy():
+    rng = np.random.default_rng(9)
+    z = tensor(rng.standard_normal((5, 4)))
+    labels = rng.integers(0, 4, 5)
+    assert tm.gradcheck(lambda z: F.nll_loss(F.log_softmax(z), labels), [z])
+    np.testing.assert_allclose(
+        F.nll_loss(F.log_softmax(z), labels).item(), F.cross_entropy(z, labels).item(), rtol=1e-12
+    )
+
+
+# ---------------------------------------------------------------- stability
+
+
+HUGE = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [1e4, 1e4, -1e4]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_cross_entropy_and_log_softmax_with_huge_logits(dtype):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = tensor(HUGE, dtype=dtype)
+        loss = F.cross_entropy(z, [1, 1, 0], reduction="none")
+        loss.sum().backward()
+        np.testing.assert_allclose(loss.numpy(), [2e4, 0.0, np.log(2)], rtol=1e-6)
+        assert np.all(np.isfinite(z.grad))
+        expected = np_softmax(HUGE) - one_hot(np.array([1, 1, 0]), 3)
+        np.testing.assert_allclose(z.grad, expected, atol=1e-6)
+        z2 = tensor(HUGE, dtype=dtype)
+        out = F.log_softmax(z2)
+        out.backward(np.ones(HUGE.shape))
+        np.testing.assert_allclose(out.numpy(), np_log_softmax(HUGE), rtol=1e-6)
+        assert np.all(np.isfinite(out.numpy())) and np.all(np.isfinite(z2.grad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_sigmoid_and_bce_with_logits_with_huge_logits(dtype):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = tensor([1e4, -1e4, 1e4, -1e4], dtype=dtype)
+        s = F.sigmoid(z)
+        s.backward(np.ones(4))
+        np.testing.assert_array_equal(s.numpy(), [1, 0, 1, 0])
+        np.testing.assert_array_equal(z.grad, [0, 0, 0, 0])
+        z2 = tensor(z.numpy(), dtype=dtype)
+        loss = F.binary_cross_entropy_with_logits(z2, [1.0, 0.0, 0.0, 1.0], reduction="none")
+        loss.sum().backward()
+        np.testing.assert_allclose(loss.numpy(), [0, 0, 1e4, 1e4], rtol=1e-7)
+        np.testing.assert_allclose(z2.grad, [0, 0, 1, -1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_binary_cross_entropy_at_zero_and_one_is_clamped(dtype):
+    p = tensor([0.0, 1.0, 0.0, 1.0], dtype=dtype)
+    y = np.array([1.0, 0.0, 0.0, 1.0])
+    loss = F.binary_cross_entropy(p, y, reduction="none")
+    np.testing.assert_array_equal(loss.numpy(), [100, 100, 0, 0])  # log clamped at -100
+    loss.sum().backward()
+    assert np.all(np.isfinite(p.grad))
+    assert p.grad[0] < 0 < p.grad[1]
+    np.testing.assert_array_equal(p.grad[2:], [0, 0])
+    mean = F.binary_cross_entropy(tensor(p.numpy(), dtype=dtype), y)
+    np.testing.assert_allclose(mean.item(), 50, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _numbers_in(message):
+    return {int(n) for n in re.findall(r"-?\d+", message)}
+
+
+@pytest.mark.parametrize("fn", [F.cross_entropy, F.nll_loss])
+@pytest.mark.parametrize("label", [7, 4, -2])
+def test_label_out_of_range_names_label_and_class_count(fn, label):
+    logits = tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="label") as info:
+        fn(logits, [0, label, 1])
+    message = str(info.value)
+    assert label in _numbers_in(message) and re.search(r"\b4 classes", message), message
+
+
+@pytest.mark.parametrize("fn", [F.cross_entropy, F.nll_loss])
+def test_class_targets_of_the_wrong_shape_name_both_shapes(fn):
+    logits = tensor(np.zeros((5, 3)))
+    with pytest.raises(ValueError) as info:
+        fn(logits, np.zeros(6, dtype=np.int64))
+    assert "(6,)" in str(info.value) and "(5, 3)" in str(info.value)
+    with pytest.raises(ValueError, match="whole"):
+        fn(logits, np.array([0.5, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match=r"\(5,\)"):
+        fn(tensor(np.zeros(5)), [0, 1, 2, 0, 1])
+
+
+def test_probability_targets_of_the_wrong_shape_name_both_shapes():
+    with pytest.raises(ValueError) as info:
+        F.cross_entropy(tensor(np.zeros((5, 3))), np.full((5, 4), 0.25))
+    assert "(5, 4)" in str(info.value) and "(5, 3)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fn", [F.binary_cross_entropy, F.binary_cross_entropy_with_logits, F.mse_loss, F.l1_loss]
+)
+def test_elementwise_targets_of_the_wrong_shape_name_both_shapes(fn):
+    x = tensor(np.full((4, 1), 0.5))
+    for target in (np.zeros(4), tm.Tensor(np.zeros((1, 4)))):
+        with pytest.raises(ValueError) as info:
+            fn(x, target)
+        assert str(tuple(target.shape)) in str(info.value) and "(4, 1)" in str(info.value)
+
+
+ALL_LOSSES = {
+    "cross_entropy": (F.cross_entropy, np.zeros((2, 3)), [0, 1]),
+    "nll_loss": (F.nll_loss, np.zeros((2, 3)), [0, 1]),
+    "binary_cross_entropy": (F.binary_cross_entropy, np.full(2, 0.5), [0.0, 1.0]),
+    "binary_cross_entropy_with_logits": (F.binary_cross_entropy_with_logits, np.zeros(2), [0, 1]),
+    "mse_loss": (F.mse_loss, np.zeros(2), [0.0, 1.0]),
+    "l1_loss": (F.l1_loss, np.zeros(2), [0.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_LOSSES))
+def test_bad_reduction_is_refused(name):
+    fn, x, target = ALL_LOSSES[name]
+    for bad in ("avg", "Mean", None):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            fn(tensor(x), target, reduction=bad)
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, np.nan])
+def test_binary_cross_entropy_refuses_input_outside_unit_interval(bad):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        F.binary_cross_entropy(tensor([0.5, bad]), [0.0, 1.0])
+
+
+# ---------------------------------------------------------------- target types
+
+
+@pytest.mark.parametrize("name", list(ALL_LOSSES))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_targets_as_arrays_lists_and_tensors_agree(name, reduction):
+    fn, _, _ = ALL_LOSSES[name]
+    rng = np.random.default_rng(11)
+    if name in ("cross_entropy", "nll_loss"):
+        x, target = rng.standard_normal((6, 4)), [3, 0, 1, 2, 2, 0]
+    else:
+        x, target = rng.uniform(0.1, 0.9, (3, 2)), [[0.0, 1.0], [1.0, 1.0], [0.25, 0.0]]
+    results = []
+    for t in (np.array(target), target, tm.Tensor(np.array(target)), tm.Tensor(target, dtype=F64)):
+        xt = tensor(x)
+        out = fn(xt, t, reduction=reduction)
+        out.backward(np.ones(out.shape))
+        results.append((out.numpy(), xt.grad))
+    for value, grad in results[1:]:
+        np.testing.assert_array_equal(value, results[0][0])
+        np.testing.assert_array_equal(grad, results[0][1])
+
+
+def test_float32_losses_stay_float32():
+    z = tensor(np.zeros((2, 3)), dtype=np.float32)
+    for out in (
+        F.cross_entropy(z, [0, 1]),
+        F.cross_entropy(z, np.full((2, 3), 1 / 3)),
+        F.nll_loss(z, [0, 1]),
+        F.mse_loss(z, np.ones((2, 3))),
+        F.mse_loss(z, tm.Tensor(np.ones((2, 3)), dtype=F64)),
+        F.l1_loss(z, tm.Tensor(np.ones((2, 3)), dtype=F64)),
+        F.l1_loss(z, np.ones((2, 3))),
+        F.binary_cross_entropy_with_logits(z, np.ones((2, 3))),
+        F.binary_cross_entropy(z.sigmoid(), np.ones((2, 3))),
+    ):
+        assert out.dtype == np.float32
+        out.backward()
+    assert z.grad.dtype == np.float32
+
+
+# ---------------------------------------------------------------- PyTorch
+
+
+def _torch_cases(rng):
+    z = rng.standard_normal((6, 5)) * 3
+    labels = rng.integers(0, 5, 6)
+    soft = rng.dirichlet(np.ones(5), 6)
+    p = np.concatenate([rng.uniform(0.01, 0.99, 10), [0.0, 1.0, 0.0, 1.0]]).reshape(2, 7)
+    y = np.concatenate([rng.uniform(0, 1, 10), [1.0, 0.0, 0.0, 1.0]]).reshape(2, 7)
+    return [
+        ("cross_entropy", z, labels),
+        ("cross_entropy", z, soft),
+        ("nll_loss", np_log_softmax(z), labels),
+        ("binary_cross_entropy", p, y),
+        ("binary_cross_entropy_with_logits", z * 10, rng.uniform(0, 1, z.shape)),
+        ("mse_loss", z, rng.standard_normal(z.shape)),
+        ("l1_loss", z, rng.standard_normal(z.shape)),
+    ]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_losses_match_torch(reduction, dtype):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    rng = np.random.default_rng(12)
+    for name, x, target in _torch_cases(rng):
+        xt = tensor(x, dtype=dtype)
+        out = getattr(F, name)(xt, target, reduction=reduction)
+        g = rng.standard_normal(out.shape)
+        out.backward(g)
+        ref_x = torch.tensor(x.astype(dtype), requires_grad=True)
+        ref_target = torch.from_numpy(target if target.dtype.kind == "i" else target.astype(dtype))
+        ref = getattr(tf, name)(ref_x, ref_target, reduction=reduction)
+        ref.backward(torch.from_numpy(g.astype(dtype)))
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), err_msg=name, **tol)
+        if name == "binary_cross_entropy":  # torch clamps p (1 - p) at float32(1e-12)
+            tol["rtol"] = max(tol["rtol"], 1e-8)
+        np.testing.assert_allclose(xt.grad, ref_x.grad.numpy(), err_msg=name, **tol)
