@@ -753,14 +753,14 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             _accumulate(leaf, g, handed)
         elif id(leaf) in wanted_ids:
             prev = results.get(id(leaf))
-            results[id(leaf)] = g if prev is None else prev + g
+            results[id(leaf)] = g if prev is None else _sum_of(prev, g)
 
     for t, seed in roots:
         if t._node is None:
             deliver_to_leaf(t, seed)
         else:
             prev = grads.get(id(t))
-            grads[id(t)] = seed if prev is None else prev + seed
+            grads[id(t)] = seed if prev is None else _sum_of(prev, seed)
     for t in reversed(order):
         node = t._node
         g = grads.pop(id(t), None)
@@ -790,10 +790,16 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
                 deliver_to_leaf(inp, ig)
             else:
                 prev = grads.get(id(inp))
-                grads[id(inp)] = ig if prev is None else prev + ig
+                grads[id(inp)] = ig if prev is None else _sum_of(prev, ig)
         if not retain_graph:
             node.release()
     return results
+
+
+def _sum_of(a, b):
+    """a + b, kept an array: numpy returns the sum of two 0-d arrays as a scalar."""
+    out = a + b
+    return np.asarray(out) if isinstance(out, np.generic) else out
 
 
 def _accumulate(t: Tensor, g, handed: set[int]) -> None:
@@ -804,7 +810,7 @@ def _accumulate(t: Tensor, g, handed: set[int]) -> None:
         handed.add(id(g))
         t.grad = g
     else:
-        t.grad = t.grad + g
+        t.grad = _sum_of(t.grad, g)
 
 
 def grad(
