@@ -532,6 +532,7 @@ class Report:
         self.notes: list[str] = []
         self.checks: list[dict[str, Any]] = []
         self.verdicts: list[dict[str, Any]] = []
+        self.load_after: list[float] | None = None
 
     def note(self, text: str) -> None:
         """Print a notice now and keep it for the JSON file."""
@@ -836,13 +837,12 @@ def machine_info(libs: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas_name(),
-        "thread_env": {
-            k: os.environ.get(k, "unset")
-            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        },
+        "thread_env": {k: os.environ.get(k, "unset") for k in THREAD_VARS},
     }
     if hasattr(os, "sched_getaffinity"):
         info["cpus_usable"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):
+        info["load_avg"] = [round(v, 2) for v in os.getloadavg()]
     try:
         from threadpoolctl import threadpool_info
 
@@ -850,7 +850,9 @@ def machine_info(libs: dict[str, Any]) -> dict[str, Any]:
             f"{p.get('internal_api')}={p.get('num_threads')}" for p in threadpool_info()
         ]
     except Exception:
-        info["blas_threads"] = "unknown (threadpoolctl not installed), library default"
+        info["blas_threads"] = (
+            "unknown (threadpoolctl not installed): thread_env if set, else the library default"
+        )
     torch = libs.get("torch")
     info["torch"] = None if torch is None else torch.__version__
     if torch is not None:
@@ -889,6 +891,18 @@ def blas_name() -> str:
         return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:
         return "?"
+
+
+def busy_note(info: dict[str, Any]) -> str | None:
+    """A notice when other work already loads the machine, which makes timings unreliable."""
+    load = info.get("load_avg")
+    cpus = info.get("cpus_usable") or info.get("cpu_count") or 1
+    if load and load[0] > 0.5 * cpus:
+        return (
+            f"machine busy before the runs (1-minute load average {load[0]} on {cpus} CPUs); "
+            "timings may be unreliable, BLAS threads compete with other processes"
+        )
+    return None
 
 
 def print_info(info: dict[str, Any]) -> None:
@@ -937,6 +951,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="XOR steps per repetition (default 2000; 200 with --quick)",
     )
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="set BLAS (OpenBLAS/MKL/OpenMP) and torch threads to N for every contender "
+        "(default: leave the libraries' defaults)",
+    )
     args = ap.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
@@ -949,9 +970,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pin_threads(n: int) -> None:
+    """Set the BLAS thread variables to ``n``; BLAS reads them when it loads, so re-exec once."""
+    if n < 1:
+        sys.exit("--threads must be positive")
+    if all(os.environ.get(k) == str(n) for k in THREAD_VARS):
+        return
+    env = dict(os.environ, **{k: str(n) for k in THREAD_VARS})
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks and print (and optionally save) the results."""
     args = parse_args(argv)
+    if args.threads is not None:
+        pin_threads(args.threads)
     report = Report()
     libs: dict[str, Any] = {"cupy": load_cupy() if args.device == "cuda" else None}
     libs["tm"], why = load_tinygrad()
@@ -961,7 +997,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info(libs)
     print_info(info)
-    for text in (tm_note, torch_note):
+    busy = busy_note(info)
+    for text in (tm_note, torch_note, busy):
         if text is not None:
             report.note(text)
 
@@ -991,6 +1028,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_memory(args, report, libs, data)
 
     print_table(report)
+    if hasattr(os, "getloadavg"):
+        report.load_after = [round(v, 2) for v in os.getloadavg()]
+        print(f"\nload average after the runs (including this one): {report.load_after}")
     verdicts(report, args.device)
     if args.json:
         out = {
@@ -999,6 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": report.rows,
             "checks": report.checks,
             "verdicts": report.verdicts,
+            "load_after": report.load_after,
             "notes": report.notes,
         }
         Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
