@@ -173,6 +173,8 @@ def _pow(xp, x, exponent):
 def _pow_vjp(xp, g, saved, needs):
     # d/dx x^c = c x^(c-1)
     x, c = saved
+    if c == 0:  # NOTE: x^0 is constant; c x^(c-1) would give 0 * inf = nan at x = 0
+        return (xp.zeros_like(g),)
     return (g * (c * x ** (c - 1)),)
 
 
