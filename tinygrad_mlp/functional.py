@@ -55,26 +55,21 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, one recorded op; weight has shape (out_features, in_features)."""
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight.shape}")
-    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape}: "
-            f"the last dim must be in_features = {weight.shape[1]}"
-        )
-    if x.dtype != weight.dtype:
+    w = weight.data
+    if w.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {w.shape}")
+    if x.data.dtype != w.dtype:
         raise TypeError(
-            f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}; "
+            f"linear: input dtype {x.dtype} differs from weight dtype {w.dtype}; "
             "cast the input with .astype"
         )
     if bias is None:
         return x @ weight.T
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(
-            f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape}"
-        )
-    if bias.dtype != weight.dtype:
-        raise TypeError(f"linear: bias dtype {bias.dtype} differs from weight dtype {weight.dtype}")
+    b = bias.data
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"linear: bias of shape {b.shape} does not fit weight of shape {w.shape}")
+    if b.dtype != w.dtype:
+        raise TypeError(f"linear: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
     return apply(O.LINEAR, x, weight, bias)
 
 

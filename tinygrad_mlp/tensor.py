@@ -156,6 +156,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     xp = np if kind is np.ndarray else backend.array_module_of(first)
     try:
         out, saved = op.forward(xp, *arrays, **params)
+    except O.ShapeError:
+        raise  # the op's own message already names the op and the shapes
     except (ValueError, TypeError) as e:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
         kind = ValueError if isinstance(e, ValueError) else TypeError
