@@ -568,9 +568,14 @@ CROSS_ENTROPY = register(
 )
 
 
+def _clamped_log(xp, x):
+    """log(x) floored at -100; x is raised to 1e-45 first so that log(0) neither warns nor is -inf."""
+    return xp.maximum(xp.log(xp.maximum(x, 1e-45)), -100)
+
+
 def _binary_cross_entropy(xp, p, y, reduction="mean"):
     # NOTE: logs are clamped at -100, as PyTorch does, so p = 0 or 1 gives a finite loss.
-    losses = -(y * xp.maximum(xp.log(p), -100) + (1 - y) * xp.maximum(xp.log1p(-p), -100))
+    losses = -(y * _clamped_log(xp, p) + (1 - y) * _clamped_log(xp, 1 - p))
     return _reduce(xp, losses, reduction), (p, y, reduction)
 
 
