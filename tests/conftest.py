@@ -1,20 +1,21 @@
-"""Test configuration: Hypothesis profiles and CuPy detection."""
+"""Test configuration: the Hypothesis profiles.
+
+`ci` (the default) is bounded and reproducible; `dev` draws more examples for local bug hunting.
+Pick one with HYPOTHESIS_PROFILE=dev; GPU tests detect CuPy themselves (tests/test_cuda.py).
+"""
 
 from __future__ import annotations
 
 import os
 
-import pytest
 from hypothesis import HealthCheck, settings
 
-import tinygrad_mlp as tm
-
-# `ci`: bounded and reproducible, the default; `dev`: more examples for local hunting.
 settings.register_profile(
     "ci",
     max_examples=30,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
@@ -24,9 +25,3 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
-
-
-@pytest.fixture(scope="session")
-def cuda_available() -> bool:
-    """True when CuPy is installed and sees a GPU."""
-    return tm.cupy_available()
