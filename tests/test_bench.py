@@ -12,9 +12,19 @@ BENCH = ROOT / "benchmarks" / "bench.py"
 
 @pytest.mark.slow
 def test_bench_quick_mnist_runs_and_prints_table():
-    """--quick --only mnist --repeats 1 exits 0 with a table row for numpy-by-hand."""
+    """A quick one-repeat MNIST run exits 0 and prints a table row for numpy-by-hand."""
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--only", "mnist", "--repeats", "1"],
+        [
+            sys.executable,
+            str(BENCH),
+            "--quick",
+            "--only",
+            "mnist",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
