@@ -390,3 +390,11 @@ def test_requires_grad_copies_the_callers_array():
     t = T(a, requires_grad=True)
     t.data[0] = 5.0
     assert a[0] == 1.0
+
+
+def test_a_float_index_tensor_is_refused_and_a_bool_tensor_masks():
+    x = tm.Tensor(np.arange(6.0).reshape(3, 2))
+    with pytest.raises(TypeError, match="integer or bool dtype"):
+        x[tm.Tensor([1, 0])]
+    picked = x[tm.Tensor(np.array([True, False, True]), dtype=bool)]
+    np.testing.assert_array_equal(picked.numpy(), np.arange(6.0).reshape(3, 2)[[0, 2]])

@@ -357,8 +357,16 @@ class Tensor:
         return self.to("cuda")
 
     def astype(self, dtype: Any) -> Tensor:
-        """A differentiable cast to another floating dtype."""
-        return apply(CAST, self, dtype=np.dtype(dtype))
+        """A differentiable cast to another floating dtype (int or bool only without grad)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"astype: {dtype} is not a numeric dtype; use float32 or float64")
+        if dtype.kind not in _FLOAT_KINDS and self.requires_grad:
+            raise TypeError(
+                f"astype: a tensor that requires grad casts only to a floating dtype, not {dtype}; "
+                "detach it first"
+            )
+        return apply(CAST, self, dtype=dtype)
 
     def float(self) -> Tensor:
         """A cast to float32."""
@@ -528,7 +536,10 @@ class Tensor:
         """The same elements in a new shape (one dimension may be -1)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return apply(O.RESHAPE, self, shape=_ints("reshape: the new shape", shape))
+        shape = _ints("reshape: the new shape", shape)
+        if any(n < -1 for n in shape):
+            raise ValueError(f"reshape: sizes must be >= 0 or -1, got shape {shape}")
+        return apply(O.RESHAPE, self, shape=shape)
 
     view = reshape
 
@@ -593,7 +604,12 @@ def _index(index: Any) -> Any:
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
         data = index.data
-        return data if data.dtype.kind in "biu" else data.astype(np.int64)
+        if data.dtype.kind not in "biu":
+            raise TypeError(
+                f"an index tensor must have an integer or bool dtype, got {data.dtype}; use a "
+                "numpy array or Tensor(..., dtype='int64') (float tensors are not indices)"
+            )
+        return data
     if isinstance(index, list):
         return np.asarray(index)
     return index
