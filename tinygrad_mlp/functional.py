@@ -55,6 +55,10 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, one recorded op; weight has shape (out_features, in_features)."""
+    if not (isinstance(x, Tensor) and isinstance(weight, Tensor)) or not (
+        bias is None or isinstance(bias, Tensor)
+    ):
+        _check_tensors("linear", input=x, weight=weight, bias=bias)
     w = weight.data
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out, in), got shape {w.shape}")
@@ -84,6 +88,16 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     keep = backend.rng().random(x.shape) >= p
     mask = (keep / (1 - p)).astype(x.dtype)
     return x * Tensor._wrap(backend.to_device(mask, x.device), False, None)
+
+
+def _check_tensors(name: str, **values: Any) -> None:
+    """Refuse arrays, lists and other non-tensors given where a Tensor is needed (None passes)."""
+    for what, value in values.items():
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(
+                f"{name}: {what} must be a Tensor, got {type(value).__name__}; "
+                "wrap it with tinygrad_mlp.Tensor(...)"
+            )
 
 
 def _check_reduction(name: str, reduction: str) -> None:
@@ -138,6 +152,7 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
     logits' shape.
     """
     _check_reduction("cross_entropy", reduction)
+    _check_tensors("cross_entropy", input=logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be 2-D (N, C), got shape {logits.shape}")
     t = _target_array("cross_entropy", target, logits)
@@ -156,6 +171,7 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices given (N, C) log-probabilities."""
     _check_reduction("nll_loss", reduction)
+    _check_tensors("nll_loss", input=log_probs)
     if log_probs.ndim != 2:
         raise ValueError(f"nll_loss: input must be 2-D (N, C), got shape {log_probs.shape}")
     t = _class_indices("nll_loss", _target_array("nll_loss", target, log_probs), log_probs)
@@ -178,6 +194,7 @@ def _same_shape_target(name: str, target: Any, pred: Tensor):
 def binary_cross_entropy(probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1], logs clamped at -100."""
     _check_reduction("binary_cross_entropy", reduction)
+    _check_tensors("binary_cross_entropy", input=probs)
     y = _same_shape_target("binary_cross_entropy", target, probs)
     p = probs.data
     if probs.size and not bool(((p >= 0) & (p <= 1)).all()):
@@ -191,6 +208,7 @@ def binary_cross_entropy(probs: Tensor, target: Any, reduction: str = "mean") ->
 def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Binary cross-entropy of sigmoid(logits), computed stably from the logits."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
+    _check_tensors("binary_cross_entropy_with_logits", input=logits)
     y = _same_shape_target("binary_cross_entropy_with_logits", target, logits)
     return apply(O.BCE_WITH_LOGITS, logits, y=y, reduction=reduction)
 
@@ -198,6 +216,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str
 def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error (p - y)**2; shapes must match exactly."""
     _check_reduction("mse_loss", reduction)
+    _check_tensors("mse_loss", input=pred)
     if isinstance(target, Tensor) and target.requires_grad:
         if target.shape != pred.shape:
             raise ValueError(
@@ -212,6 +231,7 @@ def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 def l1_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error |p - y|; shapes must match exactly."""
     _check_reduction("l1_loss", reduction)
+    _check_tensors("l1_loss", input=pred)
     y = target if isinstance(target, Tensor) and target.requires_grad else Tensor._wrap(
         _same_shape_target("l1_loss", target, pred), False, None
     )
