@@ -125,6 +125,36 @@ def test_non_numeric_targets_and_values_are_type_errors():
         (logits * 2).backward("x")
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: tm.nn.Linear(3, 4)(x),
+        lambda x: F.linear(_t((2, 3), "float32"), x),
+        lambda x: F.cross_entropy(x, [0, 1]),
+        lambda x: F.nll_loss(x, [0, 1]),
+        lambda x: F.mse_loss(x, np.ones((2, 3))),
+        lambda x: F.l1_loss(x, np.ones((2, 3))),
+        lambda x: F.binary_cross_entropy(x, np.ones((2, 3))),
+        lambda x: F.binary_cross_entropy_with_logits(x, np.ones((2, 3))),
+    ],
+    ids=["Linear", "linear-weight", "cross_entropy", "nll", "mse", "l1", "bce", "bce_logits"],
+)
+@pytest.mark.parametrize("data", [np.full((2, 3), 0.5, np.float32), [[0.5] * 3] * 2])
+def test_arrays_and_lists_where_a_tensor_is_needed_are_type_errors(call, data):
+    with pytest.raises(TypeError, match=r"must be a Tensor, got (ndarray|list)"):
+        call(data)
+
+
+def test_astype_refuses_non_numeric_dtypes_and_int_casts_that_need_grad():
+    x = _t((2,), requires_grad=True)
+    with pytest.raises(TypeError, match="not a numeric dtype"):
+        x.astype(str)
+    with pytest.raises(TypeError, match="requires grad.*int64"):
+        x.astype("int64")
+    assert x.detach().astype("int64").tolist() == [0, 0]
+    assert x.astype("float32").dtype == np.float32
+
+
 # ---------------------------------------------------------------- labels
 
 
@@ -233,6 +263,8 @@ def test_bad_reshape():
         x.reshape("x")
     with pytest.raises(TypeError, match=r"reshape.*2\.0"):
         x.reshape(2.0, 3)
+    with pytest.raises(ValueError, match=r"reshape.*\(-2, 3\)"):
+        x.reshape(-2, 3)
 
 
 @pytest.mark.parametrize(
