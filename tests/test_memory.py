@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,7 @@ def _growth(kind: str, warmup: int, steps: int) -> tuple[int, bool]:
         text=True,
         timeout=300,
         env={**os.environ, **threads},
+        cwd=Path(tm.__file__).parents[1],  # the child imports the same package
     )
     assert result.returncode == 0, result.stderr[-3000:]
     growth, trained = result.stdout.split()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -398,8 +399,9 @@ def test_deleting_a_100k_node_graph_does_not_crash():
         print("freed")
         """
     )
+    here = Path(tm.__file__).parents[1]  # the child imports the same package
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=here
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "freed"
