@@ -330,7 +330,9 @@ def _sum(xp, x, axis=None, keepdims=False):
 def _sum_vjp(xp, g, saved, needs):
     # d sum(x) / dx_i = 1: the gradient is copied to every summed element
     shape, axes, keepdims = saved
-    return (xp.broadcast_to(_expand(xp, g, axes, keepdims), shape),)
+    out = xp.empty(shape, dtype=g.dtype)
+    out[...] = _expand(xp, g, axes, keepdims)  # NOTE: cheaper than broadcast_to, and writable
+    return (out,)
 
 
 SUM = register("sum", _sum, _sum_vjp, 1, Sample(params=lambda s: {"axis": 0, "keepdims": False}))
@@ -345,7 +347,9 @@ def _mean(xp, x, axis=None, keepdims=False):
 def _mean_vjp(xp, g, saved, needs):
     # d mean(x) / dx_i = 1/n
     shape, axes, keepdims, n = saved
-    return (xp.broadcast_to(_expand(xp, g, axes, keepdims) / n, shape),)
+    out = xp.empty(shape, dtype=g.dtype)
+    out[...] = _expand(xp, g, axes, keepdims) / n
+    return (out,)
 
 
 MEAN = register("mean", _mean, _mean_vjp, 1, Sample(params=lambda s: {"axis": -1, "keepdims": True}))

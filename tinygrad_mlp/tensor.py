@@ -297,6 +297,11 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
     def __repr__(self) -> str:
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=200)
         extra = f", dtype={self.dtype}"
@@ -662,8 +667,9 @@ def _seed(out: Tensor, grad: Any):
                 f"backward() without a gradient needs a scalar output, got shape {out.shape}; "
                 "the output must be a scalar (reduce it with .sum() or .mean()), or pass grad="
             )
-        xp = backend.array_module_of(out.data)
-        return xp.ones(out.shape, dtype=out.dtype)
+        seed = backend.array_module_of(out.data).empty(out.shape, dtype=out.dtype)
+        seed.fill(1)  # NOTE: empty + fill is several times cheaper than ones()
+        return seed
     g = grad.data if isinstance(grad, Tensor) else grad
     xp = backend.array_module_of(out.data)
     try:
@@ -762,9 +768,9 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     if anomaly:
         _check_forward(order)
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
-    grads: dict[int, Any] = {}  # pending gradients of non-leaf tensors
-    results: dict[int, Any] = {}
-    handed: set[int] = set()
+    grads: dict[int, Any] = {}  # pending gradients of non-leaf tensors, by id
+    results: dict[int, Any] = {}  # gradients of wanted tensors, by id
+    handed: set[int] = set()  # arrays already stored in some .grad
 
     def deliver_to_leaf(leaf: Tensor, g) -> None:
         if wanted_ids is None:
@@ -779,9 +785,10 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
         else:
             prev = grads.get(id(t))
             grads[id(t)] = seed if prev is None else _sum_of(prev, seed)
+    pop = grads.pop
     for t in reversed(order):
         node = t._node
-        g = grads.pop(id(t), None)
+        g = pop(id(t), None)
         if g is None:  # reachable, but every path to it returned no gradient
             if not retain_graph:
                 node.release()
@@ -792,25 +799,33 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
         elif t._retains_grad:
             _accumulate(t, g, handed)
         xp = np if type(g) is np.ndarray else backend.array_module_of(g)
+        inputs = node.inputs
         in_grads = node.op.backward(xp, g, node.saved, node.needs)
-        for i, (inp, ig, need) in enumerate(zip(node.inputs, in_grads, node.needs)):
+        if not retain_graph:
+            node.saved = None
+            node.inputs = ()
+            node.released = True
+        for i, (inp, ig, need) in enumerate(zip(inputs, in_grads, node.needs)):
             if not need or ig is None:
                 continue
-            if isinstance(ig, np.generic):
-                ig = np.asarray(ig)  # numpy returns products of 0-d arrays as scalars
-            if ig.shape != inp.data.shape:
-                ig = _reduce_to(ig, inp.data.shape, node.op.name, i)
-            if ig.dtype != inp.data.dtype:
-                ig = ig.astype(inp.data.dtype)
+            data = inp.data
+            if type(ig) is not type(data):
+                if isinstance(ig, np.generic):
+                    ig = np.asarray(ig)  # numpy returns products of 0-d arrays as scalars
+            if ig.shape != data.shape:
+                ig = _reduce_to(ig, data.shape, node.op.name, i)
+            if ig.dtype != data.dtype:
+                ig = ig.astype(data.dtype)
             if anomaly:
                 _check_finite(xp, ig, node, i)
-            if inp._node is None:
-                deliver_to_leaf(inp, ig)
-            else:
+            if inp._node is not None:
                 prev = grads.get(id(inp))
                 grads[id(inp)] = ig if prev is None else _sum_of(prev, ig)
-        if not retain_graph:
-            node.release()
+            elif wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed:
+                handed.add(id(ig))  # the common case of _accumulate, inlined
+                inp.grad = ig
+            else:
+                deliver_to_leaf(inp, ig)
     return results
 
 
@@ -831,6 +846,16 @@ def _accumulate(t: Tensor, g, handed: set[int]) -> None:
         t.grad = _sum_of(t.grad, g)
 
 
+def _tensor_list(what: str, value: Any) -> list[Tensor]:
+    """One tensor or a sequence of tensors as a list, refusing anything else by position."""
+    single = isinstance(value, Tensor) or backend.is_array(value) or not hasattr(value, "__iter__")
+    items = [value] if single else list(value)
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: {what} {i} is a {type(t).__name__}, not a Tensor")
+    return items
+
+
 def grad(
     outputs: Tensor | Sequence[Tensor],
     inputs: Tensor | Sequence[Tensor],
@@ -839,8 +864,7 @@ def grad(
     allow_unused: bool = False,
 ) -> tuple[Any, ...]:
     """Gradients of ``outputs`` with respect to ``inputs`` as arrays, leaving ``.grad`` alone."""
-    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outs, ins = _tensor_list("output", outputs), _tensor_list("input", inputs)
     if grad_outputs is None or isinstance(grad_outputs, Tensor) or backend.is_array(grad_outputs):
         grad_outputs = [grad_outputs] * len(outs) if grad_outputs is None else [grad_outputs]
     if len(grad_outputs) != len(outs):
