@@ -10,6 +10,19 @@ from .backend import np
 __all__ = ["DataLoader"]
 
 
+def _array(name: str, value: Any) -> Any:
+    """An array as it is, or nested lists as a numpy array; ragged lists are refused by name."""
+    if hasattr(value, "shape"):
+        return value
+    try:
+        return np.asarray(value)
+    except ValueError as e:
+        raise ValueError(
+            f"DataLoader: {name} is not an array of one shape (pass x and y as two arguments, "
+            f"not as one pair): {e}"
+        ) from None
+
+
 class DataLoader:
     """Iterate (xb, yb) batches, or xb alone when y is None, reshuffled every epoch."""
 
@@ -26,8 +39,8 @@ class DataLoader:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-        self.x = x if hasattr(x, "shape") else np.asarray(x)
-        self.y = None if y is None else (y if hasattr(y, "shape") else np.asarray(y))
+        self.x = _array("x", x)
+        self.y = None if y is None else _array("y", y)
         if self.x.ndim == 0:
             raise ValueError(
                 f"x must have a leading sample axis, got a scalar of shape {self.x.shape}"
