@@ -146,6 +146,27 @@ def test_arrays_and_lists_where_a_tensor_is_needed_are_type_errors(call, data):
         call(data)
 
 
+def test_grad_of_non_tensors_names_the_position():
+    x = _t((3,), requires_grad=True)
+    with pytest.raises(TypeError, match="grad: input 1 is a ndarray, not a Tensor"):
+        tm.grad((x * x).sum(), [x, np.ones(3)])
+    with pytest.raises(TypeError, match="grad: output 0 is a ndarray, not a Tensor"):
+        tm.grad(np.ones(3), x)
+
+
+def test_iterating_a_0d_tensor_is_a_type_error_not_an_empty_loop():
+    with pytest.raises(TypeError, match="0-d"):
+        list(T(1.0))
+    assert [t.item() for t in _t((3,))] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_data_loader_of_ragged_data_names_the_argument():
+    with pytest.raises(ValueError, match="DataLoader: x is not an array of one shape"):
+        tm.DataLoader((np.ones((3, 2)), np.ones(4)), batch_size=2)
+    with pytest.raises(ValueError, match="DataLoader: y"):
+        tm.DataLoader(np.ones((2, 2)), [[0], [1, 2]], batch_size=2)
+
+
 def test_astype_refuses_non_numeric_dtypes_and_int_casts_that_need_grad():
     x = _t((2,), requires_grad=True)
     with pytest.raises(TypeError, match="not a numeric dtype"):
