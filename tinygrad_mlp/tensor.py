@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import traceback
 from collections.abc import Sequence
@@ -697,10 +698,7 @@ def _graph(roots: Sequence[Tensor]) -> list[Tensor]:
         t = stack.pop()
         node = t._node
         if node.released:
-            raise RuntimeError(
-                f"backward through op '{node.op.name}' a second time: its graph was released by "
-                "the first backward; pass retain_graph=True to the first backward to keep it"
-            )
+            raise _released_error(node)
         found.append((node.seq, t))
         for inp, need in zip(node.inputs, node.needs):
             if need and inp._node is not None and id(inp) not in seen:
@@ -756,21 +754,30 @@ def _check_forward(order: list[Tensor]) -> None:
         )
 
 
+def _released_error(node: Node) -> RuntimeError:
+    return RuntimeError(
+        f"backward through op '{node.op.name}' a second time: its graph was released by "
+        "the first backward; pass retain_graph=True to the first backward to keep it"
+    )
+
+
 def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     """Propagate seeds from ``roots`` to the leaves, newest op first.
 
-    With ``wanted`` None, gradients accumulate into ``.grad`` of leaves (and of tensors that
-    retain grad); otherwise they are returned for the tensors in ``wanted`` and ``.grad`` is
-    left alone.
+    A heap keyed on each op's creation number hands out the newest pending tensor: all of its
+    users were created later, so its gradient is complete when it comes out. With ``wanted``
+    None, gradients accumulate into ``.grad`` of leaves (and of tensors that retain grad);
+    otherwise they are returned for the tensors in ``wanted`` and ``.grad`` is left alone.
     """
-    order = _graph([t for t, _ in roots])
     anomaly = _Mode.anomaly
     if anomaly:
-        _check_forward(order)
+        _check_forward(_graph([t for t, _ in roots]))
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
     grads: dict[int, Any] = {}  # pending gradients of non-leaf tensors, by id
     results: dict[int, Any] = {}  # gradients of wanted tensors, by id
     handed: set[int] = set()  # arrays already stored in some .grad
+    heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor) of pending non-leaves
+    push, pop = heapq.heappush, heapq.heappop
 
     def deliver_to_leaf(leaf: Tensor, g) -> None:
         if wanted_ids is None:
@@ -784,15 +791,17 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             deliver_to_leaf(t, seed)
         else:
             prev = grads.get(id(t))
-            grads[id(t)] = seed if prev is None else _sum_of(prev, seed)
-    pop = grads.pop
-    for t in reversed(order):
+            if prev is None:
+                grads[id(t)] = seed
+                push(heap, (-t._node.seq, t))
+            else:
+                grads[id(t)] = _sum_of(prev, seed)
+    while heap:
+        t = pop(heap)[1]
         node = t._node
-        g = pop(id(t), None)
-        if g is None:  # reachable, but every path to it returned no gradient
-            if not retain_graph:
-                node.release()
-            continue
+        if node.released:
+            raise _released_error(node)
+        g = grads.pop(id(t))
         if wanted_ids is not None:
             if id(t) in wanted_ids:
                 results[id(t)] = g
@@ -818,9 +827,14 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
                 ig = ig.astype(data.dtype)
             if anomaly:
                 _check_finite(xp, ig, node, i)
-            if inp._node is not None:
+            producer = inp._node
+            if producer is not None:
                 prev = grads.get(id(inp))
-                grads[id(inp)] = ig if prev is None else _sum_of(prev, ig)
+                if prev is None:
+                    grads[id(inp)] = ig
+                    push(heap, (-producer.seq, inp))
+                else:
+                    grads[id(inp)] = _sum_of(prev, ig)
             elif wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed:
                 handed.add(id(ig))  # the common case of _accumulate, inlined
                 inp.grad = ig
