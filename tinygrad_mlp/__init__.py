@@ -2,6 +2,7 @@
 
 from . import backend, data, datasets, functional, nn, ops, optim
 from .backend import cupy_available, get_array_module, manual_seed, set_default_device
+from .classifier import NNClassifier as NNClassifier
 from .data import DataLoader
 from .datasets import image_folder, make_moons, make_xor, mnist
 from .gradcheck import GradcheckError, gradcheck
