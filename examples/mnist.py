@@ -135,6 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--arch must start with 784 inputs and end with 10 classes, got {args.arch}")
     if args.loss == "ce" and args.out_activation != "softmax":
         p.error("--loss ce goes with --out-activation softmax; use --loss mse for sigmoid")
+    if args.val_size < 0 or (args.train_limit is not None and args.train_limit < 1):
+        p.error("--val-size must be >= 0 and --train-limit at least 1")
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -155,14 +157,12 @@ def load_data(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarra
         raise SystemExit(f"--data-dir: {e}") from None
     x_train = x_train.reshape(len(x_train), -1).astype(np.float32) / 255
     x_test = x_test.reshape(len(x_test), -1).astype(np.float32) / 255
-    if not 0 <= args.val_size < len(x_train):
-        raise SystemExit(f"--val-size must be in [0, {len(x_train)}), got {args.val_size}")
+    if args.val_size >= len(x_train):
+        raise SystemExit(f"--val-size must be below {len(x_train)}, got {args.val_size}")
     n_fit = len(x_train) - args.val_size
     x_val, y_val = x_train[n_fit:], y_train[n_fit:]
     x_train, y_train = x_train[:n_fit], y_train[:n_fit]
     if args.train_limit is not None:
-        if args.train_limit < 1:
-            raise SystemExit("--train-limit must be at least 1")
         x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
     if args.standardize:
         mean, std = x_train.mean(), x_train.std()

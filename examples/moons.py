@@ -2,8 +2,11 @@
 
 1000 points (noise 0.2), 90% for training and 10% for testing; ReLU hidden layers, a sigmoid
 output and binary cross-entropy, trained full batch. The default (Adam, lr 0.01, 300 epochs)
-takes a few seconds. The classic NumPy tutorial's settings, plain gradient descent with
-lr 0.01 for 10,000 epochs from randn * 0.1 weights, are:
+takes a few seconds and scores 97% on the default split's 100 test points and about 96.8% on
+10,000 fresh points. At noise 0.2 even the Bayes-optimal boundary misclassifies about 2.9% of
+points, so a 100-point test score of 98% or more depends on the draw (--data-seed) more than on
+the network. The classic NumPy tutorial's settings, plain gradient descent with lr 0.01 for
+10,000 epochs from randn * 0.1 weights, are:
 
     python examples/moons.py --optimizer gd --lr 0.01 --epochs 10000 --init normal0.1
 
