@@ -900,7 +900,8 @@ def busy_note(info: dict[str, Any]) -> str | None:
     if load and load[0] > 0.5 * cpus:
         return (
             f"machine busy before the runs (1-minute load average {load[0]} on {cpus} CPUs); "
-            "timings may be unreliable, BLAS threads compete with other processes"
+            "timings may be unreliable and slow, as BLAS threads compete with other processes "
+            "(--threads 1 avoids most of that)"
         )
     return None
 
