@@ -59,8 +59,12 @@ TARGET_MNIST = 1.10  # tinygrad_mlp / numpy-by-hand, MNIST epoch time
 TARGET_XOR = 0.5  # tinygrad_mlp / pytorch, XOR step time
 TARGET_MEMORY = 1.3  # tinygrad_mlp / numpy-by-hand, MNIST epoch peak memory
 
-LOSS_RTOL = 2e-3
-LOSS_ATOL = 1e-4
+# Losses after the short warm-up runs must agree closely; after a whole run the float32
+# rounding differences of the libraries can grow (a ReLU unit flipping sign for one sample sends
+# trajectories apart), so the final check is looser: on the synthetic MNIST epoch float32 and
+# float64 by hand were seen to end 0.2% apart.
+TIGHT_RTOL, TIGHT_ATOL = 1e-5, 1e-7
+FINAL_RTOL, FINAL_ATOL = 1e-2, 1e-5
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,24 +594,26 @@ def add_rows(
         report.rows.append(row)
 
 
-def check_losses(report: Report, bench: str, results: dict[str, float]) -> None:
+def check_losses(
+    report: Report, bench: str, results: dict[str, float], rtol: float, atol: float
+) -> None:
     """Compare each contender's loss with numpy-by-hand's; print a warning when they differ."""
     if NUMPY not in results:
         return
     ref = results[NUMPY]
     for name, value in results.items():
-        ok = math.isfinite(value) and abs(value - ref) <= LOSS_ATOL + LOSS_RTOL * abs(ref)
+        ok = math.isfinite(value) and abs(value - ref) <= atol + rtol * abs(ref)
         report.checks.append(
             {"benchmark": bench, "contender": name, "loss": value, "reference": ref, "ok": ok}
         )
         if name == NUMPY:
             continue
         if ok:
-            print(f"loss check {bench}: {name} {value:.6f} vs {NUMPY} {ref:.6f}: ok")
+            print(f"loss check {bench}: {name} {value:.8f} vs {NUMPY} {ref:.8f}: ok")
         else:
             print(
-                f"WARNING: loss check {bench}: {name} reached {value:.6f} but {NUMPY} "
-                f"reached {ref:.6f} from the same initial weights",
+                f"WARNING: loss check {bench}: {name} reached {value:.8f} but {NUMPY} "
+                f"reached {ref:.8f} from the same initial weights",
                 flush=True,
             )
 
@@ -641,12 +647,18 @@ def bench_mnist(
 
     warm_rows = min(rows, 10 * BATCH)
 
+    warm_loss: dict[str, float] = {}
+
     def warm(c: Any) -> None:
         c.reset(init)
         c.epoch(warm_rows)
         c.sync()
+        warm_loss[c.name] = eval_mnist_loss(c.params(), x[:10_000], y[:10_000])
 
     contenders = warm_up(contenders, warm, report, "mnist")
+    check_losses(
+        report, f"mnist after {warm_rows // BATCH} batches", warm_loss, TIGHT_RTOL, TIGHT_ATOL
+    )
     final: dict[str, float] = {}
     last: dict[str, float] = {}
 
@@ -670,7 +682,7 @@ def bench_mnist(
             f"mnist: {name} last-batch loss {last[name]:.6f}, "
             f"loss on 10k rows after the epoch {final[name]:.6f}"
         )
-    check_losses(report, "mnist", final)
+    check_losses(report, "mnist after the epoch", final, FINAL_RTOL, FINAL_ATOL)
 
 
 def bench_xor(args: argparse.Namespace, report: Report, libs: dict[str, Any]) -> None:
@@ -683,11 +695,15 @@ def bench_xor(args: argparse.Namespace, report: Report, libs: dict[str, Any]) ->
         contenders.append(TorchXor(libs["torch"]))
     steps = args.xor_steps
 
+    warm_steps = min(steps, 100)
+    warm_loss: dict[str, float] = {}
+
     def warm(c: Any) -> None:
         c.reset(init)
-        c.steps(min(steps, 100))
+        warm_loss[c.name] = c.steps(warm_steps)
 
     contenders = warm_up(contenders, warm, report, "xor")
+    check_losses(report, f"xor after {warm_steps} steps", warm_loss, TIGHT_RTOL, TIGHT_ATOL)
     final: dict[str, float] = {}
 
     def timed(c: Any) -> float:
@@ -701,7 +717,7 @@ def bench_xor(args: argparse.Namespace, report: Report, libs: dict[str, Any]) ->
     add_rows(report, f"xor step ({steps} steps)", "us", 1e6, times, with_torch_ratio=True)
     for name, value in final.items():
         print(f"xor: {name} loss after {steps} steps {value:.6f}")
-    check_losses(report, "xor", final)
+    check_losses(report, f"xor after {steps} steps", final, FINAL_RTOL, FINAL_ATOL)
 
 
 def bench_memory(
