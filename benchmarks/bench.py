@@ -77,13 +77,19 @@ def load_tinygrad() -> tuple[Any, str | None]:
     try:
         import tinygrad_mlp as tm
 
-        for name in ("nn.Sequential", "nn.Linear", "nn.ReLU", "optim.SGD", "functional"):
+        needed = (
+            "Tensor",
+            "nn.Sequential",
+            "nn.Linear",
+            "nn.ReLU",
+            "optim.SGD",
+            "functional.cross_entropy",
+        )
+        for name in needed:
             obj: Any = tm
             for part in name.split("."):
                 obj = getattr(obj, part)
-        tm.functional.cross_entropy  # noqa: B018 - the check is the attribute access
-        tm.Tensor  # noqa: B018
-    except Exception as e:  # an engine still being written may fail in any way on import
+    except Exception as e:  # a partial or broken install may fail in any way on import
         return None, f"{type(e).__name__}: {e}"
     return tm, None
 
