@@ -8,7 +8,12 @@ Every op is two plain functions:
   ``out``) and returns one gradient per array input, or ``None`` where ``needs[i]`` is False.
 
 Rules never think about broadcasting: the engine sums each gradient back to its input's shape.
-A backward must not write into ``g`` or into ``saved``: both may be shared.
+A backward must not write into ``g`` or into ``saved``: both may be shared. It returns new
+arrays (distinct from each other) or ``g`` itself.
+
+An op may add ``backward_owned``: the same rule, allowed to overwrite ``g``. The engine calls it
+instead when it holds the only reference to ``g``, which saves an allocation per elementwise op
+in a chain (the in-place ``dA *= Z > 0`` of hand-written backprop).
 
 Each op also carries a ``sample``: the input shapes, value domains and parameters that the test
 suite uses to gradient-check every registered op automatically.
@@ -52,6 +57,7 @@ class Op:
     backward: Callable[..., tuple[Any, ...]]
     arity: int
     sample: Sample = field(default_factory=Sample)
+    backward_owned: Callable[..., tuple[Any, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
@@ -60,11 +66,18 @@ class Op:
 OPS: dict[str, Op] = {}
 
 
-def register(name: str, forward, backward, arity: int = 1, sample: Sample | None = None) -> Op:
+def register(
+    name: str,
+    forward,
+    backward,
+    arity: int = 1,
+    sample: Sample | None = None,
+    backward_owned=None,
+) -> Op:
     """Add an op to the registry and return it."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered")
-    op = Op(name, forward, backward, arity, sample or Sample())
+    op = Op(name, forward, backward, arity, sample or Sample(), backward_owned)
     OPS[name] = op
     return op
 
@@ -255,7 +268,14 @@ def _relu_vjp(xp, g, out, needs):
     return (g * (out > 0),)
 
 
-RELU = register("relu", _relu, _relu_vjp, 1, Sample(domains=("nonzero",)))
+def _relu_vjp_owned(xp, g, out, needs):
+    g *= out > 0
+    return (g,)
+
+
+RELU = register(
+    "relu", _relu, _relu_vjp, 1, Sample(domains=("nonzero",)), backward_owned=_relu_vjp_owned
+)
 
 
 def _sigmoid(xp, x):
@@ -270,7 +290,13 @@ def _sigmoid_vjp(xp, g, s, needs):
     return (g * s * (1 - s),)
 
 
-SIGMOID = register("sigmoid", _sigmoid, _sigmoid_vjp)
+def _sigmoid_vjp_owned(xp, g, s, needs):
+    g *= s
+    g *= 1 - s
+    return (g,)
+
+
+SIGMOID = register("sigmoid", _sigmoid, _sigmoid_vjp, backward_owned=_sigmoid_vjp_owned)
 
 
 def _tanh(xp, x):
@@ -283,7 +309,12 @@ def _tanh_vjp(xp, g, t, needs):
     return (g * (1 - t * t),)
 
 
-TANH = register("tanh", _tanh, _tanh_vjp)
+def _tanh_vjp_owned(xp, g, t, needs):
+    g *= 1 - t * t
+    return (g,)
+
+
+TANH = register("tanh", _tanh, _tanh_vjp, backward_owned=_tanh_vjp_owned)
 
 
 def _softmax(xp, x, axis):
@@ -499,7 +530,10 @@ def _linear_vjp(xp, g, saved, needs):
     x, w = saved
     g2 = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
     x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
-    gx = xp.dot(g2, w).reshape(x.shape) if needs[0] else None
+    gx = None
+    if needs[0]:
+        gx = xp.dot(g2, w)
+        gx = gx if x.ndim == 2 else gx.reshape(x.shape)
     gw = xp.dot(g2.T, x2) if needs[1] else None
     gb = g2.sum(axis=0) if needs[2] else None
     return gx, gw, gb

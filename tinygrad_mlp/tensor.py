@@ -776,6 +776,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     grads: dict[int, Any] = {}  # pending gradients of non-leaf tensors, by id
     results: dict[int, Any] = {}  # gradients of wanted tensors, by id
     handed: set[int] = set()  # arrays already stored in some .grad
+    owned: set[int] = set()  # ids of pending gradients that nothing else refers to
     heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor) of pending non-leaves
     push, pop = heapq.heappush, heapq.heappop
 
@@ -793,23 +794,34 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             prev = grads.get(id(t))
             if prev is None:
                 grads[id(t)] = seed
+                owned.add(id(seed))  # _seed always makes a new array
                 push(heap, (-t._node.seq, t))
             else:
-                grads[id(t)] = _sum_of(prev, seed)
+                owned.discard(id(prev))
+                total = grads[id(t)] = _sum_of(prev, seed)
+                owned.add(id(total))
     while heap:
         t = pop(heap)[1]
         node = t._node
         if node.released:
             raise _released_error(node)
         g = grads.pop(id(t))
+        g_owned = id(g) in owned
+        owned.discard(id(g))  # NOTE: ids are reused once arrays die, so none may linger here
         if wanted_ids is not None:
             if id(t) in wanted_ids:
                 results[id(t)] = g
+                g_owned = False
         elif t._retains_grad:
             _accumulate(t, g, handed)
+            g_owned = False
         xp = np if type(g) is np.ndarray else backend.array_module_of(g)
         inputs = node.inputs
-        in_grads = node.op.backward(xp, g, node.saved, node.needs)
+        op = node.op
+        if g_owned and op.backward_owned is not None:
+            in_grads = op.backward_owned(xp, g, node.saved, node.needs)
+        else:
+            in_grads = op.backward(xp, g, node.saved, node.needs)
         if not retain_graph:
             node.saved = None
             node.inputs = ()
@@ -833,8 +845,17 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
                 if prev is None:
                     grads[id(inp)] = ig
                     push(heap, (-producer.seq, inp))
+                    # a new array, or g passed on to this input alone, belongs to this entry
+                    if (ig is not g and ig.base is None) or (
+                        ig is g and g_owned and sum(x is g for x in in_grads) == 1
+                    ):
+                        owned.add(id(ig))
+                    else:
+                        owned.discard(id(ig))
                 else:
-                    grads[id(inp)] = _sum_of(prev, ig)
+                    owned.discard(id(prev))
+                    total = grads[id(inp)] = _sum_of(prev, ig)
+                    owned.add(id(total))
             elif wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed:
                 handed.add(id(ig))  # the common case of _accumulate, inlined
                 inp.grad = ig
