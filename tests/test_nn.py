@@ -633,3 +633,22 @@ def test_state_dict_loads_into_torch_and_back():
     fresh.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
     expected = reference(torch.from_numpy(x.numpy())).detach().numpy()
     np.testing.assert_allclose(fresh(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_fused_linear_relu_matches_the_layers_one_by_one():
+    tm.manual_seed(3)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
+    fused = model(tm.Tensor(x))
+    assert fused.op == "linear"  # the last Linear has no ReLU after it
+    assert fused._node.inputs[0].op == "linear_relu"
+    fused.sum().backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    h = tm.Tensor(x)
+    for layer in model:
+        h = layer(h)
+    np.testing.assert_array_equal(h.numpy(), fused.numpy())
+    h.sum().backward()
+    for g, p in zip(grads, model.parameters()):
+        np.testing.assert_array_equal(g, p.grad)

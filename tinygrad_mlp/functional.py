@@ -16,6 +16,7 @@ __all__ = [
     "softmax",
     "log_softmax",
     "linear",
+    "linear_relu",
     "dropout",
     "cross_entropy",
     "nll_loss",
@@ -55,6 +56,19 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, one recorded op; weight has shape (out_features, in_features)."""
+    return _linear(O.LINEAR, x, weight, bias)
+
+
+def linear_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """relu(x @ weight.T + bias) as one recorded op: the same values and gradients as the two
+    ops, without keeping the pre-activation (``nn.Sequential`` uses it for Linear, ReLU)."""
+    if bias is None:
+        return linear(x, weight).relu()
+    return _linear(O.LINEAR_RELU, x, weight, bias)
+
+
+def _linear(op: O.Op, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """Check the operands of a linear layer and apply ``op`` (linear or linear_relu)."""
     if not (isinstance(x, Tensor) and isinstance(weight, Tensor)) or not (
         bias is None or isinstance(bias, Tensor)
     ):
@@ -74,7 +88,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: bias of shape {b.shape} does not fit weight of shape {w.shape}")
     if b.dtype != w.dtype:
         raise TypeError(f"linear: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
-    return apply(O.LINEAR, x, weight, bias)
+    return apply(op, x, weight, bias)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -556,6 +556,38 @@ LINEAR = register(
 )
 
 
+def _linear_relu(xp, x, w, b):
+    out, _ = _linear(xp, x, w, b)
+    xp.maximum(out, 0, out=out)  # in place: nothing else ever sees the pre-activation
+    return out, (x, w, out)
+
+
+def _linear_relu_vjp(xp, g, saved, needs):
+    # y = relu(z), z = x W^T + b  =>  dz = g * (y > 0), then the rule of linear
+    x, w, out = saved
+    return _linear_vjp(xp, g * (out > 0), (x, w), needs)
+
+
+def _linear_relu_vjp_owned(xp, g, saved, needs):
+    x, w, out = saved
+    g *= out > 0
+    return _linear_vjp(xp, g, (x, w), needs)
+
+
+LINEAR_RELU = register(
+    "linear_relu",
+    _linear_relu,
+    _linear_relu_vjp,
+    3,
+    # positive inputs and well-separated weights keep the pre-activations away from the kink
+    Sample(
+        shapes=lambda n, m: ((n, m), (m + 1, m), (m + 1,)),
+        domains=("positive", "nonzero", "nonzero"),
+    ),
+    backward_owned=_linear_relu_vjp_owned,
+)
+
+
 # ---------------------------------------------------------------- fused losses
 
 
