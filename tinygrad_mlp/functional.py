@@ -132,6 +132,8 @@ def _target_array(name: str, target: Any, like: Tensor):
             raise TypeError(f"{name}: target must be numeric: {e}") from None
     if data.dtype.kind not in "biuf":
         raise TypeError(f"{name}: target must be numeric, got dtype {data.dtype}")
+    if type(data) is type(like.data):
+        return data
     return backend.to_device(data, like.device)
 
 
@@ -149,13 +151,12 @@ def _class_indices(name: str, target, logits: Tensor):
         target = target.astype(np.int64)
     elif target.dtype.kind == "b":
         target = target.astype(np.int64)
-    if n:
-        bad = (target < 0) | (target >= c)
-        if bool(bad.any()):
-            label = int(target[bad.argmax()])
-            raise ValueError(
-                f"{name}: label {label} is out of range for {c} classes (valid labels are 0..{c - 1})"
-            )
+    # NOTE: seen as unsigned, a negative label is huge, so one max() checks both ends
+    if n and int(target.view(f"u{target.dtype.itemsize}").max()) >= c:
+        label = int(target[((target < 0) | (target >= c)).argmax()])
+        raise ValueError(
+            f"{name}: label {label} is out of range for {c} classes (valid labels are 0..{c - 1})"
+        )
     return target
 
 
