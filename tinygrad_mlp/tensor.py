@@ -228,7 +228,16 @@ class Tensor:
         dtype: Any = None,
         device: str | None = None,
     ) -> None:
-        array = _to_array(data, dtype, device)
+        if (
+            type(data) is np.ndarray
+            and dtype is None
+            and device is None
+            and data.dtype.kind == "f"
+            and backend.default_device() == "cpu"
+        ):
+            array = data  # the common case of a float batch on the CPU, without conversion
+        else:
+            array = _to_array(data, dtype, device)
         if requires_grad:
             if array.dtype.kind not in _FLOAT_KINDS:
                 raise TypeError(f"only floating tensors can require grad, got dtype {array.dtype}")
