@@ -650,5 +650,5 @@ def test_sequential_fused_linear_relu_matches_the_layers_one_by_one():
         h = layer(h)
     np.testing.assert_array_equal(h.numpy(), fused.numpy())
     h.sum().backward()
-    for g, p in zip(grads, model.parameters()):
+    for g, p in zip(grads, model.parameters(), strict=True):
         np.testing.assert_array_equal(g, p.grad)

@@ -50,7 +50,9 @@ def _load_cupy() -> Any:
     try:
         import cupy
     except ImportError as e:
-        raise ImportError(f"device 'cuda' needs CuPy, which is not installed; {_CUDA_INSTALL_HINT}") from e
+        raise ImportError(
+            f"device 'cuda' needs CuPy, which is not installed; {_CUDA_INSTALL_HINT}"
+        ) from e
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # CuPy raises its own CUDARuntimeError when no driver is present
@@ -76,7 +78,9 @@ def _env_default_device() -> str:
     if name.startswith("cuda:"):
         name = "cuda"
     if name not in DEVICES:
-        raise ValueError(f"TINYGRAD_MLP_DEVICE={value!r} is not a device; expected one of {DEVICES}")
+        raise ValueError(
+            f"TINYGRAD_MLP_DEVICE={value!r} is not a device; expected one of {DEVICES}"
+        )
     return name
 
 

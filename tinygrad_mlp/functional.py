@@ -220,7 +220,9 @@ def binary_cross_entropy(probs: Tensor, target: Any, reduction: str = "mean") ->
     return apply(O.BINARY_CROSS_ENTROPY, probs, y=y, reduction=reduction)
 
 
-def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(
+    logits: Tensor, target: Any, reduction: str = "mean"
+) -> Tensor:
     """Binary cross-entropy of sigmoid(logits), computed stably from the logits."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _check_tensors("binary_cross_entropy_with_logits", input=logits)
@@ -247,11 +249,15 @@ def l1_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error |p - y|; shapes must match exactly."""
     _check_reduction("l1_loss", reduction)
     _check_tensors("l1_loss", input=pred)
-    y = target if isinstance(target, Tensor) and target.requires_grad else Tensor._wrap(
-        _same_shape_target("l1_loss", target, pred), False, None
+    y = (
+        target
+        if isinstance(target, Tensor) and target.requires_grad
+        else Tensor._wrap(_same_shape_target("l1_loss", target, pred), False, None)
     )
     if y.shape != pred.shape:
-        raise ValueError(f"l1_loss: target of shape {y.shape} does not match input of shape {pred.shape}")
+        raise ValueError(
+            f"l1_loss: target of shape {y.shape} does not match input of shape {pred.shape}"
+        )
     losses = (pred - y).abs()
     if reduction == "mean":
         return losses.mean()

@@ -133,9 +133,14 @@ def _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception) ->
     for j in range(n_out):
         seed = xp.zeros(out.size, dtype=out.dtype)
         seed[j] = 1
-        gs = grad(out, [ins[i] for i in checked], seed.reshape(out.shape), retain_graph=True,
-                  allow_unused=True)
-        for i, g in zip(checked, gs):
+        gs = grad(
+            out,
+            [ins[i] for i in checked],
+            seed.reshape(out.shape),
+            retain_graph=True,
+            allow_unused=True,
+        )
+        for i, g in zip(checked, gs, strict=True):
             if g is not None:
                 analytic[i][j] = backend.to_numpy(g).astype(np.float64).reshape(-1)
     for i in checked:
@@ -160,9 +165,14 @@ def _check_fast(fn, ins, outs, oi, checked, eps, atol, rtol, rng, raise_exceptio
     out = outs[oi]
     u = rng.standard_normal(out.shape)
     xp = backend.array_module_of(out.data)
-    gs = grad(out, [ins[i] for i in checked], xp.asarray(u, dtype=out.dtype), retain_graph=True,
-              allow_unused=True)
-    for i, g in zip(checked, gs):
+    gs = grad(
+        out,
+        [ins[i] for i in checked],
+        xp.asarray(u, dtype=out.dtype),
+        retain_graph=True,
+        allow_unused=True,
+    )
+    for i, g in zip(checked, gs, strict=True):
         t = ins[i]
         v = rng.standard_normal(t.shape)
         analytic = 0.0 if g is None else float((backend.to_numpy(g).astype(np.float64) * v).sum())

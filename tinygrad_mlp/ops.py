@@ -195,7 +195,9 @@ def _pow_vjp(xp, g, saved, needs):
     return (g * (c * x ** (c - 1)),)
 
 
-POW = register("pow", _pow, _pow_vjp, 1, Sample(domains=("positive",), params=lambda s: {"exponent": 1.5}))
+POW = register(
+    "pow", _pow, _pow_vjp, 1, Sample(domains=("positive",), params=lambda s: {"exponent": 1.5})
+)
 
 
 def _abs(xp, x):
@@ -226,7 +228,11 @@ def _clamp_vjp(xp, g, saved, needs):
 
 
 CLAMP = register(
-    "clamp", _clamp, _clamp_vjp, 1, Sample(domains=("nonzero",), params=lambda s: {"low": -0.05, "high": 100.0})
+    "clamp",
+    _clamp,
+    _clamp_vjp,
+    1,
+    Sample(domains=("nonzero",), params=lambda s: {"low": -0.05, "high": 100.0}),
 )
 
 
@@ -383,7 +389,9 @@ def _mean_vjp(xp, g, saved, needs):
     return (out,)
 
 
-MEAN = register("mean", _mean, _mean_vjp, 1, Sample(params=lambda s: {"axis": -1, "keepdims": True}))
+MEAN = register(
+    "mean", _mean, _mean_vjp, 1, Sample(params=lambda s: {"axis": -1, "keepdims": True})
+)
 
 
 def _max(xp, x, axis=None, keepdims=False):
@@ -593,7 +601,9 @@ LINEAR_RELU = register(
 
 def _reduce(xp, losses, reduction: str):
     if reduction == "mean":
-        return losses.sum() / losses.size  # NOTE: the same float32 sum as mean(), minus its overhead
+        return (
+            losses.sum() / losses.size
+        )  # NOTE: the same float32 sum as mean(), minus its overhead
     if reduction == "sum":
         return losses.sum()
     return losses
@@ -647,7 +657,7 @@ CROSS_ENTROPY = register(
 
 
 def _clamped_log(xp, x):
-    """log(x) floored at -100; x is raised to 1e-45 first so that log(0) neither warns nor is -inf."""
+    """log(x) floored at -100; x is raised to 1e-45 first, so log(0) neither warns nor is -inf."""
     return xp.maximum(xp.log(xp.maximum(x, 1e-45)), -100)
 
 

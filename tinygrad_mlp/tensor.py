@@ -162,8 +162,9 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     except (ValueError, TypeError) as e:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
         kind = ValueError if isinstance(e, ValueError) else TypeError
-        raise kind(f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} "
-                   f"{shapes}: {e}") from None
+        raise kind(
+            f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
+        ) from None
     if xp is np and type(out) is not np.ndarray:
         out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
     if _Mode.grad_enabled:
@@ -202,7 +203,9 @@ def _to_array(data: Any, dtype: Any, device: str | None):
     try:
         array = np.asarray(data)
     except (ValueError, TypeError) as e:
-        raise TypeError(f"Tensor data must be numeric (a number, nested lists or an array): {e}") from None
+        raise TypeError(
+            f"Tensor data must be numeric (a number, nested lists or an array): {e}"
+        ) from None
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"Tensor data must be numeric, got {type(data).__name__} holding dtype {array.dtype}"
@@ -634,7 +637,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with numpy's rules for 1-D and 2-D operands; shapes are checked first."""
     sa, sb = a.shape, b.shape
     if not sa or not sb:
-        raise ValueError(f"matmul: both operands need at least one dimension, got shapes {sa} and {sb}")
+        raise ValueError(
+            f"matmul: both operands need at least one dimension, got shapes {sa} and {sb}"
+        )
     inner_b = sb[0] if len(sb) == 1 else sb[-2]
     if sa[-1] != inner_b:
         raise ValueError(
@@ -689,7 +694,9 @@ def _seed(out: Tensor, grad: Any):
             f"backward: grad must be numeric, like the output {out.shape}: {e}"
         ) from None
     if g.shape != out.shape:
-        raise ValueError(f"backward: grad of shape {g.shape} does not match output shape {out.shape}")
+        raise ValueError(
+            f"backward: grad of shape {g.shape} does not match output shape {out.shape}"
+        )
     return g
 
 
@@ -709,7 +716,7 @@ def _graph(roots: Sequence[Tensor]) -> list[Tensor]:
         if node.released:
             raise _released_error(node)
         found.append((node.seq, t))
-        for inp, need in zip(node.inputs, node.needs):
+        for inp, need in zip(node.inputs, node.needs, strict=True):
             if need and inp._node is not None and id(inp) not in seen:
                 seen.add(id(inp))
                 stack.append(inp)
@@ -835,7 +842,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             node.saved = None
             node.inputs = ()
             node.released = True
-        for i, (inp, ig, need) in enumerate(zip(inputs, in_grads, node.needs)):
+        for i, (inp, ig, need) in enumerate(zip(inputs, in_grads, node.needs, strict=True)):
             if not need or ig is None:
                 continue
             data = inp.data
@@ -865,7 +872,9 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
                     owned.discard(id(prev))
                     total = grads[id(inp)] = _sum_of(prev, ig)
                     owned.add(id(total))
-            elif wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed:
+            elif (
+                wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed
+            ):
                 handed.add(id(ig))  # the common case of _accumulate, inlined
                 inp.grad = ig
             else:
@@ -916,7 +925,7 @@ def grad(
     for o in outs:
         if not o.requires_grad:
             raise RuntimeError(f"grad: an output of shape {o.shape} does not require grad")
-    roots = [(o, _seed(o, g)) for o, g in zip(outs, grad_outputs)]
+    roots = [(o, _seed(o, g)) for o, g in zip(outs, grad_outputs, strict=True)]
     found = _run_backward(roots, retain_graph, ins)
     result = []
     for i, t in enumerate(ins):

@@ -33,7 +33,9 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None, device: str | None = None):
+    def __init__(
+        self, data: Any, requires_grad: bool = True, dtype: Any = None, device: str | None = None
+    ):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     def __repr__(self) -> str:
@@ -156,7 +158,9 @@ class Module:
         ValueError naming the key and both shapes.
         """
         if not hasattr(state_dict, "items"):
-            raise TypeError(f"load_state_dict expects a dict of arrays, got {type(state_dict).__name__}")
+            raise TypeError(
+                f"load_state_dict expects a dict of arrays, got {type(state_dict).__name__}"
+            )
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in params]
@@ -180,7 +184,9 @@ class Module:
                     f"load_state_dict: value for {name!r} is not an array: {e}"
                 ) from None
             if host.dtype.kind not in "biuf":
-                raise TypeError(f"load_state_dict: value for {name!r} is not numeric ({host.dtype})")
+                raise TypeError(
+                    f"load_state_dict: value for {name!r} is not numeric ({host.dtype})"
+                )
             if tuple(host.shape) != tuple(p.shape):
                 raise ValueError(
                     f"load_state_dict: shape mismatch for {name!r}: the file has "
