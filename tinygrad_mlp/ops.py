@@ -621,23 +621,24 @@ def _scale(xp, g, reduction: str, n: int, ndim: int):
 def _cross_entropy(xp, logits, target, reduction="mean"):
     # NOTE: log-sum-exp with the row max subtracted: finite for logits of any size.
     shifted = logits - logits.max(axis=1, keepdims=True)
-    e = xp.exp(shifted)
-    sums = e.sum(axis=1, keepdims=True)
-    probs = e / sums
-    if target.ndim == 1:  # class indices
+    probs = xp.exp(shifted)
+    sums = probs.sum(axis=1, keepdims=True)
+    probs /= sums
+    if target.ndim == 1:  # class indices: loss_i = log sum_c e^z_ic - z_i,target
         rows = xp.arange(len(target))
         losses = xp.log(sums[:, 0]) - shifted[rows, target]
     else:  # class probabilities
+        rows = None
         losses = -(target * (shifted - xp.log(sums))).sum(axis=1)
-    return _reduce(xp, losses, reduction), (probs, target, reduction)
+    return _reduce(xp, losses, reduction), (probs, target, rows, reduction)
 
 
 def _cross_entropy_vjp(xp, g, saved, needs):
     # loss_i = -sum_c y_ic log softmax(z_i)_c  =>  dz_i = softmax(z_i) sum_c y_ic - y_i
-    probs, target, reduction = saved
-    if target.ndim == 1:
+    probs, target, rows, reduction = saved
+    if rows is not None:
         dz = probs.copy()
-        dz[xp.arange(len(target)), target] -= 1
+        dz[rows, target] -= 1
     else:
         dz = probs * target.sum(axis=1, keepdims=True) - target
     dz *= _scale(xp, g, reduction, len(probs), 2)
