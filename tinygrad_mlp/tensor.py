@@ -783,16 +783,16 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     A heap keyed on each op's creation number hands out the newest pending tensor: all of its
     users were created later, so its gradient is complete when it comes out. With ``wanted``
     None, gradients accumulate into ``.grad`` of leaves (and of tensors that retain grad);
-    otherwise they are returned for the tensors in ``wanted`` and ``.grad`` is left alone.
+    otherwise they are returned for the tensors in ``wanted`` (by id) and ``.grad`` is left alone.
     """
     anomaly = _Mode.anomaly
     if anomaly:
         _check_forward(_graph([t for t, _ in roots]))
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
-    grads: dict[int, Any] = {}  # pending gradients of non-leaf tensors, by id
+    grads: dict[Tensor, Any] = {}  # pending gradients of non-leaf tensors
+    owned: set[Tensor] = set()  # tensors whose pending gradient nothing else refers to
     results: dict[int, Any] = {}  # gradients of wanted tensors, by id
-    handed: set[int] = set()  # arrays already stored in some .grad
-    owned: set[int] = set()  # ids of pending gradients that nothing else refers to
+    handed: set[int] = set()  # ids of arrays already stored in some .grad
     heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor) of pending non-leaves
     push, pop = heapq.heappush, heapq.heappop
 
@@ -806,24 +806,19 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     for t, seed in roots:
         if t._node is None:
             deliver_to_leaf(t, seed)
+        elif t in grads:
+            grads[t] = _sum_of(grads[t], seed)
         else:
-            prev = grads.get(id(t))
-            if prev is None:
-                grads[id(t)] = seed
-                owned.add(id(seed))  # _seed always makes a new array
-                push(heap, (-t._node.seq, t))
-            else:
-                owned.discard(id(prev))
-                total = grads[id(t)] = _sum_of(prev, seed)
-                owned.add(id(total))
+            grads[t] = seed
+            owned.add(t)  # _seed always makes a new array
+            push(heap, (-t._node.seq, t))
     while heap:
         t = pop(heap)[1]
         node = t._node
         if node.released:
             raise _released_error(node)
-        g = grads.pop(id(t))
-        g_owned = id(g) in owned
-        owned.discard(id(g))  # NOTE: ids are reused once arrays die, so none may linger here
+        g = grads.pop(t)
+        g_owned = t in owned
         if wanted_ids is not None:
             if id(t) in wanted_ids:
                 results[id(t)] = g
@@ -832,46 +827,38 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             _accumulate(t, g, handed)
             g_owned = False
         xp = np if type(g) is np.ndarray else backend.array_module_of(g)
-        inputs = node.inputs
-        op = node.op
+        inputs, needs, op = node.inputs, node.needs, node.op
         if g_owned and op.backward_owned is not None:
-            in_grads = op.backward_owned(xp, g, node.saved, node.needs)
+            in_grads = op.backward_owned(xp, g, node.saved, needs)
         else:
-            in_grads = op.backward(xp, g, node.saved, node.needs)
+            in_grads = op.backward(xp, g, node.saved, needs)
         if not retain_graph:
             node.saved = None
             node.inputs = ()
             node.released = True
-        for i, (inp, ig, need) in enumerate(zip(inputs, in_grads, node.needs, strict=True)):
-            if not need or ig is None:
+        for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
+            if ig is None or not need:
                 continue
             data = inp.data
-            if type(ig) is not type(data):
-                if isinstance(ig, np.generic):
-                    ig = np.asarray(ig)  # numpy returns products of 0-d arrays as scalars
-            if ig.shape != data.shape:
-                ig = _reduce_to(ig, data.shape, node.op.name, i)
-            if ig.dtype != data.dtype:
-                ig = ig.astype(data.dtype)
+            if type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype:
+                ig = _fit(ig, data, op.name, inputs.index(inp))
             if anomaly:
-                _check_finite(xp, ig, node, i)
+                _check_finite(xp, ig, node, inputs.index(inp))
             producer = inp._node
             if producer is not None:
-                prev = grads.get(id(inp))
+                prev = grads.get(inp)
                 if prev is None:
-                    grads[id(inp)] = ig
+                    grads[inp] = ig
                     push(heap, (-producer.seq, inp))
                     # a new array, or g passed on to this input alone, belongs to this entry
-                    if (ig is not g and ig.base is None) or (
-                        ig is g and g_owned and sum(x is g for x in in_grads) == 1
-                    ):
-                        owned.add(id(ig))
-                    else:
-                        owned.discard(id(ig))
+                    if ig is not g:
+                        if ig.base is None:
+                            owned.add(inp)
+                    elif g_owned and sum(x is g for x in in_grads) == 1:
+                        owned.add(inp)
                 else:
-                    owned.discard(id(prev))
-                    total = grads[id(inp)] = _sum_of(prev, ig)
-                    owned.add(id(total))
+                    grads[inp] = _sum_of(prev, ig)
+                    owned.add(inp)
             elif (
                 wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed
             ):
@@ -880,6 +867,17 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             else:
                 deliver_to_leaf(inp, ig)
     return results
+
+
+def _fit(ig, data, op_name: str, i: int):
+    """A VJP's gradient made an array of its input's type, shape and dtype."""
+    if isinstance(ig, np.generic):
+        ig = np.asarray(ig)  # numpy returns products of 0-d arrays as scalars
+    if ig.shape != data.shape:
+        ig = _reduce_to(ig, data.shape, op_name, i)
+    if ig.dtype != data.dtype:
+        ig = ig.astype(data.dtype)
+    return ig
 
 
 def _sum_of(a, b):
