@@ -136,3 +136,10 @@ def accuracy(
             correct += int((predicted == y[start : start + batch_size]).sum())
     model.train()
     return correct / len(x)
+
+
+def binary_accuracy(model: nn.Module, x: Any, y: Any) -> float:
+    """The share of rows whose single logit has the sign of its 0/1 label (1: positive)."""
+    with tm.no_grad():
+        logits = model(tm.Tensor(x)).numpy()[:, 0]
+    return float(((logits > 0) == (y[:, 0] > 0.5)).mean())

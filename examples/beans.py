@@ -107,13 +107,6 @@ def load_split(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarra
     return x.reshape(len(x), -1), sick[:, None]
 
 
-def binary_accuracy(model: tm.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    """The share of images whose logit has the sign of its label (sick: positive)."""
-    with tm.no_grad():
-        logits = model(tm.Tensor(x)).numpy()[:, 0]
-    return float(((logits > 0) == (y[:, 0] > 0.5)).mean())
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Load (or make) the images, train, report accuracies; returns the metrics."""
     args = parse_args(argv)
@@ -152,15 +145,15 @@ def main(argv: list[str] | None = None) -> dict:
         if epoch % report_every == 0 or epoch == args.epochs:
             print(
                 f"epoch {epoch:5d}  loss {loss.item():.4f}  "
-                f"train {binary_accuracy(model, x_train, y_train):.1%}  "
-                f"validation {binary_accuracy(model, x_val, y_val):.1%}  "
+                f"train {_common.binary_accuracy(model, x_train, y_train):.1%}  "
+                f"validation {_common.binary_accuracy(model, x_val, y_val):.1%}  "
                 f"{time.perf_counter() - start:6.1f} s",
                 flush=True,
             )
     seconds = time.perf_counter() - start
     metrics = {
-        "train_accuracy": binary_accuracy(model, x_train, y_train),
-        "val_accuracy": binary_accuracy(model, x_val, y_val),
+        "train_accuracy": _common.binary_accuracy(model, x_train, y_train),
+        "val_accuracy": _common.binary_accuracy(model, x_val, y_val),
         "loss": loss.item(),
         "epochs": args.epochs,
         "optimizer": args.optimizer,

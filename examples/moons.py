@@ -57,13 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def binary_accuracy(model: tm.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    """The share of points whose logit has the sign of its label (1: positive)."""
-    with tm.no_grad():
-        logits = model(tm.Tensor(x)).numpy()[:, 0]
-    return float(((logits > 0) == (y[:, 0] > 0.5)).mean())
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Train, report train and test accuracy, and optionally plot; returns the metrics."""
     args = parse_args(argv)
@@ -95,16 +88,16 @@ def main(argv: list[str] | None = None) -> dict:
         if epoch % report_every == 0 or epoch == args.epochs:
             print(
                 f"epoch {epoch:6d}  loss {loss.item():.4f}  "
-                f"train {binary_accuracy(model, x_train, y_train):.1%}  "
-                f"test {binary_accuracy(model, x_test, y_test):.1%}  "
+                f"train {_common.binary_accuracy(model, x_train, y_train):.1%}  "
+                f"test {_common.binary_accuracy(model, x_test, y_test):.1%}  "
                 f"{time.perf_counter() - start:6.1f} s",
                 flush=True,
             )
     seconds = time.perf_counter() - start
 
     metrics = {
-        "test_accuracy": binary_accuracy(model, x_test, y_test),
-        "train_accuracy": binary_accuracy(model, x_train, y_train),
+        "test_accuracy": _common.binary_accuracy(model, x_test, y_test),
+        "train_accuracy": _common.binary_accuracy(model, x_train, y_train),
         "loss": loss.item(),
         "epochs": args.epochs,
         "optimizer": args.optimizer,
@@ -118,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         # misclassifies about 2.9% of points, so a 100-point test score swings by +-2 points
         # with the draw. Many new points from the same distribution give a steadier figure.
         x_new, labels_new = tm.make_moons(args.fresh, noise=args.noise, seed=args.data_seed + 1)
-        metrics["fresh_accuracy"] = binary_accuracy(model, x_new, labels_new[:, None])
+        metrics["fresh_accuracy"] = _common.binary_accuracy(model, x_new, labels_new[:, None])
         metrics["bayes_accuracy"] = bayes_accuracy(x_new, labels_new, args.noise)
     print(
         f"test accuracy {metrics['test_accuracy']:.1%} on {len(x_test)} points, "
