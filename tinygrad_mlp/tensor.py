@@ -118,8 +118,9 @@ class Node:
         self.released = True
 
 
-# NOTE: an op's output is always created after its inputs, so sorting the nodes of a graph by
-# this counter gives a topological order without recursion or a depth-first search.
+# NOTE: an op's output is always created after its inputs, so ordering the nodes of a graph by
+# this counter (a sort in _graph, a heap in _run_backward) gives a topological order without
+# recursion or a depth-first search.
 _creation_order = itertools.count()
 _data_of = attrgetter("data")
 _requires_grad_of = attrgetter("requires_grad")
@@ -833,9 +834,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
         else:
             in_grads = op.backward(xp, g, node.saved, needs)
         if not retain_graph:
-            node.saved = None
-            node.inputs = ()
-            node.released = True
+            node.release()
         for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
             if ig is None or not need:
                 continue
