@@ -1,6 +1,7 @@
 """Neural-network building blocks: Module, layers, initialisers and the functional API."""
 
 from .. import functional
+from . import init
 from .modules import (
     Dropout,
     Flatten,
@@ -15,11 +16,6 @@ from .modules import (
     Softmax,
     Tanh,
 )
-
-try:  # initialisers live in nn/init.py
-    from . import init
-except ImportError:  # pragma: no cover - only while the module is missing
-    init = None
 
 __all__ = [
     "Module",
