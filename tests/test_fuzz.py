@@ -161,7 +161,7 @@ class Builder:
         dimensions of their sample, as a forward may accept shapes its backward does not
         handle (3-D logits of cross_entropy, a 2-D bias of linear).
         """
-        picks = [self.choose(len(self.pool)) for _ in range(op.arity)]
+        picks = [self.choose(len(self.pool)) for _ in op.sample.domains]
         shapes = [self.pool[i].shape for i in picks]
         ndims = [len(s) for s in op.sample.shapes(2, 3)]
         if not op.sample.broadcast and [len(s) for s in shapes] != ndims:

@@ -635,20 +635,124 @@ def test_state_dict_loads_into_torch_and_back():
     np.testing.assert_allclose(fresh(x).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_sequential_fused_linear_relu_matches_the_layers_one_by_one():
-    tm.manual_seed(3)
-    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
-    x = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
-    fused = model(tm.Tensor(x))
-    assert fused.op == "linear"  # the last Linear has no ReLU after it
-    assert fused._node.inputs[0].op == "linear_relu"
-    fused.sum().backward()
-    grads = [p.grad.copy() for p in model.parameters()]
-    model.zero_grad()
-    h = tm.Tensor(x)
+ACTIVATION_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, None: None}
+
+
+def _stack(widths, acts, breaks, biases):
+    """Linear layers of the given widths, each followed by its activation module (if any) and,
+    where ``breaks`` says so, by a module that the fused op does not cover (Identity)."""
+    layers = []
+    for i, act in enumerate(acts):
+        layers.append(nn.Linear(widths[i], widths[i + 1], bias=biases[i]))
+        if ACTIVATION_MODULES[act] is not None:
+            layers.append(ACTIVATION_MODULES[act]())
+        if breaks[i]:
+            layers.append(nn.Identity())
+    return nn.Sequential(*layers)
+
+
+def _one_by_one(model, x):
+    h = x
     for layer in model:
         h = layer(h)
-    np.testing.assert_array_equal(h.numpy(), fused.numpy())
-    h.sum().backward()
+    return h
+
+
+@settings(max_examples=40)
+@given(
+    depth=st.integers(1, 4),
+    data=st.data(),
+    batch=st.integers(1, 6),
+    input_grad=st.booleans(),
+    frozen=st.integers(-1, 3),
+)
+def test_sequential_fused_stack_matches_the_layers_one_by_one(
+    depth, data, batch, input_grad, frozen
+):
+    widths = data.draw(st.lists(st.integers(1, 6), min_size=depth + 1, max_size=depth + 1))
+    acts = data.draw(
+        st.lists(st.sampled_from(list(ACTIVATION_MODULES)), min_size=depth, max_size=depth)
+    )
+    breaks = data.draw(st.lists(st.booleans(), min_size=depth, max_size=depth))
+    # mostly with biases: a Linear without one runs its stack module by module
+    biases = data.draw(
+        st.lists(st.sampled_from([True] * 5 + [False]), min_size=depth, max_size=depth)
+    )
+    tm.manual_seed(data.draw(st.integers(0, 99)))
+    model = _stack(widths, acts, breaks, biases)
+    if 0 <= frozen < depth:  # a frozen layer: the gradient still has to pass through it
+        linears = [m for m in model if type(m) is nn.Linear]
+        for p in linears[frozen].parameters():
+            p.requires_grad = False
+    x_data = np.random.default_rng(1).standard_normal((batch, widths[0])).astype(np.float32)
+    seed = np.random.default_rng(2).standard_normal((batch, widths[-1])).astype(np.float32)
+
+    x = tm.Tensor(x_data, requires_grad=input_grad)
+    fused = model(x)
+    if not breaks[-1] and all(biases):
+        assert fused.op == "mlp" or not fused.requires_grad
+    if not fused.requires_grad:  # the one layer is frozen and x needs no gradient
+        np.testing.assert_array_equal(fused.numpy(), _one_by_one(model, x).numpy())
+        return
+    fused.backward(seed)
+    grads = [None if p.grad is None else p.grad.copy() for p in model.parameters()]
+    x_grad = x.grad
+
+    model.zero_grad()
+    x2 = tm.Tensor(x_data, requires_grad=input_grad)
+    h = _one_by_one(model, x2)
+    assert h.op != "mlp"
+    np.testing.assert_array_equal(fused.numpy(), h.numpy())
+    h.backward(seed)
     for g, p in zip(grads, model.parameters(), strict=True):
-        np.testing.assert_array_equal(g, p.grad)
+        if g is None:
+            assert p.grad is None
+        else:
+            np.testing.assert_array_equal(g, p.grad)
+    if input_grad:
+        np.testing.assert_array_equal(x_grad, x2.grad)
+    else:
+        assert x_grad is None
+
+
+def test_sequential_fuses_each_run_of_linear_layers_into_one_node():
+    model = nn.Sequential(
+        nn.Linear(4, 5),
+        nn.ReLU(),
+        nn.Linear(5, 5),
+        nn.Tanh(),
+        nn.Dropout(0.0),
+        nn.Linear(5, 3),
+        nn.Linear(3, 2),
+        nn.Sigmoid(),
+    )
+    out = model(tm.Tensor(np.ones((2, 4), np.float32)))
+    assert out.op == "mlp" and len(out._node.inputs) == 1 + 2 * 2  # x, then W and b twice
+    below = out._node.inputs[0]  # Dropout(0.0) returns its input: the output of the first run
+    assert below.op == "mlp" and len(below._node.inputs) == 1 + 2 * 2
+
+
+def test_sequential_stack_gradients_pass_finite_differences():
+    tm.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(3, 4, dtype=F64), nn.Tanh(),
+        nn.Linear(4, 4, dtype=F64), nn.Sigmoid(),
+        nn.Linear(4, 2, dtype=F64),
+    )  # fmt: skip
+    x = t64(np.random.default_rng(0).standard_normal((5, 3)))
+    params = [x, *model.parameters()]
+    assert model(x).op == "mlp"
+    tm.gradcheck(lambda x, *ps: model(x), params)
+
+
+def test_sequential_stack_refuses_mismatched_input_naming_the_layer():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    message = r"layer 0: input of shape \(2, 5\) does not fit weight of shape \(3, 4\)"
+    with pytest.raises(ValueError, match=message):
+        model(tm.Tensor(np.ones((2, 5), np.float32)))
+    with pytest.raises(TypeError, match="input dtype float64, weight dtype float32"):
+        model(tm.Tensor(np.ones((2, 4)), dtype=np.float64))
+    with pytest.raises(TypeError, match="must be a Tensor"):
+        model(np.ones((2, 4), np.float32))
+    # a single sample (1-D) runs module by module, as PyTorch allows
+    assert model(tm.Tensor(np.ones(4, np.float32))).shape == (2,)

@@ -123,6 +123,8 @@ class Node:
 # recursion or a depth-first search.
 _creation_order = itertools.count()
 _data_of = attrgetter("data")
+_ndarray = np.ndarray
+_new_tensor = object.__new__
 _requires_grad_of = attrgetter("requires_grad")
 
 
@@ -146,33 +148,38 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     """Run an op's forward on tensors and record it on the tape when a gradient is wanted."""
     arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
-    kind = type(first)
-    if len(arrays) > 1:
-        for a in arrays:
-            if type(a) is not kind:
-                devices = ", ".join(f"{x.device} {x.shape}" for x in inputs)
-                raise RuntimeError(
-                    f"{op.name}: all tensors must be on one device, got {devices}; "
-                    "move them with .to(device)"
-                )
-    xp = np if kind is np.ndarray else backend.array_module_of(first)
+    if len(arrays) > 1 and len(set(map(type, arrays))) > 1:
+        devices = ", ".join(f"{x.device} {x.shape}" for x in inputs)
+        raise RuntimeError(
+            f"{op.name}: all tensors must be on one device, got {devices}; "
+            "move them with .to(device)"
+        )
+    xp = np if type(first) is _ndarray else backend.array_module_of(first)
     try:
         out, saved = op.forward(xp, *arrays, **params)
-    except O.ShapeError:
-        raise  # the op's own message already names the op and the shapes
+    except (O.ShapeError, O.DTypeError):
+        raise  # the op's own message already names the op, the shapes or dtypes
     except (ValueError, TypeError) as e:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
         kind = ValueError if isinstance(e, ValueError) else TypeError
         raise kind(
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
-    if xp is np and type(out) is not np.ndarray:
+    if type(out) is not _ndarray and xp is np:
         out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
+    t = _new_tensor(Tensor)
+    t.data = out
+    t.grad = None
+    t._retains_grad = False
     if _Mode.grad_enabled:
         needs = tuple(map(_requires_grad_of, inputs))
         if True in needs:
-            return Tensor._wrap(out, True, Node(op, inputs, saved, needs))
-    return Tensor._wrap(out, False, None)
+            t.requires_grad = True
+            t._node = Node(op, inputs, saved, needs)
+            return t
+    t.requires_grad = False
+    t._node = None
+    return t
 
 
 # ---------------------------------------------------------------- conversion
@@ -683,9 +690,9 @@ def _seed(out: Tensor, grad: Any):
                 f"backward() without a gradient needs a scalar output, got shape {out.shape}; "
                 "the output must be a scalar (reduce it with .sum() or .mean()), or pass grad="
             )
-        seed = backend.array_module_of(out.data).empty(out.shape, dtype=out.dtype)
-        seed.fill(1)  # NOTE: empty + fill is several times cheaper than ones()
-        return seed
+        # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
+        seed = backend.array_module_of(out.data).array(1, dtype=out.dtype)
+        return seed.reshape(out.shape) if out.ndim else seed
     g = grad.data if isinstance(grad, Tensor) else grad
     xp = backend.array_module_of(out.data)
     try:
@@ -785,6 +792,9 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     users were created later, so its gradient is complete when it comes out. With ``wanted``
     None, gradients accumulate into ``.grad`` of leaves (and of tensors that retain grad);
     otherwise they are returned for the tensors in ``wanted`` (by id) and ``.grad`` is left alone.
+
+    An array stored in a ``.grad`` (or returned) is never stored anywhere else: a new array that
+    an op's rule made is handed over as it is, anything that may be shared is copied first.
     """
     anomaly = _Mode.anomaly
     if anomaly:
@@ -793,25 +803,17 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     grads: dict[Tensor, Any] = {}  # pending gradients of non-leaf tensors
     owned: set[Tensor] = set()  # tensors whose pending gradient nothing else refers to
     results: dict[int, Any] = {}  # gradients of wanted tensors, by id
-    handed: set[int] = set()  # ids of arrays already stored in some .grad
     heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor) of pending non-leaves
     push, pop = heapq.heappush, heapq.heappop
 
-    def deliver_to_leaf(leaf: Tensor, g) -> None:
-        if wanted_ids is None:
-            _accumulate(leaf, g, handed)
-        elif id(leaf) in wanted_ids:
-            prev = results.get(id(leaf))
-            results[id(leaf)] = g if prev is None else _sum_of(prev, g)
-
-    for t, seed in roots:
+    for t, seed in roots:  # every seed is a new array (see _seed)
         if t._node is None:
-            deliver_to_leaf(t, seed)
+            _deliver(t, seed, True, wanted_ids, results)
         elif t in grads:
             grads[t] = _sum_of(grads[t], seed)
         else:
             grads[t] = seed
-            owned.add(t)  # _seed always makes a new array
+            owned.add(t)
             push(heap, (-t._node.seq, t))
     while heap:
         t = pop(heap)[1]
@@ -825,7 +827,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
                 results[id(t)] = g
                 g_owned = False
         elif t._retains_grad:
-            _accumulate(t, g, handed)
+            _deliver(t, g, g_owned, None, None)
             g_owned = False
         xp = np if type(g) is np.ndarray else backend.array_module_of(g)
         inputs, needs, op = node.inputs, node.needs, node.op
@@ -835,37 +837,54 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             in_grads = op.backward(xp, g, node.saved, needs)
         if not retain_graph:
             node.release()
+        exact = op.exact
         for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
             if ig is None or not need:
                 continue
-            data = inp.data
-            if type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype:
-                ig = _fit(ig, data, op.name, inputs.index(inp))
+            if not exact:
+                data = inp.data
+                if type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype:
+                    ig = _fit(ig, data, op.name, inputs.index(inp))
             if anomaly:
                 _check_finite(xp, ig, node, inputs.index(inp))
             producer = inp._node
-            if producer is not None:
-                prev = grads.get(inp)
-                if prev is None:
-                    grads[inp] = ig
-                    push(heap, (-producer.seq, inp))
-                    # a new array, or g passed on to this input alone, belongs to this entry
-                    if ig is not g:
-                        if ig.base is None:
-                            owned.add(inp)
-                    elif g_owned and sum(x is g for x in in_grads) == 1:
-                        owned.add(inp)
-                else:
-                    grads[inp] = _sum_of(prev, ig)
-                    owned.add(inp)
-            elif (
-                wanted_ids is None and inp.grad is None and ig.base is None and id(ig) not in handed
+            if (
+                producer is None
+                and inp.grad is None
+                and ig is not g
+                and ig.base is None
+                and wanted_ids is None
             ):
-                handed.add(id(ig))  # the common case of _accumulate, inlined
-                inp.grad = ig
+                inp.grad = ig  # the common case: a new array from the rule for a fresh .grad
+                continue
+            # a new array from the rule, or g passed on to this input alone, is unshared
+            if ig is not g:
+                fresh = ig.base is None
             else:
-                deliver_to_leaf(inp, ig)
+                fresh = g_owned and sum(x is g for x in in_grads) == 1
+            if producer is None:
+                _deliver(inp, ig, fresh, wanted_ids, results)
+                continue
+            prev = grads.get(inp)
+            if prev is None:
+                grads[inp] = ig
+                push(heap, (-producer.seq, inp))
+                if fresh:
+                    owned.add(inp)
+            else:
+                grads[inp] = _sum_of(prev, ig)
+                owned.add(inp)
     return results
+
+
+def _deliver(t: Tensor, g, fresh: bool, wanted_ids, results) -> None:
+    """Add a gradient into ``t.grad`` (or, with ``wanted_ids``, into ``results``), copying an
+    array that is not ``fresh`` (one that something else may refer to)."""
+    if wanted_ids is None:
+        t.grad = (g if fresh else g.copy()) if t.grad is None else _sum_of(t.grad, g)
+    elif id(t) in wanted_ids:
+        prev = results.get(id(t))
+        results[id(t)] = (g if fresh else g.copy()) if prev is None else _sum_of(prev, g)
 
 
 def _fit(ig, data, op_name: str, i: int):
@@ -883,17 +902,6 @@ def _sum_of(a, b):
     """a + b, kept an array: numpy returns the sum of two 0-d arrays as a scalar."""
     out = a + b
     return np.asarray(out) if isinstance(out, np.generic) else out
-
-
-def _accumulate(t: Tensor, g, handed: set[int]) -> None:
-    """Add a gradient into ``t.grad``, never letting two tensors share one array."""
-    if t.grad is None:
-        if g.base is not None or id(g) in handed:
-            g = g.copy()
-        handed.add(id(g))
-        t.grad = g
-    else:
-        t.grad = _sum_of(t.grad, g)
 
 
 def _tensor_list(what: str, value: Any) -> list[Tensor]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Iterator
+from itertools import chain
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from .. import backend
 from .. import functional as F
+from .. import ops as O
 from ..backend import np
-from ..tensor import Tensor
+from ..tensor import Tensor, apply
 
 __all__ = [
     "Parameter",
@@ -269,19 +272,34 @@ class Sequential(Module):
         for i, m in enumerate(self.layers):
             yield str(i), m
 
+    # NOTE: the layers as last planned, and the plan: a list of (None, module) for a module
+    # run on its own and (linears, activations) for a run of Linear layers (exactly Linear)
+    # with the ReLU, Tanh or Sigmoid after each, which forward records as one fused op: the
+    # same values and gradients as the modules one by one, one node and one backward loop.
+    _planned: tuple = ()
+    _plan: list = []
+
     def forward(self, x: Any) -> Any:
         layers = self.layers
-        i, n = 0, len(layers)
-        while i < n:
-            m = layers[i]
-            # NOTE: a Linear (exactly, not a subclass) followed by a ReLU runs as one fused op:
-            # the same values and gradients, one recorded node and one array fewer.
-            if type(m) is Linear and i + 1 < n and type(layers[i + 1]) is ReLU:
-                x = F.linear_relu(x, m.weight, m.bias)
-                i += 2
-            else:
+        if not (isinstance(x, Tensor) and x.data.ndim == 2):
+            for m in layers:
                 x = m(x)
-                i += 1
+            return x
+        key = tuple(layers)
+        if key != self._planned:
+            self._plan = _plan_stack(key)
+            self._planned = key
+        for linears, acts in self._plan:
+            if linears is None:
+                x = acts(x)
+                continue
+            params = list(chain.from_iterable(map(_weight_and_bias, linears)))
+            if None in params:  # a Linear without bias: module by module
+                for m, act in zip(linears, acts, strict=True):
+                    x = m(x)
+                    x = x if act is None else getattr(x, act)()
+                continue
+            x = apply(O.MLP, x, *params, acts=acts)
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
@@ -322,6 +340,29 @@ class Tanh(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
+
+
+_FUSED_ACTIVATIONS = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+_weight_and_bias = attrgetter("weight", "bias")
+
+
+def _plan_stack(layers: tuple) -> list[tuple[Any, Any]]:
+    """How Sequential.forward runs ``layers``: see Sequential._plan."""
+    plan: list[tuple[Any, Any]] = []
+    i, n = 0, len(layers)
+    while i < n:
+        if type(layers[i]) is not Linear:
+            plan.append((None, layers[i]))
+            i += 1
+            continue
+        linears, acts = [], []
+        while i < n and type(layers[i]) is Linear:
+            linears.append(layers[i])
+            act = _FUSED_ACTIVATIONS.get(type(layers[i + 1])) if i + 1 < n else None
+            acts.append(act)
+            i += 2 if act else 1
+        plan.append((tuple(linears), tuple(acts)))
+    return plan
 
 
 class Softmax(Module):
