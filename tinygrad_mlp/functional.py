@@ -139,7 +139,7 @@ def _target_array(name: str, target: Any, like: Tensor):
 
 def _class_indices(name: str, target, logits: Tensor):
     """Validated int64 class indices for a (N, C) batch of logits."""
-    n, c = logits.shape
+    n, c = logits.data.shape
     if target.shape != (n,):
         raise ValueError(
             f"{name}: target of shape {tuple(target.shape)} does not fit logits of shape "
@@ -166,10 +166,20 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
     ``target`` holds class indices of shape (N,) or class probabilities (one-hot or soft) of the
     logits' shape.
     """
-    _check_reduction("cross_entropy", reduction)
-    _check_tensors("cross_entropy", input=logits)
-    if logits.ndim != 2:
+    if reduction not in _REDUCTIONS:
+        _check_reduction("cross_entropy", reduction)
+    if not isinstance(logits, Tensor):
+        _check_tensors("cross_entropy", input=logits)
+    if logits.data.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be 2-D (N, C), got shape {logits.shape}")
+    if type(target) is type(logits.data) and target.ndim == 1 and target.dtype.kind in "iu":
+        # the common case, class indices in an array on the logits' device
+        return apply(
+            O.CROSS_ENTROPY,
+            logits,
+            target=_class_indices("cross_entropy", target, logits),
+            reduction=reduction,
+        )
     t = _target_array("cross_entropy", target, logits)
     if t.ndim == 2:
         if t.shape != logits.shape:

@@ -190,13 +190,14 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: set it to None, or fill it with zeros in place."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
+            if set_to_none:
+                for p in group["params"]:
                     p.grad = None
-                else:
-                    g = p.grad
-                    if g is not None:
-                        g.fill(0)
+                continue
+            for p in group["params"]:
+                g = p.grad
+                if g is not None:
+                    g.fill(0)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; return the closure's loss if given one."""

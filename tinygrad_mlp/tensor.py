@@ -685,14 +685,16 @@ CAST = O.register(
 def _seed(out: Tensor, grad: Any):
     """The starting gradient of backward: ones for a one-element output, else the user's."""
     if grad is None:
-        if out.size != 1:
+        if out.data.size != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a scalar output, got shape {out.shape}; "
                 "the output must be a scalar (reduce it with .sum() or .mean()), or pass grad="
             )
         # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
-        seed = backend.array_module_of(out.data).array(1, dtype=out.dtype)
-        return seed.reshape(out.shape) if out.ndim else seed
+        data = out.data
+        xp = np if type(data) is _ndarray else backend.array_module_of(data)
+        seed = xp.array(1, dtype=data.dtype)
+        return seed.reshape(data.shape) if data.ndim else seed
     g = grad.data if isinstance(grad, Tensor) else grad
     xp = backend.array_module_of(out.data)
     try:
