@@ -500,27 +500,28 @@ _CONSTANTS: dict[tuple, Any] = {}
 
 def _constant(xp, kind: str, n: int, dtype) -> Any:
     """A read-only ``ones(n)`` or ``arange(n)``, kept between calls for numpy arrays."""
-    if xp is not np:
-        return xp.ones(n, dtype) if kind == "ones" else xp.arange(n)
     key = (kind, n, dtype)
     array = _CONSTANTS.get(key)
-    if array is None:
-        if len(_CONSTANTS) >= 64:  # batch sizes vary little; never let the cache grow
-            _CONSTANTS.clear()
-        array = np.ones(n, dtype) if kind == "ones" else np.arange(n)
-        array.flags.writeable = False
-        _CONSTANTS[key] = array
+    if array is not None and xp is np:
+        return array
+    if xp is not np:
+        return xp.ones(n, dtype) if kind == "ones" else xp.arange(n)
+    if len(_CONSTANTS) >= 64:  # batch sizes vary little; never let the cache grow
+        _CONSTANTS.clear()
+    array = np.ones(n, dtype) if kind == "ones" else np.arange(n)
+    array.flags.writeable = False
+    _CONSTANTS[key] = array
     return array
 
 
 def _row_sums(xp, a):
     """a.sum(axis=1) of a 2-D array."""
-    return xp.dot(a, _constant(xp, "ones", a.shape[1], a.dtype))
+    return a.dot(_constant(xp, "ones", a.shape[1], a.dtype))
 
 
 def _column_sums(xp, a):
     """a.sum(axis=0) of a 2-D array (the bias gradient of a linear layer)."""
-    return xp.dot(_constant(xp, "ones", a.shape[0], a.dtype), a)
+    return _constant(xp, "ones", a.shape[0], a.dtype).dot(a)
 
 
 def _row_max(xp, a):
@@ -715,12 +716,15 @@ def _mlp_vjp(xp, g, saved, needs, owned=False):
                 g *= 1 - out
         at = 2 * i + 1  # the weight's input position
         if needs[at]:
-            grads[at] = _mm(xp, g.T, outs[i - 1] if i else x)
+            h = outs[i - 1] if i else x
+            gt = g.T
+            grads[at] = gt.dot(h) if gt.shape[0] * h.shape[1] <= _DOT_MAX else xp.matmul(gt, h)
         if needs[at + 1]:
             grads[at + 1] = _column_sums(xp, g)
         if lowest >= at:
             break
-        g = _mm(xp, g, params[2 * i])
+        w = params[2 * i]
+        g = g.dot(w) if g.shape[0] * w.shape[1] <= _DOT_MAX else xp.matmul(g, w)
         owned = True
     if needs[0]:
         grads[0] = g
