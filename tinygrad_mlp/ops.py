@@ -669,21 +669,16 @@ def _mlp(xp, x, *params, acts):
     dtype = x.dtype
     h = x
     outs = []
-    for i, act in enumerate(acts):
-        w = params[2 * i]
-        b = params[2 * i + 1]
+    for w, b, act in zip(params[::2], params[1::2], acts, strict=True):
         shape = w.shape
-        if len(shape) != 2 or h.shape[1] != shape[1] or b.shape != shape[:1]:
-            raise ShapeError(
-                f"mlp: layer {i}: input of shape {h.shape} does not fit weight of shape "
-                f"{shape} and bias of shape {b.shape}: expected input (N, in), weight "
-                "(out, in), bias (out,)"
-            )
-        if w.dtype != dtype or b.dtype != dtype:
-            raise DTypeError(
-                f"mlp: layer {i}: input dtype {dtype}, weight dtype {w.dtype} and bias dtype "
-                f"{b.dtype} must be the same; cast the input with .astype"
-            )
+        if (
+            len(shape) != 2
+            or h.shape[1] != shape[1]
+            or b.shape != shape[:1]
+            or w.dtype != dtype
+            or b.dtype != dtype
+        ):
+            _refuse_layer(len(outs), h, w, b, dtype)
         h = h.dot(w.T) if h.shape[0] * shape[0] <= _DOT_MAX else xp.matmul(h, w.T)
         h += b
         if act == "relu":
@@ -694,6 +689,20 @@ def _mlp(xp, x, *params, acts):
             h = _sigmoid(xp, h)[0]
         outs.append(h)
     return h, (x, params, outs, acts)
+
+
+def _refuse_layer(i: int, h, w, b, dtype) -> None:
+    """Raise the error that says why layer ``i`` of an mlp cannot take its operands."""
+    if w.ndim != 2 or h.shape[1] != w.shape[1] or b.shape != w.shape[:1]:
+        raise ShapeError(
+            f"mlp: layer {i}: input of shape {h.shape} does not fit weight of shape "
+            f"{w.shape} and bias of shape {b.shape}: expected input (N, in), weight "
+            "(out, in), bias (out,)"
+        )
+    raise DTypeError(
+        f"mlp: layer {i}: input dtype {dtype}, weight dtype {w.dtype} and bias dtype "
+        f"{b.dtype} must be the same; cast the input with .astype"
+    )
 
 
 def _mlp_vjp(xp, g, saved, needs, owned=False):
@@ -773,11 +782,11 @@ def _scale(xp, g, reduction: str, n: int, ndim: int):
 
 
 def _cross_entropy(xp, logits, target, reduction="mean"):
-    # NOTE: log-sum-exp with the row max subtracted: finite for logits of any size.
+    # NOTE: log-sum-exp with the row max subtracted: finite for logits of any size. The softmax
+    # itself is left to backward, which needs it as a new array anyway.
     shifted = logits - _row_max(xp, logits)[:, None]
-    probs = xp.exp(shifted)
-    sums = _row_sums(xp, probs)
-    probs /= sums[:, None]
+    exps = xp.exp(shifted)
+    sums = _row_sums(xp, exps)
     if target.ndim == 1:  # class indices: loss_i = log sum_c e^z_ic - z_i,target
         rows = _constant(xp, "arange", len(target), None)
         losses = xp.log(sums)
@@ -787,18 +796,22 @@ def _cross_entropy(xp, logits, target, reduction="mean"):
         shifted -= xp.log(sums)[:, None]
         shifted *= target
         losses = -_row_sums(xp, shifted)
-    return _reduce(xp, losses, reduction), (probs, target, rows, reduction)
+    return _reduce(xp, losses, reduction), (exps, sums, target, rows, reduction)
 
 
 def _cross_entropy_vjp(xp, g, saved, needs):
     # loss_i = -sum_c y_ic log softmax(z_i)_c  =>  dz_i = softmax(z_i) sum_c y_ic - y_i
-    probs, target, rows, reduction = saved
+    exps, sums, target, rows, reduction = saved
+    dz = exps / sums[:, None]
     if rows is not None:
-        dz = probs.copy()
         dz[rows, target] -= 1
     else:
-        dz = probs * _row_sums(xp, target)[:, None] - target
-    dz *= _scale(xp, g, reduction, len(probs), 2)
+        dz *= _row_sums(xp, target)[:, None]
+        dz -= target
+    if reduction == "mean" and xp is np:
+        dz *= float(g) / len(dz)  # a Python number: one array operation fewer
+    else:
+        dz *= _scale(xp, g, reduction, len(dz), 2)
     return (dz,)
 
 

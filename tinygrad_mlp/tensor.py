@@ -831,7 +831,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
         elif t._retains_grad:
             _deliver(t, g, g_owned, None, None)
             g_owned = False
-        xp = np if type(g) is np.ndarray else backend.array_module_of(g)
+        xp = np if type(g) is _ndarray else backend.array_module_of(g)
         inputs, needs, op = node.inputs, node.needs, node.op
         if g_owned and op.backward_owned is not None:
             in_grads = op.backward_owned(xp, g, node.saved, needs)
