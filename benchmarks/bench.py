@@ -16,8 +16,10 @@ Benchmarks:
 
 Within each repetition the contenders run one after another in a rotating order, so that
 machine noise hits all of them alike; the table reports the median and the minimum over the
-repetitions. Every contender starts from the same initial weights, and the losses they reach
-are compared as a correctness guard. PyTorch is optional: it is used only when it imports.
+repetitions, and each ratio as the median over the repetitions of the ratio of the two times
+within one repetition (the ratio of the medians is printed with the targets). Every
+contender starts from the same initial weights, and the losses they reach are compared as a
+correctness guard. PyTorch is optional: it is used only when it imports.
 """
 
 from __future__ import annotations
@@ -582,9 +584,23 @@ def add_rows(
     times: dict[str, list[float]],
     with_torch_ratio: bool,
 ) -> None:
-    """Turn raw times (seconds) into table rows with medians, minimums and ratios."""
+    """Turn raw times (seconds) into table rows with medians, minimums and ratios.
+
+    A ratio is paired: the median, over the repetitions, of the two contenders' times in the
+    same repetition divided (they ran one right after the other, so a slow stretch of a shared
+    machine hits both). The ratio of the two medians is kept beside it.
+    """
     med = {name: statistics.median(ts) for name, ts in times.items()}
+
+    def paired(name: str, other: str, wanted: bool = True) -> tuple[Any, Any]:
+        if not wanted or other not in times:
+            return None, None
+        ratios = [a / b for a, b in zip(times[name], times[other], strict=True)]
+        return statistics.median(ratios), med[name] / med[other]
+
     for name, ts in times.items():
+        vs_numpy, vs_numpy_medians = paired(name, NUMPY)
+        vs_torch, vs_torch_medians = paired(name, TORCH, with_torch_ratio)
         row = {
             "benchmark": bench,
             "contender": name,
@@ -592,10 +608,10 @@ def add_rows(
             "median": med[name] * scale,
             "min": min(ts) * scale,
             "times": [t * scale for t in ts],
-            "ratio_vs_numpy": med[name] / med[NUMPY] if NUMPY in med else None,
-            "ratio_vs_torch": (
-                med[name] / med[TORCH] if with_torch_ratio and TORCH in med else None
-            ),
+            "ratio_vs_numpy": vs_numpy,
+            "ratio_vs_torch": vs_torch,
+            "ratio_of_medians_vs_numpy": vs_numpy_medians,
+            "ratio_of_medians_vs_torch": vs_torch_medians,
         }
         report.rows.append(row)
 
@@ -810,6 +826,9 @@ def verdicts(report: Report, device: str) -> None:
             if prefix == "mnist epoch" and device != "cpu":
                 status += " (target set for the cpu)"
         shown = "-" if value is None else f"{value:.3f}"
+        medians = None if row is None else row.get(key.replace("ratio_", "ratio_of_medians_"))
+        if medians is not None:
+            shown += f" (ratio of the medians {medians:.3f})"
         print(f"  {label} = {shown} (target <= {target}): {status}")
         report.verdicts.append({"target": label, "value": value, "limit": target, "status": status})
 
@@ -846,6 +865,9 @@ def print_table(report: Report) -> None:
     print("  ".join("-" * w for w in widths))
     for line in lines:
         print(fmt_line(line))
+    print(
+        "(vs columns: the median over the repetitions of the time ratio within each repetition)"
+    )
 
 
 def machine_info(libs: dict[str, Any]) -> dict[str, Any]:
@@ -941,7 +963,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeats",
         type=int,
         default=None,
-        help="timed repetitions per contender (default 5; 2 with --quick)",
+        help="timed repetitions per contender (default 9; 2 with --quick)",
     )
     ap.add_argument(
         "--quick", action="store_true", help="smoke test: 6,400 rows, 2 repeats, 200 XOR steps"
@@ -983,7 +1005,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 2 if args.quick else 5
+        args.repeats = 2 if args.quick else 9
     if args.rows is None:
         args.rows = 6_400 if args.quick else MNIST_ROWS
     if args.xor_steps is None:

@@ -36,3 +36,30 @@ def test_bench_quick_mnist_runs_and_prints_table():
     rows = [line for line in out.splitlines() if line.startswith("mnist epoch")]
     assert any("numpy-by-hand" in line for line in rows), out
     assert "WARNING: loss check" not in out, out
+
+
+def _load_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ratios_are_paired_within_each_repetition():
+    """Each ratio is the median of the per-repetition ratios; the ratio of the medians is kept
+    beside it (here the machine's speed changes from one repetition to the next)."""
+    bench = _load_bench()
+    numpy_times = [1.0, 2.0, 4.0]
+    tiny_times = [1.1, 2.6, 4.4]  # ratios 1.1, 1.3, 1.1
+    report = bench.Report()
+    bench.add_rows(
+        report, "mnist epoch", "s", 1.0, {bench.NUMPY: numpy_times, bench.TINY: tiny_times}, True
+    )
+    row = bench.find_row(report, "mnist epoch", bench.TINY)
+    assert row["ratio_vs_numpy"] == pytest.approx(1.1)
+    assert row["ratio_of_medians_vs_numpy"] == pytest.approx(1.3)
+    assert row["ratio_vs_torch"] is None  # no torch contender
+    numpy_row = bench.find_row(report, "mnist epoch", bench.NUMPY)
+    assert numpy_row["ratio_vs_numpy"] == 1.0 and numpy_row["median"] == 2.0
