@@ -14,7 +14,8 @@ Benchmarks:
 * ``xor``: one training step of a 2-8-1 network (tanh, sigmoid, MSE, SGD lr 0.5) on 4 samples.
 * ``memory``: tracemalloc peak of one MNIST epoch (numpy by hand and tinygrad_mlp).
 
-Within each repetition the contenders run one after another in a rotating order, so that
+Within each repetition the contenders run one after another in a rotating order (for the
+MNIST epoch, numpy by hand and tinygrad_mlp take turns every tenth of an epoch), so that
 machine noise hits all of them alike; the table reports the median and the minimum over the
 repetitions, and each ratio as the median over the repetitions of the ratio of the two times
 within one repetition (the ratio of the medians is printed with the targets). Every
@@ -56,6 +57,8 @@ XOR_SIZES = (2, 8, 1)
 XOR_LR = 0.5
 XOR_STEPS = 2000
 SEED = 0
+
+EPOCH_CHUNKS = 10  # pieces an MNIST epoch is timed in (see interleaved_epochs)
 
 TARGET_MNIST = 1.10  # tinygrad_mlp / numpy-by-hand, MNIST epoch time
 TARGET_XOR = 0.5  # tinygrad_mlp / pytorch, XOR step time
@@ -206,13 +209,13 @@ class NumpyMnist:
         """Start again from copies of ``init``."""
         self.weights = [self.xp.asarray(p).copy() for p in init]
 
-    def epoch(self, rows: int) -> float:
-        """One pass of SGD over the first ``rows`` rows; returns the last batch's loss."""
+    def epoch(self, rows: int, start: int = 0) -> float:
+        """SGD over rows ``start`` to ``rows`` (one epoch from 0); returns the last batch loss."""
         xp, x, y, lr, bs = self.xp, self.x, self.y, self.lr, self.batch
         w1, b1, w2, b2, w3, b3 = self.weights
         full_rows = xp.arange(bs)
         loss = None
-        for i in range(0, rows, bs):
+        for i in range(start, rows, bs):
             xb = x[i : i + bs]
             yb = y[i : i + bs]
             m = xb.shape[0]
@@ -312,20 +315,20 @@ class TinyMnist:
         self.model = model
         self.opt = self.tm.optim.SGD(model.parameters(), lr=MNIST_LR)
 
-    def epoch(self, rows: int) -> float:
-        """One pass of SGD over the first ``rows`` rows; returns the last batch's loss."""
+    def epoch(self, rows: int, start: int = 0) -> float:
+        """SGD over rows ``start`` to ``rows`` (one epoch from 0); returns the last batch loss."""
         tm, model, opt, x, y = self.tm, self.model, self.opt, self.x, self.y
         cross_entropy = tm.functional.cross_entropy
         loss = None
         if self.device == "cpu":
-            for i in range(0, rows, BATCH):
+            for i in range(start, rows, BATCH):
                 xb = tm.Tensor(x[i : i + BATCH])
                 loss = cross_entropy(model(xb), y[i : i + BATCH])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         else:
-            for i in range(0, rows, BATCH):
+            for i in range(start, rows, BATCH):
                 xb = tm.Tensor(x[i : i + BATCH], device=self.device)
                 loss = cross_entropy(model(xb), y[i : i + BATCH])
                 opt.zero_grad()
@@ -385,14 +388,14 @@ class TorchMnist:
         self.model = model.to(self.device)
         self.opt = self.torch.optim.SGD(self.model.parameters(), lr=MNIST_LR)
 
-    def epoch(self, rows: int) -> float:
-        """One pass of SGD over the first ``rows`` rows; returns the last batch's loss."""
+    def epoch(self, rows: int, start: int = 0) -> float:
+        """SGD over rows ``start`` to ``rows`` (one epoch from 0); returns the last batch loss."""
         torch, model, opt, x, y = self.torch, self.model, self.opt, self.x, self.y
         cross_entropy = torch.nn.functional.cross_entropy
         loss = None
         if self.device == "cpu":
             from_numpy = torch.from_numpy
-            for i in range(0, rows, BATCH):
+            for i in range(start, rows, BATCH):
                 loss = cross_entropy(
                     model(from_numpy(x[i : i + BATCH])), from_numpy(y[i : i + BATCH])
                 )
@@ -400,7 +403,7 @@ class TorchMnist:
                 loss.backward()
                 opt.step()
         else:
-            for i in range(0, rows, BATCH):
+            for i in range(start, rows, BATCH):
                 loss = cross_entropy(model(x[i : i + BATCH]), y[i : i + BATCH])
                 opt.zero_grad()
                 loss.backward()
@@ -576,6 +579,53 @@ def round_robin(contenders: list[Any], repeats: int, timed: Any) -> dict[str, li
     return times
 
 
+def interleaved_epochs(
+    contenders: list[Any], init: list[np.ndarray], rows: int, repeats: int, last: dict[str, float]
+) -> dict[str, list[float]]:
+    """Time one epoch per contender and repetition.
+
+    numpy by hand and tinygrad_mlp run their epochs in EPOCH_CHUNKS pieces and take turns piece
+    by piece (in an order that rotates): a piece lasts a fraction of a second, so a slow stretch
+    of a shared machine falls on both alike. Their time for the repetition is the sum of their
+    pieces. PyTorch runs its epoch in one go, before the pieces in even repetitions and after
+    them in odd ones: its OpenMP threads and numpy's BLAS threads each keep spinning for a while
+    after their work, so alternating them every few batches would make them fight for the cores
+    (measured here: PyTorch 2.7 times slower).
+    """
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    chunked = [c for c in contenders if c.name in (NUMPY, TINY)]
+    whole = [c for c in contenders if c.name not in (NUMPY, TINY)]
+    batches = -(-rows // BATCH)
+    cuts = [min(rows, BATCH * (batches * k // EPOCH_CHUNKS)) for k in range(EPOCH_CHUNKS + 1)]
+    pieces = [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+    def run(c: Any, a: int, b: int) -> float:
+        c.sync()
+        start = time.perf_counter()
+        last[c.name] = c.epoch(b, start=a)
+        c.sync()
+        return time.perf_counter() - start
+
+    for r in range(repeats):
+        for c in contenders:
+            c.reset(init)
+        gc.collect()
+        total = dict.fromkeys(times, 0.0)
+        if r % 2 == 0:
+            for c in whole:
+                total[c.name] = run(c, 0, rows)
+        for j, (a, b) in enumerate(pieces):
+            turn = (r + j) % max(len(chunked), 1)
+            for c in chunked[turn:] + chunked[:turn]:
+                total[c.name] += run(c, a, b)
+        if r % 2 == 1:
+            for c in whole:
+                total[c.name] = run(c, 0, rows)
+        for name, t in total.items():
+            times[name].append(t)
+    return times
+
+
 def add_rows(
     report: Report,
     bench: str,
@@ -683,20 +733,9 @@ def bench_mnist(
     )
     final: dict[str, float] = {}
     last: dict[str, float] = {}
-
-    def timed(c: Any) -> float:
-        c.reset(init)
-        gc.collect()
-        c.sync()
-        start = time.perf_counter()
-        loss = c.epoch(rows)
-        c.sync()
-        elapsed = time.perf_counter() - start
-        last[c.name] = loss
+    times = interleaved_epochs(contenders, init, rows, args.repeats, last)
+    for c in contenders:
         final[c.name] = eval_mnist_loss(c.params(), x[:10_000], y[:10_000])
-        return elapsed
-
-    times = round_robin(contenders, args.repeats, timed)
     bench = f"mnist epoch ({rows} rows, {device})"
     add_rows(report, bench, "s", 1.0, times, with_torch_ratio=True)
     for name in last:
@@ -865,9 +904,7 @@ def print_table(report: Report) -> None:
     print("  ".join("-" * w for w in widths))
     for line in lines:
         print(fmt_line(line))
-    print(
-        "(vs columns: the median over the repetitions of the time ratio within each repetition)"
-    )
+    print("(vs columns: the median over the repetitions of the time ratio within each repetition)")
 
 
 def machine_info(libs: dict[str, Any]) -> dict[str, Any]:
