@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}  # by item size
 
 
 def relu(x: Tensor) -> Tensor:
@@ -152,7 +153,7 @@ def _class_indices(name: str, target, logits: Tensor):
     elif target.dtype.kind == "b":
         target = target.astype(np.int64)
     # NOTE: seen as unsigned, a negative label is huge, so one max() checks both ends
-    if n and int(target.view(f"u{target.dtype.itemsize}").max()) >= c:
+    if n and int(target.view(_UNSIGNED[target.dtype.itemsize]).max()) >= c:
         label = int(target[((target < 0) | (target >= c)).argmax()])
         raise ValueError(
             f"{name}: label {label} is out of range for {c} classes (valid labels are 0..{c - 1})"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .backend import np
@@ -740,10 +741,6 @@ def _mlp_vjp(xp, g, saved, needs, owned=False):
     return tuple(grads)
 
 
-def _mlp_vjp_owned(xp, g, saved, needs):
-    return _mlp_vjp(xp, g, saved, needs, owned=True)
-
-
 MLP = register(
     "mlp",
     _mlp,
@@ -754,7 +751,7 @@ MLP = register(
         domains=("real",) * 7,
         params=lambda s: {"acts": ("tanh", "sigmoid", None)},
     ),
-    backward_owned=_mlp_vjp_owned,
+    backward_owned=partial(_mlp_vjp, owned=True),
     exact=True,  # the forward refuses mixed dtypes and takes 2-D input only
 )
 
