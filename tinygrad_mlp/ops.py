@@ -711,10 +711,10 @@ def _mlp_vjp(xp, g, saved, needs, owned=False):
     x, params, outs, acts = saved
     grads: list[Any] = [None] * len(needs)
     lowest = needs.index(True)  # the gradient must reach down to this input
-    for i in range(len(acts) - 1, -1, -1):
-        act = acts[i]
+    ones = _constant(xp, "ones", len(x), x.dtype)  # db = ones . dz (see _column_sums)
+    layers = zip(range(1, len(needs), 2), params[::2], [x, *outs], outs, acts, strict=False)
+    for at, w, h, out, act in reversed(list(layers)):  # at: the position of the weight
         if act is not None:
-            out = outs[i]
             if not owned:
                 g = g.copy()
             if act == "relu":
@@ -724,16 +724,13 @@ def _mlp_vjp(xp, g, saved, needs, owned=False):
             else:  # sigmoid
                 g *= out
                 g *= 1 - out
-        at = 2 * i + 1  # the weight's input position
         if needs[at]:
-            h = outs[i - 1] if i else x
             gt = g.T
             grads[at] = gt.dot(h) if gt.shape[0] * h.shape[1] <= _DOT_MAX else xp.matmul(gt, h)
         if needs[at + 1]:
-            grads[at + 1] = _column_sums(xp, g)
+            grads[at + 1] = ones.dot(g)
         if lowest >= at:
             break
-        w = params[2 * i]
         g = g.dot(w) if g.shape[0] * w.shape[1] <= _DOT_MAX else xp.matmul(g, w)
         owned = True
     if needs[0]:
