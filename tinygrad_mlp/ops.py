@@ -13,7 +13,9 @@ arrays (distinct from each other) or ``g`` itself.
 
 An op may add ``backward_owned``: the same rule, allowed to overwrite ``g``. The engine calls it
 instead when it holds the only reference to ``g``, which saves an allocation per elementwise op
-in a chain (the in-place ``dA *= Z > 0`` of hand-written backprop).
+in a chain (the in-place ``dA *= Z > 0`` of hand-written backprop). An op marked ``exact``
+promises that its rule returns each input's gradient with that input's shape and dtype; the
+engine then skips fitting them (a test holds each such op to the promise).
 
 Each op also carries a ``sample``: the input shapes, value domains and parameters that the test
 suite uses to gradient-check every registered op automatically.
