@@ -384,3 +384,10 @@ def test_integer_powers_have_finite_gradients_at_zero(c, expected):
     np.testing.assert_array_equal(out.numpy(), [0.0**c, 2.0**c])
     out.sum().backward()
     np.testing.assert_array_equal(z.grad, expected)
+
+
+def test_mlp_refuses_an_unknown_activation():
+    x = T(np.ones((2, 3), np.float32))
+    w, b = T(np.ones((4, 3), np.float32)), T(np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="activations must be among"):
+        apply(OPS["mlp"], x, w, b, acts=("gelu",))

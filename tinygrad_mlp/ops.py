@@ -660,6 +660,7 @@ LINEAR_RELU = register(
 # activations ("relu", "tanh", "sigmoid" or None): one node instead of one per layer, and the
 # backward of the whole stack in one loop, as in hand-written backprop. The derivatives of the
 # activations are written in terms of their outputs.
+_MLP_ACTIVATIONS = frozenset({"relu", "tanh", "sigmoid", None})
 
 
 def _mlp(xp, x, *params, acts):
@@ -669,6 +670,8 @@ def _mlp(xp, x, *params, acts):
             f"mlp: expected a 2-D input and a weight and a bias for each of {len(acts)} layers, "
             f"got an input of shape {x.shape} and {len(params)} arrays"
         )
+    if not _MLP_ACTIVATIONS.issuperset(acts):
+        raise ValueError(f"mlp: activations must be among {sorted(map(str, _MLP_ACTIVATIONS))}")
     dtype = x.dtype
     h = x
     outs = []
