@@ -478,3 +478,19 @@ def test_losses_match_torch(reduction, dtype):
         if name == "binary_cross_entropy":  # torch clamps p (1 - p) at float32(1e-12)
             tol["rtol"] = max(tol["rtol"], 1e-8)
         np.testing.assert_allclose(xt.grad, ref_x.grad.numpy(), err_msg=name, **tol)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_cross_entropy_gradient_does_not_depend_on_the_logits_memory_order(transposed):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((5, 4))
+    y = np.array([0, 3, 1, 1, 2])
+    leaf = tm.Tensor(z.T.copy() if transposed else z, requires_grad=True)
+    logits = leaf.T if transposed else leaf  # .T: a column-major view of the leaf's data
+    assert logits.data.flags.c_contiguous != transposed
+    F.cross_entropy(logits, y).backward()
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    expected = (p - np.eye(4)[y]) / len(y)
+    got = leaf.grad.T if transposed else leaf.grad
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)

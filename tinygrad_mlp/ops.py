@@ -501,17 +501,19 @@ GETITEM = register(
 _CONSTANTS: dict[tuple, Any] = {}
 
 
-def _constant(xp, kind: str, n: int, dtype) -> Any:
-    """A read-only ``ones(n)`` or ``arange(n)``, kept between calls for numpy arrays."""
-    key = (kind, n, dtype)
+def _constant(xp, kind: str, n: int, arg) -> Any:
+    """A read-only vector kept between calls for numpy arrays: ``ones(n)`` of dtype ``arg``
+    ("ones"), or the offsets ``0, arg, 2 arg, ...`` of the n rows of an (n, arg) array
+    ("starts")."""
+    key = (kind, n, arg)
     array = _CONSTANTS.get(key)
     if array is not None and xp is np:
         return array
     if xp is not np:
-        return xp.ones(n, dtype) if kind == "ones" else xp.arange(n)
+        return xp.ones(n, arg) if kind == "ones" else xp.arange(0, n * arg, arg)
     if len(_CONSTANTS) >= 64:  # batch sizes vary little; never let the cache grow
         _CONSTANTS.clear()
-    array = np.ones(n, dtype) if kind == "ones" else np.arange(n)
+    array = np.ones(n, arg) if kind == "ones" else np.arange(0, n * arg, arg)
     array.flags.writeable = False
     _CONSTANTS[key] = array
     return array
@@ -787,23 +789,27 @@ def _cross_entropy(xp, logits, target, reduction="mean"):
     exps = xp.exp(shifted)
     sums = _row_sums(xp, exps)
     if target.ndim == 1:  # class indices: loss_i = log sum_c e^z_ic - z_i,target
-        rows = _constant(xp, "arange", len(target), None)
+        # the picked elements by their flat positions: cheaper than a (rows, target) index
+        picks = _constant(xp, "starts", len(target), logits.shape[1]) + target
         losses = xp.log(sums)
-        losses -= shifted[rows, target]
+        losses -= shifted.reshape(-1)[picks]
     else:  # class probabilities
-        rows = None
+        picks = None
         shifted -= xp.log(sums)[:, None]
         shifted *= target
         losses = -_row_sums(xp, shifted)
-    return _reduce(xp, losses, reduction), (exps, sums, target, rows, reduction)
+    return _reduce(xp, losses, reduction), (exps, sums, target, picks, reduction)
 
 
 def _cross_entropy_vjp(xp, g, saved, needs):
     # loss_i = -sum_c y_ic log softmax(z_i)_c  =>  dz_i = softmax(z_i) sum_c y_ic - y_i
-    exps, sums, target, rows, reduction = saved
+    exps, sums, target, picks, reduction = saved
     dz = exps / sums[:, None]
-    if rows is not None:
-        dz[rows, target] -= 1
+    if picks is not None:
+        shape = dz.shape
+        dz = dz.reshape(-1)  # a view, or a C-ordered copy when the logits were not C-ordered
+        dz[picks] -= 1
+        dz = dz.reshape(shape)
     else:
         dz *= _row_sums(xp, target)[:, None]
         dz -= target
