@@ -687,7 +687,7 @@ def _mlp(xp, x, *params, acts):
             or b.dtype != dtype
         ):
             _refuse_layer(len(outs), h, w, b, dtype)
-        h = h.dot(w.T) if h.shape[0] * shape[0] <= _DOT_MAX else xp.matmul(h, w.T)
+        h = _mm(xp, h, w.T)
         h += b
         if act == "relu":
             xp.maximum(h, 0, out=h)
@@ -732,13 +732,12 @@ def _mlp_vjp(xp, g, saved, needs, owned=False):
                 g *= out
                 g *= 1 - out
         if needs[at]:
-            gt = g.T
-            grads[at] = gt.dot(h) if gt.shape[0] * h.shape[1] <= _DOT_MAX else xp.matmul(gt, h)
+            grads[at] = _mm(xp, g.T, h)
         if needs[at + 1]:
             grads[at + 1] = ones.dot(g)
         if lowest >= at:
             break
-        g = g.dot(w) if g.shape[0] * w.shape[1] <= _DOT_MAX else xp.matmul(g, w)
+        g = _mm(xp, g, w)
         owned = True
     if needs[0]:
         grads[0] = g

@@ -802,7 +802,6 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
     if anomaly:
         _check_forward(_graph([t for t, _ in roots]))
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
-    plain = wanted_ids is None  # gradients go into .grad (not returned)
     grads: dict[Tensor, Any] = {}  # pending gradients of non-leaf tensors
     owned: set[Tensor] = set()  # tensors whose pending gradient nothing else refers to
     results: dict[int, Any] = {}  # gradients of wanted tensors, by id
@@ -851,7 +850,13 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             if anomaly:
                 _check_finite(xp, ig, node, inputs.index(inp))
             producer = inp._node
-            if producer is None and plain and inp.grad is None and ig is not g and ig.base is None:
+            if (
+                producer is None
+                and wanted_ids is None
+                and inp.grad is None
+                and ig is not g
+                and ig.base is None
+            ):
                 inp.grad = ig  # the common case: a new array from the rule for a fresh .grad
                 continue
             # a new array from the rule, or g passed on to this input alone, is unshared
