@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import tinygrad_mlp as tm
-import tinygrad_mlp.functional as F
+import tinygrad_mlp.nn.functional as F
 from tinygrad_mlp.ops import OPS
-from tinygrad_mlp.tensor import apply
+from tinygrad_mlp._tensor import apply
 
 T = tm.Tensor
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_mlp.data import DataLoader
+from tinygrad_mlp.utils.data import DataLoader
 
 
 def _epoch(loader):

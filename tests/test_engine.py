@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_mlp as tm
 from tinygrad_mlp.ops import OPS
-from tinygrad_mlp.tensor import apply
+from tinygrad_mlp._tensor import apply
 
 T = tm.Tensor
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from strategies import arrays
 
 import tinygrad_mlp as tm
-import tinygrad_mlp.functional as F
+import tinygrad_mlp.nn.functional as F
 
 T = tm.Tensor
 RTOL, ATOL = 1e-9, 1e-12

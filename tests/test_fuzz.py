@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import tinygrad_mlp as tm
 from tinygrad_mlp.ops import OPS
-from tinygrad_mlp.tensor import apply
+from tinygrad_mlp._tensor import apply
 
 T = tm.Tensor
 

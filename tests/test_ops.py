@@ -10,7 +10,7 @@ from strategies import arrays, arrays_of_shapes, broadcastable_pairs, shapes, si
 
 import tinygrad_mlp as tm
 from tinygrad_mlp.ops import OPS
-from tinygrad_mlp.tensor import apply
+from tinygrad_mlp._tensor import apply
 
 T = tm.Tensor
 

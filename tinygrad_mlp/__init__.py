@@ -1,13 +1,14 @@
 """tinygrad_mlp: a small, fast reverse-mode autodiff framework for neural networks."""
 
-from . import backend, data, datasets, functional, nn, ops, optim
+from . import autograd, backend, datasets, nn, ops, optim, utils
 from .backend import cupy_available, get_array_module, manual_seed, set_default_device
 from .classifier import NNClassifier as NNClassifier
-from .data import DataLoader
 from .datasets import image_folder, make_moons, make_xor, mnist
-from .gradcheck import GradcheckError, gradcheck
+from .autograd import GradcheckError, gradcheck
+from .nn import functional
 from .serialization import load, save
-from .tensor import (
+from .utils.data import DataLoader
+from ._tensor import (
     Tensor,
     detect_anomaly,
     enable_grad,
@@ -48,7 +49,8 @@ __all__ = [
     "image_folder",
     "nn",
     "optim",
-    "data",
+    "autograd",
+    "utils",
     "datasets",
     "functional",
     "ops",

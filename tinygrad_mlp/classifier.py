@@ -7,11 +7,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from . import functional as F
+from .nn import functional as F
 from . import nn, optim
 from .backend import np
-from .data import DataLoader
-from .tensor import Tensor, no_grad
+from .utils.data import DataLoader
+from ._tensor import Tensor, no_grad
 
 __all__ = ["NNClassifier"]
 

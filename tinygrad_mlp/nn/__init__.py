@@ -1,6 +1,6 @@
 """Neural-network building blocks: Module, layers, initialisers and the functional API."""
 
-from .. import functional
+from . import functional
 from . import init
 from .modules import (
     Dropout,

@@ -10,10 +10,10 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from .. import backend
-from .. import functional as F
+from . import functional as F
 from .. import ops as O
 from ..backend import np
-from ..tensor import Tensor, apply
+from .._tensor import Tensor, apply
 
 __all__ = [
     "Parameter",

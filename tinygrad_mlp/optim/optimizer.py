@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from .backend import array_module_of, device_of, is_array, looks_like_cupy, np, to_device
+from ..backend import array_module_of, device_of, is_array, looks_like_cupy, np, to_device
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import backend
-from . import ops as O
-from .backend import np
-from .tensor import Tensor, apply
+from .. import backend
+from .. import ops as O
+from ..backend import np
+from .._tensor import Tensor, apply
 
 __all__ = [
     "relu",

@@ -6,9 +6,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import backend
-from .backend import np
-from .tensor import Tensor, grad, no_grad
+from .. import backend
+from ..backend import np
+from .._tensor import Tensor, grad, no_grad
 
 __all__ = ["gradcheck", "GradcheckError"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .backend import np
+from ...backend import np
 
 __all__ = ["DataLoader"]
 

@@ -1,0 +1,5 @@
+"""Utilities shaped like ``torch.utils``."""
+
+from . import data
+
+__all__ = ["data"]
