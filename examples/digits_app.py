@@ -230,8 +230,10 @@ def train_model(
             optimizer.step()
             step += 1
         if log is not None:
-            log(f"epoch {epoch + 1}/{epochs}  loss {loss.item():.4f}  "
-                f"{time.perf_counter() - start:.1f} s")
+            log(
+                f"epoch {epoch + 1}/{epochs}  loss {loss.item():.4f}  "
+                f"{time.perf_counter() - start:.1f} s"
+            )
     return model.eval()
 
 

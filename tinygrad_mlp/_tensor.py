@@ -122,7 +122,7 @@ class Node:
 # this counter (a sort in _graph, a heap in _run_backward) gives a topological order without
 # recursion or a depth-first search.
 _creation_order = itertools.count()
-_data_of = attrgetter("data")
+_data_of = attrgetter("_data")
 _ndarray = np.ndarray
 _new_tensor = object.__new__
 _requires_grad_of = attrgetter("requires_grad")
@@ -139,8 +139,8 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        xp = backend.array_module_of(like.data)
-        return Tensor._wrap(xp.asarray(value, dtype=like.data.dtype), False, None)
+        xp = backend.array_module_of(like._data)
+        return Tensor._wrap(xp.asarray(value, dtype=like._data.dtype), False, None)
     return Tensor(value, device=like.device)
 
 
@@ -168,7 +168,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     if type(out) is not _ndarray and xp is np:
         out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
     t = _new_tensor(Tensor)
-    t.data = out
+    t._data = out
     t.grad = None
     t._retains_grad = False
     if _Mode.grad_enabled:
@@ -188,7 +188,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
 def _to_array(data: Any, dtype: Any, device: str | None):
     """Convert user data to a backend array following the dtype and device rules of Tensor."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         try:
             dtype = np.dtype(dtype)
@@ -228,7 +228,7 @@ def _to_array(data: Any, dtype: Any, device: str | None):
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_node", "_retains_grad", "__weakref__")
     __array_ufunc__ = None  # numpy hands `array + tensor` over to Tensor.__radd__
     __array_priority__ = 1000
 
@@ -252,9 +252,9 @@ class Tensor:
         if requires_grad:
             if array.dtype.kind not in _FLOAT_KINDS:
                 raise TypeError(f"only floating tensors can require grad, got dtype {array.dtype}")
-            if array is data or (isinstance(data, Tensor) and array is data.data):
+            if array is data or (isinstance(data, Tensor) and array is data._data):
                 array = array.copy()  # a leaf that optimizers update in place owns its memory
-        self.data = array
+        self._data = array
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._node: Node | None = None
@@ -264,7 +264,7 @@ class Tensor:
     def _wrap(cls, data: Any, requires_grad: bool, node: Node | None) -> Tensor:
         """Make a tensor around an array without conversion (the engine's fast path)."""
         t = object.__new__(cls)
-        t.data = data
+        t._data = data
         t.grad = None
         t.requires_grad = requires_grad
         t._node = node
@@ -274,29 +274,38 @@ class Tensor:
     # ------------------------------------------------------------ attributes
 
     @property
+    def data(self) -> Tensor:
+        """The values as a tensor cut from the graph, sharing memory with this one."""
+        return Tensor._wrap(self._data, False, None)
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value._data if isinstance(value, Tensor) else value
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The array's shape."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
         """The number of dimensions."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """The number of elements."""
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self):
         """The numpy dtype of the elements."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> str:
         """'cpu' or 'cuda'."""
-        return "cpu" if type(self.data) is np.ndarray else backend.device_of(self.data)
+        return "cpu" if type(self._data) is np.ndarray else backend.device_of(self._data)
 
     @property
     def is_leaf(self) -> bool:
@@ -351,7 +360,7 @@ class Tensor:
 
     def numpy(self):
         """The values as a host numpy array (shared with the tensor on the CPU)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self._data)
 
     def tolist(self) -> Any:
         """The values as nested Python lists."""
@@ -361,16 +370,16 @@ class Tensor:
         """The value of a one-element tensor as a Python number."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor of one element, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def detach(self) -> Tensor:
         """A tensor sharing the values, cut from the graph."""
-        return Tensor._wrap(self.data, False, None)
+        return Tensor._wrap(self._data, False, None)
 
     def to(self, device: str) -> Tensor:
         """This tensor on ``device`` ('cpu' or 'cuda'); itself when it is already there."""
-        array = backend.to_device(self.data, device)
-        if array is self.data:
+        array = backend.to_device(self._data, device)
+        if array is self._data:
             return self
         return Tensor._wrap(array, self.requires_grad, None)
 
@@ -556,7 +565,7 @@ class Tensor:
         """Indices of the maxima along ``axis`` (int64, not differentiable)."""
         if axis is not None:
             axis = _one_axis(axis, self.ndim)
-        return Tensor._wrap(self.data.argmax(axis=axis), False, None)
+        return Tensor._wrap(self._data.argmax(axis=axis), False, None)
 
     def reshape(self, *shape: Any) -> Tensor:
         """The same elements in a new shape (one dimension may be -1)."""
@@ -629,7 +638,7 @@ def _index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
-        data = index.data
+        data = index._data
         if data.dtype.kind not in "biu":
             raise TypeError(
                 f"an index tensor must have an integer or bool dtype, got {data.dtype}; use a "
@@ -679,24 +688,26 @@ CAST = O.register(
 )
 
 
+_wrap = Tensor._wrap
+
 # ---------------------------------------------------------------- the engine
 
 
 def _seed(out: Tensor, grad: Any):
     """The starting gradient of backward: ones for a one-element output, else the user's."""
     if grad is None:
-        if out.data.size != 1:
+        if out._data.size != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a scalar output, got shape {out.shape}; "
                 "the output must be a scalar (reduce it with .sum() or .mean()), or pass grad="
             )
         # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
-        data = out.data
+        data = out._data
         xp = np if type(data) is _ndarray else backend.array_module_of(data)
         seed = xp.array(1, dtype=data.dtype)
         return seed.reshape(data.shape) if data.ndim else seed
-    g = grad.data if isinstance(grad, Tensor) else grad
-    xp = backend.array_module_of(out.data)
+    g = grad._data if isinstance(grad, Tensor) else grad
+    xp = backend.array_module_of(out._data)
     try:
         g = xp.array(g, dtype=out.dtype)  # a private copy: the caller's array is never aliased
     except (TypeError, ValueError) as e:
@@ -770,9 +781,9 @@ def _check_forward(order: list[Tensor]) -> None:
     """Raise at the first op, in forward order, whose output holds NaN or inf from finite inputs."""
     for t in order:
         node = t._node
-        if node is None or _all_finite(t.data) or not all(_all_finite(x.data) for x in node.inputs):
+        if node is None or _all_finite(t._data) or not all(_all_finite(x._data) for x in node.inputs):
             continue
-        what = "nan" if bool(backend.array_module_of(t.data).isnan(t.data).any()) else "inf"
+        what = "nan" if bool(backend.array_module_of(t._data).isnan(t._data).any()) else "inf"
         where = f"\nthe op was created at:\n{node.trace}" if node.trace else ""
         raise RuntimeError(
             f"anomaly detected: op '{node.op.name}' produced {what} in its forward output "
@@ -844,7 +855,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
             if ig is None or not need:
                 continue
             if not exact:
-                data = inp.data
+                data = inp._data
                 if type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype:
                     ig = _fit(ig, data, op.name, inputs.index(inp))
             if anomaly:
@@ -857,7 +868,7 @@ def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
                 and ig is not g
                 and ig.base is None
             ):
-                inp.grad = ig  # the common case: a new array from the rule for a fresh .grad
+                inp.grad = _wrap(ig, False, None)  # the common case: a new array for a fresh .grad
                 continue
             # a new array from the rule, or g passed on to this input alone, is unshared
             if ig is not g:
@@ -883,7 +894,10 @@ def _deliver(t: Tensor, g, fresh: bool, wanted_ids, results) -> None:
     """Add a gradient into ``t.grad`` (or, with ``wanted_ids``, into ``results``), copying an
     array that is not ``fresh`` (one that something else may refer to)."""
     if wanted_ids is None:
-        t.grad = (g if fresh else g.copy()) if t.grad is None else _sum_of(t.grad, g)
+        prev = t.grad
+        t.grad = _wrap(
+            (g if fresh else g.copy()) if prev is None else _sum_of(prev._data, g), False, None
+        )
     elif id(t) in wanted_ids:
         prev = results.get(id(t))
         results[id(t)] = (g if fresh else g.copy()) if prev is None else _sum_of(prev, g)

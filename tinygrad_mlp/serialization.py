@@ -35,7 +35,7 @@ def _as_host_array(value: Any) -> np.ndarray | None:
     """The host array behind an array or tensor, or None for anything else."""
     if is_array(value) or looks_like_cupy(value):
         return to_numpy(value)
-    data = getattr(value, "data", None)
+    data = getattr(value, "_data", None)
     if data is not None and (is_array(data) or looks_like_cupy(data)):
         return to_numpy(data)
     return None

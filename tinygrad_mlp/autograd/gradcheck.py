@@ -29,7 +29,7 @@ def _outputs(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[Tensor]:
 def _values(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[Any]:
     """The outputs of fn as float64 host arrays, with nothing recorded."""
     with no_grad():
-        return [backend.to_numpy(o.data).astype(np.float64) for o in _outputs(fn, inputs)]
+        return [backend.to_numpy(o._data).astype(np.float64) for o in _outputs(fn, inputs)]
 
 
 def _close(analytic, numerical, atol: float, rtol: float):
@@ -87,25 +87,25 @@ def gradcheck(
 
 def _numerical_column(fn, ins, t: Tensor, flat_index: int, direction, eps: float, oi: int):
     """d out[oi] / d t along ``direction`` (one element when direction is None), by differences."""
-    original = t.data.copy()
+    original = t._data.copy()
     # NOTE: index the array itself: reshape(-1) copies a non-contiguous array, and a step
     # written into that copy would never reach fn.
     where = tuple(int(i) for i in np.unravel_index(flat_index, t.shape))
-    xp = backend.array_module_of(t.data)
+    xp = backend.array_module_of(t._data)
     step = eps if direction is None else xp.asarray(direction * eps, dtype=t.dtype).reshape(t.shape)
     try:
         if direction is None:
-            t.data[where] = original[where] + eps
+            t._data[where] = original[where] + eps
         else:
-            t.data[...] = original + step
+            t._data[...] = original + step
         plus = _values(fn, ins)[oi]
         if direction is None:
-            t.data[where] = original[where] - eps
+            t._data[where] = original[where] - eps
         else:
-            t.data[...] = original - step
+            t._data[...] = original - step
         minus = _values(fn, ins)[oi]
     finally:
-        t.data[...] = original
+        t._data[...] = original
     return (plus - minus) / (2 * eps)
 
 
@@ -129,7 +129,7 @@ def _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception) ->
     out = outs[oi]
     n_out = out.size
     analytic = {i: np.zeros((n_out, ins[i].size)) for i in checked}
-    xp = backend.array_module_of(out.data)
+    xp = backend.array_module_of(out._data)
     for j in range(n_out):
         seed = xp.zeros(out.size, dtype=out.dtype)
         seed[j] = 1
@@ -164,7 +164,7 @@ def _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception) ->
 def _check_fast(fn, ins, outs, oi, checked, eps, atol, rtol, rng, raise_exception) -> bool:
     out = outs[oi]
     u = rng.standard_normal(out.shape)
-    xp = backend.array_module_of(out.data)
+    xp = backend.array_module_of(out._data)
     gs = grad(
         out,
         [ins[i] for i in checked],

@@ -74,17 +74,17 @@ def _linear(op: O.Op, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         bias is None or isinstance(bias, Tensor)
     ):
         _check_tensors("linear", input=x, weight=weight, bias=bias)
-    w = weight.data
+    w = weight._data
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out, in), got shape {w.shape}")
-    if x.data.dtype != w.dtype:
+    if x._data.dtype != w.dtype:
         raise TypeError(
             f"linear: input dtype {x.dtype} differs from weight dtype {w.dtype}; "
             "cast the input with .astype"
         )
     if bias is None:
         return x @ weight.T
-    b = bias.data
+    b = bias._data
     if b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias of shape {b.shape} does not fit weight of shape {w.shape}")
     if b.dtype != w.dtype:
@@ -125,7 +125,7 @@ def _target_array(name: str, target: Any, like: Tensor):
     if isinstance(target, Tensor):
         if target.requires_grad:
             raise ValueError(f"{name}: the target must not require grad (detach it)")
-        data = target.data
+        data = target._data
     else:
         try:
             data = target if backend.is_array(target) else np.asarray(target)
@@ -133,14 +133,14 @@ def _target_array(name: str, target: Any, like: Tensor):
             raise TypeError(f"{name}: target must be numeric: {e}") from None
     if data.dtype.kind not in "biuf":
         raise TypeError(f"{name}: target must be numeric, got dtype {data.dtype}")
-    if type(data) is type(like.data):
+    if type(data) is type(like._data):
         return data
     return backend.to_device(data, like.device)
 
 
 def _class_indices(name: str, target, logits: Tensor):
     """Validated int64 class indices for a (N, C) batch of logits."""
-    n, c = logits.data.shape
+    n, c = logits._data.shape
     if target.shape != (n,):
         raise ValueError(
             f"{name}: target of shape {tuple(target.shape)} does not fit logits of shape "
@@ -171,9 +171,9 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
         _check_reduction("cross_entropy", reduction)
     if not isinstance(logits, Tensor):
         _check_tensors("cross_entropy", input=logits)
-    if logits.data.ndim != 2:
+    if logits._data.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be 2-D (N, C), got shape {logits.shape}")
-    if type(target) is type(logits.data) and target.ndim == 1 and target.dtype.kind in "iu":
+    if type(target) is type(logits._data) and target.ndim == 1 and target.dtype.kind in "iu":
         # the common case, class indices in an array on the logits' device
         return apply(
             O.CROSS_ENTROPY,
@@ -201,7 +201,7 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     if log_probs.ndim != 2:
         raise ValueError(f"nll_loss: input must be 2-D (N, C), got shape {log_probs.shape}")
     t = _class_indices("nll_loss", _target_array("nll_loss", target, log_probs), log_probs)
-    xp = backend.array_module_of(log_probs.data)
+    xp = backend.array_module_of(log_probs._data)
     picked = -log_probs[xp.arange(len(t)), t]
     if reduction == "mean":
         return picked.mean()
@@ -222,7 +222,7 @@ def binary_cross_entropy(probs: Tensor, target: Any, reduction: str = "mean") ->
     _check_reduction("binary_cross_entropy", reduction)
     _check_tensors("binary_cross_entropy", input=probs)
     y = _same_shape_target("binary_cross_entropy", target, probs)
-    p = probs.data
+    p = probs._data
     if probs.size and not bool(((p >= 0) & (p <= 1)).all()):
         raise ValueError(
             "binary_cross_entropy: input must hold probabilities in [0, 1] (apply sigmoid "

@@ -66,10 +66,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def _array_of(tensor: Any) -> Any:
-    """The backend array to fill: the tensor's ``.data``, or the array itself."""
+    """The backend array to fill: the tensor's ``._data``, or the array itself."""
     if is_array(tensor) or looks_like_cupy(tensor):
         return tensor
-    data = getattr(tensor, "data", None)
+    data = getattr(tensor, "_data", None)
     if data is not None and (is_array(data) or looks_like_cupy(data)):
         return data
     raise TypeError(f"expected a tensor or an array, got a {type(tensor).__name__}")

@@ -129,7 +129,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad[...] = 0
+                p.grad._data[...] = 0
 
     def train(self, mode: bool = True) -> Module:
         """Switch this module and its submodules to training mode (or evaluation)."""
@@ -144,14 +144,14 @@ class Module:
     def to(self, device: str) -> Module:
         """Move every parameter (and its gradient) to ``device`` in place."""
         for p in self.parameters():
-            p.data = backend.to_device(p.data, device)
+            p._data = backend.to_device(p._data, device)
             if p.grad is not None:
-                p.grad = backend.to_device(p.grad, device)
+                p.grad = Tensor._wrap(backend.to_device(p.grad._data, device), False, None)
         return self
 
     def state_dict(self) -> OrderedDict[str, Any]:
         """name -> host numpy copy of each parameter, in parameter order."""
-        return OrderedDict((n, backend.to_numpy(p.data).copy()) for n, p in self.named_parameters())
+        return OrderedDict((n, backend.to_numpy(p._data).copy()) for n, p in self.named_parameters())
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> LoadResult:
         """Copy arrays into the parameters, keeping each parameter's dtype and device.
@@ -179,7 +179,7 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            value = value.data if isinstance(value, Tensor) else value
+            value = value._data if isinstance(value, Tensor) else value
             try:
                 host = backend.to_numpy(value) if backend.is_array(value) else np.asarray(value)
             except (TypeError, ValueError) as e:
@@ -197,7 +197,7 @@ class Module:
                 )
             staged.append((p, backend.to_device(host.astype(p.dtype, copy=True), p.device)))
         for p, array in staged:
-            p.data = array
+            p._data = array
         return LoadResult(missing, unexpected)
 
     # ------------------------------------------------------------ display
@@ -281,7 +281,7 @@ class Sequential(Module):
 
     def forward(self, x: Any) -> Any:
         layers = self.layers
-        if not (isinstance(x, Tensor) and x.data.ndim == 2):
+        if not (isinstance(x, Tensor) and x._data.ndim == 2):
             for m in layers:
                 x = m(x)
             return x

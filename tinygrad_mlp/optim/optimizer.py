@@ -1,6 +1,6 @@
 """Optimizers shaped like torch.optim (SGD, Adam, AdamW) that update parameter arrays in place.
 
-An optimizer only touches ``p.data`` and ``p.grad`` of each parameter, both backend arrays, so a
+An optimizer only touches ``p._data`` and ``p.grad._data`` of each parameter, both backend arrays, so a
 step records no graph and allocates no more than its maths needs. Parameters whose ``grad`` is
 None are skipped, as in PyTorch.
 """
@@ -22,8 +22,8 @@ def _is_array(obj: Any) -> bool:
 
 
 def _is_param(obj: Any) -> bool:
-    """A parameter is anything with an array ``.data`` and a ``.grad`` attribute."""
-    return not _is_array(obj) and hasattr(obj, "grad") and _is_array(getattr(obj, "data", None))
+    """A parameter is anything with an array ``._data`` and a ``.grad`` attribute."""
+    return not _is_array(obj) and hasattr(obj, "grad") and _is_array(getattr(obj, "_data", None))
 
 
 def _number(name: str, value: Any) -> float:
@@ -197,7 +197,7 @@ class Optimizer:
             for p in group["params"]:
                 g = p.grad
                 if g is not None:
-                    g.fill(0)
+                    g._data.fill(0)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; return the closure's loss if given one."""
@@ -241,7 +241,7 @@ class Optimizer:
         missing = self._required_state - set(entry)
         if entry and missing:
             raise ValueError(f"state of parameter {index} lacks entries {sorted(missing)}")
-        data = param.data
+        data = param._data
         out: dict[str, Any] = {}
         for name, value in entry.items():
             if name == "step":
@@ -379,7 +379,8 @@ class SGD(Optimizer):
                 for p in group["params"]:
                     g = p.grad
                     if g is not None:
-                        data = p.data
+                        g = g._data
+                        data = p._data
                         data -= lr * g
                 continue
             dampening = float(group["dampening"])
@@ -388,7 +389,8 @@ class SGD(Optimizer):
                 g = p.grad
                 if g is None:
                     continue
-                data = p.data
+                g = g._data
+                data = p._data
                 # d = -g if maximize else g; d = d + wd * p (each a fresh array, never g itself)
                 fresh = True
                 if weight_decay != 0.0:
@@ -477,7 +479,8 @@ class Adam(Optimizer):
                 g = p.grad
                 if g is None:
                     continue
-                data = p.data
+                g = g._data
+                data = p._data
                 xp = array_module_of(data)
                 state = states.get(id(p))
                 if not state:
