@@ -117,7 +117,8 @@ def mnist_preprocess(canvas: Any) -> np.ndarray:
     idx = np.arange(20)
     cy = (box.sum(axis=1) @ idx) / mass
     cx = (box.sum(axis=0) @ idx) / mass
-    dy, dx = math.floor(14 - cy + 0.5), math.floor(14 - cx + 0.5)
+    # NOTE: rounded to 1e-6 first, so that float noise cannot flip an exact half (9.5 -> 5)
+    dy, dx = (math.floor(round(14 - c, 6) + 0.5) for c in (cy, cx))
     out = np.zeros((48, 48))  # room for any offset in [-6, 15], cut to 28x28 below
     out[10 + dy : 30 + dy, 10 + dx : 30 + dx] = box
     return out[10:38, 10:38].astype(np.float32)
