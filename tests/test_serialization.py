@@ -125,7 +125,7 @@ def test_optimizer_state_dict_round_trips(tmp_path):
     params = [make_tensor(np.ones((2, 3))), make_tensor(np.ones(3))]
     opt = optim.Adam(params, lr=0.01, amsgrad=True)
     for p in params:
-        p.grad = np.full(p.data.shape, 0.5, dtype=np.float32)
+        p.grad = tm.Tensor(np.full(p.shape, 0.5, dtype=np.float32))
     opt.step()
     sd = opt.state_dict()
     save(sd, tmp_path / "opt.npz")
