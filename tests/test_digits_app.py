@@ -553,7 +553,7 @@ def browser(tmp_path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=760,460",
+        "--window-size=780,640",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(argument)
@@ -622,8 +622,11 @@ def test_a_browser_draws_0_1_7_and_clears(browser, server):
         assert prediction.text == digit
         bars = browser.find_elements(By.CSS_SELECTOR, "#bars li")
         assert len(bars) == 10 and "best" in bars[int(digit)].get_attribute("class")
+        fill = bars[int(digit)].find_element(By.CLASS_NAME, "fill")
+        assert fill.size["width"] > 0.4 * bars[int(digit)].size["width"]  # the bar is drawn
         screenshot = os.environ.get("DIGITS_APP_SCREENSHOT")
         if screenshot and digit == "7":
+            time.sleep(0.5)  # the bars' width transition
             browser.save_screenshot(screenshot)
         clear.click()
         assert prediction.text == ""
