@@ -2,6 +2,7 @@
 
 from . import functional
 from . import init
+from . import parallel
 from .modules import (
     Dropout,
     Flatten,
@@ -32,4 +33,5 @@ __all__ = [
     "Dropout",
     "functional",
     "init",
+    "parallel",
 ]
