@@ -281,7 +281,7 @@ def _numbers(value: Any, name: str, length: int) -> np.ndarray:
         raise BadRequest(400, f"'{name}' must be a list of numbers, got {type(value).__name__}")
     if len(value) != length:
         raise BadRequest(400, f"'{name}' must have {length} numbers, got {len(value)}")
-    if not all(type(v) in (int, float) for v in value):  # bool is an int: refused too
+    if not set(map(type, value)) <= {int, float}:  # exact types: a bool is refused too
         bad = next(v for v in value if type(v) not in (int, float))
         raise BadRequest(400, f"'{name}' must hold only numbers, found {json.dumps(bad)}")
     array = np.array(value, dtype=np.float64)
