@@ -34,6 +34,7 @@ import math
 import time
 
 import _common  # before numpy: it sets the number of BLAS threads
+import _distributed
 import numpy as np
 
 import tinygrad_mlp as tm
@@ -126,6 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plot", metavar="PATH", help="plot loss and accuracy curves (.png)")
     p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _distributed.add_argument(p)
     args = p.parse_args(argv)
     try:
         args.sizes = _common.parse_arch(args.arch)
@@ -197,9 +199,11 @@ def train(args: argparse.Namespace) -> dict:
     """Train, evaluate after each epoch, and return the metrics."""
     wall_start = time.perf_counter()
     tm.manual_seed(args.seed)
+    run = _distributed.setup(args)  # --distributed: this process's rank of an MPI job
     data = load_data(args)
     x_train, y_train = data["train"]
     model = _common.mlp(args.sizes, args.activation, args.init).to(args.device)
+    net = run.wrap(model)  # DistributedDataParallel(model) with --distributed
     optimizer = make_optimizer(model, args)
     loader = tm.DataLoader(x_train, y_train, batch_size=args.batch_size, seed=args.seed)
     total_steps = args.epochs * len(loader)
@@ -218,21 +222,24 @@ def train(args: argparse.Namespace) -> dict:
         epoch_start = time.perf_counter()
         loss_sum, correct = 0.0, 0
         for xb, yb in loader:
+            xb, yb = run.shard(xb, yb)  # this rank's share of the global batch
             if args.schedule == "cosine":
                 # lr_t = lr * (1 + cos(pi * t / T)) / 2: from lr down to 0 at the last step
                 lr = args.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            logits = model(tm.Tensor(xb, device=args.device))
+            logits = net(tm.Tensor(xb, device=args.device))
             loss = loss_fn(logits, yb, args)
             optimizer.zero_grad()
             loss.backward()
+            run.after_backward(net)
             optimizer.step()
             step += 1
             loss_sum += loss.item() * len(xb)
             correct += int((tm.backend.to_numpy(logits.data.argmax(axis=1)) == yb).sum())
         epoch_seconds = time.perf_counter() - epoch_start
         train_seconds += epoch_seconds
+        loss_sum, correct = run.total(loss_sum, correct)
         history["loss"].append(loss_sum / len(x_train))
         history["train_accuracy"].append(correct / len(x_train))
         history["test_accuracy"].append(_common.accuracy(model, *data["test"], device=args.device))
