@@ -93,7 +93,8 @@ def make_requests(n: int, kind: str, data_dir: str | None, seed: int) -> list[tu
         canvas = np.zeros((280, 280))
         canvas[top : top + 28 * k, left : left + 28 * k] = np.kron(image, np.ones((k, k)))
         canvas = np.round(canvas, 2)
-        body = {"canvas": canvas.ravel().tolist(), "width": 280, "height": 280}
+        values = [int(v) if v.is_integer() else v for v in canvas.ravel().tolist()]  # as JS
+        body = {"canvas": values, "width": 280, "height": 280}
         out.append(("canvas", json.dumps(body), digits_app.mnist_preprocess(canvas)))
     return out
 
