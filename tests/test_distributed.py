@@ -167,6 +167,11 @@ def test_ddp_averages_in_backward_through_hooks():
 
 
 @needs_mpi
+def test_ddp_no_sync_accumulates_then_averages():
+    run_check("ddp_no_sync")
+
+
+@needs_mpi
 def test_ddp_ranks_from_different_weights_end_equal():
     run_check("ddp_different_init")
 

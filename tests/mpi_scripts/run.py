@@ -178,7 +178,45 @@ def check_ddp_hooks() -> None:
     train(ddp, make_optimizer("sgd", ddp.parameters()), shard)
     for name, value in reference.state_dict().items():
         np.testing.assert_allclose(model.state_dict()[name], value, rtol=0, atol=1e-5)
+    # a parameter outside the loss, without find_unused_parameters: the next forward says so
+    ddp = DDP(make_model("twobranch", seed=0))
+    x, y = next(global_batches())
+    F.cross_entropy(ddp(tm.Tensor(x)), y).backward()
+    try:
+        ddp(tm.Tensor(x))
+    except RuntimeError as e:
+        assert "'unused'" in str(e) and "find_unused_parameters=True" in str(e), e
+    else:
+        raise AssertionError("an unfinished reduction went unnoticed")
     ok("ddp_hooks")
+
+
+def check_ddp_no_sync() -> None:
+    """Gradients accumulated under no_sync are averaged by the next backward outside it."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    reference = make_model("twobranch", seed=0)
+    ref_opt = make_optimizer("sgd", reference.parameters())
+    model = make_model("twobranch", seed=0)
+    ddp = DDP(model, find_unused_parameters=True)
+    opt = make_optimizer("sgd", ddp.parameters())
+    batches = list(global_batches(steps=6))
+    for first, second in zip(batches[::2], batches[1::2], strict=True):
+        ref_opt.zero_grad()
+        for x, y in (first, second):
+            F.cross_entropy(reference(tm.Tensor(x)), y).backward()
+        ref_opt.step()
+        opt.zero_grad()
+        with ddp.no_sync():
+            x, y = first
+            F.cross_entropy(ddp(tm.Tensor(x[rank::world])), y[rank::world]).backward()
+            ddp.sync_gradients()  # a no-op inside no_sync
+        x, y = second
+        F.cross_entropy(ddp(tm.Tensor(x[rank::world])), y[rank::world]).backward()
+        ddp.sync_gradients()
+        opt.step()
+    for name, value in reference.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[name], value, rtol=0, atol=1e-5)
+    ok("ddp_no_sync")
 
 
 def check_ddp_different_init() -> None:
@@ -225,6 +263,7 @@ CHECKS = {
     "collectives": check_collectives,
     "ddp_matches_single": check_ddp_matches_single,
     "ddp_hooks": check_ddp_hooks,
+    "ddp_no_sync": check_ddp_no_sync,
     "ddp_different_init": check_ddp_different_init,
     "ddp_mismatch": check_ddp_mismatch,
     "crash": check_crash,
