@@ -244,36 +244,24 @@ def ones_like(a: Any, dtype: Any = None, **kwargs: Any):
 # ---------------------------------------------------------------- elementwise
 
 
-def _binary(name: str, a: Any, b: Any, out: Any):
-    if not _any_tensor(a, b):
-        return getattr(_np, name)(a, b)
-    _no_out(name, out)
-    return None
+def _binary(name: str, combine, doc: str):
+    numpy_fn = getattr(_np, name)
+
+    def fn(x1: Any, x2: Any, out: Any = None):
+        if not _any_tensor(x1, x2):
+            return numpy_fn(x1, x2)
+        _no_out(name, out)
+        return combine(*_tensors(x1, x2))
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
 
 
-def add(x1: Any, x2: Any, out: Any = None):
-    """x1 + x2, broadcast."""
-    result = _binary("add", x1, x2, out)
-    return _as_tensor(x1) + x2 if result is None else result
-
-
-def subtract(x1: Any, x2: Any, out: Any = None):
-    """x1 - x2, broadcast."""
-    result = _binary("subtract", x1, x2, out)
-    return _as_tensor(x1) - x2 if result is None else result
-
-
-def multiply(x1: Any, x2: Any, out: Any = None):
-    """x1 * x2, broadcast."""
-    result = _binary("multiply", x1, x2, out)
-    return _as_tensor(x1) * x2 if result is None else result
-
-
-def divide(x1: Any, x2: Any, out: Any = None):
-    """x1 / x2, broadcast."""
-    result = _binary("divide", x1, x2, out)
-    return _as_tensor(x1) / x2 if result is None else result
-
+add = _binary("add", Tensor.__add__, "x1 + x2, broadcast.")
+subtract = _binary("subtract", Tensor.__sub__, "x1 - x2, broadcast.")
+multiply = _binary("multiply", Tensor.__mul__, "x1 * x2, broadcast.")
+divide = _binary("divide", Tensor.__truediv__, "x1 / x2, broadcast.")
 
 true_divide = divide
 
@@ -585,7 +573,11 @@ def _prod_axis(t: Tensor, axis: int) -> Tensor:
 
         paired = _slice(t, axis, 0, half) * _slice(t, axis, half, 2 * half)
         if n % 2:
-            paired = paired * _slice(t, axis, n - 1, n)
+            # the odd last slice joins the first pair only: a factor of (last, 1, 1, ...)
+            first = _np.zeros([half if i == axis else 1 for i in range(t.ndim)], dtype=t.dtype)
+            first.reshape(-1)[0] = 1.0
+            last = _slice(t, axis, n - 1, n)
+            paired = paired * (last * Tensor._wrap(first, False, None) + (1.0 - first))
         t = paired
     index = [slice(None)] * t.ndim
     index[axis] = 0
