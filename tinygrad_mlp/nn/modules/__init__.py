@@ -1,0 +1,83 @@
+"""torch.nn's modules: Module and Parameter, containers, layers, activations and losses."""
+
+from .activation import (
+    ELU,
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from .container import (
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+    _plan_stack,
+)
+from .linear import Identity, Linear
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from .module import LoadResult, Module, Parameter
+from .normalization import BatchNorm1d, LayerNorm
+from .shape import Dropout, Flatten, Unflatten
+from .sparse import Embedding
+
+__all__ = [
+    "Parameter",
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "ParameterList",
+    "ParameterDict",
+    "Linear",
+    "Identity",
+    "BatchNorm1d",
+    "LayerNorm",
+    "Embedding",
+    "Dropout",
+    "Flatten",
+    "Unflatten",
+    "ReLU",
+    "LeakyReLU",
+    "GELU",
+    "ELU",
+    "SiLU",
+    "Softplus",
+    "Mish",
+    "Hardtanh",
+    "ReLU6",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "LogSoftmax",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "MSELoss",
+    "L1Loss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "KLDivLoss",
+]
+
+_ = (LoadResult, _plan_stack)

@@ -1,0 +1,154 @@
+"""BatchNorm1d and LayerNorm, with PyTorch's parameters, buffers and state-dict keys."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from ... import backend
+from ..._tensor import Tensor
+from ...backend import np
+from .. import functional as F
+from .linear import _dtype
+from .module import Module, Parameter
+
+__all__ = ["BatchNorm1d", "LayerNorm"]
+
+
+def _buffer(array: Any, device: Any) -> Tensor:
+    return Tensor._wrap(backend.to_device(array, device), False, None)
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation over (N, C) or (N, C, L) input, as torch.nn.BatchNorm1d.
+
+    Training normalises by the batch's mean and biased variance and updates the running
+    statistics: r = (1 - momentum) r + momentum * stat, with the unbiased variance; with
+    ``momentum=None`` the factor is 1 / num_batches_tracked (a cumulative average). Evaluation
+    normalises by the running statistics (or by the batch's, without ``track_running_stats``).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral):
+            raise TypeError(f"num_features must be an int, got {num_features!r}")
+        if num_features <= 0:
+            raise ValueError(f"num_features must be positive, got {num_features}")
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dtype = _dtype(dtype)
+        c = self.num_features
+        if affine:
+            self.weight = Parameter(np.ones(c, dtype=dtype), device=device)
+            self.bias = Parameter(np.zeros(c, dtype=dtype), device=device)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", _buffer(np.zeros(c, dtype=dtype), device))
+            self.register_buffer("running_var", _buffer(np.ones(c, dtype=dtype), device))
+            self.register_buffer(
+                "num_batches_tracked", _buffer(np.array(0, dtype=np.int64), device)
+            )
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches tracked."""
+        if self.track_running_stats:
+            self.running_mean._data[...] = 0
+            self.running_var._data[...] = 1
+            self.num_batches_tracked._data[...] = 0
+
+    def reset_parameters(self) -> None:
+        """Running statistics reset; weight 1, bias 0."""
+        self.reset_running_stats()
+        if self.affine:
+            self.weight._data[...] = 1
+            self.bias._data[...] = 0
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        if input.shape[1] != self.num_features:
+            raise ValueError(
+                f"running_mean should contain {input.shape[1]} elements not {self.num_features}"
+                if self.track_running_stats
+                else f"expected {self.num_features} channels (dim 1), got input of shape "
+                f"{tuple(input.shape)}"
+            )
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked._data += 1
+            if self.momentum is None:  # a cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked._data)
+        use_batch = self.training or not self.track_running_stats
+        tracked = not self.training or self.track_running_stats
+        return F.batch_norm(
+            input,
+            self.running_mean if tracked else None,
+            self.running_var if tracked else None,
+            self.weight,
+            self.bias,
+            use_batch,
+            factor,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class LayerNorm(Module):
+    """Normalise over the last dims ``normalized_shape`` (mean and biased variance), then scale
+    by ``weight`` and shift by ``bias``, as torch.nn.LayerNorm."""
+
+    def __init__(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(n) for n in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = _dtype(dtype)
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype), device=device)
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype), device=device)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )

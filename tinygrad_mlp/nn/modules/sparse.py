@@ -1,0 +1,71 @@
+"""Embedding: a lookup table of rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import backend
+from ..._tensor import Tensor
+from .. import functional as F
+from .linear import _dtype
+from .module import Module, Parameter
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Module):
+    """Rows of ``weight`` (num_embeddings, embedding_dim), drawn from N(0, 1), picked by integer
+    indices; the row ``padding_idx`` starts at zero and receives no gradient."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight: Any = None,
+        _freeze: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError(
+                "Embedding: max_norm, scale_grad_by_freq and sparse are not supported"
+            )
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        if padding_idx is not None:
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+            padding_idx %= self.num_embeddings
+        self.padding_idx = padding_idx
+        if _weight is None:
+            w = backend.rng().standard_normal((self.num_embeddings, self.embedding_dim))
+            w = w.astype(_dtype(dtype))
+            if padding_idx is not None:
+                w[padding_idx] = 0
+        else:
+            w = _weight._data if isinstance(_weight, Tensor) else _weight
+            if tuple(w.shape) != (self.num_embeddings, self.embedding_dim):
+                raise AssertionError(
+                    "Shape of weight does not match num_embeddings and embedding_dim"
+                )
+        self.weight = Parameter(w, requires_grad=not _freeze, device=device)
+
+    @classmethod
+    def from_pretrained(
+        cls, embeddings: Any, freeze: bool = True, padding_idx: int | None = None, **kwargs: Any
+    ) -> Embedding:
+        """An Embedding holding ``embeddings`` (2-D), frozen unless ``freeze=False``."""
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx, _weight=embeddings, _freeze=freeze, **kwargs)
+
+    def forward(self, input: Any) -> Tensor:
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s if self.padding_idx is None else f"{s}, padding_idx={self.padding_idx}"
