@@ -1,0 +1,306 @@
+"""ONNX export: every registered op has a lowering that ONNX Runtime runs to the same values;
+whole models run at any batch size; refusals write nothing."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import tinygrad_mlp as tm  # noqa: E402
+from tinygrad_mlp import nn, ops  # noqa: E402
+from tinygrad_mlp import onnx as tm_onnx  # noqa: E402
+from tinygrad_mlp._tensor import apply  # noqa: E402
+
+ALL_OPS = sorted(ops.OPS.values(), key=lambda op: op.name)
+ATOL = 1e-5
+
+
+def sample_values(shapes, domains, rng) -> list[np.ndarray]:
+    """Inputs inside each op's domain, as the op tests draw them."""
+    out = []
+    for shape, domain in zip(shapes, domains, strict=True):
+        if domain == "positive":
+            v = rng.uniform(0.2, 3.0, shape)
+        elif domain == "nonzero":
+            v = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 2.0, shape)
+        elif domain == "unit":
+            v = rng.uniform(0.05, 0.95, shape)
+        elif domain == "distinct":
+            v = rng.permutation(math.prod(shape)).reshape(shape) * 0.3 - 1.0
+        else:
+            v = rng.uniform(-2.0, 2.0, shape)
+        out.append(np.asarray(v, dtype=np.float32))
+    return out
+
+
+def session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_file(path) -> onnx.ModelProto:
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run_model(model, *arrays) -> np.ndarray:
+    with tm.no_grad():
+        return model(*(tm.Tensor(a) for a in arrays)).numpy()
+
+
+# ---------------------------------------------------------------- every op of the registry
+
+
+def test_every_registered_op_has_a_lowering():
+    missing = sorted(set(ops.OPS) - set(tm_onnx.LOWERINGS))
+    assert not missing, f"ops without an ONNX lowering in tinygrad_mlp/onnx.py: {missing}"
+
+
+@pytest.mark.parametrize("op", ALL_OPS, ids=[op.name for op in ALL_OPS])
+def test_op_lowering_matches_onnx_runtime(op, tmp_path):
+    rng = np.random.default_rng(0)
+    shapes = op.sample.shapes(3, 2)
+    values = sample_values(shapes, op.sample.domains, rng)
+    params = {
+        k: np.asarray(v) if isinstance(v, list) else v for k, v in op.sample.params(shapes).items()
+    }
+    inputs = [tm.Tensor(v, requires_grad=True) for v in values]
+    want = apply(op, *inputs, **params)
+    names = [f"x{i}" for i in range(len(inputs))]
+    path = tmp_path / f"{op.name}.onnx"
+    tm_onnx.export(
+        lambda *xs: apply(op, *xs, **params),
+        tuple(inputs),
+        path,
+        input_names=names,
+        dynamic_axes={},
+    )
+    check_file(path)
+    (got,) = session(path).run(None, dict(zip(names, values, strict=True)))
+    assert got.dtype == want.dtype and got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=ATOL)
+
+
+# ---------------------------------------------------------------- whole models
+
+
+def _activation_modules() -> list[tuple[str, nn.Module]]:
+    found = []
+    for name, args in [
+        ("ReLU", ()),
+        ("Tanh", ()),
+        ("Sigmoid", ()),
+        ("LeakyReLU", (0.2,)),
+        ("ELU", (0.7,)),
+        ("GELU", ()),
+        ("SiLU", ()),
+        ("Softplus", ()),
+        ("Mish", ()),
+        ("Hardtanh", ()),
+        ("ReLU6", ()),
+    ]:
+        if hasattr(nn, name):
+            found.append((name, getattr(nn, name)(*args)))
+    return found
+
+
+ACTIVATIONS = _activation_modules()
+
+
+def export_and_compare(model, tmp_path, n_features, batch_sizes=(3, 7), opset=None, shape=None):
+    shape = shape or (n_features,)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(batch_sizes[0], *shape)).astype(np.float32)
+    path = tmp_path / "model.onnx"
+    proto = tm_onnx.export(model, tm.Tensor(x), path, opset_version=opset)
+    checked = check_file(path)
+    assert checked.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    runner = session(path)
+    for n in batch_sizes:
+        xb = rng.normal(size=(n, *shape)).astype(np.float32)
+        (got,) = runner.run(None, {"input": xb})
+        np.testing.assert_allclose(got, run_model(model, xb), rtol=1e-5, atol=ATOL)
+    return proto
+
+
+@pytest.mark.parametrize("act", [m for _, m in ACTIVATIONS], ids=[n for n, _ in ACTIVATIONS])
+def test_sequential_mlp_with_each_activation(act, tmp_path):
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), act, nn.Linear(8, 4), act, nn.Linear(4, 3))
+    proto = export_and_compare(model, tmp_path, 5)
+    names = [init.name for init in proto.graph.initializer]
+    assert set(model.state_dict()) <= set(names)
+
+
+def test_sequential_stack_is_gemm_chain(tmp_path):
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2), nn.Sigmoid())
+    proto = export_and_compare(model, tmp_path, 4)
+    kinds = [n.op_type for n in proto.graph.node]
+    assert kinds == ["Gemm", "Relu", "Gemm", "Sigmoid", "Identity"]
+    gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]
+    assert all(a.name == "transB" and a.i == 1 for n in gemms for a in n.attribute)
+
+
+def test_initializers_carry_state_dict_values(tmp_path):
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    proto = tm_onnx.export(model, tm.Tensor(np.ones((2, 3), np.float32)), tmp_path / "m.onnx")
+    stored = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(stored[name], np.asarray(value))
+
+
+def test_softmax_head_flatten_and_dropout(tmp_path):
+    tm.manual_seed(0)
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.5), nn.Linear(5, 4), nn.LogSoftmax()
+    )
+    model.train()
+    x = tm.Tensor(np.ones((2, 2, 3), np.float32))
+    proto = tm_onnx.export(model, x, tmp_path / "train.onnx")
+    assert all(m.training for m in model.modules())  # exported in eval mode, mode restored
+    assert "Dropout" not in [n.op_type for n in proto.graph.node]
+    model.eval()
+    export_and_compare(model, tmp_path, None, shape=(2, 3))
+
+
+@pytest.mark.parametrize("name", ["BatchNorm1d", "LayerNorm"])
+def test_normalisation_layers(name, tmp_path):
+    if not hasattr(nn, name):
+        pytest.skip(f"nn.{name} is not there yet")
+    tm.manual_seed(0)
+    norm = getattr(nn, name)(6)
+    model = nn.Sequential(nn.Linear(4, 6), norm, nn.ReLU(), nn.Linear(6, 2))
+    if name == "BatchNorm1d":  # move the running statistics away from 0 and 1
+        model.train()
+        rng = np.random.default_rng(3)
+        for _ in range(3):
+            model(tm.Tensor(rng.normal(2.0, 3.0, size=(16, 4)).astype(np.float32)))
+    export_and_compare(model, tmp_path, 4)
+
+
+class Custom(nn.Module):
+    """A model that goes through most Tensor methods, not the fused stack."""
+
+    def __init__(self) -> None:
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.fc1(x).tanh()  # (N, 8)
+        a, b = h[:, :4], h[:, 4:]
+        h = (a * b.sigmoid() + a.abs().sqrt() - b / 3.0) ** 2
+        h = h.reshape(-1, 2, 2).transpose(0, 2, 1).reshape(-1, 4)
+        h = h.clamp(min=-1.0, max=1.5) + h.exp().log() * 0.5
+        h = h - h.mean(axis=1, keepdims=True)
+        out = self.fc2(h).relu() + (h @ np.ones((4, 3), np.float32)).softmax(-1)
+        return out[:, ::-1] - out.max(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_custom_module(opset, tmp_path):
+    tm.manual_seed(0)
+    export_and_compare(Custom(), tmp_path, 6, opset=opset)
+
+
+def test_names_and_multiple_inputs_and_outputs(tmp_path):
+    tm.manual_seed(0)
+    fc = nn.Linear(3, 2)
+
+    def model(x, y):
+        h = fc(x) + y
+        return h.relu(), h.sum(axis=1)
+
+    rng = np.random.default_rng(0)
+    x, y = (rng.normal(size=s).astype(np.float32) for s in [(4, 3), (4, 2)])
+    path = tmp_path / "two.onnx"
+    tm_onnx.export(
+        model,
+        (tm.Tensor(x), tm.Tensor(y)),
+        path,
+        input_names=["x", "y"],
+        output_names=["act", "total"],
+    )
+    proto = check_file(path)
+    assert [i.name for i in proto.graph.input] == ["x", "y"]
+    assert [o.name for o in proto.graph.output] == ["act", "total"]
+    assert [o.type.tensor_type.shape.dim[0].dim_param for o in proto.graph.output] == ["batch"] * 2
+    runner = session(path)
+    for n in (4, 9):
+        xb, yb = (rng.normal(size=(n, k)).astype(np.float32) for k in (3, 2))
+        got = runner.run(None, {"x": xb, "y": yb})
+        with tm.no_grad():
+            want = model(tm.Tensor(xb), tm.Tensor(yb))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=ATOL)
+
+
+def test_static_axes_when_asked(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 2))
+    path = tmp_path / "static.onnx"
+    tm_onnx.export(model, tm.Tensor(np.ones((4, 3), np.float32)), path, dynamic_axes={})
+    dims = check_file(path).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [4, 3]
+
+
+def test_loss_of_a_model(tmp_path):
+    from tinygrad_mlp import functional as F
+
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+    target = np.array([0, 2, 1, 2])
+    x = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)
+    path = tmp_path / "loss.onnx"
+    with pytest.warns(UserWarning, match="batch size"):
+        tm_onnx.export(lambda x: F.cross_entropy(model(x), target), tm.Tensor(x), path)
+    (got,) = session(path).run(None, {"input": x})
+    with tm.no_grad():
+        want = F.cross_entropy(model(tm.Tensor(x)), target).item()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=ATOL)
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def test_op_without_lowering_raises_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delitem(tm_onnx.LOWERINGS, "mlp")
+    path = tmp_path / "model.onnx"
+    model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+    with pytest.raises(NotImplementedError, match="no lowering for op 'mlp'"):
+        tm_onnx.export(model, tm.Tensor(np.ones((2, 3), np.float32)), path)
+    assert os.listdir(tmp_path) == []
+    path.write_bytes(b"old")
+    with pytest.raises(NotImplementedError):
+        tm_onnx.export(model, tm.Tensor(np.ones((2, 3), np.float32)), path)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.onnx"]
+
+
+def test_unknown_opset_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="opset_version 9"):
+        tm_onnx.export(
+            nn.Linear(2, 2), tm.Tensor(np.ones((1, 2))), tmp_path / "m.onnx", opset_version=9
+        )
+    assert os.listdir(tmp_path) == []
+
+
+def test_non_tensor_output_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="output 0 is a float"):
+        tm_onnx.export(lambda x: 1.0, tm.Tensor(np.ones((1, 2))), tmp_path / "m.onnx")
+
+
+def test_missing_onnx_package_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match="pip install onnx"):
+        tm_onnx.export(nn.Linear(2, 2), tm.Tensor(np.ones((1, 2))), tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
