@@ -7,6 +7,10 @@ with the formulas of REFERENCE.md, costs averaged over the batch.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -476,3 +480,36 @@ def test_network_params_shapes(params):
         "b2": (2,),
     }
     assert numpy.all(numpy.abs(params["b1"]) >= 0.05)
+
+
+# ---------------------------------------------------------------- the example script
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "check_backprop.py"
+
+
+def _run_example(*args):
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_example_checks_then_trains():
+    done = _run_example("--steps", "3000")
+    assert done.returncode == 0, done.stderr
+    assert "backprop checked" in done.stdout and "'W1'" in done.stdout
+    assert "1 xor 0 = 0.9" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        ("derivative", "gradient of 'W1' is wrong"),
+        ("missing-m", "gradient of 'W2' is wrong"),
+        ("sign", "gradient of 'b1' is wrong"),
+        ("transposed", "(transposed?)"),
+    ],
+)
+def test_example_reports_a_broken_backward(mistake, words):
+    done = _run_example("--broken", mistake)
+    assert done.returncode == 1
+    assert words in done.stderr
