@@ -155,15 +155,21 @@ def _method(x: Tensor, name: str):
     return getattr(x, name, None) if hasattr(type(x), name) else None
 
 
-def _float_dtype(tensors: Sequence[Tensor]):
-    dtypes = [t.dtype for t in tensors if t.dtype.kind == "f"]
-    return _np.result_type(*dtypes) if dtypes else _np.dtype("float32")
+def _common_dtype(values: Sequence[Any]):
+    """The tensors' floating dtype; without one, numpy's promotion of everything given."""
+    floating = [v.dtype for v in values if isinstance(v, Tensor) and v.dtype.kind == "f"]
+    if floating:
+        return _np.result_type(*floating)
+    return _np.result_type(*(_np.asarray(_values(v)).dtype for v in values))
 
 
 def _tensors(*values: Any) -> list[Tensor]:
-    """All values as Tensors of one floating dtype and device: constants for non-Tensors."""
+    """All values as Tensors of one dtype and device (the tensors' floating dtype, if any).
+
+    Numpy arrays and Python numbers become constants that do not require grad.
+    """
     found = [v for v in values if isinstance(v, Tensor)]
-    dtype = _float_dtype(found)
+    dtype = _common_dtype(values)
     device = found[0].device
     out = []
     for v in values:
@@ -357,7 +363,7 @@ def where(condition: Any, x: Any = None, y: Any = None):
     # NOTE: composed as a blend of the two sides; a nan or inf on the side not chosen still
     # reaches the result's gradient as nan, as with any 0 * inf
     chosen = mask.astype(a.dtype)
-    return a * chosen + b * (1.0 - chosen)
+    return a * chosen + b * (1 - chosen)
 
 
 def maximum(x1: Any, x2: Any, out: Any = None):
