@@ -29,6 +29,7 @@ from typing import Any
 from ._tensor import Tensor, enable_grad
 from .backend import np, to_numpy
 from .serialization import _atomic_write, _fspath
+from .viz import _node_of, graph_of
 
 __all__ = ["export", "LOWERINGS", "DEFAULT_OPSET", "SUPPORTED_OPSETS"]
 
@@ -47,12 +48,6 @@ def _require_onnx():
             '(or pip install -e ".[onnx]")'
         ) from None
     return onnx
-
-
-def _node_of(t: Tensor) -> Any:
-    """The recorded node that made ``t``, or None for a leaf."""
-    node = getattr(t, "grad_fn", None)
-    return node if node is not None else getattr(t, "_node", None)
 
 
 def _host(value: Any) -> Any:
@@ -672,31 +667,6 @@ def _dims(names: list[str], tensors: Sequence[Tensor], dynamic_axes: Any) -> lis
     return out
 
 
-def _walk(outputs: Sequence[Tensor], stop: set[int]) -> list[Tensor]:
-    """Every tensor behind ``outputs`` (leaves and inputs included), inputs before users."""
-    order, seen, stack = [], set(), [(t, False) for t in reversed(outputs)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        node = None if id(t) in stop else _node_of(t)
-        if node is not None:
-            if getattr(node, "released", False):
-                raise RuntimeError(
-                    f"ONNX export: the graph behind op {node.op.name!r} was released by a "
-                    "backward; export runs the model itself, so pass a model, not a result"
-                )
-            for x in reversed(node.inputs):
-                if isinstance(x, Tensor) and id(x) not in seen:
-                    stack.append((x, False))
-    return order
-
-
 def _build(
     model: Callable[..., Any],
     example_input: Any,
@@ -748,7 +718,7 @@ def _build(
     b.used.update(in_names + out_names + list(named.values()))
     names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
     batched: dict[int, bool] = {id(x): id(x) in dynamic for x in inputs}
-    for t in _walk(outputs, set(names)):
+    for t in graph_of(outputs, stop=names):
         if id(t) in names:
             continue
         node = _node_of(t)
