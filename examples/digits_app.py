@@ -327,7 +327,7 @@ class DigitsHandler(http.server.BaseHTTPRequestHandler):
     classifier: DigitClassifier  # set on the subclass that make_server creates
     log_requests = False
 
-    def _send(self, status: int, body: bytes, content_type: str, head: bool = False) -> None:
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -337,7 +337,7 @@ class DigitsHandler(http.server.BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not head:
+        if self.command != "HEAD":  # a HEAD answer has the headers of GET's, never a body
             self.wfile.write(body)
 
     def _json(self, status: int, obj: Any) -> None:
@@ -358,7 +358,7 @@ class DigitsHandler(http.server.BaseHTTPRequestHandler):
         if path == "/predict":
             return self._predict()
         name, content_type = STATIC_FILES[path]
-        self._send(200, (STATIC_DIR / name).read_bytes(), content_type, head=method == "HEAD")
+        self._send(200, (STATIC_DIR / name).read_bytes(), content_type)
 
     def _drain(self) -> None:
         """Read (and drop) a small body so the connection stays usable; else close it."""
