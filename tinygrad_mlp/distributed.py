@@ -11,7 +11,9 @@ NOTE: the CUDA paths have not been run on a GPU yet.
 
 While a process group is initialised, an exception that no one catches prints its traceback
 and then aborts the whole job (``MPI.COMM_WORLD.Abort(1)``), so the other ranks do not wait
-forever in a collective for a rank that has died.
+forever in a collective for a rank that has died. ``sys.exit`` does not reach that hook: a
+rank that exits early while the others wait still hangs the job, unless the script runs under
+``mpiexec -n N python -m mpi4py script.py``, which aborts on a non-zero exit status too.
 """
 
 from __future__ import annotations

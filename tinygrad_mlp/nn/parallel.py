@@ -58,7 +58,7 @@ class _Bucket:
     def unpack_grads(self, world_size: int, override: dict[int, Any]) -> dict[int, Any]:
         """Write the averaged gradients back; those of ``override`` are returned instead."""
         self.flat[: self.numel] /= world_size
-        flags = self.flat[self.numel :]
+        flags = backend.to_numpy(self.flat[self.numel :])  # one transfer from a GPU
         out = {}
         for i, (p, start) in enumerate(zip(self.params, self.offsets, strict=True)):
             if flags[i] == 0:
