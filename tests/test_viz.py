@@ -182,3 +182,45 @@ def test_readme_picture_is_a_small_svg():
     data = path.read_bytes()
     assert len(data) < 40_000
     assert ET.fromstring(data).tag.endswith("svg")
+
+
+# ---------------------------------------------------------------- examples/_plot.py
+
+
+def _plot_helper():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_plot", ROOT / "examples" / "_plot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plot_check_stops_before_training_without_matplotlib(monkeypatch):
+    plot = _plot_helper()
+    plot.check_plot(None)  # no --plot: nothing to check
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit, match="needs matplotlib.*pip install"):
+        plot.check_plot("curves.png")
+    with pytest.raises(SystemExit, match="needs matplotlib"):
+        plot.pyplot()
+
+
+def test_plot_check_refuses_bad_paths(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = _plot_helper()
+    with pytest.raises(SystemExit, match="ending in"):
+        plot.check_plot(str(tmp_path / "curves.txt"))
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(SystemExit, match="directory"):
+        plot.check_plot(str(tmp_path / "d.png"))
+    plot.check_plot(str(tmp_path / "curves.png"))
+
+
+def test_plot_curves_writes_an_image(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = _plot_helper()
+    history = {"loss": [1.0, 0.5], "train_accuracy": [0.5, 0.8], "test_accuracy": [0.4, 0.7]}
+    path = tmp_path / "sub" / "curves.png"
+    plot.plot_curves(history, str(path))
+    assert path.read_bytes().startswith(b"\x89PNG")
