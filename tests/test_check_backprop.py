@@ -244,7 +244,6 @@ def test_mnist_property_small_widths():
     )
 
 
-@pytest.mark.slow
 def test_mnist_real_sizes_on_sampled_elements_and_directions():
     params = _params(MNIST, layout="rows")
     X = numpy.random.default_rng(5).uniform(0, 1, (4, 784))

@@ -157,7 +157,7 @@ def _method(x: Tensor, name: str):
 
 def _common_dtype(values: Sequence[Any]):
     """The tensors' floating dtype; without one, numpy's promotion of everything given."""
-    floating = [v.dtype for v in values if isinstance(v, Tensor) and v.dtype.kind == "f"]
+    floating = [_dtype(v) for v in values if isinstance(v, Tensor) and _dtype(v).kind == "f"]
     if floating:
         return _np.result_type(*floating)
     return _np.result_type(*(_np.asarray(_values(v)).dtype for v in values))
@@ -174,14 +174,44 @@ def _tensors(*values: Any) -> list[Tensor]:
     out = []
     for v in values:
         if isinstance(v, Tensor):
-            out.append(v if v.dtype == dtype else v.astype(dtype))
+            out.append(_cast(v, dtype))
         else:
             out.append(Tensor(_np.asarray(v, dtype=dtype), dtype=dtype, device=device))
     return out
 
 
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else _tensors(x)[0]
+def _dtype(t: Tensor):
+    """The numpy dtype of a tensor's array (numpy's and CuPy's are numpy dtypes)."""
+    return t._data.dtype
+
+
+def _cast(t: Tensor, dtype) -> Tensor:
+    if _dtype(t) == dtype:
+        return t
+    return t.astype(dtype) if hasattr(type(t), "astype") else t.to(dtype)
+
+
+def _permute(t: Tensor, axes: Sequence[int]) -> Tensor:
+    """The axes of t in the order ``axes`` (a whole permutation, as numpy's transpose)."""
+    axes = [int(a) for a in axes]
+    if axes == list(range(t.ndim)):
+        return t
+    return t.permute(*axes)
+
+
+def _amax(t: Tensor, axis: Any, keepdims: bool) -> Tensor:
+    """Maximum over ``axis`` (None: all), one axis at a time; ties share the gradient."""
+    if axis is None:
+        out = t.max()
+        return out.reshape(*([1] * t.ndim)) if keepdims else out
+    axes = sorted(set(_axes(axis, t.ndim)), reverse=True)
+    out = t
+    for ax in axes:
+        out = out.max(axis=ax, keepdims=True)
+        out = out if isinstance(out, Tensor) else out[0]  # PyTorch's (values, indices) pair
+    if not keepdims:
+        out = out.reshape(*(s for i, s in enumerate(t.shape) if i not in axes))
+    return out
 
 
 def _values(x: Any):
@@ -207,7 +237,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 def array(object: Any, dtype: Any = None, copy: bool = True, **kwargs: Any):
     """numpy.array for data (a constant numpy array); a Tensor stays the Tensor (cast by dtype)."""
     if isinstance(object, Tensor):
-        return object if dtype is None or object.dtype == dtype else object.astype(dtype)
+        return object if dtype is None else _cast(object, _np.dtype(dtype))
     return _np.array(object, dtype=dtype, copy=copy, **kwargs)
 
 
@@ -236,14 +266,14 @@ def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = float, **kwargs: 
 def zeros_like(a: Any, dtype: Any = None, **kwargs: Any):
     """numpy.zeros_like: a constant numpy array shaped like ``a`` (a Tensor's dtype kept)."""
     if isinstance(a, Tensor):
-        return _np.zeros(a.shape, dtype=dtype or a.dtype)
+        return _np.zeros(a.shape, dtype=dtype or _dtype(a))
     return _np.zeros_like(a, dtype=dtype, **kwargs)
 
 
 def ones_like(a: Any, dtype: Any = None, **kwargs: Any):
     """numpy.ones_like: a constant numpy array shaped like ``a`` (a Tensor's dtype kept)."""
     if isinstance(a, Tensor):
-        return _np.ones(a.shape, dtype=dtype or a.dtype)
+        return _np.ones(a.shape, dtype=dtype or _dtype(a))
     return _np.ones_like(a, dtype=dtype, **kwargs)
 
 
@@ -278,9 +308,9 @@ def power(x1: Any, x2: Any, out: Any = None):
         return _np.power(x1, x2)
     _no_out("power", out)
     if _np.ndim(_values(x2)) == 0 and not isinstance(x2, Tensor):
-        return _as_tensor(x1) ** float(x2)
+        return x1 ** float(x2)
     if _np.ndim(_values(x1)) == 0 and not isinstance(x1, Tensor):
-        return float(x1) ** _as_tensor(x2)
+        return float(x1) ** x2
     base, exponent = _tensors(x1, x2)
     # x ** y = e^(y ln x): defined for x > 0, as the derivative in y needs ln x
     return (exponent * base.log()).exp()
@@ -362,7 +392,7 @@ def where(condition: Any, x: Any = None, y: Any = None):
         return core(Tensor._wrap(mask, False, None), a, b)
     # NOTE: composed as a blend of the two sides; a nan or inf on the side not chosen still
     # reaches the result's gradient as nan, as with any 0 * inf
-    chosen = mask.astype(a.dtype)
+    chosen = mask.astype(_dtype(a))
     return a * chosen + b * (1 - chosen)
 
 
@@ -489,9 +519,9 @@ def _einsum_pair(a: Tensor, ta: str, b: Tensor, tb: str, keep: set[str]) -> tupl
     def n(letters):
         return math.prod(size[c] for c in letters)
 
-    a3 = a.transpose([ta.index(c) for c in batch + left + summed])
+    a3 = _permute(a, [ta.index(c) for c in batch + left + summed])
     a3 = a3.reshape(n(batch), n(left), n(summed))
-    b3 = b.transpose([tb.index(c) for c in batch + summed + right])
+    b3 = _permute(b, [tb.index(c) for c in batch + summed + right])
     b3 = b3.reshape(n(batch), n(summed), n(right))
     out = (a3 @ b3).reshape(*(size[c] for c in batch + left + right))
     return out, "".join(batch + left + right)
@@ -519,7 +549,7 @@ def einsum(subscripts: str, *operands: Any):
         result, term = _einsum_pair(result, term, other, other_term, keep)
     result, term = _einsum_sum_out(result, term, set(output))
     if term != output:
-        result = result.transpose([term.index(c) for c in output])
+        result = _permute(result, [term.index(c) for c in output])
     return result
 
 
@@ -534,7 +564,7 @@ def _reduction(name: str, a: Any, axis: Any, dtype: Any, out: Any, keepdims: boo
             args["dtype"] = dtype
         return getattr(_np, name)(a, **args), None
     _no_out(name, out)
-    return None, a if dtype is None else a.astype(dtype)
+    return None, a if dtype is None else _cast(a, _np.dtype(dtype))
 
 
 def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False):
@@ -552,13 +582,13 @@ def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
 def max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False):
     """Maximum over ``axis`` (all axes when None); tied maxima share the gradient equally."""
     plain, t = _reduction("max", a, axis, None, out, keepdims)
-    return plain if t is None else t.max(axis=axis, keepdims=keepdims)
+    return plain if t is None else _amax(t, axis, keepdims)
 
 
 def min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False):
     """Minimum over ``axis`` (all axes when None), as -max(-a)."""
     plain, t = _reduction("min", a, axis, None, out, keepdims)
-    return plain if t is None else -((-t).max(axis=axis, keepdims=keepdims))
+    return plain if t is None else -_amax(-t, axis, keepdims)
 
 
 amax = max
@@ -580,7 +610,7 @@ def _prod_axis(t: Tensor, axis: int) -> Tensor:
         paired = _slice(t, axis, 0, half) * _slice(t, axis, half, 2 * half)
         if n % 2:
             # the odd last slice joins the first pair only: a factor of (last, 1, 1, ...)
-            first = _np.zeros([half if i == axis else 1 for i in range(t.ndim)], dtype=t.dtype)
+            first = _np.zeros([half if i == axis else 1 for i in range(t.ndim)], dtype=_dtype(t))
             first.reshape(-1)[0] = 1.0
             last = _slice(t, axis, n - 1, n)
             paired = paired * (last * Tensor._wrap(first, False, None) + (1.0 - first))
@@ -599,8 +629,8 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     if t.ndim == 0:
         return t
     kept_shape = tuple(1 if i in axes else s for i, s in enumerate(t.shape))
-    if t.size == 0:
-        ones_ = _np.ones(kept_shape if keepdims else t.sum(axis=axes).shape, dtype=t.dtype)
+    if 0 in t.shape:
+        ones_ = _np.ones(kept_shape if keepdims else t.sum(axis=axes).shape, dtype=_dtype(t))
         return t.sum(axis=axes, keepdims=keepdims) * 0.0 + ones_
     for ax in sorted(axes, reverse=True):
         t = _prod_axis(t, ax)
@@ -635,7 +665,7 @@ def transpose(a: Any, axes: Any = None):
     """Permute the axes; reverse them when ``axes`` is None."""
     if not isinstance(a, Tensor):
         return _np.transpose(a, axes)
-    return a.transpose(*(() if axes is None else tuple(axes)))
+    return _permute(a, range(a.ndim)[::-1] if axes is None else axes)
 
 
 def squeeze(a: Any, axis: Any = None):
@@ -667,7 +697,7 @@ def expand_dims(a: Any, axis: Any):
 def _placed(t: Tensor, start: int, total: int) -> Tensor:
     """t (with the joined axis last) moved into columns start.. of a width-``total`` result."""
     n = t.shape[-1]
-    placement = _np.zeros((n, total), dtype=t.dtype)
+    placement = _np.zeros((n, total), dtype=_dtype(t))
     placement[_np.arange(n), start + _np.arange(n)] = 1.0
     # NOTE: a product with a 0/1 placement matrix is exact for finite values
     return t @ Tensor._wrap(placement, False, None)
@@ -699,10 +729,10 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0, out: Any = None):
     total = _builtin_sum(t.shape[axis] for t in tensors)
     result, start = None, 0
     for t in tensors:
-        part = _placed(t.transpose(order), start, total)
+        part = _placed(_permute(t, order), start, total)
         result = part if result is None else result + part
         start += t.shape[axis]
-    return result.transpose(inverse)
+    return _permute(result, inverse)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0, out: Any = None):
@@ -736,7 +766,7 @@ class _Linalg:
         if vector and ord == 1:
             return x.abs().sum(axis=axis, keepdims=keepdims)
         if vector and ord == _np.inf:
-            return x.abs().max(axis=axis, keepdims=keepdims)
+            return _amax(x.abs(), axis, keepdims)
         raise NotImplementedError(
             f"tinygrad_mlp.numpy.linalg.norm: ord={ord!r} on {'a vector' if vector else 'a matrix'}"
             " is not provided (vector norms 2, 1, inf and the Frobenius norm are)"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._tensor import Tensor, no_grad
+from .._tensor import Tensor
 from ..backend import np
 
 __all__ = ["check_backprop", "BackpropReport", "ParamReport"]
@@ -147,7 +148,7 @@ def _autodiff_gradients(forward, keys, arrays, kind, args) -> tuple[float, list[
                 "`import tinygrad_mlp.numpy as np` instead of numpy"
             ) from e
         raise
-    if not isinstance(loss, Tensor) or loss.size != 1:
+    if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
         what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
         raise AssertionError(
             f"check_backprop: forward must return a scalar loss Tensor, got {what}; write it with "
@@ -167,8 +168,10 @@ def _autodiff_gradients(forward, keys, arrays, kind, args) -> tuple[float, list[
 def _loss_function(forward, keys, kind, args) -> Callable[[list[np.ndarray]], float]:
     """The loss as a float of parameter arrays, evaluated on Tensors outside the graph."""
 
+    import tinygrad_mlp
+
     def loss(values: list[np.ndarray]) -> float:
-        with no_grad():
+        with tinygrad_mlp.no_grad():
             out = forward(_rebuild(keys, [Tensor(v) for v in values], kind), *args)
         return float(np.asarray(out, dtype=np.float64).reshape(()))
 
