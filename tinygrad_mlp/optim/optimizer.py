@@ -1,8 +1,8 @@
-"""Optimizers shaped like torch.optim (SGD, Adam, AdamW) that update parameter arrays in place.
+"""The Optimizer base class of torch.optim, and the checks its subclasses share.
 
-An optimizer only touches ``p._data`` and ``p.grad._data`` of each parameter, both backend arrays, so a
-step records no graph and allocates no more than its maths needs. Parameters whose ``grad`` is
-None are skipped, as in PyTorch.
+An optimizer only touches ``p._data`` and ``p.grad._data`` of each parameter, both backend
+arrays, so a step records no graph and allocates no more than its maths needs. Parameters whose
+``grad`` is None are skipped, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from ..backend import array_module_of, device_of, is_array, looks_like_cupy, np, to_device
+from .._tensor import Tensor
+from ..backend import device_of, is_array, looks_like_cupy, np, to_device
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer"]
 
 
 def _is_array(obj: Any) -> bool:
@@ -120,6 +121,7 @@ class Optimizer:
     # names an optimizer keeps in a parameter's state, checked when a state dict is loaded
     _state_names: frozenset[str] = frozenset()
     _required_state: frozenset[str] = frozenset()
+    _scalar_state: frozenset[str] = frozenset()  # numbers, not arrays, besides "step"
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self.defaults: dict[str, Any] = dict(defaults)
@@ -221,7 +223,7 @@ class Optimizer:
                 entry = self.state._by_id.get(id(p))
                 if entry:
                     state[index_of[id(p)]] = {
-                        name: value.copy() if _is_array(value) else value
+                        name: Tensor._wrap(value.copy(), False, None) if _is_array(value) else value
                         for name, value in entry.items()
                     }
         return {"state": state, "param_groups": groups}
@@ -244,8 +246,11 @@ class Optimizer:
         data = param._data
         out: dict[str, Any] = {}
         for name, value in entry.items():
+            value = getattr(value, "_data", value) if not _is_array(value) else value
             if name == "step":
                 out[name] = _step_count(index, value)
+            elif name in self._scalar_state:
+                out[name] = float(value)
             elif _is_array(value):
                 shape = tuple(value.shape)
                 if shape != tuple(data.shape):
@@ -318,238 +323,3 @@ class Optimizer:
             lines.extend(f"    {k}: {v}" for k, v in group.items() if k != "params")
         lines.append(")")
         return "\n".join(lines)
-
-
-class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay.
-
-    For each parameter p with gradient g, exactly as torch.optim.SGD:
-    d = -g if maximize else g; d = d + weight_decay * p;
-    buf = d on the first step, then buf = momentum * buf + (1 - dampening) * d;
-    d = d + momentum * buf if nesterov else buf; p = p - lr * d.
-    """
-
-    _state_names = frozenset({"momentum_buffer"})
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        nesterov: bool = False,
-        weight_decay: float = 0.0,
-        maximize: bool = False,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
-
-    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        group["lr"] = _non_negative("lr", group["lr"])
-        group["momentum"] = _non_negative("momentum", group["momentum"])
-        group["dampening"] = _number("dampening", group["dampening"])
-        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
-        group["nesterov"] = _flag("nesterov", group["nesterov"])
-        group["maximize"] = _flag("maximize", group["maximize"])
-        if group["nesterov"] and (group["momentum"] <= 0.0 or group["dampening"] != 0.0):
-            raise ValueError(
-                "invalid nesterov: True needs momentum > 0 and dampening = 0, got "
-                f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
-            )
-        return group
-
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Apply one SGD update to every parameter whose grad is not None."""
-        loss = closure() if closure is not None else None
-        states = self.state._by_id
-        for group in self.param_groups:
-            lr = float(group["lr"])
-            momentum = float(group["momentum"])
-            weight_decay = float(group["weight_decay"])
-            maximize = group["maximize"]
-            if momentum == 0.0 and weight_decay == 0.0 and not maximize:
-                # the common path: p = p - lr * g
-                for p in group["params"]:
-                    g = p.grad
-                    if g is not None:
-                        g = g._data
-                        data = p._data
-                        data -= lr * g
-                continue
-            dampening = float(group["dampening"])
-            nesterov = group["nesterov"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                g = g._data
-                data = p._data
-                # d = -g if maximize else g; d = d + wd * p (each a fresh array, never g itself)
-                fresh = True
-                if weight_decay != 0.0:
-                    d = data * weight_decay
-                    if maximize:
-                        d -= g
-                    else:
-                        d += g
-                elif maximize:
-                    d = -g
-                else:
-                    d, fresh = g, False
-                if momentum != 0.0:
-                    state = states.get(id(p))
-                    buf = state.get("momentum_buffer") if state else None
-                    if buf is None:
-                        buf = d.copy()  # first step: buf = d
-                        self.state[p]["momentum_buffer"] = buf
-                    else:
-                        # buf = momentum * buf + (1 - dampening) * d
-                        buf *= momentum
-                        if dampening == 0.0:
-                            buf += d
-                        else:
-                            buf += (1.0 - dampening) * d
-                    if nesterov:
-                        step_dir = buf * momentum  # d = d + momentum * buf
-                        step_dir += d
-                        d, fresh = step_dir, True
-                    else:
-                        d, fresh = buf, False  # d = buf
-                # p = p - lr * d
-                if fresh:
-                    d *= lr
-                    data -= d
-                else:
-                    data -= lr * d
-        return loss
-
-
-class Adam(Optimizer):
-    """Adam with bias correction, optional L2 weight decay and AMSGrad, as torch.optim.Adam.
-
-    For step t: g = g + weight_decay * p; m = beta1 * m + (1 - beta1) * g;
-    v = beta2 * v + (1 - beta2) * g * g; (AMSGrad: v_max = max(v_max, v), used in place of v);
-    p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps).
-    """
-
-    _state_names = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
-    _required_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
-    _decoupled_weight_decay = False
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-    ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-        super().__init__(params, defaults)
-
-    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        group["lr"] = _non_negative("lr", group["lr"])
-        group["betas"] = _betas(group["betas"])
-        group["eps"] = _non_negative("eps", group["eps"])
-        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
-        group["amsgrad"] = _flag("amsgrad", group["amsgrad"])
-        return group
-
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Apply one Adam (or AdamW) update to every parameter whose grad is not None."""
-        loss = closure() if closure is not None else None
-        states = self.state._by_id
-        decoupled = self._decoupled_weight_decay
-        for group in self.param_groups:
-            lr = float(group["lr"])
-            beta1, beta2 = group["betas"]
-            beta1, beta2 = float(beta1), float(beta2)
-            eps = float(group["eps"])
-            weight_decay = float(group["weight_decay"])
-            amsgrad = group["amsgrad"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                g = g._data
-                data = p._data
-                xp = array_module_of(data)
-                state = states.get(id(p))
-                if not state:
-                    state = self.state[p]
-                    state["step"] = 0
-                    state["exp_avg"] = xp.zeros_like(data)
-                    state["exp_avg_sq"] = xp.zeros_like(data)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = xp.zeros_like(data)
-                t = state["step"] + 1
-                state["step"] = t
-                m = state["exp_avg"]
-                v = state["exp_avg_sq"]
-                if weight_decay != 0.0:
-                    if decoupled:
-                        data *= 1.0 - lr * weight_decay  # AdamW: p = p * (1 - lr * wd)
-                    else:
-                        decayed = data * weight_decay  # Adam's L2 penalty: g = g + wd * p
-                        decayed += g
-                        g = decayed
-                # m = beta1 * m + (1 - beta1) * g
-                # NOTE: written as m = m + (1 - beta1) * (g - m), the lerp PyTorch uses
-                tmp = g - m
-                tmp *= 1.0 - beta1
-                m += tmp
-                # v = beta2 * v + (1 - beta2) * g * g
-                v *= beta2
-                xp.multiply(g, 1.0 - beta2, out=tmp)
-                tmp *= g
-                v += tmp
-                if amsgrad:
-                    v_max = state.get("max_exp_avg_sq")
-                    if v_max is None:
-                        v_max = state["max_exp_avg_sq"] = xp.zeros_like(data)
-                    xp.maximum(v_max, v, out=v_max)  # v_max = max(v_max, v)
-                    v = v_max
-                bias1 = 1.0 - beta1**t
-                bias2_sqrt = math.sqrt(1.0 - beta2**t)
-                # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
-                # NOTE: eps is added after the bias correction, as in PyTorch's Adam; the bias
-                # corrections scale the step and sqrt(v) rather than forming m_hat and v_hat
-                xp.sqrt(v, out=tmp)
-                tmp /= bias2_sqrt
-                tmp += eps
-                # p = p - lr / (1 - beta1^t) * m / denom
-                xp.divide(m, tmp, out=tmp)
-                tmp *= lr / bias1
-                data -= tmp
-        return loss
-
-
-class AdamW(Adam):
-    """Adam with decoupled weight decay, as torch.optim.AdamW.
-
-    Each step first shrinks the parameter, p = p * (1 - lr * weight_decay), then applies Adam's
-    update without any L2 term in the gradient.
-    """
-
-    _decoupled_weight_decay = True
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
-        )

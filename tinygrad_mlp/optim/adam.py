@@ -1,0 +1,152 @@
+"""Adam and AdamW, as torch.optim."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..backend import array_module_of
+from .optimizer import Optimizer, _betas, _flag, _non_negative
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, optional L2 weight decay and AMSGrad, as torch.optim.Adam.
+
+    For step t: g = g + weight_decay * p; m = beta1 * m + (1 - beta1) * g;
+    v = beta2 * v + (1 - beta2) * g * g; (AMSGrad: v_max = max(v_max, v), used in place of v);
+    p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps).
+    """
+
+    _state_names = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+    _required_state = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    _decoupled_weight_decay = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        group["lr"] = _non_negative("lr", group["lr"])
+        group["betas"] = _betas(group["betas"])
+        group["eps"] = _non_negative("eps", group["eps"])
+        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+        group["amsgrad"] = _flag("amsgrad", group["amsgrad"])
+        group["maximize"] = _flag("maximize", group.get("maximize", False))
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one Adam (or AdamW) update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        states = self.state._by_id
+        decoupled = self._decoupled_weight_decay
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            beta1, beta2 = group["betas"]
+            beta1, beta2 = float(beta1), float(beta2)
+            eps = float(group["eps"])
+            weight_decay = float(group["weight_decay"])
+            amsgrad = group["amsgrad"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                g = -g._data if group["maximize"] else g._data
+                data = p._data
+                xp = array_module_of(data)
+                state = states.get(id(p))
+                if not state:
+                    state = self.state[p]
+                    state["step"] = 0
+                    state["exp_avg"] = xp.zeros_like(data)
+                    state["exp_avg_sq"] = xp.zeros_like(data)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = xp.zeros_like(data)
+                t = state["step"] + 1
+                state["step"] = t
+                m = state["exp_avg"]
+                v = state["exp_avg_sq"]
+                if weight_decay != 0.0:
+                    if decoupled:
+                        data *= 1.0 - lr * weight_decay  # AdamW: p = p * (1 - lr * wd)
+                    else:
+                        decayed = data * weight_decay  # Adam's L2 penalty: g = g + wd * p
+                        decayed += g
+                        g = decayed
+                # m = beta1 * m + (1 - beta1) * g
+                # NOTE: written as m = m + (1 - beta1) * (g - m), the lerp PyTorch uses
+                tmp = g - m
+                tmp *= 1.0 - beta1
+                m += tmp
+                # v = beta2 * v + (1 - beta2) * g * g
+                v *= beta2
+                xp.multiply(g, 1.0 - beta2, out=tmp)
+                tmp *= g
+                v += tmp
+                if amsgrad:
+                    v_max = state.get("max_exp_avg_sq")
+                    if v_max is None:
+                        v_max = state["max_exp_avg_sq"] = xp.zeros_like(data)
+                    xp.maximum(v_max, v, out=v_max)  # v_max = max(v_max, v)
+                    v = v_max
+                bias1 = 1.0 - beta1**t
+                bias2_sqrt = math.sqrt(1.0 - beta2**t)
+                # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+                # NOTE: eps is added after the bias correction, as in PyTorch's Adam; the bias
+                # corrections scale the step and sqrt(v) rather than forming m_hat and v_hat
+                xp.sqrt(v, out=tmp)
+                tmp /= bias2_sqrt
+                tmp += eps
+                # p = p - lr / (1 - beta1^t) * m / denom
+                xp.divide(m, tmp, out=tmp)
+                tmp *= lr / bias1
+                data -= tmp
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as torch.optim.AdamW.
+
+    Each step first shrinks the parameter, p = p * (1 - lr * weight_decay), then applies Adam's
+    update without any L2 term in the gradient.
+    """
+
+    _decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )

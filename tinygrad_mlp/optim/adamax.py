@@ -1,0 +1,72 @@
+"""Adamax, as torch.optim.Adamax."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..backend import array_module_of
+from .optimizer import Optimizer, _betas, _flag, _non_negative
+
+__all__ = ["Adamax"]
+
+
+class Adamax(Optimizer):
+    """Adamax (Adam with the infinity norm), exactly as torch.optim.Adamax.
+
+    For step t: g = -g if maximize; g = g + weight_decay * p; m = m + (1 - beta1) (g - m);
+    u = max(beta2 * u, |g| + eps); p = p - lr / (1 - beta1**t) * m / u.
+    """
+
+    _state_names = frozenset({"step", "exp_avg", "exp_inf"})
+    _required_state = frozenset({"step", "exp_avg", "exp_inf"})
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        group["lr"] = _non_negative("lr", group["lr"])
+        group["betas"] = _betas(group["betas"])
+        group["eps"] = _non_negative("eps", group["eps"])
+        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+        group["maximize"] = _flag("maximize", group["maximize"])
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one Adamax update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad._data
+                data = p._data
+                xp = array_module_of(data)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = xp.zeros_like(data)
+                    state["exp_inf"] = xp.zeros_like(data)
+                state["step"] += 1
+                t = state["step"]
+                if group["maximize"]:
+                    g = -g
+                if weight_decay != 0:
+                    g = g + weight_decay * data
+                m, u = state["exp_avg"], state["exp_inf"]
+                m += (1 - beta1) * (g - m)
+                u *= beta2
+                xp.maximum(u, xp.abs(g) + eps, out=u)
+                data -= (lr / (1 - beta1**t)) * (m / u)
+        return loss

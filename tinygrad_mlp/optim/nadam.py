@@ -1,0 +1,102 @@
+"""NAdam, as torch.optim.NAdam."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..backend import array_module_of
+from .optimizer import Optimizer, _betas, _flag, _non_negative
+
+__all__ = ["NAdam"]
+
+
+class NAdam(Optimizer):
+    """Adam with Nesterov momentum, exactly as torch.optim.NAdam.
+
+    For step t: mu_t = beta1 (1 - 0.5 * 0.96**(t * momentum_decay)), prod = prod * mu_t;
+    g = g + weight_decay * p (or p = p (1 - lr wd) when ``decoupled_weight_decay``);
+    m = m + (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g^2;
+    d = sqrt(v / (1 - beta2**t)) + eps;
+    p = p - lr (1 - mu_t) / (1 - prod) g / d - lr mu_{t+1} / (1 - prod mu_{t+1}) m / d.
+    """
+
+    _state_names = frozenset({"step", "mu_product", "exp_avg", "exp_avg_sq"})
+    _required_state = frozenset({"step", "mu_product", "exp_avg", "exp_avg_sq"})
+    _scalar_state = frozenset({"mu_product"})
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        group["lr"] = _non_negative("lr", group["lr"])
+        group["betas"] = _betas(group["betas"])
+        group["eps"] = _non_negative("eps", group["eps"])
+        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+        group["momentum_decay"] = _non_negative("momentum_decay", group["momentum_decay"])
+        group["decoupled_weight_decay"] = _flag(
+            "decoupled_weight_decay", group["decoupled_weight_decay"]
+        )
+        group["maximize"] = _flag("maximize", group["maximize"])
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one NAdam update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+            beta1, beta2 = group["betas"]
+            decay = group["momentum_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad._data
+                data = p._data
+                xp = array_module_of(data)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["mu_product"] = 1.0
+                    state["exp_avg"] = xp.zeros_like(data)
+                    state["exp_avg_sq"] = xp.zeros_like(data)
+                state["step"] += 1
+                t = state["step"]
+                if group["maximize"]:
+                    g = -g
+                if weight_decay != 0:
+                    if group["decoupled_weight_decay"]:
+                        data *= 1 - lr * weight_decay
+                    else:
+                        g = g + weight_decay * data
+                mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
+                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
+                mu_product = float(state["mu_product"]) * mu
+                state["mu_product"] = mu_product
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m += (1 - beta1) * (g - m)
+                v *= beta2
+                v += (1 - beta2) * g * g
+                denom = xp.sqrt(v / (1 - beta2**t))
+                denom += eps
+                data -= (lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
+                data -= (lr * mu_next / (1.0 - mu_product * mu_next)) * (m / denom)
+        return loss

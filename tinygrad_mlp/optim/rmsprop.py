@@ -1,0 +1,96 @@
+"""RMSprop, as torch.optim.RMSprop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..backend import array_module_of
+from .optimizer import Optimizer, _flag, _non_negative
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    """RMSprop, exactly as torch.optim.RMSprop.
+
+    g = -g if maximize; g = g + weight_decay * p; v = alpha * v + (1 - alpha) * g * g;
+    centered: m = m + (1 - alpha) * (g - m), avg = sqrt(v - m * m) + eps, else avg = sqrt(v) + eps;
+    momentum: b = momentum * b + g / avg, p = p - lr * b; else p = p - lr * g / avg.
+    """
+
+    _state_names = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
+    _required_state = frozenset({"step", "square_avg"})
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        for name in ("lr", "alpha", "eps", "weight_decay", "momentum"):
+            group[name] = _non_negative(name, group[name])
+        group["centered"] = _flag("centered", group["centered"])
+        group["maximize"] = _flag("maximize", group["maximize"])
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one RMSprop update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            weight_decay, momentum = group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad._data
+                data = p._data
+                xp = array_module_of(data)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = xp.zeros_like(data)
+                    if momentum > 0:
+                        state["momentum_buffer"] = xp.zeros_like(data)
+                    if group["centered"]:
+                        state["grad_avg"] = xp.zeros_like(data)
+                state["step"] += 1
+                if group["maximize"]:
+                    g = -g
+                if weight_decay != 0:
+                    g = g + weight_decay * data
+                v = state["square_avg"]
+                v *= alpha
+                v += (1 - alpha) * g * g  # v = alpha v + (1 - alpha) g^2
+                if group["centered"]:
+                    m = state.setdefault("grad_avg", xp.zeros_like(data))
+                    m += (1 - alpha) * (g - m)  # PyTorch's lerp
+                    avg = xp.sqrt(v - m * m)
+                else:
+                    avg = xp.sqrt(v)
+                avg += eps
+                if momentum > 0:
+                    buf = state.setdefault("momentum_buffer", xp.zeros_like(data))
+                    buf *= momentum
+                    buf += g / avg
+                    data -= lr * buf
+                else:
+                    data -= lr * (g / avg)
+        return loss

@@ -1,0 +1,121 @@
+"""SGD, as torch.optim.SGD."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .optimizer import Optimizer, _flag, _non_negative, _number
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay.
+
+    For each parameter p with gradient g, exactly as torch.optim.SGD:
+    d = -g if maximize else g; d = d + weight_decay * p;
+    buf = d on the first step, then buf = momentum * buf + (1 - dampening) * d;
+    d = d + momentum * buf if nesterov else buf; p = p - lr * d.
+    """
+
+    _state_names = frozenset({"momentum_buffer"})
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        group["lr"] = _non_negative("lr", group["lr"])
+        group["momentum"] = _non_negative("momentum", group["momentum"])
+        group["dampening"] = _number("dampening", group["dampening"])
+        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+        group["nesterov"] = _flag("nesterov", group["nesterov"])
+        group["maximize"] = _flag("maximize", group["maximize"])
+        if group["nesterov"] and (group["momentum"] <= 0.0 or group["dampening"] != 0.0):
+            raise ValueError(
+                "invalid nesterov: True needs momentum > 0 and dampening = 0, got "
+                f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
+            )
+        return group
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one SGD update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        states = self.state._by_id
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            momentum = float(group["momentum"])
+            weight_decay = float(group["weight_decay"])
+            maximize = group["maximize"]
+            if momentum == 0.0 and weight_decay == 0.0 and not maximize:
+                # the common path: p = p - lr * g
+                for p in group["params"]:
+                    g = p.grad
+                    if g is not None:
+                        g = g._data
+                        data = p._data
+                        data -= lr * g
+                continue
+            dampening = float(group["dampening"])
+            nesterov = group["nesterov"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                g = g._data
+                data = p._data
+                # d = -g if maximize else g; d = d + wd * p (each a fresh array, never g itself)
+                fresh = True
+                if weight_decay != 0.0:
+                    d = data * weight_decay
+                    if maximize:
+                        d -= g
+                    else:
+                        d += g
+                elif maximize:
+                    d = -g
+                else:
+                    d, fresh = g, False
+                if momentum != 0.0:
+                    state = states.get(id(p))
+                    buf = state.get("momentum_buffer") if state else None
+                    if buf is None:
+                        buf = d.copy()  # first step: buf = d
+                        self.state[p]["momentum_buffer"] = buf
+                    else:
+                        # buf = momentum * buf + (1 - dampening) * d
+                        buf *= momentum
+                        if dampening == 0.0:
+                            buf += d
+                        else:
+                            buf += (1.0 - dampening) * d
+                    if nesterov:
+                        step_dir = buf * momentum  # d = d + momentum * buf
+                        step_dir += d
+                        d, fresh = step_dir, True
+                    else:
+                        d, fresh = buf, False  # d = buf
+                # p = p - lr * d
+                if fresh:
+                    d *= lr
+                    data -= d
+                else:
+                    data -= lr * d
+        return loss
