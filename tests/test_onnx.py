@@ -304,3 +304,36 @@ def test_missing_onnx_package_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match="pip install onnx"):
         tm_onnx.export(nn.Linear(2, 2), tm.Tensor(np.ones((1, 2))), tmp_path / "m.onnx")
     assert os.listdir(tmp_path) == []
+
+
+INDICES = [
+    (slice(None), 1),
+    (Ellipsis, slice(None, None, -1)),
+    (slice(1, None), None, slice(-3, -1)),
+    (slice(None), np.array([2, 0, 2])),
+    (Ellipsis, -1),
+    (slice(None, None, -2), slice(3, 0, -1)),
+    (slice(None), slice(None), None),
+]
+
+
+@pytest.mark.parametrize("index", INDICES, ids=[repr(i) for i in INDICES])
+def test_indexing_stays_dynamic(index, tmp_path):
+    def model(x):
+        return x[index] * 2.0
+
+    export_and_compare(model, tmp_path, 4, batch_sizes=(5, 8))
+
+
+@pytest.mark.parametrize(
+    "index",
+    [(np.array([0, 2, 1]), np.array([1, 0, 3])), np.arange(12).reshape(3, 4) % 2 == 0, [2, 0]],
+    ids=["two arrays", "mask", "list"],
+)
+def test_other_indices_at_the_example_batch(index, tmp_path):
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    path = tmp_path / "index.onnx"
+    tm_onnx.export(lambda t: t[index], tm.Tensor(x), path, dynamic_axes={})
+    check_file(path)
+    (got,) = session(path).run(None, {"input": x})
+    np.testing.assert_array_equal(got, x[np.asarray(index) if isinstance(index, list) else index])

@@ -350,6 +350,12 @@ def _where(c: _Call) -> str:
     return c.b.node("Where", [condition, c.x(0), c.x(1)])
 
 
+@lowering("to_device")
+def _to_device(c: _Call) -> str:
+    # an ONNX runtime places tensors itself: a copy between devices is the identity
+    return c.b.node("Identity", [c.names[0]])
+
+
 @lowering("cast")
 def _cast(c: _Call) -> str:
     return c.b.cast(c.names[0], c.dtype)
@@ -430,7 +436,7 @@ def _basic_index(c: _Call, parts: tuple) -> str | None:
     """Slice / Squeeze / Unsqueeze (and a Gather for one array index) for numpy's basic
     indexing; None when the index needs the general path."""
     arrays = [i for i, p in enumerate(parts) if _host(p) is not p or isinstance(p, np.ndarray)]
-    if parts.count(Ellipsis) > 1 or len(arrays) > 1:
+    if sum(p is Ellipsis for p in parts) > 1 or len(arrays) > 1:
         return None
     array_at = arrays[0] if arrays else None
     if array_at is not None:
