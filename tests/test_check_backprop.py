@@ -258,6 +258,7 @@ def test_mnist_real_sizes_on_sampled_elements_and_directions():
     )
     assert report.params["W1"].checked == 8
     assert report.params["b3"].checked == 8
+    assert len(report.directions) == 2 and "random direction 1" in str(report)
 
 
 def test_small_mnist_property():
@@ -512,3 +513,9 @@ def test_example_reports_a_broken_backward(mistake, words):
     done = _run_example("--broken", mistake)
     assert done.returncode == 1
     assert words in done.stderr
+
+
+def test_strategies_without_hypothesis_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
+    with pytest.raises(ImportError, match="pip install hypothesis"):
+        tms.floats()

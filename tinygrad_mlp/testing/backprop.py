@@ -19,7 +19,7 @@ class ParamReport:
 
     name: str
     shape: tuple[int, ...]
-    checked: int  # elements (or random directions) compared with finite differences
+    checked: int  # elements compared with finite differences
     max_error_autodiff: float  # max |hand - autodiff| over every element
     max_error_finite_difference: float  # max |hand - finite difference| over the checked ones
 
@@ -30,6 +30,8 @@ class BackpropReport:
 
     loss: float
     params: dict[Any, ParamReport] = field(default_factory=dict)
+    # (hand, autodiff, finite difference) directional derivatives along random directions
+    directions: list[tuple[float, float, float]] = field(default_factory=list)
 
     @property
     def max_error(self) -> float:
@@ -46,6 +48,11 @@ class BackpropReport:
                 f"  {p.name!s:>12} {str(p.shape):>14}: max |hand - autodiff| "
                 f"{p.max_error_autodiff:.2e}, max |hand - finite difference| "
                 f"{p.max_error_finite_difference:.2e} over {p.checked} checked"
+            )
+        for d, (hand, auto, fd) in enumerate(self.directions):
+            lines.append(
+                f"  random direction {d}: hand {hand:.10g}, autodiff {auto:.10g}, "
+                f"finite difference {fd:.10g}"
             )
         return "\n".join(lines)
 
@@ -311,13 +318,15 @@ def check_backprop(
                     bool(_close(hand_flat[j], fd_j, atol, rtol)),
                 )
             )
-    failures += _check_directions(loss, arrays, hands, autos, directions, rng, eps, atol, rtol)
+    failures += _check_directions(
+        loss, arrays, hands, autos, directions, rng, eps, atol, rtol, report.directions
+    )
     if failures:
         raise AssertionError("\n".join(failures))
     return report
 
 
-def _check_directions(loss, arrays, hands, autos, n, rng, eps, atol, rtol) -> list[str]:
+def _check_directions(loss, arrays, hands, autos, n, rng, eps, atol, rtol, found) -> list[str]:
     """Hand and autodiff directional derivatives against (L(p + eps v) - L(p - eps v)) / 2 eps."""
     messages = []
     for d in range(n):
@@ -327,6 +336,7 @@ def _check_directions(loss, arrays, hands, autos, n, rng, eps, atol, rtol) -> li
         fd = (up - down) / (2 * eps)
         hand = sum(float(np.sum(h * u)) for h, u in zip(hands, v, strict=True))
         auto = sum(float(np.sum(g * u)) for g, u in zip(autos, v, strict=True))
+        found.append((hand, auto, fd))
         # NOTE: a sum over many elements: the absolute tolerance grows with its size
         scale = max(abs(auto), abs(fd), 1.0)
         ok_auto = abs(hand - auto) <= atol * scale + rtol * abs(auto)
