@@ -62,7 +62,7 @@ def allreduce_worker(repeats: int) -> None:
         ddp = DistributedDataParallel(model)
         for p in model.parameters():
             p.grad = tm.Tensor(np.ones(p.shape, dtype=np.float32))
-        n = sum(p.size for p in model.parameters())
+        n = sum(p._data.size for p in model.parameters())
         flat = np.ones(n, dtype=np.float32)
 
         def timed(fn):

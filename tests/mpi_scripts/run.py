@@ -24,6 +24,14 @@ from tinygrad_mlp.nn.parallel import DistributedDataParallel as DDP  # noqa: E40
 from tinygrad_mlp.utils.data import DistributedSampler  # noqa: E402
 
 
+def state(model: nn.Module) -> dict[str, np.ndarray]:
+    """The state dict as host arrays (its values may be tensors or arrays)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        out[k] = v.numpy() if isinstance(v, tm.Tensor) else np.asarray(v)
+    return out
+
+
 def ok(name: str) -> None:
     print(f"OK {name} rank {dist.get_rank()}", flush=True)
 
@@ -149,21 +157,22 @@ def check_ddp_matches_single() -> None:
                     return DistributedSampler(range(n), world, rank, shuffle=False)
 
                 train(ddp, make_optimizer(opt_name, ddp.parameters()), shard, ddp.sync_gradients)
-                ref_state, state = reference.state_dict(), model.state_dict()
+                ref_state, got = state(reference), state(model)
                 for name, value in ref_state.items():
                     np.testing.assert_allclose(
-                        state[name], value, rtol=0, atol=1e-5, err_msg=f"{kind} {opt_name} {name}"
+                        got[name], value, rtol=0, atol=1e-5, err_msg=f"{kind} {opt_name} {name}"
                     )
                 if kind == "twobranch":
                     assert model.unused.grad is None, "a parameter no rank used got a gradient"
-                assert list(ddp.state_dict()) == ["module." + k for k in state]
+                assert list(ddp.state_dict()) == ["module." + k for k in got]
     ok("ddp_matches_single")
 
 
 def check_ddp_hooks() -> None:
     """With engine hooks, backward alone averages (no sync_gradients call)."""
-    if not hasattr(tm.Tensor, "register_hook"):
-        print(f"SKIP ddp_hooks rank {dist.get_rank()}: Tensor.register_hook is not there yet")
+    if not hasattr(tm.Tensor, "register_post_accumulate_grad_hook"):
+        rank = dist.get_rank()
+        print(f"SKIP ddp_hooks rank {rank}: no Tensor.register_post_accumulate_grad_hook yet")
         return
     rank, world = dist.get_rank(), dist.get_world_size()
     reference = make_model("sequential", seed=0)
@@ -176,8 +185,8 @@ def check_ddp_hooks() -> None:
         return range(rank, n, world)
 
     train(ddp, make_optimizer("sgd", ddp.parameters()), shard)
-    for name, value in reference.state_dict().items():
-        np.testing.assert_allclose(model.state_dict()[name], value, rtol=0, atol=1e-5)
+    for name, value in state(reference).items():
+        np.testing.assert_allclose(state(model)[name], value, rtol=0, atol=1e-5)
     # a parameter outside the loss, without find_unused_parameters: the next forward says so
     ddp = DDP(make_model("twobranch", seed=0))
     x, y = next(global_batches())
@@ -214,8 +223,8 @@ def check_ddp_no_sync() -> None:
         F.cross_entropy(ddp(tm.Tensor(x[rank::world])), y[rank::world]).backward()
         ddp.sync_gradients()
         opt.step()
-    for name, value in reference.state_dict().items():
-        np.testing.assert_allclose(model.state_dict()[name], value, rtol=0, atol=1e-5)
+    for name, value in state(reference).items():
+        np.testing.assert_allclose(state(model)[name], value, rtol=0, atol=1e-5)
     ok("ddp_no_sync")
 
 
@@ -226,13 +235,13 @@ def check_ddp_different_init() -> None:
     ddp = DDP(model)
     opt = make_optimizer("adam", ddp.parameters())
     train(ddp, opt, lambda n: range(rank, n, 2), ddp.sync_gradients)
-    mine = np.concatenate([v.ravel() for v in model.state_dict().values()])
+    mine = np.concatenate([v.ravel() for v in state(model).values()])
     everyone = [tm.Tensor(np.zeros_like(mine)) for _ in range(dist.get_world_size())]
     dist.all_gather(everyone, tm.Tensor(mine))
     for other in everyone[1:]:
         np.testing.assert_array_equal(other.numpy(), everyone[0].numpy())
     rank0_start = make_model("sequential", seed=100)
-    assert not np.allclose(rank0_start.state_dict()["0.weight"], model.state_dict()["0.weight"])
+    assert not np.allclose(state(rank0_start)["0.weight"], state(model)["0.weight"])
     ok("ddp_different_init")
 
 

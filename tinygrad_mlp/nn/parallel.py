@@ -24,53 +24,48 @@ class _Bucket:
 
     def __init__(self, params: list[Any]) -> None:
         self.params = params
-        self.offsets = []
-        total = 0
-        for p in params:
-            self.offsets.append(total)
-            total += p.size
-        self.numel = total
-        xp = backend.array_module_of(params[0]._data)
-        self.flat = xp.zeros(total + len(params), dtype=params[0].dtype)
+        self.sizes = [p._data.size for p in params]
+        self.offsets = [sum(self.sizes[:i]) for i in range(len(params))]
+        self.numel = sum(self.sizes)
+        array = params[0]._data
+        xp = backend.array_module_of(array)
+        self.flat = xp.zeros(self.numel + len(params), dtype=array.dtype)
+
+    def slots(self) -> zip:
+        """(tensor, offset, size) of each tensor in the flat buffer."""
+        return zip(self.params, self.offsets, self.sizes, strict=True)
 
     def pack_values(self) -> None:
-        for p, start in zip(self.params, self.offsets, strict=True):
-            self.flat[start : start + p.size] = p._data.reshape(-1)
+        for p, start, n in self.slots():
+            self.flat[start : start + n] = p._data.reshape(-1)
 
     def unpack_values(self) -> None:
-        for p, start in zip(self.params, self.offsets, strict=True):
-            p._data[...] = self.flat[start : start + p.size].reshape(p.shape)
+        for p, start, n in self.slots():
+            p._data[...] = self.flat[start : start + n].reshape(p._data.shape)
 
-    def pack_grads(self, override: dict[int, Any]) -> None:
+    def pack_grads(self) -> None:
         flags = self.flat[self.numel :]
-        for i, (p, start) in enumerate(zip(self.params, self.offsets, strict=True)):
-            g = override.get(id(p))
-            if g is None and p.grad is not None:
-                g = p.grad._data
-            part = self.flat[start : start + p.size]
-            if g is None:
+        for i, (p, start, n) in enumerate(self.slots()):
+            part = self.flat[start : start + n]
+            if p.grad is None:
                 part[...] = 0
                 flags[i] = 0
             else:
-                part[...] = g.reshape(-1)
+                part[...] = p.grad._data.reshape(-1)
                 flags[i] = 1
 
-    def unpack_grads(self, world_size: int, override: dict[int, Any]) -> dict[int, Any]:
-        """Write the averaged gradients back; those of ``override`` are returned instead."""
+    def unpack_grads(self, world_size: int) -> None:
+        """Write the averaged gradients back into ``.grad``."""
         self.flat[: self.numel] /= world_size
         flags = backend.to_numpy(self.flat[self.numel :])  # one transfer from a GPU
-        out = {}
-        for i, (p, start) in enumerate(zip(self.params, self.offsets, strict=True)):
+        for i, (p, start, n) in enumerate(self.slots()):
             if flags[i] == 0:
                 continue  # no rank has a gradient for p: it stays None
-            avg = self.flat[start : start + p.size].reshape(p.shape)
-            if id(p) in override:
-                out[id(p)] = avg.copy()
-            elif p.grad is not None and p.grad._data.shape == p.shape:
+            avg = self.flat[start : start + n].reshape(p._data.shape)
+            if p.grad is not None and p.grad._data.shape == avg.shape:
                 p.grad._data[...] = avg
             else:
                 p.grad = Tensor._wrap(avg.copy(), False, None)
-        return out
 
 
 class _Reducer:
@@ -90,39 +85,27 @@ class _Reducer:
         self.enabled = True
         self.handles: list[Any] = []
 
-    def sync(self, override: dict[int, Any] | None = None) -> dict[int, Any]:
+    def sync(self) -> None:
         """Average every gradient over the ranks: one Allreduce per bucket."""
-        override = override or {}
-        out: dict[int, Any] = {}
         for bucket in self.buckets:
-            bucket.pack_grads(override)
+            bucket.pack_grads()
             dist.all_reduce(bucket.flat)
-            out.update(bucket.unpack_grads(self.world_size, override))
+            bucket.unpack_grads(self.world_size)
         self.synced = True
-        return out
 
     def hook_for(self, p: Any):
-        """A gradient hook on ``p``: the last expected parameter to get its gradient reduces all.
+        """A post-accumulate-grad hook on ``p``: the last expected parameter reduces them all.
 
-        The hook sees the gradient before the engine adds it into ``p.grad``, so for that last
-        parameter it reduces ``p.grad + incoming`` itself, clears ``p.grad`` and returns the
-        average for the engine to store.
+        The engine runs these hooks once backward has put every gradient into ``.grad``, so when
+        the last parameter expected in this backward reports, every gradient is final.
         """
 
-        def hook(grad: Any) -> Any:
+        def hook(_: Any) -> None:
             if not self.enabled or self.synced:
-                return None
-            key = id(p)
-            self.ready.add(key)
-            if key not in self.expected or not self.expected <= self.ready:
-                return None
-            incoming = grad._data if isinstance(grad, Tensor) else grad
-            full = incoming if p.grad is None else p.grad._data + incoming
-            averaged = self.sync({key: full}).get(key)
-            if averaged is None:
-                return None
-            p.grad = None
-            return Tensor._wrap(averaged, False, None) if isinstance(grad, Tensor) else averaged
+                return
+            self.ready.add(id(p))
+            if self.expected <= self.ready:
+                self.sync()
 
         return hook
 
@@ -136,23 +119,23 @@ def _make_buckets(params: list[Any], bucket_bytes: int) -> list[_Bucket]:
     current: list[Any] = []
     size = 0
     for p in reversed(params):
-        nbytes = p.size * p.dtype.itemsize
+        array = p._data
         if current and (
-            size + nbytes > bucket_bytes
-            or p.dtype != current[0].dtype
-            or p.device != current[0].device
+            size + array.nbytes > bucket_bytes
+            or array.dtype != current[0]._data.dtype
+            or backend.device_of(array) != backend.device_of(current[0]._data)
         ):
             buckets.append(_Bucket(current))
             current, size = [], 0
         current.append(p)
-        size += nbytes
+        size += array.nbytes
     if current:
         buckets.append(_Bucket(current))
     return buckets
 
 
 def _describe(named: list[tuple[str, Any]]) -> list[tuple[str, tuple[int, ...], str]]:
-    return [(name, tuple(t.shape), str(t.dtype)) for name, t in named]
+    return [(name, tuple(t._data.shape), str(t._data.dtype)) for name, t in named]
 
 
 def _check_same_everywhere(what: str, named: list[tuple[str, Any]]) -> None:
@@ -228,12 +211,17 @@ class DistributedDataParallel(Module):
     the same model. Gradients are averaged in flat buckets of at most ``bucket_cap_mb`` MB, one
     Allreduce each.
 
-    The averaging runs from gradient hooks (``Tensor.register_hook``) when the last parameter
-    expected in this backward receives its gradient. With ``find_unused_parameters=True`` each
-    forward walks the graph behind its output to learn which parameters to expect; otherwise all
-    parameters are expected. A parameter that no rank gave a gradient keeps ``grad`` None.
-    Without engine hooks, call ``sync_gradients()`` between ``backward()`` and the optimizer's
-    ``step()``; it is a no-op when the hooks have already averaged this iteration's gradients.
+    The averaging runs from gradient hooks (``Tensor.register_post_accumulate_grad_hook``,
+    which the engine calls once backward has filled every ``.grad``) when the last parameter
+    expected in this backward reports. With ``find_unused_parameters=True`` each forward walks
+    the graph behind its output to learn which parameters to expect; otherwise all parameters
+    are expected, and a backward that leaves one out makes the next forward raise. A parameter
+    that no rank gave a gradient keeps ``grad`` None. Without engine hooks, call
+    ``sync_gradients()`` between ``backward()`` and the optimizer's ``step()``; it is a no-op
+    when the hooks have already averaged this iteration's gradients.
+
+    ``state_dict()`` keys carry the ``module.`` prefix, as in PyTorch; save
+    ``ddp.module.state_dict()`` for a file that loads into the bare model.
     """
 
     def __init__(
@@ -270,9 +258,10 @@ class DistributedDataParallel(Module):
         bucket_bytes = int(bucket_cap_mb * 1024 * 1024)
         self._reducer = _Reducer(trained, world, bucket_bytes)
         self._sync_state(params, bucket_bytes)
-        if hasattr(Tensor, "register_hook"):
+        if hasattr(Tensor, "register_post_accumulate_grad_hook"):
             for p in trained:
-                self._reducer.handles.append(p.register_hook(self._reducer.hook_for(p)))
+                hook = self._reducer.hook_for(p)
+                self._reducer.handles.append(p.register_post_accumulate_grad_hook(hook))
         self._hooks = bool(self._reducer.handles)
 
     def _sync_state(self, tensors: list[Any], bucket_bytes: int) -> None:
