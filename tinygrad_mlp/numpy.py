@@ -200,7 +200,10 @@ def _permute(t: Tensor, axes: Sequence[int]) -> Tensor:
 
 
 def _amax(t: Tensor, axis: Any, keepdims: bool) -> Tensor:
-    """Maximum over ``axis`` (None: all), one axis at a time; ties share the gradient."""
+    """Maximum over ``axis`` (None: all); ties share the gradient."""
+    amax = _method(t, "amax")
+    if amax is not None:
+        return amax(axis=axis if axis is None else _axes(axis, t.ndim), keepdims=keepdims)
     if axis is None:
         out = t.max()
         return out.reshape(*([1] * t.ndim)) if keepdims else out
@@ -628,6 +631,9 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     axes = _axes(axis, t.ndim)
     if t.ndim == 0:
         return t
+    core = _method(t, "prod")
+    if core is not None:
+        return core(axis=axis if axis is None else axes, keepdims=keepdims)
     kept_shape = tuple(1 if i in axes else s for i, s in enumerate(t.shape))
     if 0 in t.shape:
         ones_ = _np.ones(kept_shape if keepdims else t.sum(axis=axes).shape, dtype=_dtype(t))
@@ -745,6 +751,9 @@ def stack(arrays: Sequence[Any], axis: int = 0, out: Any = None):
     if len({t.shape for t in tensors}) != 1:
         raise ValueError("all input arrays must have the same shape")
     axis = int(axis) % (tensors[0].ndim + 1)
+    core = _core("stack")
+    if core is not None:
+        return core(tensors, axis)
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
 
