@@ -119,6 +119,8 @@ ACTIVATIONS = _activation_modules()
 
 def export_and_compare(model, tmp_path, n_features, batch_sizes=(3, 7), opset=None, shape=None):
     shape = shape or (n_features,)
+    if hasattr(model, "eval"):
+        model.eval()  # the comparison runs in eval mode, as the export does
     rng = np.random.default_rng(1)
     x = rng.normal(size=(batch_sizes[0], *shape)).astype(np.float32)
     path = tmp_path / "model.onnx"
@@ -182,11 +184,10 @@ def test_normalisation_layers(name, tmp_path):
     tm.manual_seed(0)
     norm = getattr(nn, name)(6)
     model = nn.Sequential(nn.Linear(4, 6), norm, nn.ReLU(), nn.Linear(6, 2))
-    if name == "BatchNorm1d":  # move the running statistics away from 0 and 1
-        model.train()
+    if name == "BatchNorm1d":  # running statistics away from 0 and 1
         rng = np.random.default_rng(3)
-        for _ in range(3):
-            model(tm.Tensor(rng.normal(2.0, 3.0, size=(16, 4)).astype(np.float32)))
+        norm.running_mean._data[...] = rng.normal(0.0, 1.0, 6)
+        norm.running_var._data[...] = rng.uniform(0.5, 3.0, 6)
     export_and_compare(model, tmp_path, 4)
 
 
@@ -201,11 +202,11 @@ class Custom(nn.Module):
         h = self.fc1(x).tanh()  # (N, 8)
         a, b = h[:, :4], h[:, 4:]
         h = (a * b.sigmoid() + a.abs().sqrt() - b / 3.0) ** 2
-        h = h.reshape(-1, 2, 2).transpose(0, 2, 1).reshape(-1, 4)
+        h = h.reshape(-1, 2, 2).permute(0, 2, 1).reshape(-1, 4)
         h = h.clamp(min=-1.0, max=1.5) + h.exp().log() * 0.5
-        h = h - h.mean(axis=1, keepdims=True)
+        h = h - h.mean(dim=1, keepdim=True)
         out = self.fc2(h).relu() + (h @ np.ones((4, 3), np.float32)).softmax(-1)
-        return out[:, ::-1] - out.max(axis=1, keepdims=True)
+        return out[:, ::-1] - out.amax(dim=1, keepdim=True)
 
 
 @pytest.mark.parametrize("opset", [17, 18, 21])
@@ -220,7 +221,7 @@ def test_names_and_multiple_inputs_and_outputs(tmp_path):
 
     def model(x, y):
         h = fc(x) + y
-        return h.relu(), h.sum(axis=1)
+        return h.relu(), h.sum(dim=1)
 
     rng = np.random.default_rng(0)
     x, y = (rng.normal(size=s).astype(np.float32) for s in [(4, 3), (4, 2)])
