@@ -177,6 +177,11 @@ def test_ddp_ranks_from_different_weights_end_equal():
 
 
 @needs_mpi
+def test_ddp_broadcasts_buffers_from_rank_0():
+    run_check("ddp_buffers")
+
+
+@needs_mpi
 def test_ddp_parameter_shape_mismatch_is_refused_on_every_rank():
     output = run_check("ddp_mismatch")
     for rank in (0, 1):

@@ -247,6 +247,21 @@ def check_ddp_different_init() -> None:
     ok("ddp_different_init")
 
 
+def check_ddp_buffers() -> None:
+    """Buffers (BatchNorm's running statistics, an int64 counter) take rank 0's values too."""
+    rank = dist.get_rank()
+    tm.manual_seed(rank)
+    bn = nn.BatchNorm1d(8)
+    model = nn.Sequential(nn.Linear(12, 8), bn, nn.ReLU(), nn.Linear(8, 4))
+    bn.running_mean._data[...] = rank + 1.0
+    bn.num_batches_tracked._data[...] = 5 * rank + 3
+    DDP(model)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), 1.0)
+    assert int(bn.num_batches_tracked.numpy()) == 3
+    assert bn.num_batches_tracked.dtype == np.int64
+    ok("ddp_buffers")
+
+
 def check_ddp_mismatch() -> None:
     """A parameter shaped differently on rank 1 is refused at construction, on every rank."""
     rank = dist.get_rank()
@@ -276,6 +291,7 @@ CHECKS = {
     "ddp_hooks": check_ddp_hooks,
     "ddp_no_sync": check_ddp_no_sync,
     "ddp_different_init": check_ddp_different_init,
+    "ddp_buffers": check_ddp_buffers,
     "ddp_mismatch": check_ddp_mismatch,
     "crash": check_crash,
 }

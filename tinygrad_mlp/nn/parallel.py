@@ -171,7 +171,7 @@ def _shape_dtype(entry: Any) -> str:
 
 def _buffers(module: Module) -> list[tuple[str, Any]]:
     named = getattr(module, "named_buffers", None)
-    return list(named()) if named is not None else []
+    return [(n, b) for n, b in named() if b is not None] if named is not None else []
 
 
 def _reachable(outputs: Any) -> set[int]:
@@ -257,7 +257,7 @@ class DistributedDataParallel(Module):
         world = dist.get_world_size()
         bucket_bytes = int(bucket_cap_mb * 1024 * 1024)
         self._reducer = _Reducer(trained, world, bucket_bytes)
-        self._sync_state(params, bucket_bytes)
+        self._sync_state(params + [b for _, b in _buffers(module)], bucket_bytes)
         if hasattr(Tensor, "register_post_accumulate_grad_hook"):
             for p in trained:
                 hook = self._reducer.hook_for(p)
