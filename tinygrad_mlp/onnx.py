@@ -202,13 +202,44 @@ def _axes(axis: Any, ndim: int) -> list[int] | None:
 
 
 def _softplus(b: _Builder, x: str, dtype: Any, beta: float = 1.0, threshold: float = 20.0) -> str:
-    # log(1 + e^(bx)) / b, and x itself where bx > threshold (as PyTorch)
+    # log(1 + e^(bx)) / b as max(bx, 0) + log(1 + e^-|bx|), as the op computes it (ONNX
+    # Runtime has no float64 Softplus); x itself where bx > threshold, as PyTorch
     bx = x if beta == 1 else b.node("Mul", [x, b.scalar(beta, dtype)])
-    soft = b.node("Softplus", [bx])
+    tail = b.node("Exp", [b.node("Neg", [b.node("Abs", [bx])])])
+    soft = b.node("Add", [b.node("Relu", [bx]), _log1p(b, tail, dtype)])
     if beta != 1:
         soft = b.node("Div", [soft, b.scalar(beta, dtype)])
     above = b.node("Greater", [bx, b.scalar(threshold, dtype)])
     return b.node("Where", [above, x, soft])
+
+
+def _log1p(b: _Builder, x: str, dtype: Any) -> str:
+    return b.node("Log", [b.node("Add", [x, b.scalar(1.0, dtype)])])
+
+
+def _erf(b: _Builder, x: str, dtype: Any) -> str:
+    if np.dtype(dtype) == np.float64:  # NOTE: ONNX Runtime has Erf for float32 only
+        return b.cast(b.node("Erf", [b.cast(x, np.float32)]), dtype)
+    return b.node("Erf", [x])
+
+
+def _leaky_relu(b: _Builder, x: str, dtype: Any, negative_slope: float = 0.01) -> str:
+    if np.dtype(dtype) == np.float32:
+        return b.node("LeakyRelu", [x], alpha=float(negative_slope))
+    # NOTE: an attribute is a float32, and ONNX Runtime runs LeakyRelu in float32 only
+    scaled = b.node("Mul", [x, b.scalar(negative_slope, dtype)])
+    return b.node("Where", [b.node("Greater", [x, b.scalar(0.0, dtype)]), x, scaled])
+
+
+def _elu(b: _Builder, x: str, dtype: Any, alpha: float = 1.0) -> str:
+    if np.dtype(dtype) == np.float32:
+        return b.node("Elu", [x], alpha=float(alpha))
+    # alpha (e^min(x, 0) - 1) below 0: ONNX Runtime has Elu for float32 only
+    below = b.node(
+        "Sub", [b.node("Exp", [b.node("Min", [x, b.scalar(0.0, dtype)])]), b.scalar(1.0, dtype)]
+    )
+    below = b.node("Mul", [below, b.scalar(alpha, dtype)])
+    return b.node("Where", [b.node("Greater", [x, b.scalar(0.0, dtype)]), x, below])
 
 
 def _gelu(b: _Builder, x: str, dtype: Any, approximate: str = "none") -> str:
@@ -220,7 +251,7 @@ def _gelu(b: _Builder, x: str, dtype: Any, approximate: str = "none") -> str:
         inner = b.node("Mul", [inner, b.scalar(math.sqrt(2 / math.pi), dtype)])
         t = b.node("Tanh", [inner])
     else:  # x/2 (1 + erf(x / sqrt 2))
-        t = b.node("Erf", [b.node("Mul", [x, b.scalar(1 / math.sqrt(2), dtype)])])
+        t = _erf(b, b.node("Mul", [x, b.scalar(1 / math.sqrt(2), dtype)]), dtype)
     return b.node("Mul", [half_x, b.node("Add", [t, b.scalar(1.0, dtype)])])
 
 
@@ -236,10 +267,8 @@ ACTIVATIONS: dict[str, Callable[..., str]] = {
     "relu": lambda b, x, dt: b.node("Relu", [x]),
     "sigmoid": lambda b, x, dt: b.node("Sigmoid", [x]),
     "tanh": lambda b, x, dt: b.node("Tanh", [x]),
-    "leaky_relu": lambda b, x, dt, negative_slope=0.01: b.node(
-        "LeakyRelu", [x], alpha=float(negative_slope)
-    ),
-    "elu": lambda b, x, dt, alpha=1.0: b.node("Elu", [x], alpha=float(alpha)),
+    "leaky_relu": _leaky_relu,
+    "elu": _elu,
     "gelu": _gelu,
     "silu": lambda b, x, dt: b.node("Mul", [x, b.node("Sigmoid", [x])]),
     "softplus": _softplus,
@@ -307,7 +336,6 @@ for _name, _type in {
     "log": "Log",
     "sin": "Sin",
     "cos": "Cos",
-    "erf": "Erf",
 }.items():
     LOWERINGS[_name] = _unary(_type)
 
@@ -318,8 +346,13 @@ def _expm1(c: _Call) -> str:
 
 
 @lowering("log1p")
-def _log1p(c: _Call) -> str:
-    return c.b.node("Log", [c.b.node("Add", [c.x(), c.scalar(1.0)])])
+def _log1p_op(c: _Call) -> str:
+    return _log1p(c.b, c.x(), c.dtype)
+
+
+@lowering("erf")
+def _erf_op(c: _Call) -> str:
+    return _erf(c.b, c.x(), c.dtype)
 
 
 @lowering("pow")
