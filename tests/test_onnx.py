@@ -94,6 +94,35 @@ def test_op_lowering_matches_onnx_runtime(op, dtype, tmp_path):
     np.testing.assert_allclose(got, want.numpy(), rtol=tol, atol=tol)
 
 
+ACTIVATION_PARAMS = [
+    ("gelu", {"approximate": "tanh"}),
+    ("gelu", {"approximate": "none"}),
+    ("softplus", {"beta": 2.0, "threshold": 1.0}),
+    ("leaky_relu", {"negative_slope": 0.3}),
+    ("elu", {"alpha": 2.0}),
+    ("hardtanh", {"min_val": -0.2, "max_val": 0.4}),
+    ("relu6", {}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    ("name", "params"), ACTIVATION_PARAMS, ids=[f"{n}{p}" for n, p in ACTIVATION_PARAMS]
+)
+def test_activation_parameters(name, params, dtype, tmp_path):
+    if name not in ops.OPS:
+        pytest.skip(f"no op {name!r} yet")
+    op = ops.OPS[name]
+    x = (np.linspace(-8, 8, 40).reshape(4, 10)).astype(dtype)
+    path = tmp_path / "act.onnx"
+    tm_onnx.export(lambda t: apply(op, t, **params), tm.Tensor(x), path)
+    check_file(path)
+    (got,) = session(path).run(None, {"input": x})
+    with tm.no_grad():
+        want = apply(op, tm.Tensor(x), **params).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 if dtype == np.float64 else ATOL)
+
+
 # ---------------------------------------------------------------- whole models
 
 

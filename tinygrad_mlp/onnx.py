@@ -81,12 +81,12 @@ class _Builder:
         self.used.add(name)
         return name
 
-    def node(self, op_type: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any) -> Any:
-        """Add a node; its output name (or a list of them when ``n_out`` > 1)."""
-        outs = [self.fresh(f"{op_type}_out") for _ in range(n_out)]
+    def node(self, op_type: str, inputs: Sequence[str], **attrs: Any) -> str:
+        """Add a node; the name of its output."""
+        out = self.fresh(f"{op_type}_out")
         name = self.fresh(f"{op_type}_{len(self.nodes)}")
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs, name, **attrs))
-        return outs[0] if n_out == 1 else outs
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name, **attrs))
+        return out
 
     def initializer(self, array: Any, name: str) -> str:
         array = np.ascontiguousarray(array)
