@@ -67,9 +67,33 @@ def test_parameter_names_from_a_dict_or_the_module():
         dot = viz.to_dot(loss, params=params)
         for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
             assert f"<B>{name}</B>" in dot
-    assert "0.weight" not in viz.to_dot(loss)
+    assert "0.weight" not in viz.to_dot(loss, params={})
     with pytest.raises(TypeError, match="params must be"):
         viz.to_dot(loss, params=[1, 2])
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 4), nn.Tanh())
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_parameter_names_found_automatically():
+    model, loss = small_model()  # the model must live for its names to be found
+    dot = viz.to_dot(loss)
+    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        assert f"<B>{name}</B>" in dot
+    net = Net()
+    loose = nn.Parameter(tm.Tensor(np.ones(2, np.float32)))  # held by no module
+    out = net(tm.Tensor(np.ones((5, 3), np.float32))) * loose
+    dot = viz.to_dot(out.sum())
+    for name in ("body.0.weight", "body.0.bias", "head.weight", "head.bias"):
+        assert f"<B>{name}</B>" in dot
+    assert dot.count("<B>") == 4 + 4  # the four parameters and the ops mlp, linear, mul, sum
 
 
 def test_fused_stack_lists_its_layers():

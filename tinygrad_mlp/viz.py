@@ -9,6 +9,7 @@ and Graphviz's ``dot`` program (``pip install graphviz`` and e.g. ``apt-get inst
 
 from __future__ import annotations
 
+import gc
 import html
 import os
 import shutil
@@ -67,10 +68,35 @@ def graph_of(outputs: Sequence[Tensor], stop: Iterable[int] = ()) -> list[Tensor
     return order
 
 
+def _auto_names(leaves: list[Tensor]) -> dict[int, str]:
+    """Names of the parameters among ``leaves``, as the state_dict of the outermost module that
+    holds each one names them (the live modules are found through the garbage collector)."""
+    from .nn import Module, Parameter
+
+    wanted = {id(t) for t in leaves if isinstance(t, Parameter)}
+    if not wanted:
+        return {}
+    parent: dict[int, Any] = {}  # id(parameter or module) -> a module that registers it
+    for m in gc.get_objects():
+        if isinstance(m, Module):
+            for table in ("_parameters", "_buffers", "_modules"):
+                for value in m.__dict__.get(table, {}).values():
+                    parent.setdefault(id(value), m)
+    names: dict[int, str] = {}
+    for key in wanted:
+        root = parent.get(key)
+        if key in names or root is None:
+            continue
+        seen = {id(root)}
+        while id(root) in parent and id(parent[id(root)]) not in seen:  # the outermost module
+            root = parent[id(root)]
+            seen.add(id(root))
+        names.update(_param_names(root))
+    return names
+
+
 def _param_names(params: Any) -> dict[int, str]:
     """id(tensor) -> name from a dict of named tensors or a Module (parameters and buffers)."""
-    if params is None:
-        return {}
     if isinstance(params, dict):
         return {id(t): str(name) for name, t in params.items()}
     names: dict[int, str] = {}
@@ -145,14 +171,20 @@ def to_dot(tensor: Tensor | Sequence[Tensor], params: Any = None, show_saved: bo
     """Graphviz DOT text of the graph behind ``tensor`` (or a list of tensors).
 
     ``params`` names the leaves: a dict of name -> tensor, as ``dict(model.named_parameters())``
-    (torchviz's argument), or the Module itself (its parameters and buffers). ``show_saved``
+    (torchviz's argument), or the Module itself (its parameters and buffers). Without it, the
+    parameters are named by the outermost module that holds them; ``params={}`` names
+    nothing. ``show_saved``
     adds each op's keyword parameters and the shapes of the arrays its forward saved.
     """
     roots = [tensor] if isinstance(tensor, Tensor) else list(tensor)
     for i, t in enumerate(roots):
         if not isinstance(t, Tensor):
             raise TypeError(f"to_dot draws Tensors; item {i} is a {type(t).__name__}")
-    names = _param_names(params)
+    order = graph_of(roots)
+    if params is None:
+        names = _auto_names([t for t in order if _node_of(t) is None])
+    else:
+        names = _param_names(params)
     root_ids = {id(t) for t in roots}
     ids: dict[int, str] = {}
     lines = [
@@ -161,7 +193,7 @@ def to_dot(tensor: Tensor | Sequence[Tensor], params: Any = None, show_saved: bo
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
         "  edge [arrowsize=0.7];",
     ]
-    for t in graph_of(roots):
+    for t in order:
         key = ids[id(t)] = f"t{len(ids)}"
         node = _node_of(t)
         if node is None:
