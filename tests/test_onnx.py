@@ -297,6 +297,8 @@ def test_loss_of_a_model(tmp_path):
     path = tmp_path / "loss.onnx"
     with pytest.warns(UserWarning, match="batch size"):
         tm_onnx.export(lambda x: F.cross_entropy(model(x), target), tm.Tensor(x), path)
+    proto = check_file(path)
+    assert set(model.state_dict()) <= {i.name for i in proto.graph.initializer}
     (got,) = session(path).run(None, {"input": x})
     with tm.no_grad():
         want = F.cross_entropy(model(tm.Tensor(x)), target).item()

@@ -29,7 +29,7 @@ from typing import Any
 from ._tensor import Tensor, enable_grad
 from .backend import np, to_numpy
 from .serialization import _atomic_write, _fspath
-from .viz import _node_of, graph_of
+from .viz import _auto_names, _node_of, graph_of
 
 __all__ = ["export", "LOWERINGS", "DEFAULT_OPSET", "SUPPORTED_OPSETS"]
 
@@ -748,23 +748,25 @@ def _build(
     dynamic = {id(x) for n, x in zip(in_names, inputs, strict=True) if 0 in _spec(dynamic_axes, n)}
     batch_size = next((x.shape[0] for x in inputs if id(x) in dynamic), None)
 
-    named: dict[int, str] = {}
+    b = _Builder(onnx, opset)
+    b.used.update(in_names + out_names)
+    names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
+    order = graph_of(outputs, stop=names)
+    # parameters and buffers keep their state_dict names: the model's, or else those of the
+    # outermost module that holds them (a function that calls modules)
+    named = _auto_names([t for t in order if _node_of(t) is None and id(t) not in names])
     for attr in ("named_buffers", "named_parameters"):
         if hasattr(model, attr):
             named.update({id(p): n for n, p in getattr(model, attr)()})
-
-    b = _Builder(onnx, opset)
-    b.used.update(in_names + out_names + list(named.values()))
-    names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
     batched: dict[int, bool] = {id(x): id(x) in dynamic for x in inputs}
-    for t in graph_of(outputs, stop=names):
+    for t in order:
         if id(t) in names:
             continue
         node = _node_of(t)
         if node is None:  # a leaf: a parameter, a buffer or a constant
             array = to_numpy(t._data)
             if id(t) in named:
-                names[id(t)] = b.initializer(array, named[id(t)])
+                names[id(t)] = b.const(array, named[id(t)])
             else:
                 _warn_if_batch_sized(array, batch_size, "constant tensor")
                 names[id(t)] = b.const(array, "const")
