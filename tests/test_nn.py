@@ -79,7 +79,7 @@ def test_parameters_found_in_attributes_lists_and_nested_dicts():
     block = Block()
     names = [n for n, _ in block.named_parameters()]
     assert names == BLOCK_NAMES
-    params = block.parameters()
+    params = list(block.parameters())
     assert [id(p) for p in params] == [id(p) for _, p in block.named_parameters()]
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in params)
     assert params[0] is block.scale
@@ -97,27 +97,29 @@ def test_parameters_of_a_module_nested_in_a_module():
     outer = Outer()
     names = [n for n, _ in outer.named_parameters()]
     expected = [f"blocks.{i}.{n}" for i in range(2) for n in BLOCK_NAMES]
-    assert names == expected + ["out.weight", "out.bias"]
+    # registered children first (PyTorch's order), then modules found in plain lists
+    assert names == ["out.weight", "out.bias"] + expected
 
 
 def test_a_shared_module_is_counted_once():
     shared = nn.Linear(2, 2)
     model = nn.Sequential(shared, nn.ReLU(), shared)
     assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"]
-    assert len(model.parameters()) == 2
+    assert len(list(model.parameters())) == 2
 
 
 def test_children_are_the_direct_submodules():
     block = Block()
     kids = list(block.children())
+    # registered submodules in assignment order (as PyTorch), then those in plain containers
     assert kids == [
         block.stem,
+        block.act,
+        block.drop,
         *block.hidden[:2],
         block.hidden[2][0],
         block.heads["a"],
         block.heads["b"]["inner"],
-        block.act,
-        block.drop,
     ]
     model = small_model()
     assert list(model.children()) == list(model)
@@ -148,10 +150,10 @@ def test_module_without_forward_says_so():
 def test_zero_grad_clears_or_zeros_every_gradient():
     model = small_model()
     model(batch()).sum().backward()
-    assert all(p.grad is not None and np.any(p.grad != 0) for p in model.parameters())
+    assert all(p.grad is not None and np.any(p.grad.numpy() != 0) for p in model.parameters())
     model.zero_grad(set_to_none=False)
     for p in model.parameters():
-        assert p.grad is not None and p.grad.shape == p.shape and not np.any(p.grad)
+        assert p.grad is not None and p.grad.numpy().shape == p.shape and not np.any(p.grad.numpy())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
 
@@ -172,12 +174,12 @@ def test_train_and_eval_reach_every_module():
 def test_to_cpu_keeps_the_parameters_in_place():
     model = small_model()
     before = model.state_dict()
-    arrays = [p.data for p in model.parameters()]
+    arrays = [p._data for p in model.parameters()]
     assert model.to("cpu") is model
     assert all(p.device == "cpu" for p in model.parameters())
-    assert all(p.data is a for p, a in zip(model.parameters(), arrays, strict=True))
+    assert all(p._data is a for p, a in zip(model.parameters(), arrays, strict=True))
     for k, v in model.state_dict().items():
-        np.testing.assert_array_equal(v, before[k])
+        np.testing.assert_array_equal(v.numpy(), before[k].numpy())
 
 
 @pytest.mark.cuda
@@ -185,29 +187,33 @@ def test_to_cpu_keeps_the_parameters_in_place():
 def test_to_cuda_and_load_keeps_the_device():
     model = small_model().to("cuda")
     assert all(p.device == "cuda" for p in model.parameters())
-    sd = {k: v.astype(F64) for k, v in small_model(seed=3).state_dict().items()}
+    sd = {k: v.numpy().astype(F64) for k, v in small_model(seed=3).state_dict().items()}
     model.load_state_dict(sd)
     assert all(p.device == "cuda" and p.dtype == np.float32 for p in model.parameters())
     for k, v in model.state_dict().items():
-        assert isinstance(v, np.ndarray)
-        np.testing.assert_array_equal(v, sd[k].astype(np.float32))
+        assert isinstance(v, tm.Tensor) and v.device == "cuda"
+        np.testing.assert_array_equal(v.cpu().numpy(), sd[k].astype(np.float32))
 
 
 # ---------------------------------------------------------------- state dicts
 
 
-def test_state_dict_is_a_copy():
+def test_state_dict_holds_detached_tensors_sharing_memory():
+    # as PyTorch: values are detached tensors viewing the parameters (copy them to keep them)
     model = small_model()
     sd = model.state_dict()
     assert list(sd) == [n for n, _ in model.named_parameters()]
     for (name, p), value in zip(model.named_parameters(), sd.values(), strict=True):
-        assert isinstance(value, np.ndarray) and value.dtype == p.dtype and value.shape == p.shape
-        assert not np.shares_memory(value, p.data), name
-    original = model[0].weight.numpy().copy()
-    sd["0.weight"][...] = 123.0
-    np.testing.assert_array_equal(model[0].weight.numpy(), original)
-    model[0].weight.data[...] = -1.0
-    assert np.all(sd["0.weight"] == 123.0)
+        assert isinstance(value, tm.Tensor) and not isinstance(value, nn.Parameter), name
+        assert value.dtype == p.dtype and value.shape == p.shape
+        assert not value.requires_grad and value.is_leaf
+        assert np.shares_memory(value.numpy(), p.numpy()), name
+    model[0].weight.numpy()[...] = -1.0
+    assert np.all(sd["0.weight"].numpy() == -1.0)
+    kept = {k: v.numpy().copy() for k, v in sd.items()}
+    model[0].weight.numpy()[...] = 5.0
+    assert np.all(kept["0.weight"] == -1.0)
+    assert list(model.state_dict(keep_vars=True).values()) == list(model.parameters())
 
 
 def test_state_dict_round_trip_through_a_file_is_exact(tmp_path):
@@ -220,7 +226,7 @@ def test_state_dict_round_trip_through_a_file_is_exact(tmp_path):
     assert list(loaded) == list(model.state_dict())
     for k, v in model.state_dict().items():
         assert loaded[k].dtype == v.dtype
-        np.testing.assert_array_equal(loaded[k], v)
+        np.testing.assert_array_equal(loaded[k], v.numpy())
     fresh = small_model(seed=99)
     assert not np.array_equal(fresh(x).numpy(), expected)
     fresh.load_state_dict(loaded)
@@ -235,21 +241,22 @@ def test_float64_round_trip_through_a_file_is_exact(tmp_path):
     fresh.load_state_dict(loaded)
     for (k, v), p in zip(model.state_dict().items(), fresh.parameters(), strict=True):
         assert p.dtype == F64
-        np.testing.assert_array_equal(p.numpy(), v, err_msg=k)
+        np.testing.assert_array_equal(p.numpy(), v.numpy(), err_msg=k)
 
 
 @pytest.mark.parametrize("model_dtype, file_dtype", [(np.float32, F64), (F64, np.float32)])
 def test_load_state_dict_keeps_the_parameter_dtype(model_dtype, file_dtype):
     model = small_model(seed=0, dtype=model_dtype)
     source = {
-        k: v.astype(file_dtype) for k, v in small_model(seed=7, dtype=F64).state_dict().items()
+        k: v.numpy().astype(file_dtype)
+        for k, v in small_model(seed=7, dtype=F64).state_dict().items()
     }
     result = model.load_state_dict(source)
     assert result.missing_keys == [] and result.unexpected_keys == []
     for name, p in model.named_parameters():
         assert p.dtype == model_dtype and p.device == "cpu"
         np.testing.assert_array_equal(p.numpy(), source[name].astype(model_dtype))
-        assert not np.shares_memory(p.data, source[name])
+        assert not np.shares_memory(p.numpy(), source[name])
     source["0.weight"][...] = 5.0
     assert not np.any(model[0].weight.numpy() == 5.0)
 
@@ -262,49 +269,54 @@ def test_load_state_dict_accepts_tensors_and_lists():
     assert model.weight.dtype == np.float32 and model.bias.dtype == np.float32
 
 
+def _snapshot(model):
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
 def _assert_unchanged(model, before):
     for k, v in model.state_dict().items():
-        np.testing.assert_array_equal(v, before[k], err_msg=k)
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
 
 
-def test_missing_key_raises_keyerror_naming_it_and_changes_nothing():
+def test_missing_key_raises_runtimeerror_naming_it_and_changes_nothing():
     model = small_model()
-    before = model.state_dict()
+    before = _snapshot(model)
     sd = {k: v + 1 for k, v in before.items()}
     del sd["2.bias"]
-    with pytest.raises(KeyError, match=r"2\.bias"):
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "2\.bias"'):
         model.load_state_dict(sd)
     _assert_unchanged(model, before)
 
 
-def test_unexpected_key_raises_keyerror_naming_it_and_changes_nothing():
+def test_unexpected_key_raises_runtimeerror_naming_it_and_changes_nothing():
     model = small_model()
-    before = model.state_dict()
+    before = _snapshot(model)
     sd = {k: v + 1 for k, v in before.items()}
     sd["6.weight"] = np.zeros((3, 3))
-    with pytest.raises(KeyError, match=r"6\.weight"):
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "6\.weight"'):
         model.load_state_dict(sd)
     _assert_unchanged(model, before)
 
 
 def test_wrong_shape_names_key_and_both_shapes_and_changes_nothing():
     model = small_model()
-    before = model.state_dict()
+    before = _snapshot(model)
     sd = {k: v + 1 for k, v in before.items()}
     sd["2.weight"] = np.zeros((8, 4), np.float32)  # transposed: the model holds (4, 8)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(RuntimeError) as info:  # PyTorch raises RuntimeError, strict or not
         model.load_state_dict(sd)
     message = str(info.value)
-    assert "2.weight" in message and "(8, 4)" in message and "(4, 8)" in message
+    assert "size mismatch for 2.weight" in message and "(8, 4)" in message
+    assert "(4, 8)" in message
     _assert_unchanged(model, before)
-    with pytest.raises(ValueError, match=r"\(4, 8\)"):
+    with pytest.raises(RuntimeError, match=r"\(4, 8\)"):
         model.load_state_dict(sd, strict=False)
     _assert_unchanged(model, before)
 
 
 def test_non_numeric_value_is_refused_and_changes_nothing():
     model = nn.Linear(2, 2)
-    before = model.state_dict()
+    before = _snapshot(model)
     with pytest.raises(TypeError, match="bias"):
         model.load_state_dict({"weight": np.zeros((2, 2)), "bias": np.array(["a", "b"])})
     _assert_unchanged(model, before)
@@ -312,12 +324,12 @@ def test_non_numeric_value_is_refused_and_changes_nothing():
 
 def test_non_strict_load_reports_and_loads_the_rest():
     model = small_model()
-    before = model.state_dict()
+    before = _snapshot(model)
     sd = {k: v + 1 for k, v in before.items() if k != "4.bias"}
     sd["extra.weight"] = np.zeros(2)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert missing == ["4.bias"] and unexpected == ["extra.weight"]
-    after = model.state_dict()
+    after = _snapshot(model)
     np.testing.assert_array_equal(after["4.bias"], before["4.bias"])
     for k in sd:
         if k in after:
@@ -369,8 +381,8 @@ def test_init_is_reproducible_with_manual_seed():
     tm.manual_seed(6)
     third = nn.Linear(10, 4).state_dict()
     for k in first:
-        np.testing.assert_array_equal(first[k], second[k])
-    assert not np.array_equal(first["weight"], third["weight"])
+        np.testing.assert_array_equal(first[k].numpy(), second[k].numpy())
+    assert not np.array_equal(first["weight"].numpy(), third["weight"].numpy())
 
 
 def test_linear_dtype_float64_and_argument_checks():
@@ -404,8 +416,8 @@ def test_sequential_indexing_len_iteration_and_slicing():
     head = model[:2]
     assert isinstance(head, nn.Sequential) and len(head) == 2
     assert head[0] is model[0]
-    tail = model[2:]
-    assert [n for n, _ in tail.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    tail = model[2:]  # a slice keeps the layers' names, as in PyTorch
+    assert [n for n, _ in tail.named_parameters()] == ["2.weight", "2.bias", "4.weight", "4.bias"]
     assert tail[0].weight is model[2].weight
     x = batch()
     np.testing.assert_allclose(tail(head(x)).numpy(), model(x).numpy(), rtol=1e-6)
@@ -425,7 +437,7 @@ def test_reprs():
         "Sequential(\n"
         "  (0): Linear(in_features=2, out_features=3, bias=True)\n"
         "  (1): ReLU()\n"
-        "  (2): Dropout(p=0.25)\n"
+        "  (2): Dropout(p=0.25, inplace=False)\n"
         "  (3): Linear(in_features=3, out_features=1, bias=False)\n"
         ")"
     )
@@ -442,7 +454,7 @@ def test_reprs():
         "    (0): Linear(in_features=1, out_features=1, bias=True)\n"
         "    (1): Sigmoid()\n"
         "  )\n"
-        "  (head): Softmax(axis=-1)\n"
+        "  (head): Softmax(dim=None)\n"
         ")"
     )
     assert repr(nn.Parameter(np.zeros(1))).startswith("Parameter containing:\n")
@@ -505,7 +517,7 @@ def test_dropout_extremes_gradient_and_checks():
     tm.manual_seed(2)
     out = nn.Dropout(0.4)(x)
     out.sum().backward()
-    np.testing.assert_allclose(x.grad, (out.numpy() != 0) / 0.6, rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), (out.numpy() != 0) / 0.6, rtol=1e-6)
     for bad in (-0.1, 1.5, "0.5"):
         with pytest.raises(ValueError):
             nn.Dropout(bad)
@@ -590,7 +602,7 @@ def test_gradcheck_custom_module():
             return self.layers[1]["out"](self.layers[0](x).tanh()) * self.gain
 
     net = Net()
-    assert len(net.parameters()) == 5
+    assert len(list(net.parameters())) == 5
     x = t64(np.random.default_rng(4).standard_normal((2, 3)))
     assert tm.gradcheck(lambda x, *params: net(x), [x, *net.parameters()])
 
@@ -615,7 +627,9 @@ def test_state_dict_loads_into_torch_and_back():
     model = small_model(seed=0)
     reference = _torch_model(torch)
     assert list(reference.state_dict()) == list(model.state_dict())
-    reference.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    reference.load_state_dict(
+        {k: torch.from_numpy(v.numpy()) for k, v in model.state_dict().items()}
+    )
     x = batch(7)
     target = np.array([0, 1, 2, 2, 1, 0, 1])
     out = model(x)
@@ -625,7 +639,9 @@ def test_state_dict_loads_into_torch_and_back():
     tm.nn.functional.nll_loss(out, target).backward()
     torch.nn.functional.nll_loss(expected, torch.from_numpy(target)).backward()
     for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
-        np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(
+            p.grad.numpy(), q.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name
+        )
     # back: a model trained in torch runs here
     torch.manual_seed(0)
     reference = _torch_model(torch)
@@ -695,8 +711,8 @@ def test_sequential_fused_stack_matches_the_layers_one_by_one(
         np.testing.assert_array_equal(fused.numpy(), _one_by_one(model, x).numpy())
         return
     fused.backward(seed)
-    grads = [None if p.grad is None else p.grad.copy() for p in model.parameters()]
-    x_grad = x.grad
+    grads = [None if p.grad is None else p.grad.numpy().copy() for p in model.parameters()]
+    x_grad = None if x.grad is None else x.grad.numpy()
 
     model.zero_grad()
     x2 = tm.Tensor(x_data, requires_grad=input_grad)
@@ -708,9 +724,9 @@ def test_sequential_fused_stack_matches_the_layers_one_by_one(
         if g is None:
             assert p.grad is None
         else:
-            np.testing.assert_array_equal(g, p.grad)
+            np.testing.assert_array_equal(g, p.grad.numpy())
     if input_grad:
-        np.testing.assert_array_equal(x_grad, x2.grad)
+        np.testing.assert_array_equal(x_grad, x2.grad.numpy())
     else:
         assert x_grad is None
 
@@ -747,11 +763,16 @@ def test_sequential_stack_gradients_pass_finite_differences():
 
 def test_sequential_stack_refuses_mismatched_input_naming_the_layer():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    message = r"layer 0: input of shape \(2, 5\) does not fit weight of shape \(3, 4\)"
+    # the error names the user's layer, not the fused op
+    message = r"Sequential layer 0 \(Linear\): .*input of shape \(2, 5\) does not fit weight"
     with pytest.raises(ValueError, match=message):
         model(tm.Tensor(np.ones((2, 5), np.float32)))
-    with pytest.raises(TypeError, match="input dtype float64, weight dtype float32"):
+    message = r"Sequential layer 0 \(Linear\): .*input dtype float64 differs from weight dtype"
+    with pytest.raises(TypeError, match=message):
         model(tm.Tensor(np.ones((2, 4)), dtype=np.float64))
+    wide = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2))
+    with pytest.raises(ValueError, match=r"Sequential layer 2 \(Linear\): .*\(2, 3\)"):
+        wide(tm.Tensor(np.ones((2, 4), np.float32)))
     with pytest.raises(TypeError, match="must be a Tensor"):
         model(np.ones((2, 4), np.float32))
     # a single sample (1-D) runs module by module, as PyTorch allows

@@ -224,11 +224,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def linear_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """relu(x @ weight.T + bias) as one recorded op: the same values and gradients as the two
-    ops, without keeping the pre-activation (an extension; PyTorch has no such function)."""
-    if bias is None:
-        return linear(x, weight).relu()
-    return _linear(O.LINEAR_RELU, x, weight, bias)
+    """relu(x @ weight.T + bias) (an extension; PyTorch has no such function)."""
+    return linear(x, weight, bias).relu()
 
 
 def _linear(op: O.Op, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -532,6 +529,11 @@ def _class_indices(name: str, target, logits: Tensor, ignore_index: int = -100):
 def _as_2d(name: str, input: Tensor, target: Any) -> tuple[Tensor, Any]:
     """(N, C) logits and class indices (N,) from (C,), (N, C) or (N, C, d1, ...) input."""
     if input.ndim == 1:
+        if target is not None and target.size != 1:
+            raise ValueError(
+                f"{name}: input of shape {tuple(input.shape)} is one sample of C classes and "
+                f"takes a 0-d target, got a target of shape {tuple(target.shape)}"
+            )
         return input.reshape(1, -1), None if target is None else target.reshape(1)
     if input.ndim == 2:
         return input, target
@@ -617,6 +619,8 @@ def cross_entropy(
         _check_tensors("cross_entropy", input=input)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if isinstance(target, Tensor) and not target.requires_grad:
+        target = target._data
     plain = weight is None and label_smoothing == 0.0
     data = input._data
     if (
