@@ -310,3 +310,16 @@ def test_hand_written_file_with_padding_loads(tmp_path):
     path = tmp_path / "ok.safetensors"
     write_raw(path, json.dumps({"w": F32x2}).encode() + b"   ", np.ones(2, "<f4").tobytes())
     assert_same(load(path), {"w": np.ones(2, np.float32)})
+
+
+@pytest.mark.cuda
+def test_cupy_arrays_are_saved_from_the_host(tmp_path):
+    from tinygrad_mlp import backend
+
+    if not backend.cupy_available():
+        pytest.skip("needs CuPy and a GPU")
+    cp = backend.get_array_module("cuda")
+    save({"w": cp.arange(4, dtype=cp.float32)}, tmp_path / "g.safetensors")
+    got = load(tmp_path / "g.safetensors")["w"]
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.arange(4, dtype=np.float32))
