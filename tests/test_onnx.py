@@ -372,3 +372,22 @@ def test_other_indices_at_the_example_batch(index, tmp_path):
     check_file(path)
     (got,) = session(path).run(None, {"input": x})
     np.testing.assert_array_equal(got, x[np.asarray(index) if isinstance(index, list) else index])
+
+
+def test_custom_function_is_refused_by_name(tmp_path):
+    Function = getattr(tm.autograd, "Function", None)
+    if Function is None:
+        pytest.skip("no tm.autograd.Function yet")
+
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    with pytest.raises(NotImplementedError, match="'Twice'"):
+        tm_onnx.export(lambda x: Twice.apply(x), tm.Tensor(np.ones((2, 2))), tmp_path / "f.onnx")
+    assert os.listdir(tmp_path) == []
