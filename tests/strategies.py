@@ -7,7 +7,10 @@ domain edges, so that central differences with eps = 1e-6 are accurate:
 - "positive": [0.2, 3];
 - "nonzero": |x| in [0.1, 2] (away from the kinks of relu and abs at 0);
 - "unit": [0.05, 0.95] (inside the domain of binary cross-entropy);
-- "distinct": no two values closer than 0.3 (so the max has no near-ties).
+- "distinct": no two values closer than 0.3 (so the max has no near-ties);
+- "grid" and "offgrid": multiples of 0.5 in [-2, 2], the latter moved by 0.25, each with a jitter
+  of at most 0.05: a "grid" value and an "offgrid" value are at least 0.15 apart (so maximum
+  and minimum of the two never meet a near-tie).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-DOMAINS = ("real", "positive", "nonzero", "unit", "distinct")
+DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid")
 
 # The side lengths and the numbers of dimensions that tests draw: small, so Jacobians are cheap.
 sizes = st.integers(min_value=1, max_value=4)
@@ -55,6 +58,10 @@ _ELEMENTS = {
         lambda sv: sv[0] * sv[1]
     ),
     "unit": _floats(0.05, 0.95),
+    "grid": st.tuples(st.integers(-4, 4), _floats(-0.05, 0.05)).map(lambda kj: kj[0] / 2 + kj[1]),
+    "offgrid": st.tuples(st.integers(-4, 3), _floats(-0.05, 0.05)).map(
+        lambda kj: kj[0] / 2 + 0.25 + kj[1]
+    ),
 }
 
 

@@ -1,30 +1,67 @@
 """tinygrad_mlp: a small, fast reverse-mode autodiff framework for neural networks."""
 
-from . import autograd, backend, datasets, nn, ops, optim, utils
-from .backend import cupy_available, get_array_module, manual_seed, set_default_device
-from .classifier import NNClassifier as NNClassifier
-from .datasets import image_folder, make_moons, make_xor, mnist
-from .autograd import GradcheckError, gradcheck
-from .nn import functional
-from .serialization import load, save
-from .utils.data import DataLoader
-from ._tensor import (
-    Tensor,
+from . import _functions, _method_functions, autograd, backend, datasets, nn, ops, optim, utils
+from ._functions import *  # noqa: F403  (tm.zeros, tm.cat, ...: PyTorch's top level)
+from ._method_functions import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
+from ._tensor import Tensor
+from .autograd import (
+    Function,
+    GradcheckError,
     detect_anomaly,
     enable_grad,
     grad,
+    gradcheck,
+    gradgradcheck,
+    inference_mode,
     is_anomaly_enabled,
     is_grad_enabled,
     no_grad,
     set_anomaly_detection,
+    set_grad_enabled,
 )
+from .backend import Generator, cupy_available, get_array_module, manual_seed, set_default_device
+from .classifier import NNClassifier as NNClassifier
+from .datasets import image_folder, make_moons, make_xor, mnist
+from .nn import functional
+from .serialization import load, save
+from .utils.data import DataLoader
 
-float32 = backend.np.dtype("float32")
-float64 = backend.np.dtype("float64")
+_np = backend.np
+float16 = half = _np.dtype("float16")
+float32 = float = _np.dtype("float32")
+float64 = double = _np.dtype("float64")
+int8 = _np.dtype("int8")
+uint8 = _np.dtype("uint8")
+int16 = short = _np.dtype("int16")
+int32 = int = _np.dtype("int32")
+int64 = long = _np.dtype("int64")
+bool = _np.dtype("bool")  # noqa: A001  (PyTorch's name, shadowing the builtin only here)
+dtype = type(float32)
 
 __version__ = "0.1.0"
 __all__ = [
+    *_functions.__all__,
+    *_method_functions.__all__,
     "Tensor",
+    "Function",
+    "Generator",
+    "gradgradcheck",
+    "set_grad_enabled",
+    "inference_mode",
+    "float16",
+    "half",
+    "float",
+    "double",
+    "int8",
+    "uint8",
+    "int16",
+    "short",
+    "int32",
+    "int",
+    "int64",
+    "long",
+    "bool",
+    "dtype",
     "no_grad",
     "enable_grad",
     "is_grad_enabled",

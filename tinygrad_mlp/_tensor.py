@@ -1,131 +1,104 @@
-"""Tensor, the tape it records on, and the reverse-mode engine that walks the tape backwards."""
+"""Tensor and the tape it records on: every op application becomes a Node that the engine
+(``autograd/engine.py``) walks backwards."""
 
 from __future__ import annotations
 
-import heapq
 import itertools
+import math
+import operator
 import traceback
+from collections import namedtuple
 from collections.abc import Sequence
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 from . import backend
 from . import ops as O
+from .autograd.grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
 from .backend import np
 
 __all__ = [
     "Tensor",
     "apply",
-    "grad",
+    "Node",
+    "DEFAULT_DTYPE",
+    "to_dtype",
     "no_grad",
     "enable_grad",
     "is_grad_enabled",
-    "set_anomaly_detection",
-    "detect_anomaly",
-    "is_anomaly_enabled",
 ]
 
 _FLOAT_KINDS = "f"
 _NUMERIC_KINDS = "biuf"
 DEFAULT_DTYPE = np.dtype(np.float32)
+_INT64 = np.dtype(np.int64)
+_BOOL = np.dtype(bool)
 
-
-class _Mode:
-    """Process-wide switches of the engine."""
-
-    grad_enabled = True
-    anomaly = False
-
-
-# ---------------------------------------------------------------- grad mode and anomaly mode
-
-
-class no_grad:
-    """Context manager and decorator: ops inside record nothing and their results need no grad."""
-
-    def __enter__(self) -> None:
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _Mode.grad_enabled = self._prev
-
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
-        wrapper.__doc__ = getattr(fn, "__doc__", None)
-        return wrapper
-
-
-class enable_grad(no_grad):
-    """Context manager and decorator: turn recording back on inside a ``no_grad`` block."""
-
-    def __enter__(self) -> None:
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    """True when ops are being recorded for backward."""
-    return _Mode.grad_enabled
-
-
-def set_anomaly_detection(enabled: bool) -> None:
-    """Make backward raise at the first op whose output or gradient holds NaN or inf, naming it."""
-    _Mode.anomaly = bool(enabled)
-
-
-def is_anomaly_enabled() -> bool:
-    """True when anomaly detection is on."""
-    return _Mode.anomaly
-
-
-class detect_anomaly:
-    """Context manager: anomaly detection on inside the block (see ``set_anomaly_detection``)."""
-
-    def __enter__(self) -> None:
-        self._prev = _Mode.anomaly
-        _Mode.anomaly = True
-
-    def __exit__(self, *exc: object) -> None:
-        _Mode.anomaly = self._prev
+max_result = namedtuple("max", ["values", "indices"])
+min_result = namedtuple("min", ["values", "indices"])
 
 
 # ---------------------------------------------------------------- the tape
 
 
 class Node:
-    """One recorded op application: the op, its input tensors and what its forward saved."""
+    """One recorded op application (the ``grad_fn`` of its output): the op, its input tensors,
+    its keyword parameters and what its forward saved."""
 
-    __slots__ = ("op", "inputs", "saved", "needs", "seq", "released", "trace")
+    __slots__ = (
+        "op",
+        "inputs",
+        "saved",
+        "needs",
+        "params",
+        "seq",
+        "released",
+        "trace",
+        "versions",
+        "ctx",
+    )
 
-    def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple) -> None:
+    def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple, params: dict) -> None:
         self.op = op
         self.inputs = inputs
         self.saved = saved
         self.needs = needs
+        self.params = params
         self.seq = next(_creation_order)
         self.released = False
         self.trace = _creation_trace() if _Mode.anomaly else None
+        self.versions = tuple(map(_version_of, inputs))
+        self.ctx = None
+
+    def name(self) -> str:
+        """The PyTorch-style name of the backward of this op, e.g. 'MulBackward0'."""
+        words = self.op.name.split("_")
+        return "".join(w[:1].upper() + w[1:] for w in words) + "Backward0"
+
+    @property
+    def next_functions(self) -> tuple:
+        """(grad_fn, 0) of each input; None for inputs that are leaves."""
+        return tuple((t._node, 0) for t in self.inputs)
 
     def release(self) -> None:
         """Free what forward saved and the links to the inputs."""
         self.saved = None
         self.inputs = ()
         self.released = True
+        self.ctx = None
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
 
 
 # NOTE: an op's output is always created after its inputs, so ordering the nodes of a graph by
-# this counter (a sort in _graph, a heap in _run_backward) gives a topological order without
-# recursion or a depth-first search.
+# this counter (a heap in the engine) gives a topological order without recursion.
 _creation_order = itertools.count()
 _data_of = attrgetter("_data")
-_ndarray = np.ndarray
-_new_tensor = object.__new__
+_version_of = attrgetter("_version")
 _requires_grad_of = attrgetter("requires_grad")
+_ndarray = np.ndarray
+_NUMPY = backend.NUMPY
 
 
 def _creation_trace() -> str:
@@ -134,29 +107,20 @@ def _creation_trace() -> str:
     return "".join(traceback.format_list(frames[-3:]))
 
 
-def _lift(value: Any, like: Tensor) -> Tensor:
-    """Turn a Python number or an array into a constant tensor next to ``like``."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        xp = backend.array_module_of(like._data)
-        return Tensor._wrap(xp.asarray(value, dtype=like._data.dtype), False, None)
-    return Tensor(value, device=like.device)
-
-
 def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     """Run an op's forward on tensors and record it on the tape when a gradient is wanted."""
     arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
-    if len(arrays) > 1 and len(set(map(type, arrays))) > 1:
-        devices = ", ".join(f"{x.device} {x.shape}" for x in inputs)
-        raise RuntimeError(
-            f"{op.name}: all tensors must be on one device, got {devices}; "
-            "move them with .to(device)"
-        )
-    xp = np if type(first) is _ndarray else backend.array_module_of(first)
+    if type(first) is _ndarray:
+        ns = _NUMPY
+        if len(arrays) > 1 and any(type(a) is not _ndarray for a in arrays):
+            _refuse_devices(op, inputs)
+    else:
+        ns = backend.namespace_of(first)
+        if len(arrays) > 1 and len(set(map(type, arrays))) > 1:
+            _refuse_devices(op, inputs)
     try:
-        out, saved = op.forward(xp, *arrays, **params)
+        out, saved = op.forward(ns, *arrays, **params)
     except (O.ShapeError, O.DTypeError):
         raise  # the op's own message already names the op, the shapes or dtypes
     except (ValueError, TypeError) as e:
@@ -165,61 +129,236 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
         raise kind(
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
-    if type(out) is not _ndarray and xp is np:
+    if type(out) is not _ndarray and ns is _NUMPY:
         out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
-    t = _new_tensor(Tensor)
+    t = _new(Tensor)
     t._data = out
     t.grad = None
-    t._retains_grad = False
+    t._version = 0
+    t._extra = None
     if _Mode.grad_enabled:
         needs = tuple(map(_requires_grad_of, inputs))
         if True in needs:
             t.requires_grad = True
-            t._node = Node(op, inputs, saved, needs)
+            t._node = Node(op, inputs, saved, needs, params)
             return t
     t.requires_grad = False
     t._node = None
     return t
 
 
-# ---------------------------------------------------------------- conversion
+_new = object.__new__
 
 
-def _to_array(data: Any, dtype: Any, device: str | None):
-    """Convert user data to a backend array following the dtype and device rules of Tensor."""
+def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
+    devices = ", ".join(f"{x.device} {tuple(x.shape)}" for x in inputs)
+    raise RuntimeError(
+        f"{op.name}: expected all tensors to be on the same device, got {devices}; "
+        "move them with .to(device)"
+    )
+
+
+def _wrap(data: Any, requires_grad: bool = False, node: Node | None = None) -> Tensor:
+    """Make a tensor around an array without conversion (the engine's fast path)."""
+    t = _new(Tensor)
+    t._data = data
+    t.grad = None
+    t.requires_grad = requires_grad
+    t._node = node
+    t._version = 0
+    t._extra = None
+    return t
+
+
+# ---------------------------------------------------------------- dtypes and conversion
+
+
+def to_dtype(dtype: Any) -> Any:
+    """A dtype argument (tm.float32, 'float64', float, ...) as a numpy dtype, or None."""
+    if dtype is None:
+        return None
+    try:
+        out = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype {dtype!r} is not a dtype: {e}") from None
+    if out.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"dtype {out} is not supported; use a float, int or bool dtype")
+    return out
+
+
+def _infer_dtype(array: Any) -> Any:
+    """PyTorch's dtype for data given without dtype=: ints int64, bools bool, floats float32."""
+    kind = array.dtype.kind
+    if kind == "b":
+        return _BOOL
+    if kind in "iu":
+        return _INT64
+    return DEFAULT_DTYPE
+
+
+def _to_array(data: Any, dtype: Any, device: str | None, infer: bool):
+    """User data as a backend array. ``infer``: PyTorch's ``tensor()`` rules (numpy arrays keep
+    their dtype, Python ints become int64, bools bool); otherwise (the ``Tensor`` class) every
+    non-floating input becomes float32."""
     if isinstance(data, Tensor):
         data = data._data
-    if dtype is not None:
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError as e:
-            raise TypeError(f"dtype {dtype!r} is not a numpy dtype: {e}") from None
-        if dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"dtype {dtype} is not numeric; use float32 or float64")
+    dtype = to_dtype(dtype)
     if backend.is_array(data) or backend.looks_like_cupy(data):
         array = data
-        if dtype is None and array.dtype.kind not in _FLOAT_KINDS:
-            dtype = DEFAULT_DTYPE
         if array.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"Tensor data must be numeric, got an array of dtype {array.dtype}")
+            raise TypeError(f"tensor data must be numeric, got an array of dtype {array.dtype}")
+        if dtype is None and not infer and array.dtype.kind not in _FLOAT_KINDS:
+            dtype = DEFAULT_DTYPE
         if device is None:
             device = "cuda" if backend.looks_like_cupy(array) else backend.default_device()
         array = backend.to_device(array, device)
         return array if dtype is None or array.dtype == dtype else array.astype(dtype)
     if isinstance(data, (str, bytes)) or data is None:
-        raise TypeError(f"Tensor data must be numeric, got {type(data).__name__} {data!r:.40}")
+        raise TypeError(f"tensor data must be numeric, got {type(data).__name__} {data!r:.40}")
+    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
+        data = [d.tolist() if isinstance(d, Tensor) else d for d in data]
     try:
         array = np.asarray(data)
     except (ValueError, TypeError) as e:
         raise TypeError(
-            f"Tensor data must be numeric (a number, nested lists or an array): {e}"
+            f"tensor data must be numeric (a number, nested lists or an array): {e}"
         ) from None
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
-            f"Tensor data must be numeric, got {type(data).__name__} holding dtype {array.dtype}"
+            f"tensor data must be numeric, got {type(data).__name__} holding dtype {array.dtype}"
         )
-    array = array.astype(dtype if dtype is not None else DEFAULT_DTYPE, copy=False)
+    if dtype is None:
+        dtype = _infer_dtype(array) if infer else DEFAULT_DTYPE
+    array = array.astype(dtype, copy=False)
     return backend.to_device(array, device)
+
+
+def _kind_rank(dtype: Any) -> int:
+    kind = dtype.kind
+    return 0 if kind == "b" else (1 if kind in "iu" else 2)
+
+
+def _lift(value: Any, like: Tensor) -> Tensor:
+    """A Python number or an array as a constant tensor next to ``like``, with PyTorch's rules:
+    a number takes the tensor's dtype unless it is of a higher kind (a float with an int
+    tensor gives float32)."""
+    if isinstance(value, Tensor):
+        return value
+    dtype = like._data.dtype
+    if isinstance(value, bool):
+        kind = 0
+    elif isinstance(value, (int, np.integer)):
+        kind = 1
+    elif isinstance(value, (float, np.floating)):
+        kind = 2
+    else:
+        return _wrap(_to_array(value, None, like.device, True))
+    if kind > _kind_rank(dtype):
+        dtype = DEFAULT_DTYPE if kind == 2 else _INT64
+    xp = backend.array_module_of(like._data)
+    return _wrap(xp.asarray(value, dtype=dtype))
+
+
+def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Cast the operand of the lower kind (bool < int < float) to the other's dtype."""
+    ra, rb = _kind_rank(a._data.dtype), _kind_rank(b._data.dtype)
+    if ra < rb:
+        return a._cast(b._data.dtype), b
+    if rb < ra:
+        return a, b._cast(a._data.dtype)
+    return a, b
+
+
+def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
+    """Apply a binary op after lifting numbers and promoting dtypes as PyTorch does."""
+    if type(a) is not Tensor and not isinstance(a, Tensor):
+        a = _lift(a, b)
+    elif type(b) is not Tensor and not isinstance(b, Tensor):
+        b = _lift(b, a)
+    if a._data.dtype is not b._data.dtype:
+        a, b = _promote(a, b)
+    return apply(op, a, b)
+
+
+def _as_float(t: Tensor) -> Tensor:
+    return t if t._data.dtype.kind in _FLOAT_KINDS else t._cast(DEFAULT_DTYPE)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _ints(what: str, values: Sequence[Any]) -> tuple[int, ...]:
+    """Shape sizes or dims as ints, or a TypeError naming them."""
+    out = []
+    for v in values:
+        if isinstance(v, Tensor) and v.numel() == 1 and v.dtype.kind in "iu":
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{what} must be ints, got {tuple(values)!r}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _sizes(args: tuple, what: str) -> tuple[int, ...]:
+    """Sizes given as ``f(2, 3)`` or ``f((2, 3))``."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    return _ints(what, args)
+
+
+def _one_dim(dim: Any, ndim: int) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})"
+        )
+    return int(dim) % n
+
+
+def _dim_args(dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> tuple[Any, bool]:
+    """PyTorch's dim=/keepdim= with numpy's axis=/keepdims= as aliases."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("give dim or its alias axis, not both")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    return dim, bool(keepdim)
+
+
+def _index(index: Any) -> Any:
+    """Replace tensors and lists inside an index with integer or bool arrays."""
+    if isinstance(index, tuple):
+        return tuple(_index(i) for i in index)
+    if isinstance(index, Tensor):
+        data = index._data
+        if data.dtype.kind not in "biu":
+            raise IndexError(
+                f"tensors used as indices must be long, int or bool tensors, got {data.dtype}"
+            )
+        return data
+    if isinstance(index, list):
+        array = np.asarray(index)
+        if array.dtype.kind not in "biu":
+            raise IndexError(f"a list used as an index must hold ints or bools, got {index!r:.60}")
+        return array
+    return index
+
+
+def _scalar_exponent(value: Any) -> float | None:
+    """The exponent as a Python number, or None when it is a tensor (or an array)."""
+    if isinstance(value, Tensor):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if backend.is_array(value):
+            return None
+        raise TypeError(f"pow: the exponent must be a number or a tensor, got {value!r:.40}")
+    return float(value)
 
 
 # ---------------------------------------------------------------- Tensor
@@ -228,13 +367,13 @@ def _to_array(data: Any, dtype: Any, device: str | None):
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
 
-    __slots__ = ("_data", "grad", "requires_grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_node", "_version", "_extra", "__weakref__")
     __array_ufunc__ = None  # numpy hands `array + tensor` over to Tensor.__radd__
     __array_priority__ = 1000
 
     def __init__(
         self,
-        data: Any,
+        data: Any = (),
         requires_grad: bool = False,
         dtype: Any = None,
         device: str | None = None,
@@ -248,59 +387,85 @@ class Tensor:
         ):
             array = data  # the common case of a float batch on the CPU, without conversion
         else:
-            array = _to_array(data, dtype, device)
+            array = _to_array(data, dtype, device, False)
         if requires_grad:
             if array.dtype.kind not in _FLOAT_KINDS:
-                raise TypeError(f"only floating tensors can require grad, got dtype {array.dtype}")
+                raise RuntimeError(
+                    f"only Tensors of floating point dtype can require gradients, got {array.dtype}"
+                )
             if array is data or (isinstance(data, Tensor) and array is data._data):
                 array = array.copy()  # a leaf that optimizers update in place owns its memory
         self._data = array
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._node: Node | None = None
-        self._retains_grad = False
+        self._version = 0
+        self._extra = None
 
-    @classmethod
-    def _wrap(cls, data: Any, requires_grad: bool, node: Node | None) -> Tensor:
-        """Make a tensor around an array without conversion (the engine's fast path)."""
-        t = object.__new__(cls)
-        t._data = data
-        t.grad = None
-        t.requires_grad = requires_grad
-        t._node = node
-        t._retains_grad = False
-        return t
+    _wrap = staticmethod(_wrap)
 
     # ------------------------------------------------------------ attributes
 
     @property
     def data(self) -> Tensor:
         """The values as a tensor cut from the graph, sharing memory with this one."""
-        return Tensor._wrap(self._data, False, None)
+        t = _wrap(self._data)
+        t._set_extra("base", self)
+        return t
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = value._data if isinstance(value, Tensor) else value
+        array = value._data if isinstance(value, Tensor) else value
+        if not (backend.is_array(array) or backend.looks_like_cupy(array)):
+            raise TypeError(f"data must be a Tensor or an array, got {type(value).__name__}")
+        self._data = array
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The array's shape."""
+        """The sizes of the dimensions."""
         return self._data.shape
+
+    def size(self, dim: int | None = None) -> Any:
+        """The shape, or the size of dimension ``dim``."""
+        shape = self._data.shape
+        if dim is None:
+            return shape
+        return shape[_one_dim(dim, len(shape))] if shape else 1
 
     @property
     def ndim(self) -> int:
         """The number of dimensions."""
         return self._data.ndim
 
-    @property
-    def size(self) -> int:
+    def dim(self) -> int:
+        """The number of dimensions."""
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self) -> int:
         """The number of elements."""
-        return self._data.size
+        return int(self._data.size)
+
+    nelement = numel
 
     @property
     def dtype(self):
-        """The numpy dtype of the elements."""
+        """The dtype of the elements (a numpy dtype: tm.float32 == numpy.float32)."""
         return self._data.dtype
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return self._data.dtype.itemsize
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self._data.dtype.itemsize
+
+    def is_floating_point(self) -> bool:
+        """True for float16, float32 and float64 tensors."""
+        return self._data.dtype.kind == "f"
 
     @property
     def device(self) -> str:
@@ -308,9 +473,19 @@ class Tensor:
         return "cpu" if type(self._data) is np.ndarray else backend.device_of(self._data)
 
     @property
+    def is_cuda(self) -> bool:
+        """True on the GPU."""
+        return self.device == "cuda"
+
+    @property
     def is_leaf(self) -> bool:
-        """True for tensors made by the user rather than by an op."""
+        """True for tensors made by the user rather than by a recorded op."""
         return self._node is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        """The recorded op that made this tensor (None for leaves)."""
+        return self._node
 
     @property
     def op(self) -> str | None:
@@ -318,9 +493,33 @@ class Tensor:
         return None if self._node is None else self._node.op.name
 
     @property
+    def retains_grad(self) -> bool:
+        """True when this non-leaf keeps its ``.grad`` after backward."""
+        return bool(self._get_extra("retains_grad"))
+
+    @property
+    def _version_counter(self) -> int:
+        return self._version
+
+    def _get_extra(self, key: str) -> Any:
+        return None if self._extra is None else self._extra.get(key)
+
+    def _set_extra(self, key: str, value: Any) -> None:
+        if self._extra is None:
+            self._extra = {}
+        self._extra[key] = value
+
+    @property
     def T(self) -> Tensor:
-        """The tensor with its axes reversed."""
-        return apply(O.TRANSPOSE, self, axes=None)
+        """The tensor with its dimensions reversed."""
+        if self.ndim < 2:
+            return self
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two dimensions swapped."""
+        return self.transpose(-2, -1)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -332,84 +531,193 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
 
+    __hash__ = object.__hash__
+
     def __repr__(self) -> str:
-        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=200)
-        extra = f", dtype={self.dtype}"
+        values = self.numpy()
+        body = np.array2string(values, separator=", ", prefix="tensor(", threshold=200)
+        extra = ""
+        if values.dtype not in (DEFAULT_DTYPE, _INT64, _BOOL):
+            extra += f", dtype=tm.{values.dtype}"
         if self.device != "cpu":
             extra += f", device='{self.device}'"
         if self._node is not None:
-            extra += f", op='{self._node.op.name}'"
+            extra += f", grad_fn={self._node!r}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
-        return f"Tensor({body}{extra})"
+        return f"tensor({body}{extra})"
+
+    def __format__(self, spec: str) -> str:
+        if spec and self.numel() == 1:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
 
     def __array__(self, dtype=None, copy=None):
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
     def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(
+                "Boolean value of Tensor with more than one value is ambiguous "
+                f"(shape {self.shape})"
+            )
         return bool(self.item())
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._one("float"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._one("int"))
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "biu":
+            raise TypeError(f"only integer tensors can be converted to an index, not {self.dtype}")
+        return int(self._one("index"))
+
+    def _one(self, what: str) -> Any:
+        if self.numel() != 1:
+            raise ValueError(
+                f"only one element tensors can be converted to Python scalars ({what} of a tensor "
+                f"of shape {self.shape})"
+            )
+        return self._data.reshape(()).item()
 
     # ------------------------------------------------------------ conversion
 
-    def numpy(self):
+    def numpy(self, force: bool = False):
         """The values as a host numpy array (shared with the tensor on the CPU)."""
         return backend.to_numpy(self._data)
 
     def tolist(self) -> Any:
-        """The values as nested Python lists."""
+        """The values as nested Python lists (a number for a 0-d tensor)."""
         return self.numpy().tolist()
 
-    def item(self) -> float:
+    def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        if self.size != 1:
-            raise ValueError(f"item() needs a tensor of one element, got shape {self.shape}")
-        return self._data.reshape(()).item()
+        return self._one("item")
 
     def detach(self) -> Tensor:
         """A tensor sharing the values, cut from the graph."""
-        return Tensor._wrap(self._data, False, None)
+        t = _wrap(self._data)
+        t._set_extra("base", self)
+        return t
 
-    def to(self, device: str) -> Tensor:
-        """This tensor on ``device`` ('cpu' or 'cuda'); itself when it is already there."""
-        array = backend.to_device(self._data, device)
-        if array is self._data:
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph in place."""
+        self._node = None
+        self.requires_grad = False
+        return self
+
+    def clone(self) -> Tensor:
+        """A copy with its own memory, differentiable."""
+        return apply(O.CAST, self, dtype=self._data.dtype)
+
+    def contiguous(self) -> Tensor:
+        """This tensor (numpy arrays need no contiguity for any op here)."""
+        return self
+
+    def _cast(self, dtype: Any) -> Tensor:
+        if self._data.dtype == dtype:
             return self
-        return Tensor._wrap(array, self.requires_grad, None)
+        if self.requires_grad and dtype.kind not in _FLOAT_KINDS:
+            return _wrap(self._data.astype(dtype))  # integer results carry no gradient
+        return apply(O.CAST, self, dtype=dtype)
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other)``: this tensor
+        itself when nothing changes, else a differentiable copy."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) and a.split(":")[0].lower() in backend.DEVICES:
+                device = a
+            elif a is not None:
+                dtype = a
+        out = self
+        if dtype is not None:
+            out = out._cast(to_dtype(dtype))
+        if device is not None:
+            target = backend._normalise_device(device)
+            if target != out.device:
+                out = apply(O.TO_DEVICE, out, device=target)
+        return out
 
     def cpu(self) -> Tensor:
         """This tensor on the CPU."""
         return self.to("cpu")
 
-    def cuda(self) -> Tensor:
+    def cuda(self, device: Any = None) -> Tensor:
         """This tensor on the GPU."""
         return self.to("cuda")
 
     def astype(self, dtype: Any) -> Tensor:
-        """A differentiable cast to another floating dtype (int or bool only without grad)."""
-        dtype = np.dtype(dtype)
-        if dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"astype: {dtype} is not a numeric dtype; use float32 or float64")
-        if dtype.kind not in _FLOAT_KINDS and self.requires_grad:
-            raise TypeError(
-                f"astype: a tensor that requires grad casts only to a floating dtype, not {dtype}; "
-                "detach it first"
-            )
-        return apply(CAST, self, dtype=dtype)
+        """numpy's name for ``to(dtype)``."""
+        return self._cast(to_dtype(dtype))
+
+    def type(self, dtype: Any = None) -> Any:
+        """The dtype's name without an argument, else ``to(dtype)``."""
+        if dtype is None:
+            return str(self.dtype)
+        return self.to(dtype)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """This tensor cast to ``other``'s dtype."""
+        return self.to(other.dtype)
 
     def float(self) -> Tensor:
         """A cast to float32."""
-        return self.astype(np.float32)
+        return self._cast(DEFAULT_DTYPE)
 
     def double(self) -> Tensor:
         """A cast to float64."""
-        return self.astype(np.float64)
+        return self._cast(np.dtype(np.float64))
+
+    def half(self) -> Tensor:
+        """A cast to float16."""
+        return self._cast(np.dtype(np.float16))
+
+    def long(self) -> Tensor:
+        """A cast to int64."""
+        return self._cast(_INT64)
+
+    def int(self) -> Tensor:
+        """A cast to int32."""
+        return self._cast(np.dtype(np.int32))
+
+    def bool(self) -> Tensor:
+        """A cast to bool."""
+        return self._cast(_BOOL)
+
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A new tensor of data on this tensor's device, with this dtype by default."""
+        array = _to_array(data, dtype or self.dtype, self.device, True)
+        return _wrap(array.copy() if array is data else array).requires_grad_(requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of ``size`` with this tensor's dtype and device by default."""
+        return self.new_full(_sizes(size, "size"), 0, dtype=dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Ones of ``size`` with this tensor's dtype and device by default."""
+        return self.new_full(_sizes(size, "size"), 1, dtype=dtype, requires_grad=requires_grad)
+
+    def new_full(
+        self, size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """``fill_value`` everywhere in ``size``, with this tensor's dtype and device by default."""
+        xp = backend.array_module_of(self._data)
+        array = xp.full(_sizes((size,), "size"), fill_value, dtype=to_dtype(dtype) or self.dtype)
+        return _wrap(array).requires_grad_(requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """An uninitialised tensor (zeros here) of ``size``."""
+        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
     # ------------------------------------------------------------ autodiff
 
@@ -420,75 +728,779 @@ class Tensor:
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         if not self.requires_grad:
-            raise RuntimeError("retain_grad() on a tensor that does not require grad")
-        self._retains_grad = True
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._node is not None:
+            self._set_extra("retains_grad", True)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf in place and return it."""
-        if self._node is not None:
-            raise RuntimeError(f"requires_grad_ on a non-leaf tensor (made by op '{self.op}')")
+        if self._node is not None and not requires_grad:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables; this tensor was made "
+                f"by op '{self.op}' (use detach() to get a tensor that does not require grad)"
+            )
         if requires_grad and self.dtype.kind not in _FLOAT_KINDS:
-            raise TypeError(f"only floating tensors can require grad, got dtype {self.dtype}")
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype}"
+            )
         self.requires_grad = bool(requires_grad)
         return self
 
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad."""
+    def register_hook(self, hook) -> Any:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
         if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return _add_hook(self, "hooks", hook)
+
+    def register_post_accumulate_grad_hook(self, hook) -> Any:
+        """Call ``hook(tensor)`` on a leaf after its ``.grad`` has been accumulated."""
+        if self._node is not None:
             raise RuntimeError(
-                "backward() on a tensor that does not require grad: no input of its graph "
-                "has requires_grad=True (or it was computed under no_grad)"
+                "post accumulate grad hooks cannot be registered on non-leaf tensors"
             )
-        seed = _seed(self, grad)
-        _run_backward(((self, seed),), retain_graph, None)
+        return _add_hook(self, "post_hooks", hook)
+
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+        *,
+        grad: Any = None,
+    ) -> None:
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad."""
+        from .autograd import engine
+
+        if grad is not None:
+            gradient = grad
+        engine.backward([self], [gradient], retain_graph, create_graph, inputs)
 
     # ------------------------------------------------------------ arithmetic
 
     def __add__(self, other: Any) -> Tensor:
-        return apply(O.ADD, self, _lift(other, self))
+        return _binary(O.ADD, self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return apply(O.ADD, _lift(other, self), self)
+        return _binary(O.ADD, other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return apply(O.SUB, self, _lift(other, self))
+        return _binary(O.SUB, self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return apply(O.SUB, _lift(other, self), self)
+        return _binary(O.SUB, other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return apply(O.MUL, self, _lift(other, self))
+        return _binary(O.MUL, self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return apply(O.MUL, _lift(other, self), self)
+        return _binary(O.MUL, other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return apply(O.DIV, self, _lift(other, self))
+        return _true_divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return apply(O.DIV, _lift(other, self), self)
+        return _true_divide(_lift(other, self), self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return self._no_grad_binary("floor_divide", other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _lift(other, self)._no_grad_binary("floor_divide", self)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return self._no_grad_binary("remainder", other)
 
     def __neg__(self) -> Tensor:
+        if self._data.dtype.kind == "b":
+            raise TypeError("negation, the `-` operator, on a bool tensor is not supported")
         return apply(O.NEG, self)
 
     def __pos__(self) -> Tensor:
         return self
 
+    def __abs__(self) -> Tensor:
+        return self.abs()
+
     def __pow__(self, exponent: Any) -> Tensor:
-        return apply(O.POW, self, exponent=_scalar_exponent(exponent))
+        return self.pow(exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
-        # b^x = e^(x ln b), for a positive scalar base b
-        base = _scalar_exponent(base)
-        if base <= 0:
-            raise ValueError(f"a scalar base of ** must be positive, got {base}")
-        return (self * float(np.log(base))).exp()
+        return _lift(base, self).pow(self)
 
     def __matmul__(self, other: Any) -> Tensor:
         return matmul(self, _lift(other, self))
 
     def __rmatmul__(self, other: Any) -> Tensor:
         return matmul(_lift(other, self), self)
+
+    def _no_grad_binary(self, name: str, other: Any) -> Tensor:
+        other = _lift(other, self)
+        a, b = _promote(self, other)
+        xp = backend.array_module_of(a._data)
+        return _wrap(getattr(xp, name)(a._data, b._data))
+
+    # ------------------------------------------------------------ comparisons
+
+    def _compare(self, other: Any, fn) -> Tensor:
+        if isinstance(other, Tensor):
+            other = other._data
+        elif not (_is_number(other) or isinstance(other, bool) or backend.is_array(other)):
+            if isinstance(other, (list, tuple)):
+                other = np.asarray(other)
+            else:
+                return NotImplemented
+        return _wrap(fn(self._data, other))
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, operator.eq)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, operator.ne)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.lt)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.le)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.gt)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.ge)
+
+    def __invert__(self) -> Tensor:
+        if self._data.dtype.kind not in "biu":
+            raise TypeError(f"~ needs a bool or integer tensor, got {self.dtype}")
+        return _wrap(~self._data)
+
+    def __and__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.and_)
+
+    def __or__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.or_)
+
+    def __xor__(self, other: Any) -> Tensor:
+        return self._compare(other, operator.xor)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def eq(self, other: Any) -> Tensor:
+        """Elementwise ==, as a bool tensor."""
+        return self == other
+
+    def ne(self, other: Any) -> Tensor:
+        """Elementwise !=, as a bool tensor."""
+        return self != other
+
+    def lt(self, other: Any) -> Tensor:
+        """Elementwise <, as a bool tensor."""
+        return self < other
+
+    def le(self, other: Any) -> Tensor:
+        """Elementwise <=, as a bool tensor."""
+        return self <= other
+
+    def gt(self, other: Any) -> Tensor:
+        """Elementwise >, as a bool tensor."""
+        return self > other
+
+    def ge(self, other: Any) -> Tensor:
+        """Elementwise >=, as a bool tensor."""
+        return self >= other
+
+    greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+    def logical_not(self) -> Tensor:
+        """Elementwise not, as a bool tensor."""
+        return _wrap(self._data == 0)
+
+    def isnan(self) -> Tensor:
+        """Where the values are NaN."""
+        return _wrap(backend.array_module_of(self._data).isnan(self._data))
+
+    def isinf(self) -> Tensor:
+        """Where the values are +-inf."""
+        return _wrap(backend.array_module_of(self._data).isinf(self._data))
+
+    def isfinite(self) -> Tensor:
+        """Where the values are neither NaN nor inf."""
+        return _wrap(backend.array_module_of(self._data).isfinite(self._data))
+
+    def allclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan=False):
+        """True when every pair of values is close (numpy's rule, PyTorch's defaults)."""
+        other = other._data if isinstance(other, Tensor) else other
+        xp = backend.array_module_of(self._data)
+        return bool(xp.allclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def equal(self, other: Tensor) -> bool:
+        """True when both tensors have the same shape and values."""
+        if self.shape != other.shape:
+            return False
+        return bool((self._data == other._data).all())
+
+    # ------------------------------------------------------------ maths
+
+    def add(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        """self + alpha * other."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        """self - alpha * other."""
+        return self - (other if alpha == 1 else other * alpha)
+
+    subtract = sub
+
+    def mul(self, other: Any) -> Tensor:
+        """self * other."""
+        return self * other
+
+    multiply = mul
+
+    def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        """self / other (true division; 'floor' or 'trunc' rounding without gradient)."""
+        if rounding_mode is None:
+            return _true_divide(self, other)
+        if rounding_mode not in ("floor", "trunc"):
+            raise ValueError(
+                f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}"
+            )
+        q = self._no_grad_binary("true_divide", other)
+        xp = backend.array_module_of(q._data)
+        out = xp.floor(q._data) if rounding_mode == "floor" else xp.trunc(q._data)
+        dtype = _promote(self, _lift(other, self))[0].dtype
+        return _wrap(out.astype(dtype) if dtype.kind in "iu" else out)
+
+    divide = true_divide = div
+
+    def neg(self) -> Tensor:
+        """-self."""
+        return -self
+
+    negative = neg
+
+    def pow(self, exponent: Any) -> Tensor:
+        """self ** exponent, for a number or a tensor exponent."""
+        c = _scalar_exponent(exponent)
+        if c is None:
+            return _binary(O.POW_TENSOR, _as_float(self), exponent)
+        base = self
+        if self._data.dtype.kind in "biu":
+            if c == int(c) and c >= 0:
+                return self._no_grad_binary("power", int(c))
+            base = _as_float(self)
+        return apply(O.POW, base, exponent=c)
+
+    def sqrt(self) -> Tensor:
+        """Elementwise square root."""
+        return apply(O.POW, _as_float(self), exponent=0.5)
+
+    def rsqrt(self) -> Tensor:
+        """Elementwise 1 / sqrt(x)."""
+        return apply(O.POW, _as_float(self), exponent=-0.5)
+
+    def square(self) -> Tensor:
+        """Elementwise x ** 2."""
+        return self * self
+
+    def reciprocal(self) -> Tensor:
+        """Elementwise 1 / x."""
+        return apply(O.POW, _as_float(self), exponent=-1.0)
+
+    def exp(self) -> Tensor:
+        """Elementwise e ** x."""
+        return apply(O.EXP, _as_float(self))
+
+    def expm1(self) -> Tensor:
+        """Elementwise e ** x - 1, accurate near 0."""
+        return apply(O.EXPM1, _as_float(self))
+
+    def log(self) -> Tensor:
+        """Elementwise natural logarithm."""
+        return apply(O.LOG, _as_float(self))
+
+    def log1p(self) -> Tensor:
+        """Elementwise log(1 + x), accurate near 0."""
+        return apply(O.LOG1P, _as_float(self))
+
+    def log2(self) -> Tensor:
+        """Elementwise base-2 logarithm."""
+        return self.log() * (1 / math.log(2))
+
+    def log10(self) -> Tensor:
+        """Elementwise base-10 logarithm."""
+        return self.log() * (1 / math.log(10))
+
+    def sin(self) -> Tensor:
+        """Elementwise sine."""
+        return apply(O.SIN, _as_float(self))
+
+    def cos(self) -> Tensor:
+        """Elementwise cosine."""
+        return apply(O.COS, _as_float(self))
+
+    def erf(self) -> Tensor:
+        """Elementwise error function."""
+        return apply(O.ERF, _as_float(self))
+
+    def abs(self) -> Tensor:
+        """Elementwise |x|."""
+        if self._data.dtype.kind in "biu":
+            return _wrap(abs(self._data))
+        return apply(O.ABS, self)
+
+    absolute = abs
+
+    def sign(self) -> Tensor:
+        """Elementwise -1, 0 or 1 (its gradient is 0)."""
+        if self._data.dtype.kind in "biu":
+            return _wrap(backend.array_module_of(self._data).sign(self._data))
+        return apply(O.SIGN, self)
+
+    def relu(self) -> Tensor:
+        """Elementwise max(x, 0)."""
+        return apply(O.RELU, self)
+
+    def sigmoid(self) -> Tensor:
+        """Elementwise 1 / (1 + e ** -x), stable for large |x|."""
+        return apply(O.SIGMOID, _as_float(self))
+
+    def tanh(self) -> Tensor:
+        """Elementwise hyperbolic tangent."""
+        return apply(O.TANH, _as_float(self))
+
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise maximum; ties share the gradient equally."""
+        return _binary(O.MAXIMUM, self, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        """Elementwise minimum; ties share the gradient equally."""
+        return _binary(O.MINIMUM, self, other)
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """Elementwise clip into [min, max] (numbers or tensors); the gradient is 0 where
+        clipped."""
+        if min is None and max is None:
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            out = self
+            if min is not None:
+                out = out.maximum(min)
+            if max is not None:
+                out = out.minimum(max)
+            return out
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and not (_is_number(bound) or isinstance(bound, bool)):
+                raise TypeError(f"clamp: {name} must be a number, a tensor or None, got {bound!r}")
+        x = self
+        if any(isinstance(b, float) for b in (min, max)) and self._data.dtype.kind in "biu":
+            x = _as_float(self)
+        return apply(O.CLAMP, x, low=min, high=max)
+
+    clip = clamp
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """``self`` where ``condition`` holds, ``other`` elsewhere."""
+        return where(condition, self, other)
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """``value`` where ``mask`` is True, this tensor elsewhere (differentiable)."""
+        mask = _bool_mask("masked_fill", mask)
+        return where(_wrap(mask), _lift(value, self)._cast(self.dtype), self)
+
+    def softmax(self, dim: int = -1, dtype: Any = None, *, axis: int | None = None) -> Tensor:
+        """exp(x) / sum(exp(x)) along ``dim``, with the max subtracted first."""
+        x = _as_float(self if dtype is None else self.to(dtype))
+        dim = dim if axis is None else axis
+        return apply(O.SOFTMAX, x, axis=_one_dim(dim, self.ndim))
+
+    def log_softmax(self, dim: int = -1, dtype: Any = None, *, axis: int | None = None) -> Tensor:
+        """log(softmax(x)) along ``dim``, computed stably."""
+        x = _as_float(self if dtype is None else self.to(dtype))
+        dim = dim if axis is None else axis
+        return apply(O.LOG_SOFTMAX, x, axis=_one_dim(dim, self.ndim))
+
+    def matmul(self, other: Any) -> Tensor:
+        """Matrix product (numpy's rules for 1-D, 2-D and batched operands)."""
+        return matmul(self, other)
+
+    def mm(self, other: Tensor) -> Tensor:
+        """Product of two matrices."""
+        if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
+            raise RuntimeError(
+                f"mm: both arguments must be matrices, got shapes {self.shape} and "
+                f"{getattr(other, 'shape', None)}"
+            )
+        return matmul(self, other)
+
+    def bmm(self, other: Tensor) -> Tensor:
+        """Batched product of (b, n, m) and (b, m, p) tensors."""
+        if self.ndim != 3 or getattr(other, "ndim", 0) != 3:
+            raise RuntimeError(
+                f"bmm: both arguments must be 3-D, got shapes {self.shape} and "
+                f"{getattr(other, 'shape', None)}"
+            )
+        return matmul(self, other)
+
+    def dot(self, other: Tensor) -> Tensor:
+        """Inner product of two 1-D tensors."""
+        if self.ndim != 1 or getattr(other, "ndim", 0) != 1:
+            raise RuntimeError(
+                f"1D tensors expected, but got {self.ndim}D and {getattr(other, 'ndim', 0)}D"
+            )
+        return matmul(self, other)
+
+    def outer(self, other: Tensor) -> Tensor:
+        """Outer product of two 1-D tensors."""
+        return self.reshape(-1, 1) * _lift(other, self).reshape(1, -1)
+
+    # ------------------------------------------------------------ reductions
+
+    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None) -> Tensor:
+        """Sum over ``dim`` (all dims when None); bool and int tensors sum to int64."""
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        x = self if dtype is None else self.to(dtype)
+        if x._data.dtype.kind in "biu":
+            x = x._cast(_INT64) if x._data.dtype.kind != "u" else x
+        return apply(O.SUM, x, axis=dim, keepdims=keepdim)
+
+    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None) -> Tensor:
+        """Mean over ``dim`` (all dims when None)."""
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        x = _as_float(self if dtype is None else self.to(dtype))
+        return apply(O.MEAN, x, axis=dim, keepdims=keepdim)
+
+    def nansum(self, dim=None, keepdim=False) -> Tensor:
+        """Sum treating NaN as 0."""
+        return where(self.isnan(), 0.0, self).sum(dim, keepdim)
+
+    def prod(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None) -> Tensor:
+        """Product over ``dim`` (all dims when None)."""
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        x = self if dtype is None else self.to(dtype)
+        if x._data.dtype.kind in "biu":
+            return _wrap(x._data.astype(np.int64).prod(axis=dim, keepdims=keepdim))
+        return apply(O.PROD, x, axis=dim, keepdims=keepdim)
+
+    def amax(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+        """Maximum over ``dim`` (all dims when empty); tied maxima share the gradient."""
+        dim, keepdim = _dim_args(None if dim == () else dim, keepdim, axis, keepdims)
+        if self.numel() == 0:
+            raise IndexError(f"amax(): cannot reduce an empty tensor of shape {self.shape}")
+        if self._data.dtype.kind in "biu":
+            return _wrap(self._data.max(axis=dim, keepdims=keepdim))
+        return apply(O.AMAX, self, axis=dim, keepdims=keepdim)
+
+    def amin(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+        """Minimum over ``dim`` (all dims when empty); tied minima share the gradient."""
+        dim, keepdim = _dim_args(None if dim == () else dim, keepdim, axis, keepdims)
+        if self.numel() == 0:
+            raise IndexError(f"amin(): cannot reduce an empty tensor of shape {self.shape}")
+        if self._data.dtype.kind in "biu":
+            return _wrap(self._data.min(axis=dim, keepdims=keepdim))
+        return -apply(O.AMAX, -self, axis=dim, keepdims=keepdim)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
+        """The maximum of all elements; with ``dim``, the named tuple (values, indices); with a
+        tensor, the elementwise maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        if dim is None:
+            return self.amax(keepdim=keepdim) if keepdims else self.amax()
+        return _extreme(self, dim, keepdim, "argmax", max_result)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
+        """The minimum of all elements; with ``dim``, the named tuple (values, indices); with a
+        tensor, the elementwise minimum."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        if dim is None:
+            return self.amin(keepdim=keepdim) if keepdims else self.amin()
+        return _extreme(self, dim, keepdim, "argmin", min_result)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+        """Indices of the maxima along ``dim`` (of the flattened tensor when None), int64."""
+        return self._arg("argmax", dim, keepdim, axis, keepdims)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+        """Indices of the minima along ``dim`` (of the flattened tensor when None), int64."""
+        return self._arg("argmin", dim, keepdim, axis, keepdims)
+
+    def _arg(self, name: str, dim, keepdim, axis, keepdims) -> Tensor:
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        if self.numel() == 0:
+            raise IndexError(f"{name}(): cannot reduce an empty tensor of shape {self.shape}")
+        data = self._data
+        if dim is None:
+            out = getattr(data.reshape(-1), name)()
+            out = out.reshape((1,) * data.ndim) if keepdim else out
+        else:
+            out = getattr(data, name)(axis=_one_dim(dim, data.ndim), keepdims=keepdim)
+        return _wrap(backend.array_module_of(data).asarray(out, dtype=np.int64))
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
+            keepdims=None) -> Tensor:  # fmt: skip
+        """Variance over ``dim`` with Bessel's correction by default (``correction=1``)."""
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        x = _as_float(self)
+        axes = O.norm_axes(dim, x.ndim)
+        n = x.numel() if axes is None else math.prod(x.shape[a] for a in axes)
+        centred = x - x.mean(dim, keepdim=True)
+        return (centred * centred).sum(dim, keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
+            keepdims=None) -> Tensor:  # fmt: skip
+        """Standard deviation over ``dim`` (the square root of ``var``)."""
+        v = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+        return v.sqrt()
+
+    def norm(self, p: Any = "fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+        """The vector p-norm over ``dim`` (all elements when None); 'fro' is the 2-norm."""
+        x = _as_float(self if dtype is None else self.to(dtype))
+        if isinstance(dim, list):
+            dim = tuple(dim)
+        if p in ("fro", 2, 2.0):
+            return (x * x).sum(dim, keepdim).sqrt()
+        if p in (math.inf, "inf"):
+            return x.abs().amax(() if dim is None else dim, keepdim)
+        if p in (-math.inf, "-inf"):
+            return x.abs().amin(() if dim is None else dim, keepdim)
+        if p in (1, 1.0):
+            return x.abs().sum(dim, keepdim)
+        if p == 0:
+            return (x != 0).sum(dim, keepdim).to(x.dtype)
+        if not _is_number(p):
+            raise ValueError(f"norm: unsupported p={p!r}")
+        return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed stably."""
+        x = _as_float(self)
+        top = x.amax(dim, keepdim=True).detach()
+        top = where(top.isfinite(), top, 0.0)
+        out = (x - top).exp().sum(dim, keepdim=True).log() + top
+        if not keepdim:
+            axes = O.norm_axes(dim, x.ndim)
+            out = out.reshape(O._dropped_shape(out.shape, axes))
+        return out
+
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+        """True where every element along ``dim`` is nonzero."""
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        return _wrap(self._data.astype(bool).all(axis=dim, keepdims=keepdim))
+
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+        """True where some element along ``dim`` is nonzero."""
+        dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
+        return _wrap(self._data.astype(bool).any(axis=dim, keepdims=keepdim))
+
+    def count_nonzero(self, dim=None) -> Tensor:
+        """The number of nonzero elements along ``dim``."""
+        return (self != 0).sum(dim)
+
+    # ------------------------------------------------------------ shapes
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """The same elements in a new shape (one dimension may be -1)."""
+        shape = _sizes(shape, "reshape: the new shape")
+        if any(n < -1 for n in shape) or shape.count(-1) > 1:
+            raise RuntimeError(f"reshape: invalid shape {shape}")
+        if shape == self._data.shape:
+            return self
+        try:
+            return apply(O.RESHAPE, self, shape=shape)
+        except ValueError:
+            raise RuntimeError(
+                f"shape '{list(shape)}' is invalid for input of size {self.numel()}"
+            ) from None
+
+    view = reshape
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """This tensor in ``other``'s shape."""
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge the dimensions from ``start_dim`` to ``end_dim`` into one."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = _one_dim(start_dim, self.ndim), _one_dim(end_dim, self.ndim)
+        if s > e:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        shape = self.shape
+        return self.reshape(*shape[:s], math.prod(shape[s : e + 1]), *shape[e + 1 :])
+
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+        """Split dimension ``dim`` into ``sizes``."""
+        d = _one_dim(dim, self.ndim)
+        return self.reshape(*self.shape[:d], *sizes, *self.shape[d + 1 :])
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A new dimension of size 1 at ``dim``."""
+        d = _one_dim(dim, self.ndim + 1)
+        shape = self.shape
+        return apply(O.RESHAPE, self, shape=shape[:d] + (1,) + shape[d:])
+
+    def squeeze(self, dim: Any = None) -> Tensor:
+        """Drop dimensions of size 1 (only ``dim`` when given; a dim of another size stays)."""
+        shape = self.shape
+        if dim is None:
+            dims = {i for i, n in enumerate(shape) if n == 1}
+        else:
+            dims = set(O.norm_axes(dim, self.ndim) or ())
+            dims = {d for d in dims if self.ndim and shape[d] == 1}
+        new = tuple(n for i, n in enumerate(shape) if i not in dims)
+        return self if new == shape else apply(O.RESHAPE, self, shape=new)
+
+    def permute(self, *dims: Any) -> Tensor:
+        """The dimensions in the order ``dims``."""
+        dims = _sizes(dims, "permute: dims")
+        n = self.ndim
+        if len(dims) != n or sorted(d % max(n, 1) for d in dims) != list(range(n)):
+            raise RuntimeError(
+                f"permute(sparse_coo): number of dimensions in the tensor input does not match "
+                f"the length of the desired ordering of dimensions: dims {dims} for shape "
+                f"{self.shape}"
+            )
+        dims = tuple(d % n for d in dims)
+        if dims == tuple(range(n)):
+            return self
+        return apply(O.PERMUTE, self, axes=dims)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        """``dim0`` and ``dim1`` swapped."""
+        n = self.ndim
+        if n == 0:
+            return self
+        a, b = _one_dim(dim0, n), _one_dim(dim1, n)
+        dims = list(range(n))
+        dims[a], dims[b] = dims[b], dims[a]
+        return self.permute(*dims)
+
+    swapaxes = swapdims = transpose
+
+    def t(self) -> Tensor:
+        """The transpose of a tensor of at most 2 dimensions."""
+        if self.ndim > 2:
+            raise RuntimeError(
+                f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D"
+            )
+        return self.T
+
+    def expand(self, *sizes: Any) -> Tensor:
+        """This tensor broadcast to ``sizes`` (-1 keeps a dimension)."""
+        sizes = _sizes(sizes, "expand: sizes")
+        shape = self.shape
+        if len(sizes) < len(shape):
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+                f"to the number of dimensions in the tensor ({len(shape)})"
+            )
+        lead = len(sizes) - len(shape)
+        target = tuple(
+            (shape[i - lead] if n == -1 and i >= lead else n) for i, n in enumerate(sizes)
+        )
+        for i, n in enumerate(shape):
+            if n != 1 and n != target[i + lead]:
+                raise RuntimeError(
+                    f"The expanded size of the tensor ({target[i + lead]}) must match the "
+                    f"existing size ({n}) at non-singleton dimension {i + lead}. Target sizes: "
+                    f"{list(sizes)}. Tensor sizes: {list(shape)}"
+                )
+        if target == shape:
+            return self
+        return apply(O.EXPAND, self, shape=target)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """This tensor broadcast to ``other``'s shape."""
+        return self.expand(*other.shape)
+
+    broadcast_to = expand
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        """This tensor tiled ``sizes[i]`` times along each dimension."""
+        sizes = _sizes(sizes, "repeat: sizes")
+        if len(sizes) < self.ndim:
+            raise RuntimeError(
+                "Number of dimensions of repeat dims can not be smaller than number of "
+                f"dimensions of tensor ({sizes} for shape {self.shape})"
+            )
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        x = self.reshape(*[d for n in shape for d in (1, n)])
+        x = x.expand(*[d for r, n in zip(sizes, shape, strict=True) for d in (r, n)])
+        return x.reshape(*[r * n for r, n in zip(sizes, shape, strict=True)])
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """Split into ``chunks`` pieces of equal size along ``dim`` (the last may be smaller)."""
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        n = self.shape[_one_dim(dim, self.ndim)]
+        return self.split(max(-(-n // chunks), 1), dim)
+
+    def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces of size ``split_size`` (the last may be smaller) or of the given sizes."""
+        d = _one_dim(dim, self.ndim)
+        n = self.shape[d]
+        if isinstance(split_size_or_sections, (list, tuple)):
+            sizes = list(_ints("split sizes", split_size_or_sections))
+            if sum(sizes) != n:
+                raise RuntimeError(
+                    f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                    f"size at dimension {d}), but got split_sizes={sizes}"
+                )
+        else:
+            step = int(split_size_or_sections)
+            if step <= 0:
+                raise RuntimeError(f"split expects split_size be non-negative, but got {step}")
+            sizes = [min(step, n - i) for i in range(0, n, step)] or [0]
+        out, start = [], 0
+        lead = (slice(None),) * d
+        for s in sizes:
+            out.append(self[lead + (slice(start, start + s),)])
+            start += s
+        return tuple(out)
+
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+        """The slices along ``dim``, each without that dimension."""
+        d = _one_dim(dim, self.ndim)
+        lead = (slice(None),) * d
+        return tuple(self[lead + (i,)] for i in range(self.shape[d]))
+
+    def flip(self, *dims: Any) -> Tensor:
+        """The elements in reverse order along ``dims``."""
+        dims = _sizes(dims, "flip: dims")
+        index = [slice(None)] * self.ndim
+        for d in dims:
+            index[_one_dim(d, self.ndim)] = slice(None, None, -1)
+        return self[tuple(index)]
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """out[i][j] = self[i][index[i][j]] along ``dim`` (differentiable)."""
+        index = index._data if isinstance(index, Tensor) else np.asarray(index)
+        if index.dtype.kind not in "iu":
+            raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype}")
+        if index.ndim != self.ndim:
+            raise RuntimeError(
+                "Index tensor must have the same number of dimensions as input tensor "
+                f"({index.ndim} and {self.ndim})"
+            )
+        d = _one_dim(dim, self.ndim)
+        xp = backend.array_module_of(index)
+        grid = list(xp.ogrid[tuple(slice(n) for n in index.shape)]) if index.ndim else []
+        grid[d] = index
+        return self[tuple(grid)]
+
+    def take_along_dim(self, indices: Any, dim: int) -> Tensor:
+        """numpy's take_along_axis."""
+        return self.gather(dim, indices)
 
     def __getitem__(self, index: Any) -> Tensor:
         try:
@@ -498,463 +1510,298 @@ class Tensor:
                 f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
             ) from None
 
-    # ------------------------------------------------------------ functions
+    # ------------------------------------------------------------ in-place ops
 
-    def exp(self) -> Tensor:
-        """Elementwise e**x."""
-        return apply(O.EXP, self)
-
-    def log(self) -> Tensor:
-        """Elementwise natural logarithm."""
-        return apply(O.LOG, self)
-
-    def relu(self) -> Tensor:
-        """Elementwise max(x, 0)."""
-        return apply(O.RELU, self)
-
-    def sigmoid(self) -> Tensor:
-        """Elementwise 1 / (1 + e**-x), stable for large |x|."""
-        return apply(O.SIGMOID, self)
-
-    def tanh(self) -> Tensor:
-        """Elementwise hyperbolic tangent."""
-        return apply(O.TANH, self)
-
-    def abs(self) -> Tensor:
-        """Elementwise |x|."""
-        return apply(O.ABS, self)
-
-    def sqrt(self) -> Tensor:
-        """Elementwise square root."""
-        return apply(O.POW, self, exponent=0.5)
-
-    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
-        """Elementwise clip into [min, max]; the gradient is 0 where clipped."""
-        if min is None and max is None:
-            raise ValueError("clamp needs at least one of min and max")
-        for name, bound in (("min", min), ("max", max)):
-            if bound is not None and not _is_number(bound):
-                raise TypeError(f"clamp: {name} must be a number or None, got {bound!r}")
-        return apply(O.CLAMP, self, low=min, high=max)
-
-    clip = clamp
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        """exp(x) / sum(exp(x)) along ``axis``, with the max subtracted first."""
-        return apply(O.SOFTMAX, self, axis=_one_axis(axis, self.ndim))
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        """log(softmax(x)) along ``axis``, computed stably."""
-        return apply(O.LOG_SOFTMAX, self, axis=_one_axis(axis, self.ndim))
-
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Sum over ``axis`` (all axes when None)."""
-        return apply(O.SUM, self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Mean over ``axis`` (all axes when None)."""
-        return apply(O.MEAN, self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Maximum over ``axis``; tied maxima share the gradient equally."""
-        if self.size == 0:
-            raise ValueError(f"max of an empty tensor of shape {self.shape}")
-        return apply(O.MAX, self, axis=axis, keepdims=keepdims)
-
-    def argmax(self, axis: int | None = None) -> Tensor:
-        """Indices of the maxima along ``axis`` (int64, not differentiable)."""
-        if axis is not None:
-            axis = _one_axis(axis, self.ndim)
-        return Tensor._wrap(self._data.argmax(axis=axis), False, None)
-
-    def reshape(self, *shape: Any) -> Tensor:
-        """The same elements in a new shape (one dimension may be -1)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        shape = _ints("reshape: the new shape", shape)
-        if any(n < -1 for n in shape):
-            raise ValueError(f"reshape: sizes must be >= 0 or -1, got shape {shape}")
-        return apply(O.RESHAPE, self, shape=shape)
-
-    view = reshape
-
-    def flatten(self, start_dim: int = 0) -> Tensor:
-        """Merge the dimensions from ``start_dim`` on into one."""
-        if self.ndim:
-            start_dim = _one_axis(start_dim, self.ndim)
-        return self.reshape(*self.shape[:start_dim], -1)
-
-    def transpose(self, *axes: Any) -> Tensor:
-        """Permute the axes (reverse them when none are given), as numpy's transpose."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        axes = _ints("transpose: axes", axes)
-        n = self.ndim
-        if axes and (
-            any(not -n <= a < n for a in axes) or sorted(a % n for a in axes) != list(range(n))
-        ):
-            raise ValueError(
-                f"transpose: axes {axes} are not a permutation of the axes of shape {self.shape}"
+    def _check_inplace(self, name: str, *others: Any) -> None:
+        if not _Mode.grad_enabled:
+            return
+        if self.requires_grad:
+            if self._node is None:
+                raise RuntimeError(
+                    f"a leaf Variable that requires grad is being used in an in-place operation "
+                    f"({name}); update it under tm.no_grad(), or use the out-of-place form"
+                )
+            raise RuntimeError(
+                f"{name}: in-place operations on a tensor that is part of the graph (made by op "
+                f"'{self._node.op.name}') are not recorded; use the out-of-place form"
             )
-        return apply(O.TRANSPOSE, self, axes=axes or None)
+        for o in others:
+            if isinstance(o, Tensor) and o.requires_grad:
+                raise RuntimeError(
+                    f"{name}: writing a tensor that requires grad into one that does not is not "
+                    "recorded; build the result out of place (tm.where, tm.cat, ...)"
+                )
 
-    permute = transpose
+    def _bump(self) -> None:
+        """Count one in-place change, here and in the tensors this one is a view of."""
+        t = self
+        while t is not None:
+            t._version += 1
+            t = t._get_extra("base")
+
+    def _inplace(self, name: str, ufunc: str, other: Any) -> Tensor:
+        self._check_inplace(name, other)
+        value = other._data if isinstance(other, Tensor) else other
+        xp = backend.array_module_of(self._data)
+        if backend.is_array(value) and backend.device_of(value) != self.device:
+            value = backend.to_device(value, self.device)
+        try:
+            getattr(xp, ufunc)(self._data, value, out=self._data, casting="same_kind")
+        except TypeError:
+            kind = np.result_type(self._data, value)
+            raise RuntimeError(
+                f"{name}: result type {kind} can't be cast to the desired output type {self.dtype}"
+            ) from None
+        except ValueError as e:
+            raise RuntimeError(
+                f"{name}: the shape of the operand {getattr(value, 'shape', ())} does not "
+                f"broadcast to this tensor's shape {self.shape}: {e}"
+            ) from None
+        self._bump()
+        return self
+
+    def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        """self += alpha * other, in place."""
+        return self._inplace("add_", "add", other if alpha == 1 else _scaled(other, alpha))
+
+    def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        """self -= alpha * other, in place."""
+        return self._inplace("sub_", "subtract", other if alpha == 1 else _scaled(other, alpha))
+
+    def mul_(self, other: Any) -> Tensor:
+        """self *= other, in place."""
+        return self._inplace("mul_", "multiply", other)
+
+    def div_(self, other: Any) -> Tensor:
+        """self /= other, in place."""
+        return self._inplace("div_", "true_divide", other)
+
+    def pow_(self, exponent: Any) -> Tensor:
+        """self **= exponent, in place."""
+        return self._inplace("pow_", "power", exponent)
+
+    def __iadd__(self, other: Any) -> Tensor:
+        if self._rebinds():
+            return self + other
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        if self._rebinds():
+            return self - other
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        if self._rebinds():
+            return self * other
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        if self._rebinds():
+            return self / other
+        return self.div_(other)
+
+    def _rebinds(self) -> bool:
+        # NOTE: `h += x` on a tensor inside the graph becomes `h = h + x`: recorded correctly
+        # for the name being assigned (other references to the old tensor keep its values)
+        return _Mode.grad_enabled and self._node is not None
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place."""
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> Tensor:
+        """Fill with ``value`` in place."""
+        self._check_inplace("fill_", value)
+        self._data[...] = value._data if isinstance(value, Tensor) else value
+        self._bump()
+        return self
+
+    def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
+        """Copy ``src`` (broadcast, cast and moved as needed) into this tensor."""
+        self._check_inplace("copy_", src)
+        value = src._data if isinstance(src, Tensor) else src
+        if not (backend.is_array(value) or backend.looks_like_cupy(value)):
+            value = np.asarray(value)
+        value = backend.to_device(value, self.device)
+        try:
+            self._data[...] = value
+        except ValueError as e:
+            raise RuntimeError(
+                f"copy_: the source of shape {tuple(value.shape)} does not broadcast to the "
+                f"destination shape {self.shape}: {e}"
+            ) from None
+        self._bump()
+        return self
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        """Clip into [min, max] in place."""
+        self._check_inplace("clamp_", min, max)
+        out = self.detach().clamp(min, max)._data
+        self._data[...] = out
+        self._bump()
+        return self
+
+    clip_ = clamp_
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        """``value`` where ``mask`` is True, in place."""
+        self._check_inplace("masked_fill_", value)
+        mask = _bool_mask("masked_fill_", mask)
+        xp = backend.array_module_of(self._data)
+        fill = value._data if isinstance(value, Tensor) else value
+        self._data[...] = xp.where(mask, fill, self._data)
+        self._bump()
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
+        """Fill with draws from N(mean, std^2) in place."""
+        draws = backend.generator(generator).normal(mean, std, self.shape)
+        return self._fill_draws("normal_", draws)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
+        """Fill with draws from U(a, b) in place."""
+        draws = backend.generator(generator).uniform(a, b, self.shape)
+        return self._fill_draws("uniform_", draws)
+
+    def _fill_draws(self, name: str, draws: Any) -> Tensor:
+        self._check_inplace(name)
+        self._data[...] = backend.to_device(draws.astype(self.dtype), self.device)
+        self._bump()
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._check_inplace("__setitem__", value)
+        v = value._data if isinstance(value, Tensor) else value
+        if backend.is_array(v) and backend.device_of(v) != self.device:
+            v = backend.to_device(v, self.device)
+        try:
+            self._data[_index(index)] = v
+        except IndexError as e:
+            raise IndexError(
+                f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
+            ) from None
+        except ValueError as e:
+            raise RuntimeError(f"__setitem__: cannot assign into shape {self.shape}: {e}") from None
+        self._bump()
 
 
-# ---------------------------------------------------------------- helpers of the Tensor methods
+# ---------------------------------------------------------------- helpers of the methods
 
 
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+class _Handle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook: Any) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 
-def _ints(what: str, values: Sequence[Any]) -> tuple[int, ...]:
-    """Shape sizes or axes as ints, or a TypeError naming them."""
-    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
-        raise TypeError(f"{what} must be ints, got {tuple(values)!r}")
-    return tuple(int(v) for v in values)
+def _add_hook(t: Tensor, kind: str, hook: Any) -> _Handle:
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    hooks = t._get_extra(kind)
+    if hooks is None:
+        hooks = []
+        t._set_extra(kind, hooks)
+    hooks.append(hook)
+    return _Handle(hooks, hook)
 
 
-def _scalar_exponent(value: Any) -> float:
-    if isinstance(value, Tensor):
-        if value.size != 1 or value.requires_grad:
-            raise TypeError("** takes a scalar exponent (a Python number), not a tensor")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"** takes a scalar exponent (a Python number), got {type(value).__name__}")
-    return float(value)
+def _scaled(other: Any, alpha: Any) -> Any:
+    return (other._data if isinstance(other, Tensor) else other) * alpha
 
 
-def _one_axis(axis: Any, ndim: int) -> int:
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"axis must be an int, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} is out of range for a tensor of {ndim} dimensions")
-    return int(axis)
+def _bool_mask(name: str, mask: Any) -> Any:
+    data = mask._data if isinstance(mask, Tensor) else mask
+    if not (backend.is_array(data) or backend.looks_like_cupy(data)):
+        data = np.asarray(data)
+    if data.dtype.kind != "b":
+        raise RuntimeError(
+            f"{name} only supports boolean masks, but got mask with dtype {data.dtype}"
+        )
+    return data
 
 
-def _index(index: Any) -> Any:
-    """Replace tensors and lists inside an index with integer arrays."""
-    if isinstance(index, tuple):
-        return tuple(_index(i) for i in index)
-    if isinstance(index, Tensor):
-        data = index._data
-        if data.dtype.kind not in "biu":
-            raise TypeError(
-                f"an index tensor must have an integer or bool dtype, got {data.dtype}; use a "
-                "numpy array or Tensor(..., dtype='int64') (float tensors are not indices)"
-            )
-        return data
-    if isinstance(index, list):
-        return np.asarray(index)
-    return index
+def _true_divide(a: Any, b: Any) -> Tensor:
+    if not isinstance(a, Tensor):
+        a = _lift(a, b)
+    b = _lift(b, a)
+    a, b = _promote(a, b)
+    if a._data.dtype.kind in "biu":
+        a, b = a._cast(DEFAULT_DTYPE), b._cast(DEFAULT_DTYPE)
+    return apply(O.DIV, a, b)
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
+def _extreme(x: Tensor, dim: Any, keepdim: bool, arg: str, result) -> Any:
+    d = _one_dim(dim, x.ndim)
+    if x.numel() == 0:
+        raise IndexError(f"{arg[3:]}(): cannot reduce an empty tensor of shape {x.shape}")
+    data = x._data
+    xp = backend.array_module_of(data)
+    if x.ndim == 0:
+        return result(x, _wrap(xp.asarray(0, dtype=np.int64)))
+    idx = xp.expand_dims(getattr(data, arg)(axis=d), d).astype(np.int64)
+    values = x.gather(d, idx)
+    if not keepdim:
+        values = values.squeeze(d)
+        idx = idx.squeeze(d)
+    return result(values, _wrap(idx))
+
+
+def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with numpy's rules for 1-D and 2-D operands; shapes are checked first."""
+    if not isinstance(a, Tensor):
+        a = _lift(a, b)
+    b = _lift(b, a)
     sa, sb = a.shape, b.shape
     if not sa or not sb:
-        raise ValueError(
-            f"matmul: both operands need at least one dimension, got shapes {sa} and {sb}"
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and "
+            f"{len(sb)}D"
         )
     inner_b = sb[0] if len(sb) == 1 else sb[-2]
     if sa[-1] != inner_b:
-        raise ValueError(
-            f"matmul: shapes {sa} and {sb} are not aligned: {sa[-1]} (last dim of the first) "
-            f"!= {inner_b} ({'first' if len(sb) == 1 else 'second-to-last'} dim of the second)"
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({sa} and {sb}): {sa[-1]} (last dim of "
+            f"the first) != {inner_b} ({'first' if len(sb) == 1 else 'second-to-last'} dim of "
+            "the second)"
         )
     try:
         np.broadcast_shapes(sa[:-2], sb[:-2])
     except ValueError:
-        raise ValueError(
+        raise RuntimeError(
             f"matmul: the batch dims of shapes {sa} and {sb} do not broadcast"
         ) from None
     if a.dtype != b.dtype:
-        raise TypeError(f"matmul: dtypes differ ({a.dtype} and {b.dtype}); cast one with .astype")
+        if a.dtype.kind == b.dtype.kind == "f":
+            raise RuntimeError(
+                f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}; "
+                "cast one with .to(dtype)"
+            )
+        a, b = _promote(a, b)
     return apply(O.MATMUL, a, b)
 
 
-def _cast(xp, x, dtype):
-    return x.astype(dtype), x.dtype
-
-
-def _cast_vjp(xp, g, dtype, needs):
-    # a cast is the identity on values: the gradient is cast back
-    return (g.astype(dtype),)
-
-
-CAST = O.register(
-    "cast", _cast, _cast_vjp, 1, O.Sample(params=lambda s: {"dtype": np.dtype(np.float64)})
-)
-
-
-_wrap = Tensor._wrap
-
-# ---------------------------------------------------------------- the engine
-
-
-def _seed(out: Tensor, grad: Any):
-    """The starting gradient of backward: ones for a one-element output, else the user's."""
-    if grad is None:
-        if out._data.size != 1:
-            raise RuntimeError(
-                f"backward() without a gradient needs a scalar output, got shape {out.shape}; "
-                "the output must be a scalar (reduce it with .sum() or .mean()), or pass grad="
-            )
-        # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
-        data = out._data
-        xp = np if type(data) is _ndarray else backend.array_module_of(data)
-        seed = xp.array(1, dtype=data.dtype)
-        return seed.reshape(data.shape) if data.ndim else seed
-    g = grad._data if isinstance(grad, Tensor) else grad
-    xp = backend.array_module_of(out._data)
-    try:
-        g = xp.array(g, dtype=out.dtype)  # a private copy: the caller's array is never aliased
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"backward: grad must be numeric, like the output {out.shape}: {e}"
-        ) from None
-    if g.shape != out.shape:
-        raise ValueError(
-            f"backward: grad of shape {g.shape} does not match output shape {out.shape}"
-        )
-    return g
-
-
-def _graph(roots: Sequence[Tensor]) -> list[Tensor]:
-    """The non-leaf tensors reachable from ``roots`` through inputs that need grad, in the order
-    their ops ran (so every tensor comes after the tensors it was computed from)."""
-    found: list[tuple[int, Tensor]] = []
-    seen: set[int] = set()
-    stack: list[Tensor] = []
-    for t in roots:
-        if t._node is not None and id(t) not in seen:
-            seen.add(id(t))
-            stack.append(t)
-    while stack:
-        t = stack.pop()
-        node = t._node
-        if node.released:
-            raise _released_error(node)
-        found.append((node.seq, t))
-        for inp, need in zip(node.inputs, node.needs, strict=True):
-            if need and inp._node is not None and id(inp) not in seen:
-                seen.add(id(inp))
-                stack.append(inp)
-    found.sort(key=itemgetter(0))
-    return [t for _, t in found]
-
-
-def _reduce_to(g, shape: tuple, op_name: str, i: int):
-    """Sum a broadcast gradient back to its input's shape, checking that it fits."""
-    extra = g.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(
-        k + extra for k, n in enumerate(shape) if n == 1 and g.shape[k + extra] != 1
-    )
-    try:
-        if extra < 0:
-            raise ValueError
-        out = g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
-    except ValueError:
-        raise RuntimeError(
-            f"op '{op_name}' produced a gradient of shape {tuple(g.shape)} for its input {i} "
-            f"of shape {tuple(shape)}"
-        ) from None
-    return out
-
-
-def _check_finite(xp, g, node: Node, i: int) -> None:
-    if not bool(xp.isfinite(g).all()):
-        what = "nan" if bool(xp.isnan(g).any()) else "inf"
-        where = f"\nthe op was created at:\n{node.trace}" if node.trace else ""
-        raise RuntimeError(
-            f"anomaly detected: the backward of op '{node.op.name}' produced {what} in the "
-            f"gradient of its input {i}{where}"
-        )
-
-
-def _all_finite(array) -> bool:
-    return bool(backend.array_module_of(array).isfinite(array).all())
-
-
-def _check_forward(order: list[Tensor]) -> None:
-    """Raise at the first op, in forward order, whose output holds NaN or inf from finite inputs."""
-    for t in order:
-        node = t._node
-        if node is None or _all_finite(t._data) or not all(_all_finite(x._data) for x in node.inputs):
-            continue
-        what = "nan" if bool(backend.array_module_of(t._data).isnan(t._data).any()) else "inf"
-        where = f"\nthe op was created at:\n{node.trace}" if node.trace else ""
-        raise RuntimeError(
-            f"anomaly detected: op '{node.op.name}' produced {what} in its forward output "
-            f"(shape {tuple(t.shape)}) from finite inputs{where}"
-        )
-
-
-def _released_error(node: Node) -> RuntimeError:
-    return RuntimeError(
-        f"backward through op '{node.op.name}' a second time: its graph was released by "
-        "the first backward; pass retain_graph=True to the first backward to keep it"
-    )
-
-
-def _run_backward(roots, retain_graph: bool, wanted: Sequence[Tensor] | None):
-    """Propagate seeds from ``roots`` to the leaves, newest op first.
-
-    A heap keyed on each op's creation number hands out the newest pending tensor: all of its
-    users were created later, so its gradient is complete when it comes out. With ``wanted``
-    None, gradients accumulate into ``.grad`` of leaves (and of tensors that retain grad);
-    otherwise they are returned for the tensors in ``wanted`` (by id) and ``.grad`` is left alone.
-
-    An array stored in a ``.grad`` (or returned) is never stored anywhere else: a new array that
-    an op's rule made is handed over as it is, anything that may be shared is copied first.
-    """
-    anomaly = _Mode.anomaly
-    if anomaly:
-        _check_forward(_graph([t for t, _ in roots]))
-    wanted_ids = None if wanted is None else {id(t) for t in wanted}
-    grads: dict[Tensor, Any] = {}  # pending gradients of non-leaf tensors
-    owned: set[Tensor] = set()  # tensors whose pending gradient nothing else refers to
-    results: dict[int, Any] = {}  # gradients of wanted tensors, by id
-    heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor) of pending non-leaves
-    push, pop = heapq.heappush, heapq.heappop
-
-    for t, seed in roots:  # every seed is a new array (see _seed)
-        if t._node is None:
-            _deliver(t, seed, True, wanted_ids, results)
-        elif t in grads:
-            grads[t] = _sum_of(grads[t], seed)
-        else:
-            grads[t] = seed
-            owned.add(t)
-            push(heap, (-t._node.seq, t))
-    while heap:
-        t = pop(heap)[1]
-        node = t._node
-        if node.released:
-            raise _released_error(node)
-        g = grads.pop(t)
-        g_owned = t in owned
-        if wanted_ids is not None:
-            if id(t) in wanted_ids:
-                results[id(t)] = g
-                g_owned = False
-        elif t._retains_grad:
-            _deliver(t, g, g_owned, None, None)
-            g_owned = False
-        xp = np if type(g) is _ndarray else backend.array_module_of(g)
-        inputs, needs, op = node.inputs, node.needs, node.op
-        if g_owned and op.backward_owned is not None:
-            in_grads = op.backward_owned(xp, g, node.saved, needs)
-        else:
-            in_grads = op.backward(xp, g, node.saved, needs)
-        if not retain_graph:
-            node.release()
-        exact = op.exact
-        for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
-            if ig is None or not need:
-                continue
-            if not exact:
-                data = inp._data
-                if type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype:
-                    ig = _fit(ig, data, op.name, inputs.index(inp))
-            if anomaly:
-                _check_finite(xp, ig, node, inputs.index(inp))
-            producer = inp._node
-            if (
-                producer is None
-                and wanted_ids is None
-                and inp.grad is None
-                and ig is not g
-                and ig.base is None
-            ):
-                inp.grad = _wrap(ig, False, None)  # the common case: a new array for a fresh .grad
-                continue
-            # a new array from the rule, or g passed on to this input alone, is unshared
-            if ig is not g:
-                fresh = ig.base is None
-            else:
-                fresh = g_owned and sum(x is g for x in in_grads) == 1
-            if producer is None:
-                _deliver(inp, ig, fresh, wanted_ids, results)
-                continue
-            prev = grads.get(inp)
-            if prev is None:
-                grads[inp] = ig
-                push(heap, (-producer.seq, inp))
-                if fresh:
-                    owned.add(inp)
-            else:
-                grads[inp] = _sum_of(prev, ig)
-                owned.add(inp)
-    return results
-
-
-def _deliver(t: Tensor, g, fresh: bool, wanted_ids, results) -> None:
-    """Add a gradient into ``t.grad`` (or, with ``wanted_ids``, into ``results``), copying an
-    array that is not ``fresh`` (one that something else may refer to)."""
-    if wanted_ids is None:
-        prev = t.grad
-        t.grad = _wrap(
-            (g if fresh else g.copy()) if prev is None else _sum_of(prev._data, g), False, None
-        )
-    elif id(t) in wanted_ids:
-        prev = results.get(id(t))
-        results[id(t)] = (g if fresh else g.copy()) if prev is None else _sum_of(prev, g)
-
-
-def _fit(ig, data, op_name: str, i: int):
-    """A VJP's gradient made an array of its input's type, shape and dtype."""
-    if isinstance(ig, np.generic):
-        ig = np.asarray(ig)  # numpy returns products of 0-d arrays as scalars
-    if ig.shape != data.shape:
-        ig = _reduce_to(ig, data.shape, op_name, i)
-    if ig.dtype != data.dtype:
-        ig = ig.astype(data.dtype)
-    return ig
-
-
-def _sum_of(a, b):
-    """a + b, kept an array: numpy returns the sum of two 0-d arrays as a scalar."""
-    out = a + b
-    return np.asarray(out) if isinstance(out, np.generic) else out
-
-
-def _tensor_list(what: str, value: Any) -> list[Tensor]:
-    """One tensor or a sequence of tensors as a list, refusing anything else by position."""
-    single = isinstance(value, Tensor) or backend.is_array(value) or not hasattr(value, "__iter__")
-    items = [value] if single else list(value)
-    for i, t in enumerate(items):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"grad: {what} {i} is a {type(t).__name__}, not a Tensor")
-    return items
-
-
-def grad(
-    outputs: Tensor | Sequence[Tensor],
-    inputs: Tensor | Sequence[Tensor],
-    grad_outputs: Any = None,
-    retain_graph: bool = False,
-    allow_unused: bool = False,
-) -> tuple[Any, ...]:
-    """Gradients of ``outputs`` with respect to ``inputs`` as arrays, leaving ``.grad`` alone."""
-    outs, ins = _tensor_list("output", outputs), _tensor_list("input", inputs)
-    if grad_outputs is None or isinstance(grad_outputs, Tensor) or backend.is_array(grad_outputs):
-        grad_outputs = [grad_outputs] * len(outs) if grad_outputs is None else [grad_outputs]
-    if len(grad_outputs) != len(outs):
-        raise ValueError(f"grad: {len(outs)} outputs but {len(grad_outputs)} grad_outputs")
-    for o in outs:
-        if not o.requires_grad:
-            raise RuntimeError(f"grad: an output of shape {o.shape} does not require grad")
-    roots = [(o, _seed(o, g)) for o, g in zip(outs, grad_outputs, strict=True)]
-    found = _run_backward(roots, retain_graph, ins)
-    result = []
-    for i, t in enumerate(ins):
-        g = found.get(id(t))
-        if g is None:
-            if not allow_unused:
-                raise RuntimeError(f"grad: input {i} of shape {t.shape} is not used by the outputs")
-        elif g.shape != t.shape:
-            g = _reduce_to(g, t.shape, "grad", i)
-        result.append(g)
-    return tuple(result)
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """``input`` where ``condition`` holds, ``other`` elsewhere (differentiable in both)."""
+    cond = _bool_mask("where", condition)
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = Tensor(_to_array(input, None, None, True))
+    if not isinstance(input, Tensor):
+        input = _lift(input, other)
+    other = _lift(other, input)
+    if input._data.dtype is not other._data.dtype:
+        input, other = _promote(input, other)
+        if input.dtype != other.dtype:
+            dtype = np.result_type(input._data, other._data)
+            input, other = input._cast(dtype), other._cast(dtype)
+    xp = backend.array_module_of(input._data)
+    if backend.device_of(cond) != input.device:
+        cond = backend.to_device(cond, input.device)
+    shape = xp.broadcast_shapes(cond.shape, input.shape, other.shape)
+    if cond.shape != shape:
+        cond = xp.broadcast_to(cond, shape)
+    return apply(O.WHERE, input, other, condition=cond)

@@ -163,3 +163,251 @@ def manual_seed(seed: int) -> None:
 def rng() -> np.random.Generator:
     """The global numpy random generator (random numbers are drawn on the host)."""
     return _rng
+
+
+# ---------------------------------------------------------------- the array namespace of the rules
+
+# NOTE: every op's forward and derivative rule is written against a namespace ``ns``: on the
+# fast first-order path it is an ArrayNamespace over numpy or CuPy, and when gradients must be
+# differentiable again (create_graph) it is the Tensor namespace of autograd, which offers the
+# same names as recorded ops. The speed tricks below exist only here; the Tensor namespace
+# implements each of them as plain differentiable ops.
+
+_DOT_MAX = 4096  # outputs up to this many elements go through dot, larger ones through matmul
+
+
+class ArrayNamespace:
+    """numpy (or CuPy) plus the named helpers the derivative rules use."""
+
+    differentiable = False
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self._constants: dict[tuple, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.xp, name)
+
+    def __repr__(self) -> str:
+        return f"ArrayNamespace({self.xp.__name__})"
+
+    # ------------------------------------------------------------ constants
+
+    def constant(self, kind: str, n: int, arg: Any) -> Any:
+        """A read-only vector kept between calls on the host: ``ones(n)`` of dtype ``arg``
+        ("ones"), or the offsets ``0, arg, 2 arg, ...`` of the rows of an (n, arg) array
+        ("starts")."""
+        xp = self.xp
+        if xp is not np:
+            return xp.ones(n, arg) if kind == "ones" else xp.arange(0, n * arg, arg)
+        key = (kind, n, arg)
+        array = self._constants.get(key)
+        if array is None:
+            if len(self._constants) >= 64:  # batch sizes vary little; never let the cache grow
+                self._constants.clear()
+            array = np.ones(n, arg) if kind == "ones" else np.arange(0, n * arg, arg)
+            array.flags.writeable = False
+            self._constants[key] = array
+        return array
+
+    # ------------------------------------------------------------ products and sums
+
+    def mm(self, a: Any, b: Any) -> Any:
+        """The product of two 2-D arrays by the cheaper of numpy's two paths for its size."""
+        # NOTE: dot costs a few microseconds less per call than matmul, but it zero-fills its
+        # output before the BLAS call; past a few thousand elements that fill costs more.
+        if a.shape[0] * b.shape[1] <= _DOT_MAX:
+            return a.dot(b)
+        return self.xp.matmul(a, b)
+
+    def mT(self, a: Any) -> Any:
+        """The last two axes swapped."""
+        return self.xp.swapaxes(a, -1, -2)
+
+    def row_sums(self, a: Any) -> Any:
+        """a.sum(axis=1) of a 2-D array."""
+        # NOTE: numpy reduces along the short rows of a (batch, classes) array several times
+        # slower than BLAS multiplies it by a vector of ones.
+        return a.dot(self.constant("ones", a.shape[1], a.dtype))
+
+    def column_sums(self, a: Any) -> Any:
+        """a.sum(axis=0) of a 2-D array (the bias gradient of a linear layer)."""
+        return self.constant("ones", a.shape[0], a.dtype).dot(a)
+
+    def row_max(self, a: Any) -> Any:
+        """a.max(axis=1) of a 2-D array; for a few columns, a maximum down a transposed copy."""
+        if self.xp is np and a.shape[1] <= 64:
+            return np.maximum.reduce(np.ascontiguousarray(a.T), axis=0)
+        return a.max(axis=1)
+
+    def amax(self, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return a.max(axis=axis, keepdims=keepdims)
+
+    def prod(self, a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return a.prod(axis=axis, keepdims=keepdims)
+
+    def permute(self, a: Any, axes: Any) -> Any:
+        return a.transpose(axes)
+
+    def cast(self, a: Any, dtype: Any) -> Any:
+        return a.astype(dtype)
+
+    def broadcast_to(self, a: Any, shape: tuple) -> Any:
+        """A writable array of ``shape`` filled by broadcasting ``a``."""
+        out = self.xp.empty(shape, dtype=a.dtype)
+        out[...] = a  # NOTE: cheaper than broadcast_to(...).copy()
+        return out
+
+    def sum_to(self, a: Any, shape: tuple) -> Any:
+        """Sum a broadcast array back to ``shape``."""
+        return sum_to(a, shape)
+
+    def scatter(self, g: Any, index: Any, shape: tuple) -> Any:
+        """zeros(shape) with ``g`` added at ``index``; repeated indices add up."""
+        out = self.xp.zeros(shape, dtype=g.dtype)
+        if is_advanced_index(index):
+            self.xp.add.at(out, index, g)
+        else:
+            out[index] = g
+        return out
+
+    def erf(self, a: Any) -> Any:
+        return erf(a)
+
+    def to_device(self, a: Any, device: str) -> Any:
+        return to_device(a, device)
+
+    def device_of(self, a: Any) -> str:
+        return device_of(a)
+
+    # ------------------------------------------------------------ in-place where allowed
+
+    def imul(self, a: Any, b: Any) -> Any:
+        """a * b, written into ``a`` (a rule may pass only arrays it made itself)."""
+        a *= b
+        return a
+
+    def iadd(self, a: Any, b: Any) -> Any:
+        """a + b, written into ``a``."""
+        a += b
+        return a
+
+    def sub_at(self, a: Any, index: Any, value: Any) -> Any:
+        """``a`` with ``value`` subtracted at the (distinct) flat positions ``index``."""
+        shape = a.shape
+        flat = a.reshape(-1)  # a view, or a C-ordered copy when ``a`` was not C-ordered
+        flat[index] -= value
+        return flat.reshape(shape)
+
+    def maximum_(self, a: Any, b: Any) -> Any:
+        """max(a, b), written into ``a``."""
+        return self.xp.maximum(a, b, out=a)
+
+    def tanh_(self, a: Any) -> Any:
+        """tanh(a), written into ``a``."""
+        return self.xp.tanh(a, out=a)
+
+    def clip_(self, a: Any, low: Any, high: Any) -> Any:
+        """clip(a, low, high), written into ``a``."""
+        return self.xp.clip(a, low, high, out=a)
+
+
+def sum_to(a: Any, shape: tuple) -> Any:
+    """Sum ``a`` (an array or a Tensor) over the axes that broadcasting added to ``shape``."""
+    extra = a.ndim - len(shape)
+    if extra < 0:
+        raise ValueError(f"cannot sum shape {tuple(a.shape)} to shape {tuple(shape)}")
+    axes = tuple(range(extra)) + tuple(
+        k + extra for k, n in enumerate(shape) if n == 1 and a.shape[k + extra] != 1
+    )
+    if axes:
+        a = a.sum(axis=axes, keepdims=True)
+    if tuple(a.shape) != tuple(shape):
+        a = a.reshape(shape)
+    return a
+
+
+def is_advanced_index(index: Any) -> bool:
+    """True when an index uses integer or boolean arrays (numpy's advanced indexing)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(not isinstance(p, (int, slice, type(None), type(Ellipsis))) for p in parts)
+
+
+def _erf_scalar_table():
+    import math
+
+    return np.frompyfunc(math.erf, 1, 1)
+
+
+_erf_ufunc: Any = None
+
+
+def erf(a: Any) -> Any:
+    """The error function, elementwise, to full double precision (math.erf per element)."""
+    # NOTE: numpy has no erf; math.erf per element is exact and fast enough for the GELU
+    # layers of small networks (about 50 ns an element).
+    global _erf_ufunc
+    if _erf_ufunc is None:
+        _erf_ufunc = _erf_scalar_table()
+    if _cupy is not None and isinstance(a, _cupy.ndarray):
+        import cupyx.scipy.special as special
+
+        return special.erf(a)
+    return np.asarray(_erf_ufunc(a), dtype=a.dtype)
+
+
+NUMPY = ArrayNamespace(np)
+_namespaces: dict[Any, ArrayNamespace] = {np: NUMPY}
+
+
+def namespace_of(array: Any) -> ArrayNamespace:
+    """The ArrayNamespace of the module an array belongs to."""
+    xp = array_module_of(array)
+    ns = _namespaces.get(xp)
+    if ns is None:
+        ns = _namespaces[xp] = ArrayNamespace(xp)
+    return ns
+
+
+class Generator:
+    """A random generator of its own, as ``torch.Generator``: ``Generator().manual_seed(0)``."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self.rng = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Reseed and return this generator."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self._seed = int(seed)
+        self.rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self) -> int:
+        """The seed this generator was last seeded with."""
+        return self._seed
+
+    def get_state(self) -> dict:
+        """The state of the generator, for set_state."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> Generator:
+        """Restore a state from get_state."""
+        self.rng.bit_generator.state = state
+        return self
+
+
+def generator(gen: Any = None) -> np.random.Generator:
+    """The numpy generator behind ``gen``: None (the global one), an int seed, a numpy
+    Generator or a tinygrad_mlp Generator."""
+    if gen is None:
+        return _rng
+    if isinstance(gen, Generator):
+        return gen.rng
+    if isinstance(gen, np.random.Generator):
+        return gen
+    if isinstance(gen, (int, np.integer)) and not isinstance(gen, bool):
+        return np.random.default_rng(int(gen))
+    raise TypeError(f"generator must be None, an int seed or a Generator, got {type(gen).__name__}")

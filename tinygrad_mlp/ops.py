@@ -1,37 +1,44 @@
-"""The op registry: each op's forward and its vector-Jacobian product (VJP), side by side.
+"""The op registry: each op's forward and its one vector-Jacobian product (VJP), side by side.
 
-Every op is two plain functions:
+Every op is two plain functions written against a namespace ``ns``:
 
-- ``forward(xp, *arrays, **params) -> (out, saved)`` computes the result with the array module
-  ``xp`` (numpy or cupy) and returns what the backward needs as ``saved``;
-- ``backward(xp, g, saved, needs) -> tuple`` takes the incoming gradient ``g`` (shaped like
-  ``out``) and returns one gradient per array input, or ``None`` where ``needs[i]`` is False.
+- ``forward(ns, *inputs, **params) -> (out, saved)`` computes the result and returns what the
+  backward needs as ``saved``;
+- ``backward(ns, g, saved, needs) -> tuple`` takes the incoming gradient ``g`` (shaped like
+  ``out``) and returns one gradient per input, or ``None`` where ``needs[i]`` is False.
+
+On the fast first-order path ``ns`` is a ``backend.ArrayNamespace`` and the inputs are numpy
+(or CuPy) arrays. When a gradient must itself be differentiable (``create_graph=True``) the
+engine runs the same forward and the same rule with the Tensor namespace of ``autograd``, whose
+functions are recorded ops: so every rule is differentiable again, to any order, without a
+second copy. Rules therefore use only what both namespaces offer: arithmetic operators,
+comparisons, ``.sum(axis=, keepdims=)``, ``.reshape``, ``.T``, ``.shape``, ``.ndim``,
+``.dtype``, indexing, and the functions of ``ns`` (``exp``, ``where``, ``mm``, ``broadcast_to``,
+``scatter``, ...). The in-place helpers of ``ns`` (``imul``, ``maximum_``, ...) write into
+arrays on the fast path and are plain ops on Tensors; a rule passes them only arrays it made.
 
 Rules never think about broadcasting: the engine sums each gradient back to its input's shape.
-A backward must not write into ``g`` or into ``saved``: both may be shared. It returns new
-arrays (distinct from each other) or ``g`` itself.
-
-An op may add ``backward_owned``: the same rule, allowed to overwrite ``g``. The engine calls it
-instead when it holds the only reference to ``g``, which saves an allocation per elementwise op
-in a chain (the in-place ``dA *= Z > 0`` of hand-written backprop). An op marked ``exact``
-promises that its rule returns each input's gradient with that input's shape and dtype; the
-engine then skips fitting them (a test holds each such op to the promise).
+A backward must not write into ``g`` or into ``saved`` (both may be shared), and returns new
+arrays, distinct from each other, or ``g`` itself. An op marked ``exact`` promises that its rule
+returns each input's gradient with that input's shape and dtype; the engine then skips fitting
+them (a test holds each such op to the promise). ``saves_inputs`` is False for ops whose rule
+never reads its inputs' values, so that changing those inputs in place later is harmless.
 
 Each op also carries a ``sample``: the input shapes, value domains and parameters that the test
-suite uses to gradient-check every registered op automatically.
+suite uses to check every registered op automatically, at first and second order.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from .backend import np
 
-__all__ = ["Op", "Sample", "OPS", "register", "ShapeError", "DTypeError"]
+__all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
 
 class ShapeError(ValueError):
@@ -48,7 +55,8 @@ class Sample:
 
     ``shapes(n, m)`` gives the input shapes from two small sizes; ``domains`` names the value range
     of each input ("real", "positive", "nonzero" = away from 0, "unit" = inside (0, 1),
-    "distinct" = no ties); ``params(shapes)`` gives the op's keyword parameters.
+    "distinct" = no ties; "grid" and "offgrid" = values that never come near each other's);
+    ``params(shapes)`` gives the op's keyword parameters.
     """
 
     shapes: Callable[[int, int], tuple[tuple[int, ...], ...]] = lambda n, m: ((n, m),)
@@ -66,10 +74,11 @@ class Op:
     backward: Callable[..., tuple[Any, ...]]
     arity: int | None  # the number of array inputs; None: any number (the sample shows one)
     sample: Sample = field(default_factory=Sample)
-    backward_owned: Callable[..., tuple[Any, ...]] | None = None
     # True when the rule always returns, for each input, an array of that input's shape and
     # dtype (g being of the output's): the engine then skips fitting the gradients to the inputs
     exact: bool = False
+    saves_inputs: bool = True
+    custom: Any = None  # the autograd.Function subclass of a custom op (not in the registry)
 
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
@@ -84,18 +93,18 @@ def register(
     backward,
     arity: int | None = 1,
     sample: Sample | None = None,
-    backward_owned=None,
     exact: bool = False,
+    saves_inputs: bool = True,
 ) -> Op:
     """Add an op to the registry and return it."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered")
-    op = Op(name, forward, backward, arity, sample or Sample(), backward_owned, exact)
+    op = Op(name, forward, backward, arity, sample or Sample(), exact, saves_inputs)
     OPS[name] = op
     return op
 
 
-def _norm_axes(axis, ndim: int) -> tuple[int, ...] | None:
+def norm_axes(axis, ndim: int) -> tuple[int, ...] | None:
     """Axis argument (None, int or tuple) as a tuple of non-negative ints, or None for all."""
     if axis is None:
         return None
@@ -105,20 +114,33 @@ def _norm_axes(axis, ndim: int) -> tuple[int, ...] | None:
         else:
             axes = (operator.index(axis),)
     except TypeError:
-        raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}") from None
+        raise TypeError(f"dim must be an int or a tuple of ints, got {axis!r}") from None
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [{-max(ndim, 1)}, "
+                f"{max(ndim, 1) - 1}], but got {a})"
+            )
         out.append(a % max(ndim, 1))
-    return tuple(out)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"dim {axis!r} names a dimension more than once")
+    return tuple(out) if ndim else ()
 
 
-def _expand(xp, g, axes, keepdims: bool):
+def _expand(ns, g, axes, keepdims: bool):
     """Re-insert the reduced axes of ``g`` so that it broadcasts against the input."""
     if keepdims or axes is None:
         return g
-    return xp.expand_dims(g, axes)
+    return g.reshape(_kept_shape(g.shape, axes))
+
+
+def _kept_shape(shape: tuple, axes: tuple) -> tuple:
+    """``shape`` with a 1 inserted at each of the (sorted, non-negative) reduced ``axes``."""
+    out = list(shape)
+    for a in sorted(axes):
+        out.insert(a, 1)
+    return tuple(out)
 
 
 _binary = Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("real", "real"), broadcast=True)
@@ -127,35 +149,35 @@ _binary = Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("real", "real"),
 # ---------------------------------------------------------------- elementwise arithmetic
 
 
-def _add(xp, a, b):
+def _add(ns, a, b):
     return a + b, None
 
 
-def _add_vjp(xp, g, saved, needs):
+def _add_vjp(ns, g, saved, needs):
     # d(a+b)/da = 1, d(a+b)/db = 1
     return g, g
 
 
-ADD = register("add", _add, _add_vjp, 2, _binary)
+ADD = register("add", _add, _add_vjp, 2, _binary, saves_inputs=False)
 
 
-def _sub(xp, a, b):
+def _sub(ns, a, b):
     return a - b, None
 
 
-def _sub_vjp(xp, g, saved, needs):
+def _sub_vjp(ns, g, saved, needs):
     # d(a-b)/da = 1, d(a-b)/db = -1
     return g, (-g if needs[1] else None)
 
 
-SUB = register("sub", _sub, _sub_vjp, 2, _binary)
+SUB = register("sub", _sub, _sub_vjp, 2, _binary, saves_inputs=False)
 
 
-def _mul(xp, a, b):
+def _mul(ns, a, b):
     return a * b, (a, b)
 
 
-def _mul_vjp(xp, g, saved, needs):
+def _mul_vjp(ns, g, saved, needs):
     # d(ab)/da = b, d(ab)/db = a
     a, b = saved
     return (g * b if needs[0] else None), (g * a if needs[1] else None)
@@ -164,11 +186,11 @@ def _mul_vjp(xp, g, saved, needs):
 MUL = register("mul", _mul, _mul_vjp, 2, _binary)
 
 
-def _div(xp, a, b):
+def _div(ns, a, b):
     return a / b, (a, b)
 
 
-def _div_vjp(xp, g, saved, needs):
+def _div_vjp(ns, g, saved, needs):
     # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
     a, b = saved
     ga = g / b
@@ -184,60 +206,98 @@ DIV = register(
 )
 
 
-def _neg(xp, x):
+def _neg(ns, x):
     return -x, None
 
 
-def _neg_vjp(xp, g, saved, needs):
+def _neg_vjp(ns, g, saved, needs):
     # d(-x)/dx = -1
     return (-g,)
 
 
-NEG = register("neg", _neg, _neg_vjp)
+NEG = register("neg", _neg, _neg_vjp, saves_inputs=False)
 
 
-def _pow(xp, x, exponent):
+def _pow(ns, x, exponent):
     return x**exponent, (x, exponent)
 
 
-def _pow_vjp(xp, g, saved, needs):
+def _pow_vjp(ns, g, saved, needs):
     # d/dx x^c = c x^(c-1)
     x, c = saved
     if c == 0:  # NOTE: x^0 is constant; c x^(c-1) would give 0 * inf = nan at x = 0
-        return (xp.zeros_like(g),)
+        return (g * 0,)
+    if c == 1:
+        return (g,)
     return (g * (c * x ** (c - 1)),)
 
 
 POW = register(
-    "pow", _pow, _pow_vjp, 1, Sample(domains=("positive",), params=lambda s: {"exponent": 1.5})
+    "pow", _pow, _pow_vjp, 1, Sample(domains=("positive",), params=lambda s: {"exponent": 2.5})
 )
 
 
-def _abs(xp, x):
-    return xp.abs(x), x
+def _pow_tensor(ns, a, b):
+    out = a**b
+    return out, (a, b, out)
 
 
-def _abs_vjp(xp, g, x, needs):
+def _pow_tensor_vjp(ns, g, saved, needs):
+    # d/da a^b = b a^(b-1); d/db a^b = a^b log a (taken as 0 where a <= 0)
+    a, b, out = saved
+    ga = g * b * a ** (b - 1) if needs[0] else None
+    gb = None
+    if needs[1]:
+        positive = a > 0
+        gb = g * out * ns.log(ns.where(positive, a, 1)) * positive
+    return ga, gb
+
+
+POW_TENSOR = register(
+    "pow_tensor",
+    _pow_tensor,
+    _pow_tensor_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("positive", "real"), broadcast=True),
+)
+
+
+def _abs(ns, x):
+    return ns.abs(x), x
+
+
+def _abs_vjp(ns, g, x, needs):
     # d/dx |x| = sign(x) (taken as 0 at the kink x = 0)
-    return (g * xp.sign(x),)
+    return (g * ns.sign(x),)
 
 
 ABS = register("abs", _abs, _abs_vjp, 1, Sample(domains=("nonzero",)))
 
 
-def _clamp(xp, x, low, high):
-    return xp.clip(x, low, high), (x, low, high)
+def _sign(ns, x):
+    return ns.sign(x), None
 
 
-def _clamp_vjp(xp, g, saved, needs):
+def _sign_vjp(ns, g, saved, needs):
+    # sign is piecewise constant: its derivative is 0 (where it exists)
+    return (g * 0,)
+
+
+SIGN = register("sign", _sign, _sign_vjp, 1, Sample(domains=("nonzero",)), saves_inputs=False)
+
+
+def _clamp(ns, x, low, high):
+    return ns.clip(x, low, high), (x, low, high)
+
+
+def _clamp_vjp(ns, g, saved, needs):
     # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside
     x, low, high = saved
-    inside = xp.ones(x.shape, dtype=bool)
     if low is not None:
-        inside &= x >= low
+        g = g * (x >= low)
     if high is not None:
-        inside &= x <= high
-    return (g * inside,)
+        g = g * (x <= high)
+    return (g,)
 
 
 CLAMP = register(
@@ -249,15 +309,81 @@ CLAMP = register(
 )
 
 
+def _maximum(ns, a, b):
+    return ns.maximum(a, b), (a, b)
+
+
+def _maximum_vjp(ns, g, saved, needs):
+    # d max(a, b)/da = 1 where a > b, 1/2 where a = b (as PyTorch), 0 elsewhere
+    a, b = saved
+    share = (a > b) + (a == b) * 0.5
+    return (g * share if needs[0] else None), (g * (1 - share) if needs[1] else None)
+
+
+MAXIMUM = register(
+    "maximum",
+    _maximum,
+    _maximum_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("grid", "offgrid"), broadcast=True),
+)
+
+
+def _minimum(ns, a, b):
+    return ns.minimum(a, b), (a, b)
+
+
+def _minimum_vjp(ns, g, saved, needs):
+    # d min(a, b)/da = 1 where a < b, 1/2 where a = b (as PyTorch), 0 elsewhere
+    a, b = saved
+    share = (a < b) + (a == b) * 0.5
+    return (g * share if needs[0] else None), (g * (1 - share) if needs[1] else None)
+
+
+MINIMUM = register(
+    "minimum",
+    _minimum,
+    _minimum_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("grid", "offgrid"), broadcast=True),
+)
+
+
+def _where(ns, a, b, condition):
+    return ns.where(condition, a, b), condition
+
+
+def _where_vjp(ns, g, condition, needs):
+    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere
+    zero = g * 0
+    ga = ns.where(condition, g, zero) if needs[0] else None
+    gb = ns.where(condition, zero, g) if needs[1] else None
+    return ga, gb
+
+
+WHERE = register(
+    "where",
+    _where,
+    _where_vjp,
+    2,
+    Sample(
+        shapes=lambda n, m: ((n, m), (n, m)),
+        domains=("real", "real"),
+        params=lambda s: {"condition": np.arange(s[0][0] * s[0][1]).reshape(s[0]) % 3 == 0},
+    ),
+    saves_inputs=False,
+)
+
+
 # ---------------------------------------------------------------- elementwise functions
 
 
-def _exp(xp, x):
-    out = xp.exp(x)
+def _exp(ns, x):
+    out = ns.exp(x)
     return out, out
 
 
-def _exp_vjp(xp, g, out, needs):
+def _exp_vjp(ns, g, out, needs):
     # d/dx e^x = e^x
     return (g * out,)
 
@@ -265,11 +391,24 @@ def _exp_vjp(xp, g, out, needs):
 EXP = register("exp", _exp, _exp_vjp)
 
 
-def _log(xp, x):
-    return xp.log(x), x
+def _expm1(ns, x):
+    out = ns.expm1(x)
+    return out, out
 
 
-def _log_vjp(xp, g, x, needs):
+def _expm1_vjp(ns, g, out, needs):
+    # d/dx (e^x - 1) = e^x
+    return (g * (out + 1),)
+
+
+EXPM1 = register("expm1", _expm1, _expm1_vjp)
+
+
+def _log(ns, x):
+    return ns.log(x), x
+
+
+def _log_vjp(ns, g, x, needs):
     # d/dx log x = 1/x
     return (g / x,)
 
@@ -277,73 +416,236 @@ def _log_vjp(xp, g, x, needs):
 LOG = register("log", _log, _log_vjp, 1, Sample(domains=("positive",)))
 
 
-def _relu(xp, x):
-    out = xp.maximum(x, 0)
-    return out, out
+def _log1p(ns, x):
+    return ns.log1p(x), x
 
 
-def _relu_vjp(xp, g, out, needs):
-    # d/dx max(x, 0) = 1 where x > 0, else 0 (0 at the kink, as PyTorch)
-    return (g * (out > 0),)
+def _log1p_vjp(ns, g, x, needs):
+    # d/dx log(1 + x) = 1/(1 + x)
+    return (g / (x + 1),)
 
 
-def _relu_vjp_owned(xp, g, out, needs):
-    g *= out > 0
-    return (g,)
+LOG1P = register("log1p", _log1p, _log1p_vjp, 1, Sample(domains=("positive",)))
 
 
-RELU = register(
-    "relu", _relu, _relu_vjp, 1, Sample(domains=("nonzero",)), backward_owned=_relu_vjp_owned
+def _sin(ns, x):
+    return ns.sin(x), x
+
+
+def _sin_vjp(ns, g, x, needs):
+    # d/dx sin x = cos x
+    return (g * ns.cos(x),)
+
+
+SIN = register("sin", _sin, _sin_vjp)
+
+
+def _cos(ns, x):
+    return ns.cos(x), x
+
+
+def _cos_vjp(ns, g, x, needs):
+    # d/dx cos x = -sin x
+    return (-(g * ns.sin(x)),)
+
+
+COS = register("cos", _cos, _cos_vjp)
+
+
+def _erf(ns, x):
+    return ns.erf(x), x
+
+
+def _erf_vjp(ns, g, x, needs):
+    # d/dx erf x = 2/sqrt(pi) e^(-x^2)
+    return (g * (2 / math.sqrt(math.pi)) * ns.exp(-(x * x)),)
+
+
+ERF = register("erf", _erf, _erf_vjp)
+
+
+# ---------------------------------------------------------------- activations
+
+# One table serves the activation ops, nn.Sequential's fused stack and the tests: each entry is
+# the activation's forward and its derivative, written once: ``vjp(ns, g, x, out, **params)``
+# gives g * d out / d x elementwise, in g's dtype; entries with ``needs_input`` False read only
+# ``out`` (so the fused stack may overwrite the pre-activation in place).
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation: forward, derivative and the parameters both take."""
+
+    name: str
+    forward: Callable[..., Any]
+    vjp: Callable[..., Any]
+    needs_input: bool
+    defaults: dict[str, Any] = field(default_factory=dict)
+    in_place: Callable[..., Any] | None = None  # forward written into its argument (fast path)
+    domain: str = "nonzero"  # where the tests draw inputs (away from kinks)
+
+
+ACTIVATIONS: dict[str, Activation] = {}
+
+
+def _sigmoid_values(ns, x):
+    # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|.
+    e = ns.exp(-ns.abs(x))
+    return ns.where(x >= 0, 1, e) / (e + 1)
+
+
+def _softplus_values(ns, x, beta=1.0, threshold=20.0):
+    # NOTE: log(1 + e^(bx)) / b, computed as max(bx, 0) + log1p(e^-|bx|) so it never
+    # overflows; above the threshold PyTorch returns x itself, and so do we.
+    bx = x * beta
+    soft = (ns.maximum(bx, 0) + ns.log1p(ns.exp(-ns.abs(bx)))) / beta
+    return ns.where(bx > threshold, x, soft)
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+
+
+def _gelu(ns, x, approximate="none"):
+    if approximate == "tanh":
+        return x * 0.5 * (ns.tanh((x + x * x * x * 0.044715) * _GELU_C) + 1)
+    return x * 0.5 * (ns.erf(x * (1 / math.sqrt(2))) + 1)
+
+
+def _gelu_vjp(ns, g, x, out, approximate="none"):
+    if approximate == "tanh":
+        # d/dx x/2 (1 + t), t = tanh(c (x + 0.044715 x^3))
+        t = ns.tanh((x + x * x * x * 0.044715) * _GELU_C)
+        inner = (x * x * (3 * 0.044715) + 1) * _GELU_C
+        return g * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * inner)
+    # d/dx x Phi(x) = Phi(x) + x phi(x)
+    phi = ns.exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
+    return g * ((ns.erf(x * (1 / math.sqrt(2))) + 1) * 0.5 + x * phi)
+
+
+def _activation(name, forward, vjp, needs_input, in_place=None, domain="nonzero", **dflt):
+    ACTIVATIONS[name] = Activation(name, forward, vjp, needs_input, dflt, in_place, domain)
+
+
+_activation(
+    "relu",
+    lambda ns, x: ns.maximum(x, 0),
+    lambda ns, g, x, out: g * (out > 0),  # 0 at the kink, as PyTorch
+    False,
+    in_place=lambda ns, x: ns.maximum_(x, 0),
+)
+_activation(
+    "sigmoid",
+    _sigmoid_values,
+    lambda ns, g, x, s: g * s * (1 - s),
+    False,
+    domain="real",
+)
+_activation(
+    "tanh",
+    lambda ns, x: ns.tanh(x),
+    lambda ns, g, x, t: g * (1 - t * t),
+    False,
+    in_place=lambda ns, x: ns.tanh_(x),
+    domain="real",
+)
+_activation(
+    "leaky_relu",
+    lambda ns, x, negative_slope=0.01: ns.where(x > 0, x, x * negative_slope),
+    lambda ns, g, x, out, negative_slope=0.01: ns.where(x > 0, g, g * negative_slope),
+    True,
+    negative_slope=0.01,
+)
+_activation(
+    "elu",
+    lambda ns, x, alpha=1.0: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * alpha),
+    lambda ns, g, x, out, alpha=1.0: ns.where(x > 0, g, g * (out + alpha)),
+    True,
+    alpha=1.0,
+)
+_activation("gelu", _gelu, _gelu_vjp, True, domain="real", approximate="none")
+_activation(
+    "silu",
+    lambda ns, x: x * _sigmoid_values(ns, x),
+    # d/dx x s(x) = s (1 + x (1 - s))
+    lambda ns, g, x, out: g * _sigmoid_values(ns, x) * (x * (1 - _sigmoid_values(ns, x)) + 1),
+    True,
+    domain="real",
+)
+_activation(
+    "softplus",
+    _softplus_values,
+    # d/dx log(1 + e^(bx)) / b = sigmoid(bx); 1 above the threshold
+    lambda ns, g, x, out, beta=1.0, threshold=20.0: ns.where(
+        x * beta > threshold, g, g * _sigmoid_values(ns, x * beta)
+    ),
+    True,
+    domain="real",
+    beta=1.0,
+    threshold=20.0,
+)
+_activation(
+    "mish",
+    lambda ns, x: x * ns.tanh(_softplus_values(ns, x)),
+    # d/dx x tanh(sp(x)) = tanh(sp) + x sigmoid(x) (1 - tanh^2(sp))
+    lambda ns, g, x, out: (
+        g
+        * (
+            ns.tanh(_softplus_values(ns, x))
+            + x * _sigmoid_values(ns, x) * (1 - ns.tanh(_softplus_values(ns, x)) ** 2)
+        )
+    ),
+    True,
+    domain="real",
+)
+_activation(
+    "hardtanh",
+    lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip(x, min_val, max_val),
+    # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch
+    lambda ns, g, x, out, min_val=-1.0, max_val=1.0: g * ((out > min_val) * (out < max_val)),
+    False,
+    in_place=lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip_(x, min_val, max_val),
+    min_val=-1.0,
+    max_val=1.0,
+)
+_activation(
+    "relu6",
+    lambda ns, x: ns.clip(x, 0, 6),
+    lambda ns, g, x, out: g * ((out > 0) * (out < 6)),
+    False,
+    in_place=lambda ns, x: ns.clip_(x, 0, 6),
 )
 
 
-def _sigmoid(xp, x):
-    # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|.
-    e = xp.exp(-xp.abs(x))
-    out = xp.where(x >= 0, 1, e) / (1 + e)
-    return out, out
+def _activation_op(act: Activation) -> Op:
+    def forward(ns, x, **params):
+        out = act.forward(ns, x, **params)
+        return out, (x, out, params)
+
+    def backward(ns, g, saved, needs):
+        x, out, params = saved
+        return (act.vjp(ns, g, x, out, **params),)
+
+    forward.__name__, backward.__name__ = f"_{act.name}", f"_{act.name}_vjp"
+    params = {"leaky_relu": {"negative_slope": 0.1}, "elu": {"alpha": 0.7}}.get(act.name, {})
+    if act.name == "hardtanh":
+        params = {"min_val": -0.53, "max_val": 0.77}
+    sample = Sample(domains=(act.domain,), params=lambda s, p=params: dict(p))
+    return register(act.name, forward, backward, 1, sample, exact=True)
 
 
-def _sigmoid_vjp(xp, g, s, needs):
-    # d/dx sigmoid(x) = s (1 - s)
-    return (g * s * (1 - s),)
+for _act in list(ACTIVATIONS.values()):
+    _activation_op(_act)
+RELU, SIGMOID, TANH = OPS["relu"], OPS["sigmoid"], OPS["tanh"]
 
 
-def _sigmoid_vjp_owned(xp, g, s, needs):
-    g *= s
-    g *= 1 - s
-    return (g,)
-
-
-SIGMOID = register("sigmoid", _sigmoid, _sigmoid_vjp, backward_owned=_sigmoid_vjp_owned)
-
-
-def _tanh(xp, x):
-    out = xp.tanh(x)
-    return out, out
-
-
-def _tanh_vjp(xp, g, t, needs):
-    # d/dx tanh x = 1 - tanh^2 x
-    return (g * (1 - t * t),)
-
-
-def _tanh_vjp_owned(xp, g, t, needs):
-    g *= 1 - t * t
-    return (g,)
-
-
-TANH = register("tanh", _tanh, _tanh_vjp, backward_owned=_tanh_vjp_owned)
-
-
-def _softmax(xp, x, axis):
+def _softmax(ns, x, axis):
     # NOTE: the max is subtracted first, so exp never overflows.
-    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    e = ns.exp(x - ns.amax(x, axis, True))
     out = e / e.sum(axis=axis, keepdims=True)
     return out, (out, axis)
 
 
-def _softmax_vjp(xp, g, saved, needs):
+def _softmax_vjp(ns, g, saved, needs):
     # dS_i/dZ_j = S_i (delta_ij - S_j)  =>  dZ = S * (g - sum(g * S))
     s, axis = saved
     return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
@@ -352,135 +654,192 @@ def _softmax_vjp(xp, g, saved, needs):
 SOFTMAX = register("softmax", _softmax, _softmax_vjp, 1, Sample(params=lambda s: {"axis": -1}))
 
 
-def _log_softmax(xp, x, axis):
-    shifted = x - x.max(axis=axis, keepdims=True)
-    out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+def _log_softmax(ns, x, axis):
+    shifted = x - ns.amax(x, axis, True)
+    out = shifted - ns.log(ns.exp(shifted).sum(axis=axis, keepdims=True))
     return out, (out, axis)
 
 
-def _log_softmax_vjp(xp, g, saved, needs):
+def _log_softmax_vjp(ns, g, saved, needs):
     # d log_softmax(x)_i / dx_j = delta_ij - S_j  =>  dx = g - S * sum(g)
     out, axis = saved
-    return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
+    return (g - ns.exp(out) * g.sum(axis=axis, keepdims=True),)
 
 
 LOG_SOFTMAX = register(
-    "log_softmax", _log_softmax, _log_softmax_vjp, 1, Sample(params=lambda s: {"axis": -1})
+    "log_softmax", _log_softmax, _log_softmax_vjp, 1, Sample(params=lambda s: {"axis": 0})
 )
 
 
 # ---------------------------------------------------------------- reductions
 
 
-def _sum(xp, x, axis=None, keepdims=False):
-    axes = _norm_axes(axis, x.ndim)
+def _sum(ns, x, axis=None, keepdims=False):
+    axes = norm_axes(axis, x.ndim)
     return x.sum(axis=axes, keepdims=keepdims), (x.shape, axes, keepdims)
 
 
-def _sum_vjp(xp, g, saved, needs):
+def _sum_vjp(ns, g, saved, needs):
     # d sum(x) / dx_i = 1: the gradient is copied to every summed element
     shape, axes, keepdims = saved
-    out = xp.empty(shape, dtype=g.dtype)
-    out[...] = _expand(xp, g, axes, keepdims)  # NOTE: cheaper than broadcast_to, and writable
-    return (out,)
+    return (ns.broadcast_to(_expand(ns, g, axes, keepdims), shape),)
 
 
-SUM = register("sum", _sum, _sum_vjp, 1, Sample(params=lambda s: {"axis": 0, "keepdims": False}))
-
-
-def _mean(xp, x, axis=None, keepdims=False):
-    axes = _norm_axes(axis, x.ndim)
-    out = x.mean(axis=axes, keepdims=keepdims)
-    return out, (x.shape, axes, keepdims, x.size // max(out.size, 1))
-
-
-def _mean_vjp(xp, g, saved, needs):
-    # d mean(x) / dx_i = 1/n
-    shape, axes, keepdims, n = saved
-    out = xp.empty(shape, dtype=g.dtype)
-    out[...] = _expand(xp, g, axes, keepdims) / n
-    return (out,)
-
-
-MEAN = register(
-    "mean", _mean, _mean_vjp, 1, Sample(params=lambda s: {"axis": -1, "keepdims": True})
+SUM = register(
+    "sum",
+    _sum,
+    _sum_vjp,
+    1,
+    Sample(params=lambda s: {"axis": 0, "keepdims": False}),
+    saves_inputs=False,
 )
 
 
-def _max(xp, x, axis=None, keepdims=False):
-    axes = _norm_axes(axis, x.ndim)
-    top = x.max(axis=axes, keepdims=True)
-    out = top if keepdims else (top.reshape(()) if axes is None else xp.squeeze(top, axis=axes))
+def _mean(ns, x, axis=None, keepdims=False):
+    axes = norm_axes(axis, x.ndim)
+    out = x.mean(axis=axes, keepdims=keepdims)
+    n = math.prod(x.shape) // max(math.prod(out.shape), 1)
+    return out, (x.shape, axes, keepdims, n)
+
+
+def _mean_vjp(ns, g, saved, needs):
+    # d mean(x) / dx_i = 1/n
+    shape, axes, keepdims, n = saved
+    return (ns.broadcast_to(_expand(ns, g, axes, keepdims) / n, shape),)
+
+
+MEAN = register(
+    "mean",
+    _mean,
+    _mean_vjp,
+    1,
+    Sample(params=lambda s: {"axis": -1, "keepdims": True}),
+    saves_inputs=False,
+)
+
+
+def _amax(ns, x, axis=None, keepdims=False):
+    axes = norm_axes(axis, x.ndim)
+    top = ns.amax(x, axes, True)
+    out = top if keepdims else top.reshape(_dropped_shape(x.shape, axes))
     return out, (x, top, axes, keepdims)
 
 
-def _max_vjp(xp, g, saved, needs):
+def _dropped_shape(shape: tuple, axes: tuple | None) -> tuple:
+    if axes is None:
+        return ()
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _amax_vjp(ns, g, saved, needs):
     # d max(x) / dx_i = 1 at the maximum, 0 elsewhere; ties share the gradient equally
     x, top, axes, keepdims = saved
     mask = x == top
-    g = g.reshape(top.shape) if axes is None else _expand(xp, g, axes, keepdims)
+    g = g.reshape(top.shape)
     return (g * mask / mask.sum(axis=axes, keepdims=True),)
 
 
-MAX = register(
-    "max", _max, _max_vjp, 1, Sample(domains=("distinct",), params=lambda s: {"axis": 1})
+AMAX = register(
+    "amax", _amax, _amax_vjp, 1, Sample(domains=("distinct",), params=lambda s: {"axis": 1})
+)
+
+
+def _prod(ns, x, axis=None, keepdims=False):
+    axes = norm_axes(axis, x.ndim)
+    out = ns.prod(x, axes, keepdims)
+    return out, (x, out, axes, keepdims)
+
+
+def _prod_vjp(ns, g, saved, needs):
+    # d prod(x) / dx_i = the product of the others: prod / x_i where x_i != 0; at a single zero
+    # the product of the nonzero others, and 0 everywhere when two or more are zero
+    x, out, axes, keepdims = saved
+    zero = x == 0
+    zeros = zero.sum(axis=axes, keepdims=True)
+    safe = ns.where(zero, 1, x)
+    others = ns.prod(safe, axes, True)
+    out = _expand(ns, out, axes, keepdims).reshape(others.shape)
+    g = _expand(ns, g, axes, keepdims).reshape(others.shape)
+    grad = ns.where(zero, others * (zeros == 1), out / safe)
+    return (g * grad,)
+
+
+PROD = register(
+    "prod", _prod, _prod_vjp, 1, Sample(domains=("nonzero",), params=lambda s: {"axis": 1})
 )
 
 
 # ---------------------------------------------------------------- shape
 
 
-def _reshape(xp, x, shape):
+def _reshape(ns, x, shape):
     return x.reshape(shape), x.shape
 
 
-def _reshape_vjp(xp, g, shape, needs):
+def _reshape_vjp(ns, g, shape, needs):
     # reshape only moves elements: the gradient moves back
     return (g.reshape(shape),)
 
 
-RESHAPE = register("reshape", _reshape, _reshape_vjp, 1, Sample(params=lambda s: {"shape": (-1,)}))
-
-
-def _transpose(xp, x, axes=None):
-    out = x.transpose(axes)
-    inverse = None if axes is None else tuple(int(i) for i in xp.argsort(xp.asarray(axes)))
-    return out, inverse
-
-
-def _transpose_vjp(xp, g, inverse, needs):
-    # a permutation's inverse permutation carries the gradient back
-    return (g.transpose(inverse),)
-
-
-TRANSPOSE = register(
-    "transpose",
-    _transpose,
-    _transpose_vjp,
+RESHAPE = register(
+    "reshape",
+    _reshape,
+    _reshape_vjp,
     1,
-    Sample(shapes=lambda n, m: ((n, m, 2),), params=lambda s: {"axes": (1, 2, 0)}),
+    Sample(params=lambda s: {"shape": (-1,)}),
+    exact=True,
+    saves_inputs=False,
 )
 
 
-def _is_advanced(index) -> bool:
-    """True when an index uses integer or boolean arrays (numpy's advanced indexing)."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(not isinstance(p, (int, slice, type(None), type(Ellipsis))) for p in parts)
+def _permute(ns, x, axes):
+    inverse = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
+    return ns.permute(x, axes), inverse
 
 
-def _getitem(xp, x, index):
-    return x[index], (x.shape, x.dtype, index)
+def _permute_vjp(ns, g, inverse, needs):
+    # a permutation's inverse permutation carries the gradient back
+    return (ns.permute(g, inverse),)
 
 
-def _getitem_vjp(xp, g, saved, needs):
+PERMUTE = register(
+    "permute",
+    _permute,
+    _permute_vjp,
+    1,
+    Sample(shapes=lambda n, m: ((n, m, 2),), params=lambda s: {"axes": (1, 2, 0)}),
+    exact=True,
+    saves_inputs=False,
+)
+
+
+def _expand_op(ns, x, shape):
+    return ns.broadcast_to(x, shape), x.shape
+
+
+def _expand_vjp(ns, g, shape, needs):
+    # broadcasting copies elements: their gradients add up
+    return (ns.sum_to(g, shape),)
+
+
+EXPAND = register(
+    "expand",
+    _expand_op,
+    _expand_vjp,
+    1,
+    Sample(shapes=lambda n, m: ((n, 1),), params=lambda s: {"shape": (3, s[0][0], 4)}),
+    saves_inputs=False,
+)
+
+
+def _getitem(ns, x, index):
+    return x[index], (x.shape, index)
+
+
+def _getitem_vjp(ns, g, saved, needs):
     # d x[index] / dx scatters the gradient back; repeated indices accumulate
-    shape, dtype, index = saved
-    out = xp.zeros(shape, dtype=dtype)
-    if _is_advanced(index):
-        xp.add.at(out, index, g)
-    else:
-        out[index] = g
-    return (out,)
+    shape, index = saved
+    return (ns.scatter(g, index, shape),)
 
 
 GETITEM = register(
@@ -488,96 +847,129 @@ GETITEM = register(
     _getitem,
     _getitem_vjp,
     1,
-    Sample(params=lambda s: {"index": ([0, s[0][0] - 1, 0], slice(None, None, -1))}),
+    Sample(params=lambda s: {"index": (np.array([0, s[0][0] - 1, 0]), slice(None, None, -1))}),
+    saves_inputs=False,
 )
 
 
-# ---------------------------------------------------------------- sums and maxima along a matrix
-
-# NOTE: numpy reduces along the short rows of a (batch, classes) array, or down the columns of
-# a (batch, features) gradient, several times slower than BLAS multiplies the same array by a
-# vector of ones (4.8 us against 1.2 us for a row sum of 128 x 10 float32). These helpers are
-# what the linear layers, the stack of them and the softmax losses use instead of .sum(axis=).
-_CONSTANTS: dict[tuple, Any] = {}
+def _scatter(ns, g, index, shape):
+    return ns.scatter(g, index, shape), index
 
 
-def _constant(xp, kind: str, n: int, arg) -> Any:
-    """A read-only vector kept between calls for numpy arrays: ``ones(n)`` of dtype ``arg``
-    ("ones"), or the offsets ``0, arg, 2 arg, ...`` of the n rows of an (n, arg) array
-    ("starts")."""
-    key = (kind, n, arg)
-    array = _CONSTANTS.get(key)
-    if array is not None and xp is np:
-        return array
-    if xp is not np:
-        return xp.ones(n, arg) if kind == "ones" else xp.arange(0, n * arg, arg)
-    if len(_CONSTANTS) >= 64:  # batch sizes vary little; never let the cache grow
-        _CONSTANTS.clear()
-    array = np.ones(n, arg) if kind == "ones" else np.arange(0, n * arg, arg)
-    array.flags.writeable = False
-    _CONSTANTS[key] = array
-    return array
+def _scatter_vjp(ns, g, index, needs):
+    # scatter is getitem's adjoint: its gradient is picked back out at the same index
+    return (g[index],)
 
 
-def _row_sums(xp, a):
-    """a.sum(axis=1) of a 2-D array."""
-    return a.dot(_constant(xp, "ones", a.shape[1], a.dtype))
+SCATTER = register(
+    "scatter",
+    _scatter,
+    _scatter_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((3, m),),
+        params=lambda s: {"index": np.array([0, 2, 0]), "shape": (4, s[0][1])},
+    ),
+    saves_inputs=False,
+)
 
 
-def _column_sums(xp, a):
-    """a.sum(axis=0) of a 2-D array (the bias gradient of a linear layer)."""
-    return _constant(xp, "ones", a.shape[0], a.dtype).dot(a)
+def _cat(ns, *xs, axis=0):
+    sizes = [x.shape[axis] for x in xs]
+    return ns.concatenate(xs, axis=axis), (sizes, axis)
 
 
-def _row_max(xp, a):
-    """a.max(axis=1) of a 2-D array; for a few columns, a maximum down a transposed copy."""
-    if xp is np and a.shape[1] <= 64:
-        return np.maximum.reduce(np.ascontiguousarray(a.T), axis=0)
-    return a.max(axis=1)
+def _cat_vjp(ns, g, saved, needs):
+    # concatenation places inputs side by side: each takes back its own slice
+    sizes, axis = saved
+    out, start = [], 0
+    lead = (slice(None),) * (axis % g.ndim)
+    for n, need in zip(sizes, needs, strict=True):
+        out.append(g[lead + (slice(start, start + n),)] if need else None)
+        start += n
+    return tuple(out)
+
+
+CAT = register(
+    "cat",
+    _cat,
+    _cat_vjp,
+    None,
+    Sample(
+        shapes=lambda n, m: ((n, m), (n, 1), (n, 2)),
+        domains=("real",) * 3,
+        params=lambda s: {"axis": 1},
+    ),
+    saves_inputs=False,
+)
+
+
+def _cast(ns, x, dtype):
+    return ns.cast(x, dtype), x.dtype
+
+
+def _cast_vjp(ns, g, dtype, needs):
+    # a cast is the identity on values: the gradient is cast back
+    return (ns.cast(g, dtype),)
+
+
+CAST = register(
+    "cast",
+    _cast,
+    _cast_vjp,
+    1,
+    Sample(params=lambda s: {"dtype": np.dtype(np.float64)}),
+    exact=True,
+    saves_inputs=False,
+)
+
+
+def _to_device(ns, x, device):
+    return ns.to_device(x, device), ns.device_of(x)
+
+
+def _to_device_vjp(ns, g, source, needs):
+    # moving between devices is the identity on values: the gradient moves back
+    return (ns.to_device(g, source),)
+
+
+TO_DEVICE = register(
+    "to_device",
+    _to_device,
+    _to_device_vjp,
+    1,
+    Sample(params=lambda s: {"device": "cpu"}),
+    exact=True,
+    saves_inputs=False,
+)
 
 
 # ---------------------------------------------------------------- matrix products
 
 
-_DOT_MAX = 4096  # outputs up to this many elements go through dot, larger ones through matmul
+def _matmul(ns, a, b):
+    return (ns.mm(a, b) if a.ndim == 2 and b.ndim == 2 else ns.matmul(a, b)), (a, b)
 
 
-def _mm(xp, a, b):
-    """The product of two 2-D arrays by the cheaper of numpy's two paths for its size."""
-    # NOTE: dot costs a few microseconds less per call than matmul, but it zero-fills its
-    # output before the BLAS call; past a few thousand elements that fill costs more.
-    if a.shape[0] * b.shape[1] <= _DOT_MAX:
-        return a.dot(b)
-    return xp.matmul(a, b)
-
-
-def _matmul(xp, a, b):
-    return (_mm(xp, a, b) if a.ndim == 2 and b.ndim == 2 else a @ b), (a, b)
-
-
-def _matmul_vjp(xp, g, saved, needs):
+def _matmul_vjp(ns, g, saved, needs):
     # C = A B  =>  dA = G B^T, dB = A^T G (1-D operands are promoted to matrices, as numpy does)
     a, b = saved
     if a.ndim == 1 and b.ndim == 1:
         return (g * b if needs[0] else None), (g * a if needs[1] else None)
     if a.ndim == 2 and b.ndim == 2:
-        return (_mm(xp, g, b.T) if needs[0] else None), (_mm(xp, a.T, g) if needs[1] else None)
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
+        return (ns.mm(g, b.T) if needs[0] else None), (ns.mm(a.T, g) if needs[1] else None)
+    a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+    b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
     g2 = g
     if a.ndim == 1:
-        g2 = xp.expand_dims(g2, -2)
+        g2 = g2.reshape(g2.shape[:-1] + (1,) + g2.shape[-1:])
     if b.ndim == 1:
-        g2 = xp.expand_dims(g2, -1)
+        g2 = g2.reshape(g2.shape + (1,))
     ga = gb = None
     if needs[0]:
-        ga = g2 @ xp.swapaxes(b2, -1, -2)
-        if a.ndim == 1:
-            ga = ga[..., 0, :]
+        ga = ns.sum_to(ns.matmul(g2, ns.mT(b2)), a2.shape).reshape(a.shape)
     if needs[1]:
-        gb = xp.swapaxes(a2, -1, -2) @ g2
-        if b.ndim == 1:
-            gb = gb[..., 0]
+        gb = ns.sum_to(ns.matmul(ns.mT(a2), g2), b2.shape).reshape(b.shape)
     return ga, gb
 
 
@@ -590,155 +982,138 @@ MATMUL = register(
 )
 
 
-def _linear(xp, x, w, b):
-    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+def _check_linear(x, w, b) -> None:
+    if x.ndim == 0 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
         raise ShapeError(
-            f"linear: input of shape {x.shape} does not fit weight of shape {w.shape}: "
-            f"the last dim must be in_features = {w.shape[1]}"
+            f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+            f"{tuple(w.shape)}: the last dim must be in_features = {w.shape[-1]}"
         )
-    out = _mm(xp, x, w.T) if x.ndim == 2 else x @ w.T
-    out += b
-    return out, (x, w)
+    if b is not None and tuple(b.shape) != tuple(w.shape[:1]):
+        raise ShapeError(
+            f"linear: bias of shape {tuple(b.shape)} does not fit weight of shape "
+            f"{tuple(w.shape)}: expected ({w.shape[0]},)"
+        )
 
 
-def _linear_vjp(xp, g, saved, needs):
+def _affine(ns, x, w, b):
+    """x W^T + b for an input of any number of leading dims."""
+    if x.ndim == 2:
+        out = ns.mm(x, w.T)
+    else:
+        out = ns.matmul(x, w.T)
+    return out if b is None else ns.iadd(out, b)
+
+
+def _linear(ns, x, w, b=None):
+    _check_linear(x, w, b)
+    return _affine(ns, x, w, b), (x, w, b is not None)
+
+
+def _linear_vjp(ns, g, saved, needs):
     # y = x W^T + b  =>  dx = G W, dW = G^T x, db = sum of G over the batch
-    x, w = saved
-    g2 = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
-    x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
+    x, w, has_bias = saved
+    g2 = g if g.ndim == 2 else g.reshape((-1, w.shape[0]))
+    x2 = x if x.ndim == 2 else x.reshape((-1, w.shape[1]))
     gx = None
     if needs[0]:
-        gx = _mm(xp, g2, w)
+        gx = ns.mm(g2, w)
         gx = gx if x.ndim == 2 else gx.reshape(x.shape)
-    gw = _mm(xp, g2.T, x2) if needs[1] else None
-    gb = _column_sums(xp, g2) if needs[2] else None
-    return gx, gw, gb
+    gw = ns.mm(g2.T, x2) if needs[1] else None
+    if not has_bias:
+        return gx, gw
+    return gx, gw, (ns.column_sums(g2) if needs[2] else None)
 
 
 LINEAR = register(
     "linear",
     _linear,
     _linear_vjp,
-    3,
+    None,
     Sample(shapes=lambda n, m: ((n, m), (m + 1, m), (m + 1,)), domains=("real", "real", "real")),
-)
-
-
-def _linear_relu(xp, x, w, b):
-    out, _ = _linear(xp, x, w, b)
-    xp.maximum(out, 0, out=out)  # in place: nothing else ever sees the pre-activation
-    return out, (x, w, out)
-
-
-def _linear_relu_vjp(xp, g, saved, needs):
-    # y = relu(z), z = x W^T + b  =>  dz = g * (y > 0), then the rule of linear
-    x, w, out = saved
-    return _linear_vjp(xp, g * (out > 0), (x, w), needs)
-
-
-def _linear_relu_vjp_owned(xp, g, saved, needs):
-    x, w, out = saved
-    g *= out > 0
-    return _linear_vjp(xp, g, (x, w), needs)
-
-
-LINEAR_RELU = register(
-    "linear_relu",
-    _linear_relu,
-    _linear_relu_vjp,
-    3,
-    # positive inputs and well-separated weights keep the pre-activations away from the kink
-    Sample(
-        shapes=lambda n, m: ((n, m), (m + 1, m), (m + 1,)),
-        domains=("positive", "nonzero", "nonzero"),
-    ),
-    backward_owned=_linear_relu_vjp_owned,
+    exact=True,
 )
 
 
 # ---------------------------------------------------------------- a stack of linear layers
 
 # NOTE: the fused op that nn.Sequential records for consecutive Linear layers and their
-# activations ("relu", "tanh", "sigmoid" or None): one node instead of one per layer, and the
-# backward of the whole stack in one loop, as in hand-written backprop. The derivatives of the
-# activations are written in terms of their outputs.
-_MLP_ACTIVATIONS = frozenset({"relu", "tanh", "sigmoid", None})
+# activations: one node instead of one per layer, and the backward of the whole stack in one
+# loop, as in hand-written backprop. Each activation is None, a name from ACTIVATIONS, or a
+# (name, params) pair; its derivative is the table's, read from the layer's output (and from
+# the pre-activation for the activations that need it).
 
 
-def _mlp(xp, x, *params, acts):
+def activation_spec(act) -> tuple[Activation, dict[str, Any]] | None:
+    """An mlp activation (None, a name or a (name, params) pair) as a table entry and params."""
+    if act is None:
+        return None
+    name, params = (act, {}) if isinstance(act, str) else (act[0], dict(act[1]))
+    entry = ACTIVATIONS.get(name)
+    if entry is None:
+        raise ValueError(
+            f"mlp: unknown activation {name!r}; known: {sorted(ACTIVATIONS)} (or None)"
+        )
+    return entry, params
+
+
+def _mlp(ns, x, *params, acts):
     # inputs: x (N, in), then weight (out, in) and bias (out,) of each layer, in order
     if len(params) != 2 * len(acts) or not acts or x.ndim != 2:
         raise ShapeError(
             f"mlp: expected a 2-D input and a weight and a bias for each of {len(acts)} layers, "
-            f"got an input of shape {x.shape} and {len(params)} arrays"
+            f"got an input of shape {tuple(x.shape)} and {len(params)} arrays"
         )
-    if not _MLP_ACTIVATIONS.issuperset(acts):
-        raise ValueError(f"mlp: activations must be among {sorted(map(str, _MLP_ACTIVATIONS))}")
+    specs = [activation_spec(a) for a in acts]
     dtype = x.dtype
     h = x
-    outs = []
-    for w, b, act in zip(params[::2], params[1::2], acts, strict=True):
-        shape = w.shape
-        if (
-            len(shape) != 2
-            or h.shape[1] != shape[1]
-            or b.shape != shape[:1]
-            or w.dtype != dtype
-            or b.dtype != dtype
-        ):
-            _refuse_layer(len(outs), h, w, b, dtype)
-        h = _mm(xp, h, w.T)
-        h += b
-        if act == "relu":
-            xp.maximum(h, 0, out=h)
-        elif act == "tanh":
-            xp.tanh(h, out=h)
-        elif act == "sigmoid":
-            h = _sigmoid(xp, h)[0]
-        outs.append(h)
-    return h, (x, params, outs, acts)
+    layers = []  # per layer: (pre-activation or None, output)
+    for w, b, spec in zip(params[::2], params[1::2], specs, strict=True):
+        if w.ndim != 2 or h.shape[1] != w.shape[1] or tuple(b.shape) != tuple(w.shape[:1]):
+            raise ShapeError(
+                f"mlp: layer {len(layers)}: input of shape {tuple(h.shape)} does not fit weight "
+                f"of shape {tuple(w.shape)} and bias of shape {tuple(b.shape)}: expected input "
+                "(N, in), weight (out, in), bias (out,)"
+            )
+        if w.dtype != dtype or b.dtype != dtype:
+            raise DTypeError(
+                f"mlp: layer {len(layers)}: input dtype {dtype}, weight dtype {w.dtype} and bias "
+                f"dtype {b.dtype} must be the same; cast the input with .to(dtype)"
+            )
+        z = ns.iadd(ns.mm(h, w.T), b)
+        if spec is None:
+            h = z
+            layers.append((None, h))
+            continue
+        entry, p = spec
+        if entry.needs_input or entry.in_place is None:
+            h = entry.forward(ns, z, **p)
+            layers.append((z if entry.needs_input else None, h))
+        else:
+            h = entry.in_place(ns, z, **p)  # nothing else ever sees the pre-activation
+            layers.append((None, h))
+    return h, (x, params, layers, specs)
 
 
-def _refuse_layer(i: int, h, w, b, dtype) -> None:
-    """Raise the error that says why layer ``i`` of an mlp cannot take its operands."""
-    if w.ndim != 2 or h.shape[1] != w.shape[1] or b.shape != w.shape[:1]:
-        raise ShapeError(
-            f"mlp: layer {i}: input of shape {h.shape} does not fit weight of shape "
-            f"{w.shape} and bias of shape {b.shape}: expected input (N, in), weight "
-            "(out, in), bias (out,)"
-        )
-    raise DTypeError(
-        f"mlp: layer {i}: input dtype {dtype}, weight dtype {w.dtype} and bias dtype "
-        f"{b.dtype} must be the same; cast the input with .astype"
-    )
-
-
-def _mlp_vjp(xp, g, saved, needs, owned=False):
-    # layer by layer from the top: dz = g * act'(out); dW = dz^T h; db = sum of dz; g = dz W
-    x, params, outs, acts = saved
+def _mlp_vjp(ns, g, saved, needs):
+    # layer by layer from the top: dz = g * act'(z); dW = dz^T h; db = sum of dz; g = dz W
+    x, params, layers, specs = saved
     grads: list[Any] = [None] * len(needs)
     lowest = needs.index(True)  # the gradient must reach down to this input
-    ones = _constant(xp, "ones", len(x), x.dtype)  # db = ones . dz (see _column_sums)
-    layers = zip(range(1, len(needs), 2), params[::2], [x, *outs], outs, acts, strict=False)
-    for at, w, h, out, act in reversed(list(layers)):  # at: the position of the weight
-        if act is not None:
-            if not owned:
-                g = g.copy()
-            if act == "relu":
-                g *= out > 0
-            elif act == "tanh":
-                g *= 1 - out * out
-            else:  # sigmoid
-                g *= out
-                g *= 1 - out
+    inputs = [x] + [out for _, out in layers[:-1]]
+    for i in reversed(range(len(layers))):
+        at = 2 * i + 1  # the position of the layer's weight among the inputs
+        w = params[2 * i]
+        z, out = layers[i]
+        if specs[i] is not None:
+            entry, p = specs[i]
+            g = entry.vjp(ns, g, z, out, **p)
         if needs[at]:
-            grads[at] = _mm(xp, g.T, h)
+            grads[at] = ns.mm(g.T, inputs[i])
         if needs[at + 1]:
-            grads[at + 1] = ones.dot(g)
+            grads[at + 1] = ns.column_sums(g)
         if lowest >= at:
             break
-        g = _mm(xp, g, w)
-        owned = True
+        g = ns.mm(g, w)
     if needs[0]:
         grads[0] = g
     return tuple(grads)
@@ -752,9 +1127,8 @@ MLP = register(
     Sample(
         shapes=lambda n, m: ((n, m), (m + 1, m), (m + 1,), (2, m + 1), (2,), (3, 2), (3,)),
         domains=("real",) * 7,
-        params=lambda s: {"acts": ("tanh", "sigmoid", None)},
+        params=lambda s: {"acts": ("tanh", ("softplus", {"beta": 2.0}), None)},
     ),
-    backward_owned=partial(_mlp_vjp, owned=True),
     exact=True,  # the forward refuses mixed dtypes and takes 2-D input only
 )
 
@@ -762,61 +1136,49 @@ MLP = register(
 # ---------------------------------------------------------------- fused losses
 
 
-def _reduce(xp, losses, reduction: str):
+def _reduce(ns, losses, reduction: str):
     if reduction == "mean":
-        return (
-            losses.sum() / losses.size
-        )  # NOTE: the same float32 sum as mean(), minus its overhead
+        # NOTE: the same float32 sum as mean(), minus its overhead
+        return losses.sum() / math.prod(losses.shape)
     if reduction == "sum":
         return losses.sum()
     return losses
 
 
-def _scale(xp, g, reduction: str, n: int, ndim: int):
+def _scale(ns, g, reduction: str, n: int, ndim: int):
     """The incoming gradient of a reduced loss as a per-element factor."""
     if reduction == "mean":
         return g / n
     if reduction == "sum":
         return g
-    return g.reshape(g.shape + (1,) * (ndim - g.ndim))
+    return g.reshape(tuple(g.shape) + (1,) * (ndim - g.ndim))
 
 
-def _cross_entropy(xp, logits, target, reduction="mean"):
+def _cross_entropy(ns, logits, target, reduction="mean"):
     # NOTE: log-sum-exp with the row max subtracted: finite for logits of any size. The softmax
     # itself is left to backward, which needs it as a new array anyway.
-    shifted = logits - _row_max(xp, logits)[:, None]
-    exps = xp.exp(shifted)
-    sums = _row_sums(xp, exps)
+    shifted = logits - ns.row_max(logits).reshape((-1, 1))
+    exps = ns.exp(shifted)
+    sums = ns.row_sums(exps)
     if target.ndim == 1:  # class indices: loss_i = log sum_c e^z_ic - z_i,target
         # the picked elements by their flat positions: cheaper than a (rows, target) index
-        picks = _constant(xp, "starts", len(target), logits.shape[1]) + target
-        losses = xp.log(sums)
-        losses -= shifted.reshape(-1)[picks]
-    else:  # class probabilities
+        picks = ns.constant("starts", len(target), logits.shape[1]) + target
+        losses = ns.log(sums) - shifted.reshape(-1)[picks]
+    else:  # class probabilities: loss_i = -sum_c y_ic log softmax(z_i)_c
         picks = None
-        shifted -= xp.log(sums)[:, None]
-        shifted *= target
-        losses = -_row_sums(xp, shifted)
-    return _reduce(xp, losses, reduction), (exps, sums, target, picks, reduction)
+        losses = -ns.row_sums((shifted - ns.log(sums).reshape((-1, 1))) * target)
+    return _reduce(ns, losses, reduction), (exps, sums, target, picks, reduction)
 
 
-def _cross_entropy_vjp(xp, g, saved, needs):
+def _cross_entropy_vjp(ns, g, saved, needs):
     # loss_i = -sum_c y_ic log softmax(z_i)_c  =>  dz_i = softmax(z_i) sum_c y_ic - y_i
     exps, sums, target, picks, reduction = saved
-    dz = exps / sums[:, None]
+    dz = exps / sums.reshape((-1, 1))
     if picks is not None:
-        shape = dz.shape
-        dz = dz.reshape(-1)  # a view, or a C-ordered copy when the logits were not C-ordered
-        dz[picks] -= 1
-        dz = dz.reshape(shape)
+        dz = ns.sub_at(dz, picks, 1)
     else:
-        dz *= _row_sums(xp, target)[:, None]
-        dz -= target
-    if reduction == "mean" and xp is np:
-        dz *= float(g) / len(dz)  # a Python number: one array operation fewer
-    else:
-        dz *= _scale(xp, g, reduction, len(dz), 2)
-    return (dz,)
+        dz = dz * ns.row_sums(target).reshape((-1, 1)) - target
+    return (ns.imul(dz, _scale(ns, g, reduction, len(dz), 2)),)
 
 
 CROSS_ENTROPY = register(
@@ -826,28 +1188,31 @@ CROSS_ENTROPY = register(
     1,
     Sample(
         shapes=lambda n, m: ((n, m + 1),),
-        params=lambda s: {"target": [i % s[0][1] for i in range(s[0][0])], "reduction": "mean"},
+        params=lambda s: {
+            "target": np.arange(s[0][0]) % s[0][1],
+            "reduction": "mean",
+        },
     ),
     exact=True,
 )
 
 
-def _clamped_log(xp, x):
+def _clamped_log(ns, x):
     """log(x) floored at -100; x is raised to 1e-45 first, so log(0) neither warns nor is -inf."""
-    return xp.maximum(xp.log(xp.maximum(x, 1e-45)), -100)
+    return ns.maximum(ns.log(ns.maximum(x, 1e-45)), -100)
 
 
-def _binary_cross_entropy(xp, p, y, reduction="mean"):
+def _binary_cross_entropy(ns, p, y, reduction="mean"):
     # NOTE: logs are clamped at -100, as PyTorch does, so p = 0 or 1 gives a finite loss.
-    losses = -(y * _clamped_log(xp, p) + (1 - y) * _clamped_log(xp, 1 - p))
-    return _reduce(xp, losses, reduction), (p, y, reduction)
+    losses = -(_clamped_log(ns, p) * y + _clamped_log(ns, 1 - p) * (1 - y))
+    return _reduce(ns, losses, reduction), (p, y, reduction)
 
 
-def _binary_cross_entropy_vjp(xp, g, saved, needs):
+def _binary_cross_entropy_vjp(ns, g, saved, needs):
     # d/dp -(y log p + (1-y) log(1-p)) = (p - y) / (p (1 - p)), denominator kept >= 1e-12
     p, y, reduction = saved
-    dp = (p - y) / xp.maximum(p * (1 - p), 1e-12)
-    return (dp * _scale(xp, g, reduction, p.size, p.ndim),)
+    dp = (p - y) / ns.maximum(p * (1 - p), 1e-12)
+    return (dp * _scale(ns, g, reduction, math.prod(p.shape), p.ndim),)
 
 
 BINARY_CROSS_ENTROPY = register(
@@ -857,22 +1222,21 @@ BINARY_CROSS_ENTROPY = register(
     1,
     Sample(
         domains=("unit",),
-        params=lambda s: {"y": [[(i + j) % 2 for j in range(s[0][1])] for i in range(s[0][0])]},
+        params=lambda s: {"y": np.indices(s[0]).sum(axis=0) % 2 * 0.8 + 0.1},
     ),
 )
 
 
-def _bce_with_logits(xp, z, y, reduction="mean"):
+def _bce_with_logits(ns, z, y, reduction="mean"):
     # NOTE: max(z, 0) - z y + log(1 + e^-|z|) is log(1 + e^z) - z y without overflow.
-    losses = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
-    return _reduce(xp, losses, reduction), (z, y, reduction)
+    losses = ns.maximum(z, 0) - z * y + ns.log1p(ns.exp(-ns.abs(z)))
+    return _reduce(ns, losses, reduction), (z, y, reduction)
 
 
-def _bce_with_logits_vjp(xp, g, saved, needs):
+def _bce_with_logits_vjp(ns, g, saved, needs):
     # d/dz [log(1 + e^z) - z y] = sigmoid(z) - y
     z, y, reduction = saved
-    s, _ = _sigmoid(xp, z)
-    return ((s - y) * _scale(xp, g, reduction, z.size, z.ndim),)
+    return ((_sigmoid_values(ns, z) - y) * _scale(ns, g, reduction, math.prod(z.shape), z.ndim),)
 
 
 BCE_WITH_LOGITS = register(
@@ -880,19 +1244,19 @@ BCE_WITH_LOGITS = register(
     _bce_with_logits,
     _bce_with_logits_vjp,
     1,
-    Sample(params=lambda s: {"y": [[(i * j) % 2 for j in range(s[0][1])] for i in range(s[0][0])]}),
+    Sample(params=lambda s: {"y": np.indices(s[0]).prod(axis=0) % 2 * 1.0}),
 )
 
 
-def _mse_loss(xp, pred, target, reduction="mean"):
+def _mse_loss(ns, pred, target, reduction="mean"):
     diff = pred - target
-    return _reduce(xp, diff * diff, reduction), (diff, reduction)
+    return _reduce(ns, diff * diff, reduction), (diff, reduction)
 
 
-def _mse_loss_vjp(xp, g, saved, needs):
+def _mse_loss_vjp(ns, g, saved, needs):
     # d/dp mean((p - y)^2) = 2 (p - y) / n, and the negative of it for y
     diff, reduction = saved
-    gp = diff * (2 * _scale(xp, g, reduction, diff.size, diff.ndim))
+    gp = diff * (_scale(ns, g, reduction, math.prod(diff.shape), diff.ndim) * 2)
     return (gp if needs[0] else None), (-gp if needs[1] else None)
 
 

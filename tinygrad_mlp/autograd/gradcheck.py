@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import backend
+from .._tensor import Tensor
 from ..backend import np
-from .._tensor import Tensor, grad, no_grad
+from .engine import grad
+from .grad_mode import enable_grad, no_grad
 
-__all__ = ["gradcheck", "GradcheckError"]
+__all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
 
 
 class GradcheckError(AssertionError):
@@ -113,7 +115,7 @@ def _check_constant(fn, ins, oi, checked, eps, atol, raise_exception) -> bool:
     """An output cut from the graph has a zero analytic Jacobian: the numerical one must be 0."""
     for i in checked:
         t = ins[i]
-        for k in range(t.size):
+        for k in range(t.numel()):
             column = np.abs(_numerical_column(fn, ins, t, k, None, eps, oi))
             if not (column <= atol).all():
                 return _fail(
@@ -127,11 +129,11 @@ def _check_constant(fn, ins, oi, checked, eps, atol, raise_exception) -> bool:
 
 def _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception) -> bool:
     out = outs[oi]
-    n_out = out.size
-    analytic = {i: np.zeros((n_out, ins[i].size)) for i in checked}
+    n_out = out.numel()
+    analytic = {i: np.zeros((n_out, ins[i].numel())) for i in checked}
     xp = backend.array_module_of(out._data)
     for j in range(n_out):
-        seed = xp.zeros(out.size, dtype=out.dtype)
+        seed = xp.zeros(out.numel(), dtype=out.dtype)
         seed[j] = 1
         gs = grad(
             out,
@@ -142,11 +144,11 @@ def _check_full(fn, ins, outs, oi, checked, eps, atol, rtol, raise_exception) ->
         )
         for i, g in zip(checked, gs, strict=True):
             if g is not None:
-                analytic[i][j] = backend.to_numpy(g).astype(np.float64).reshape(-1)
+                analytic[i][j] = backend.to_numpy(g._data).astype(np.float64).reshape(-1)
     for i in checked:
         t = ins[i]
-        numerical = np.zeros((n_out, t.size))
-        for k in range(t.size):
+        numerical = np.zeros((n_out, t.numel()))
+        for k in range(t.numel()):
             numerical[:, k] = _numerical_column(fn, ins, t, k, None, eps, oi).reshape(-1)
         ok = _close(analytic[i], numerical, atol, rtol)
         if not ok.all():
@@ -175,7 +177,9 @@ def _check_fast(fn, ins, outs, oi, checked, eps, atol, rtol, rng, raise_exceptio
     for i, g in zip(checked, gs, strict=True):
         t = ins[i]
         v = rng.standard_normal(t.shape)
-        analytic = 0.0 if g is None else float((backend.to_numpy(g).astype(np.float64) * v).sum())
+        analytic = (
+            0.0 if g is None else float((backend.to_numpy(g._data).astype(np.float64) * v).sum())
+        )
         numerical = float((_numerical_column(fn, ins, t, 0, v, eps, oi) * u).sum())
         if not _close(analytic, numerical, atol, rtol):
             return _fail(
@@ -188,3 +192,50 @@ def _check_fast(fn, ins, outs, oi, checked, eps, atol, rtol, rng, raise_exceptio
 
 def _unravel(k: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(x) for x in np.unravel_index(int(k), shape)) if shape else ()
+
+
+def gradgradcheck(
+    fn: Callable[..., Any],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    fast: bool = False,
+    raise_exception: bool = True,
+    seed: int = 0,
+) -> bool:
+    """Check second derivatives: gradcheck the first-order gradients of ``fn`` (with
+    ``create_graph=True``, contracted with ``grad_outputs`` or random ones) against central
+    differences of themselves, in float64."""
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    checked = [t for t in ins if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input has requires_grad=True")
+    with enable_grad():
+        outs = _outputs(fn, ins)
+    rng = np.random.default_rng(seed + 1)
+    if grad_outputs is None:
+        vs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype), device=o.device) for o in outs]
+    else:
+        vs = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
+        if len(vs) != len(outs):
+            raise ValueError(f"gradgradcheck: {len(outs)} outputs but {len(vs)} grad_outputs")
+    live = [(o, v) for o, v in zip(outs, vs, strict=True) if o.requires_grad]
+    if not live:
+        raise ValueError("gradgradcheck: no output of fn requires grad")
+
+    def first_order(*args: Tensor) -> tuple[Tensor, ...]:
+        with enable_grad():
+            os = [o for o in _outputs(fn, args)]
+            pairs = [(o, v) for o, v in zip(os, vs, strict=True) if o.requires_grad]
+            wrt = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
+            return grad(
+                [o for o, _ in pairs],
+                wrt,
+                [v for _, v in pairs],
+                create_graph=True,
+                materialize_grads=True,
+            )
+
+    return gradcheck(first_order, ins, eps, atol, rtol, fast, raise_exception, seed)
