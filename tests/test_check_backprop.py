@@ -416,14 +416,15 @@ def test_wrong_number_of_gradients_in_a_list():
 
 
 def test_a_kink_under_the_finite_differences_is_told_apart():
-    # relu at exactly 0: hand and autodiff say 0, the central difference says 1/2
+    # relu just right of its kink, closer than eps: hand and autodiff say 1, the central
+    # difference (1.3e-6 - 0) / 2e-6 says 0.65
     def forward(p):
         return np.sum(np.maximum(0, p["w"]))
 
     def backward(p):
         return {"w": (p["w"] > 0).astype(float)}
 
-    message = _failure(forward, backward, {"w": numpy.array([0.0, 1.0])})
+    message = _failure(forward, backward, {"w": numpy.array([3e-7, 1.0])})
     assert "index (0,)" in message
     assert "agrees with autodiff but not with finite differences" in message
 

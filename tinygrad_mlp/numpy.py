@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._tensor import Tensor
+from .backend import array_module_of
 from .backend import np as _np
 
 __all__ = [
@@ -180,6 +181,17 @@ def _tensors(*values: Any) -> list[Tensor]:
     return out
 
 
+def _xp(t: Tensor):
+    """numpy or CuPy: the array module of a tensor's data."""
+    return array_module_of(t._data)
+
+
+def _constant(array: Any, like: Tensor) -> Tensor:
+    """A tensor that does not require grad, on the device of ``like``, keeping the dtype."""
+    array = array_module_of(array).asarray(array)  # NOTE: a 0-d result may be a numpy scalar
+    return Tensor(array, dtype=array.dtype, device=like.device)
+
+
 def _dtype(t: Tensor):
     """The numpy dtype of a tensor's array (numpy's and CuPy's are numpy dtypes)."""
     return t._data.dtype
@@ -269,14 +281,14 @@ def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = float, **kwargs: 
 def zeros_like(a: Any, dtype: Any = None, **kwargs: Any):
     """numpy.zeros_like: a constant numpy array shaped like ``a`` (a Tensor's dtype kept)."""
     if isinstance(a, Tensor):
-        return _np.zeros(a.shape, dtype=dtype or _dtype(a))
+        return _np.zeros(tuple(a.shape), dtype=dtype or _dtype(a))
     return _np.zeros_like(a, dtype=dtype, **kwargs)
 
 
 def ones_like(a: Any, dtype: Any = None, **kwargs: Any):
     """numpy.ones_like: a constant numpy array shaped like ``a`` (a Tensor's dtype kept)."""
     if isinstance(a, Tensor):
-        return _np.ones(a.shape, dtype=dtype or _dtype(a))
+        return _np.ones(tuple(a.shape), dtype=dtype or _dtype(a))
     return _np.ones_like(a, dtype=dtype, **kwargs)
 
 
@@ -358,7 +370,7 @@ def _square(x: Tensor) -> Tensor:
 def _sign(x: Tensor) -> Tensor:
     # sign is piecewise constant: its derivative is 0 wherever it exists
     core = _method(x, "sign")
-    return core() if core else Tensor._wrap(_np.sign(x._data), False, None)
+    return core() if core else _constant(_xp(x).sign(x._data), x)
 
 
 exp = _unary("exp", Tensor.exp)
@@ -388,33 +400,39 @@ def where(condition: Any, x: Any = None, y: Any = None):
         return _np.where(_values(condition))
     if not _any_tensor(x, y):
         return _np.where(_values(condition), x, y)
-    mask = _np.asarray(_values(condition), dtype=bool)
+    mask = _values(condition)
+    if not hasattr(mask, "dtype"):
+        mask = _np.asarray(mask)
+    if mask.dtype.kind != "b":
+        mask = mask != 0  # numpy's where takes any truthy array
     a, b = _tensors(x, y)
     core = _core("where")
     if core is not None:
-        return core(Tensor._wrap(mask, False, None), a, b)
+        return core(mask, a, b)
     # NOTE: composed as a blend of the two sides; a nan or inf on the side not chosen still
     # reaches the result's gradient as nan, as with any 0 * inf
-    chosen = mask.astype(_dtype(a))
+    chosen = _constant(mask.astype(_dtype(a)), a)
     return a * chosen + b * (1 - chosen)
 
 
 def maximum(x1: Any, x2: Any, out: Any = None):
-    """Elementwise larger of x1 and x2; at a tie the gradient goes to x1."""
+    """Elementwise larger of x1 and x2 (the core's ``maximum`` when it has one)."""
     if not _any_tensor(x1, x2):
         return _np.maximum(x1, x2)
     _no_out("maximum", out)
     a, b = _tensors(x1, x2)
-    return where(a._data >= b._data, a, b)
+    core = _core("maximum")
+    return core(a, b) if core is not None else where(a._data >= b._data, a, b)
 
 
 def minimum(x1: Any, x2: Any, out: Any = None):
-    """Elementwise smaller of x1 and x2; at a tie the gradient goes to x1."""
+    """Elementwise smaller of x1 and x2 (the core's ``minimum`` when it has one)."""
     if not _any_tensor(x1, x2):
         return _np.minimum(x1, x2)
     _no_out("minimum", out)
     a, b = _tensors(x1, x2)
-    return where(a._data <= b._data, a, b)
+    core = _core("minimum")
+    return core(a, b) if core is not None else where(a._data <= b._data, a, b)
 
 
 def _is_scalar(v: Any) -> bool:
@@ -616,7 +634,7 @@ def _prod_axis(t: Tensor, axis: int) -> Tensor:
             first = _np.zeros([half if i == axis else 1 for i in range(t.ndim)], dtype=_dtype(t))
             first.reshape(-1)[0] = 1.0
             last = _slice(t, axis, n - 1, n)
-            paired = paired * (last * Tensor._wrap(first, False, None) + (1.0 - first))
+            paired = paired * (last * _constant(first, t) + _constant(1.0 - first, t))
         t = paired
     index = [slice(None)] * t.ndim
     index[axis] = 0
@@ -645,12 +663,16 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
 
 def argmax(a: Any, axis: int | None = None, out: Any = None, keepdims: bool = False):
     """Indices of the maxima (an integer numpy array; not differentiable)."""
-    return _np.argmax(_values(a), axis=axis, out=out, keepdims=keepdims)
+    if isinstance(a, Tensor):
+        return _xp(a).argmax(a._data, axis=axis, out=out, keepdims=keepdims)
+    return _np.argmax(a, axis=axis, out=out, keepdims=keepdims)
 
 
 def argmin(a: Any, axis: int | None = None, out: Any = None, keepdims: bool = False):
     """Indices of the minima (an integer numpy array; not differentiable)."""
-    return _np.argmin(_values(a), axis=axis, out=out, keepdims=keepdims)
+    if isinstance(a, Tensor):
+        return _xp(a).argmin(a._data, axis=axis, out=out, keepdims=keepdims)
+    return _np.argmin(a, axis=axis, out=out, keepdims=keepdims)
 
 
 # ---------------------------------------------------------------- shapes
@@ -706,7 +728,7 @@ def _placed(t: Tensor, start: int, total: int) -> Tensor:
     placement = _np.zeros((n, total), dtype=_dtype(t))
     placement[_np.arange(n), start + _np.arange(n)] = 1.0
     # NOTE: a product with a 0/1 placement matrix is exact for finite values
-    return t @ Tensor._wrap(placement, False, None)
+    return t @ _constant(placement, t)
 
 
 def concatenate(arrays: Sequence[Any], axis: int | None = 0, out: Any = None):
