@@ -1,6 +1,21 @@
 """tinygrad_mlp: a small, fast reverse-mode autodiff framework for neural networks."""
 
-from . import _functions, _method_functions, autograd, backend, datasets, nn, ops, optim, utils
+from . import (
+    _functions,
+    _method_functions,
+    autograd,
+    backend,
+    datasets,
+    distributed,
+    nn,
+    onnx,
+    ops,
+    optim,
+    testing,
+    utils,
+    viz,
+)
+from . import numpy as numpy  # the differentiable numpy namespace (tm.numpy)
 from ._functions import *  # noqa: F403  (tm.zeros, tm.cat, ...: PyTorch's top level)
 from ._method_functions import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
 from ._tensor import Tensor
@@ -88,6 +103,11 @@ __all__ = [
     "optim",
     "autograd",
     "utils",
+    "distributed",
+    "onnx",
+    "viz",
+    "numpy",
+    "testing",
     "datasets",
     "functional",
     "ops",

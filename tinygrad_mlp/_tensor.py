@@ -14,7 +14,7 @@ from typing import Any
 
 from . import backend
 from . import ops as O
-from .autograd.grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
+from ._grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
 from .backend import np
 
 __all__ = [

@@ -1,0 +1,126 @@
+"""Process-wide switches of the engine: grad mode and anomaly mode."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+__all__ = [
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "inference_mode",
+    "is_grad_enabled",
+    "set_anomaly_detection",
+    "detect_anomaly",
+    "is_anomaly_enabled",
+]
+
+
+class _Mode:
+    """The engine's switches."""
+
+    grad_enabled = True
+    anomaly = False
+
+
+class _GradMode:
+    """A context manager and decorator that sets grad mode inside and restores it after."""
+
+    _enabled = False
+
+    def __enter__(self) -> None:
+        self._prev = _Mode.grad_enabled
+        _Mode.grad_enabled = self._enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _Mode.grad_enabled = self._prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager and decorator: ops inside record nothing and their results need no grad."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Context manager and decorator: turn recording back on inside a ``no_grad`` block."""
+
+    _enabled = True
+
+
+class inference_mode(_GradMode):
+    """As ``no_grad`` (PyTorch's faster variant; here the two are the same)."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self._enabled = not mode
+
+    def __call__(self, fn):
+        mode = not self._enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class set_grad_enabled(_GradMode):
+    """Turn recording on or off: as a function call, or for a ``with`` block."""
+
+    def __init__(self, mode: bool) -> None:
+        self._prev = _Mode.grad_enabled
+        self._enabled = bool(mode)
+        _Mode.grad_enabled = self._enabled
+
+    def __enter__(self) -> None:
+        pass
+
+    def __call__(self, fn):
+        _Mode.grad_enabled = self._prev  # as a decorator: do not change the mode now
+        mode = self._enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    """True when ops are being recorded for backward."""
+    return _Mode.grad_enabled
+
+
+def set_anomaly_detection(enabled: bool) -> None:
+    """Make backward raise at the first op whose output or gradient holds NaN or inf, naming it."""
+    _Mode.anomaly = bool(enabled)
+
+
+def is_anomaly_enabled() -> bool:
+    """True when anomaly detection is on."""
+    return _Mode.anomaly
+
+
+class detect_anomaly:
+    """Context manager: anomaly detection on inside the block (see ``set_anomaly_detection``)."""
+
+    def __init__(self, check_nan: bool = True) -> None:
+        self._on = bool(check_nan)
+
+    def __enter__(self) -> None:
+        self._prev = _Mode.anomaly
+        _Mode.anomaly = self._on
+
+    def __exit__(self, *exc: object) -> None:
+        _Mode.anomaly = self._prev
