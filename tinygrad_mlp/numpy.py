@@ -318,7 +318,7 @@ true_divide = divide
 
 
 def power(x1: Any, x2: Any, out: Any = None):
-    """x1 ** x2: a number exponent uses ``pow``; a tensor exponent exp(x2 log x1), for x1 > 0."""
+    """x1 ** x2, broadcast; without the core's tensor exponent, exp(x2 log x1) for x1 > 0."""
     if not _any_tensor(x1, x2):
         return _np.power(x1, x2)
     _no_out("power", out)
@@ -327,8 +327,11 @@ def power(x1: Any, x2: Any, out: Any = None):
     if _np.ndim(_values(x1)) == 0 and not isinstance(x1, Tensor):
         return float(x1) ** x2
     base, exponent = _tensors(x1, x2)
-    # x ** y = e^(y ln x): defined for x > 0, as the derivative in y needs ln x
-    return (exponent * base.log()).exp()
+    try:
+        return base**exponent  # the core's pow with a tensor exponent, when it has one
+    except TypeError:
+        # x ** y = e^(y ln x): defined for x > 0, as the derivative in y needs ln x
+        return (exponent * base.log()).exp()
 
 
 def negative(x: Any, out: Any = None):
