@@ -64,6 +64,8 @@ def run_model(model, *arrays) -> np.ndarray:
 def test_every_registered_op_has_a_lowering():
     missing = sorted(set(ops.OPS) - set(tm_onnx.LOWERINGS))
     assert not missing, f"ops without an ONNX lowering in tinygrad_mlp/onnx.py: {missing}"
+    stale = sorted(set(tm_onnx.LOWERINGS) - set(ops.OPS))
+    assert not stale, f"lowerings of ops that are no longer registered: {stale}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

@@ -365,8 +365,7 @@ def _pow(c: _Call) -> str:
 
 @lowering("clamp")
 def _clamp(c: _Call) -> str:
-    low = c.params.get("low", c.params.get("min"))
-    high = c.params.get("high", c.params.get("max"))
+    low, high = c.params["low"], c.params["high"]
     if all(v is None or isinstance(v, numbers.Real) for v in (low, high)):
         return _clip(c.b, c.x(), c.dtype, low, high)
     out = c.x()  # bounds given as arrays: a maximum and a minimum
@@ -399,21 +398,18 @@ def _cast(c: _Call) -> str:
 
 @lowering("softmax")
 def _softmax(c: _Call) -> str:
-    axis = c.params.get("axis", c.params.get("dim", -1))
-    return c.b.node("Softmax", [c.x()], axis=int(axis))
+    return c.b.node("Softmax", [c.x()], axis=int(c.params["axis"]))
 
 
 @lowering("log_softmax")
 def _log_softmax(c: _Call) -> str:
-    axis = c.params.get("axis", c.params.get("dim", -1))
-    return c.b.node("LogSoftmax", [c.x()], axis=int(axis))
+    return c.b.node("LogSoftmax", [c.x()], axis=int(c.params["axis"]))
 
 
 def _reduction(op_type: str) -> Callable[[_Call], str]:
     def lower(c: _Call) -> str:
-        axis = c.params.get("axis", c.params.get("dim"))
-        keepdims = c.params.get("keepdims", c.params.get("keepdim", False))
-        return c.b.reduce(op_type, c.x(), _axes(axis, len(c.shape(0))), keepdims)
+        axes = _axes(c.params.get("axis"), len(c.shape(0)))
+        return c.b.reduce(op_type, c.x(), axes, c.params.get("keepdims", False))
 
     return lower
 
@@ -422,9 +418,6 @@ for _name, _type in {
     "sum": "ReduceSum",
     "mean": "ReduceMean",
     "amax": "ReduceMax",
-    "max": "ReduceMax",
-    "amin": "ReduceMin",
-    "min": "ReduceMin",
     "prod": "ReduceProd",
 }.items():
     LOWERINGS[_name] = _reduction(_type)
@@ -442,12 +435,10 @@ def _reshape(c: _Call) -> str:
     return c.b.node("Reshape", [c.x(), c.b.ints(shape)])
 
 
-@lowering("permute", "transpose")
+@lowering("permute")
 def _permute(c: _Call) -> str:
-    axes = c.params.get("axes", c.params.get("dims"))
     ndim = len(c.shape(0))
-    perm = list(range(ndim))[::-1] if axes is None else [int(a) % ndim for a in axes]
-    return c.b.node("Transpose", [c.x()], perm=perm)
+    return c.b.node("Transpose", [c.x()], perm=[int(a) % ndim for a in c.params["axes"]])
 
 
 @lowering("expand")
@@ -461,8 +452,8 @@ def _expand(c: _Call) -> str:
 
 @lowering("cat")
 def _cat(c: _Call) -> str:
-    axis = c.params.get("axis", c.params.get("dim", 0))
-    return c.b.node("Concat", [c.x(i) for i in range(len(c.names))], axis=int(axis))
+    axis = int(c.params["axis"])
+    return c.b.node("Concat", [c.x(i) for i in range(len(c.names))], axis=axis)
 
 
 def _basic_index(c: _Call, parts: tuple) -> str | None:
@@ -581,11 +572,6 @@ def _linear_layer(b: _Builder, x: str, ndim: int, w: str, bias: str | None) -> s
 def _linear(c: _Call) -> str:
     bias = c.x(2) if len(c.names) > 2 and c.inputs[2] is not None else None
     return _linear_layer(c.b, c.x(0), len(c.shape(0)), c.x(1), bias)
-
-
-@lowering("linear_relu")
-def _linear_relu(c: _Call) -> str:
-    return c.b.node("Relu", [_linear(c)])
 
 
 @lowering("mlp")
