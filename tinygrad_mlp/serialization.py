@@ -4,6 +4,11 @@ The file is an ordinary numpy ``.npz`` archive. Every array is a member named ``
 ...; the shape of the saved object (dicts, lists, tuples, numbers, strings, None) is a JSON
 document stored as a uint8 array under a reserved member name. Loading reads arrays with
 ``allow_pickle=False`` and parses JSON, so a file can never run code.
+
+A path ending in ``.safetensors`` (or ``format="safetensors"``) uses the safetensors format
+instead, written and read by the code below with no dependency: a flat dict of named tensors,
+readable by the ``safetensors`` package (and so by PyTorch and Hugging Face tools). Both
+formats are written to a temporary file next to the target, synced, and renamed over it.
 """
 
 from __future__ import annotations
