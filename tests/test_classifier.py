@@ -98,7 +98,7 @@ def test_penalty_value_and_gradient():
     expected = (0.3 * np.abs(data).sum() + 1.0 * (data**2).sum()) / n
     np.testing.assert_allclose(penalty.item(), expected, rtol=1e-12)
     penalty.backward()
-    np.testing.assert_allclose(w.grad, (0.3 * np.sign(data) + 2.0 * data) / n, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), (0.3 * np.sign(data) + 2.0 * data) / n, rtol=1e-12)
     assert NNClassifier()._penalty([w], n) is None
 
 

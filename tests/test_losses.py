@@ -203,7 +203,7 @@ def test_mse_gives_two_a_minus_y_over_size_to_both_sides():
     a = tensor(rng.standard_normal((8, 3)))
     y = tensor(rng.standard_normal((8, 3)))
     F.mse_loss(a, y).backward()
-    expected = 2 * (a.numpy() - y.numpy()) / a.size
+    expected = 2 * (a.numpy() - y.numpy()) / a.numel()
     np.testing.assert_allclose(a.grad.numpy(), expected, rtol=1e-12)
     np.testing.assert_allclose(y.grad.numpy(), -expected, rtol=1e-12)
 

@@ -14,26 +14,19 @@ from tinygrad_mlp import optim
 from tinygrad_mlp.serialization import load, save
 
 
-class _Plain:
-    """A stand-in parameter: just the attributes an optimizer reads."""
-
-    def __init__(self, data: np.ndarray) -> None:
-        self.data = data
-        self.grad = None
-        self.requires_grad = True
-
-
 def make_param(values, dtype=np.float64):
-    """A trainable tensor holding a copy of values (a plain stand-in without the engine)."""
-    array = np.array(values, dtype=dtype)
-    tensor_cls = getattr(tm, "Tensor", None)
-    if tensor_cls is None:
-        return _Plain(array)
-    return tensor_cls(array, requires_grad=True)
+    """A trainable tensor holding a copy of values."""
+    return tm.Tensor(np.array(values, dtype=dtype), requires_grad=True)
+
+
+def as_grad(values, like):
+    """A gradient tensor of ``like``'s dtype and device (``.grad`` is a Tensor)."""
+    array = np.array(values, dtype=like.dtype)
+    return tm.Tensor._wrap(tm.backend.to_device(array, like.device), False, None)
 
 
 def set_grad(p, values):
-    p.grad = np.array(values, dtype=p.data.dtype)
+    p.grad = as_grad(values, p)
 
 
 P0 = np.array([[0.5, -1.0, 2.0], [0.25, 3.0, -0.75]])
@@ -52,7 +45,7 @@ def run(opt_factory, grads=GRADS, p0=P0):
     for g in grads:
         set_grad(p, g)
         opt.step()
-        history.append(p.data.copy())
+        history.append(p.numpy().copy())
     return history
 
 
@@ -63,12 +56,12 @@ def run(opt_factory, grads=GRADS, p0=P0):
 def test_sgd_plain_step_is_p_minus_lr_g(dtype):
     p = make_param(P0, dtype)
     set_grad(p, GRADS[0])
-    data = p.data
+    data = p.numpy()
     optim.SGD([p], lr=0.1).step()
     expected = P0.astype(dtype) - dtype(0.1) * GRADS[0].astype(dtype)
-    np.testing.assert_array_equal(p.data, expected)
-    assert p.data.dtype == dtype
-    assert p.data is data  # updated in place
+    np.testing.assert_array_equal(p.numpy(), expected)
+    assert p.numpy().dtype == dtype
+    assert p.numpy() is data  # updated in place
 
 
 def test_sgd_momentum_by_hand():
@@ -316,11 +309,11 @@ def test_adam_state_holds_moments_and_step():
 @pytest.mark.parametrize("make", [optim.Adam, optim.AdamW])
 def test_adam_keeps_dtype_and_updates_in_place(make, dtype):
     p = make_param(P0, dtype)
-    data = p.data
+    data = p.numpy()
     opt = make([p], lr=0.01)
     set_grad(p, GRADS[0])
     opt.step()
-    assert p.data is data and p.data.dtype == dtype
+    assert p.numpy() is data and p.numpy().dtype == dtype
     assert opt.state[p]["exp_avg"].dtype == dtype
 
 
@@ -341,7 +334,7 @@ def test_zero_grad_fills_zeros_in_place():
     g = a.grad
     optim.SGD([a], lr=0.1).zero_grad(set_to_none=False)
     assert a.grad is g
-    np.testing.assert_array_equal(a.grad, np.zeros_like(P0))
+    np.testing.assert_array_equal(a.grad.numpy(), np.zeros_like(P0))
 
 
 @pytest.mark.parametrize(
@@ -358,8 +351,8 @@ def test_params_without_grad_are_skipped(make):
     set_grad(a, GRADS[0])
     opt = make([a, b])
     opt.step()
-    np.testing.assert_array_equal(b.data, P0)
-    assert not np.array_equal(a.data, P0)
+    np.testing.assert_array_equal(b.numpy(), P0)
+    assert not np.array_equal(a.numpy(), P0)
     assert b not in opt.state
 
 
@@ -370,8 +363,8 @@ def test_param_groups_with_their_own_lr():
     set_grad(a, GRADS[0])
     set_grad(b, GRADS[0])
     opt.step()
-    np.testing.assert_allclose(a.data, P0 - 0.1 * GRADS[0])
-    np.testing.assert_allclose(b.data, P0 - 0.5 * GRADS[0])
+    np.testing.assert_allclose(a.numpy(), P0 - 0.1 * GRADS[0])
+    np.testing.assert_allclose(b.numpy(), P0 - 0.5 * GRADS[0])
 
 
 def test_lr_changed_in_group_takes_effect():
@@ -380,7 +373,7 @@ def test_lr_changed_in_group_takes_effect():
     opt.param_groups[0]["lr"] = 0.01
     set_grad(a, GRADS[0])
     opt.step()
-    np.testing.assert_allclose(a.data, P0 - 0.01 * GRADS[0])
+    np.testing.assert_allclose(a.numpy(), P0 - 0.01 * GRADS[0])
 
 
 def test_step_returns_closure_loss():
@@ -391,7 +384,7 @@ def test_step_returns_closure_loss():
         return 1.5
 
     assert optim.SGD([a], lr=0.1).step(closure) == 1.5
-    np.testing.assert_allclose(a.data, P0 - 0.1 * GRADS[0])
+    np.testing.assert_allclose(a.numpy(), P0 - 0.1 * GRADS[0])
 
 
 def test_param_list_refusals():
@@ -471,8 +464,8 @@ def grads_at(step, params):
     """Deterministic gradients that depend on the parameters, like a real loss."""
     out = []
     for i, p in enumerate(params):
-        wiggle = np.sin(np.arange(p.data.size).reshape(p.data.shape) + step + 3 * i)
-        out.append((p.data - 0.5 * wiggle).astype(p.data.dtype))
+        wiggle = np.sin(np.arange(p.numpy().size).reshape(p.numpy().shape) + step + 3 * i)
+        out.append((p.numpy() - 0.5 * wiggle).astype(p.numpy().dtype))
     return out
 
 
@@ -485,7 +478,7 @@ def mlp_params(dtype=np.float32):
 def train(params, opt, steps, start=0):
     for t in range(start, start + steps):
         for p, g in zip(params, grads_at(t, params), strict=True):
-            p.grad = g
+            set_grad(p, g)
         params[-1].grad = None if t % 3 == 0 else params[-1].grad  # a param without grad
         opt.step()
 
@@ -516,13 +509,13 @@ def test_resume_from_saved_state_matches_uninterrupted_training(make, tmp_path):
     restored = mlp_params()
     weights = load(tmp_path / "model.npz")
     for i, p in enumerate(restored):
-        p.data[...] = weights[f"p{i}"]
+        p.numpy()[...] = weights[f"p{i}"]
     opt2 = make(restored)
     opt2.load_state_dict(load(tmp_path / "optim.npz"))
     train(restored, opt2, 6, start=4)
 
     for a, b in zip(straight, restored, strict=True):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_state_dict_layout_like_pytorch():
@@ -544,9 +537,10 @@ def test_state_dict_is_a_snapshot():
     opt = optim.SGD(ps, lr=0.1, momentum=0.9)
     train(ps, opt, 1)
     sd = opt.state_dict()
-    before = sd["state"][0]["momentum_buffer"].copy()
+    assert isinstance(sd["state"][0]["momentum_buffer"], tm.Tensor)  # tensors, as PyTorch's
+    before = sd["state"][0]["momentum_buffer"].numpy().copy()
     train(ps, opt, 1, start=1)
-    np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"], before)
+    np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"].numpy(), before)
 
 
 def test_load_state_dict_casts_to_parameter_dtype_and_copies():
@@ -561,7 +555,7 @@ def test_load_state_dict_casts_to_parameter_dtype_and_copies():
     assert opt32.param_groups[0]["params"][0] is ps32[0]
     state = opt32.state[ps32[0]]
     assert state["exp_avg"].dtype == np.float32
-    assert state["exp_avg"] is not sd["state"][0]["exp_avg"]
+    assert not np.shares_memory(state["exp_avg"], sd["state"][0]["exp_avg"].numpy())
     assert state["step"] == 2
 
 
@@ -611,7 +605,7 @@ def test_load_state_dict_refusals():
 
     # a refused load leaves the optimizer as it was
     np.testing.assert_array_equal(
-        opt.state[ps[0]]["momentum_buffer"], good["state"][0]["momentum_buffer"]
+        opt.state[ps[0]]["momentum_buffer"], good["state"][0]["momentum_buffer"].numpy()
     )
     assert opt.param_groups[0]["lr"] == 0.1
 
@@ -635,18 +629,18 @@ def test_training_a_small_network_lowers_its_loss(make):
     model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
     gen = np.random.default_rng(0)
     x = tm.Tensor(gen.standard_normal((64, 2)).astype(np.float32))
-    y = (x.data[:, :1] * x.data[:, 1:] > 0).astype(np.float32)
-    opt = make(model.parameters())
+    y = (x.numpy()[:, :1] * x.numpy()[:, 1:] > 0).astype(np.float32)
+    opt = make(list(model.parameters()))
     losses = []
     for _ in range(60):
         opt.zero_grad()
         loss = F.binary_cross_entropy_with_logits(model(x), y)
         loss.backward()
         opt.step()
-        losses.append(float(loss.data))
+        losses.append(float(loss.numpy()))
     assert losses[-1] < losses[0]
     for p in model.parameters():
-        assert p.requires_grad and p.data.dtype == np.float32
+        assert p.requires_grad and p.numpy().dtype == np.float32
 
 
 # ---------------------------------------------------------------- against PyTorch, when present
@@ -664,7 +658,7 @@ def _torch_pair(torch_cls, ours_cls, kw, steps=5):
         tp.grad = torch.tensor(g, dtype=torch.float64)
         opt.step()
         topt.step()
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -703,15 +697,15 @@ def test_optimizers_on_cupy_match_numpy(make):
         pytest.skip("needs CuPy and a GPU")
     cp = backend.get_array_module("cuda")
     host = mlp_params(np.float64)
-    gpu = [_Plain(cp.asarray(p.data)) for p in mlp_params(np.float64)]
+    gpu = [p.to("cuda") for p in mlp_params(np.float64)]
     opt_h, opt_g = make(host), make(gpu)
     for t in range(4):
         for p, q, g in zip(host, gpu, grads_at(t, host), strict=True):
-            p.grad = g
-            q.grad = cp.asarray(g)
+            set_grad(p, g)
+            set_grad(q, g)
         opt_h.step()
         opt_g.step()
         # the next gradients depend on the parameters: keep both runs on the same values
         for p, q in zip(host, gpu, strict=True):
-            np.testing.assert_allclose(cp.asnumpy(q.data), p.data, rtol=1e-12, atol=1e-14)
-            q.data[...] = cp.asarray(p.data)
+            np.testing.assert_allclose(cp.asnumpy(q._data), p.numpy(), rtol=1e-12, atol=1e-14)
+            q._data[...] = cp.asarray(p.numpy())

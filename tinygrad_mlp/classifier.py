@@ -191,7 +191,7 @@ class NNClassifier:
         gen = np.random.default_rng(self.seed)
         binary = len(classes) == 2
         model = self._build(x.shape[1], 1 if binary else len(classes), gen)
-        params = model.parameters()
+        params = list(model.parameters())
         if self.optimizer == "adam":
             opt: optim.Optimizer = optim.Adam(params, lr=self.lr)
         else:

@@ -1,14 +1,12 @@
 """torch.nn.functional: activations, layers and losses as functions, with PyTorch's arguments.
 
-Each activation is the registry op of its name (``ops.OPS["leaky_relu"]`` ...) when the registry
-has it; until then it is composed from the ops that exist, with the same values and gradients.
-Losses take ``reduction`` ('mean', 'sum' or 'none'); the plain cross-entropy of class indices
-is one fused op, every other option is composed from Tensor ops.
+Each activation is the registry op of its name (``ops.OPS["leaky_relu"]`` ...), called with
+PyTorch's keyword parameters. Losses take ``reduction`` ('mean', 'sum' or 'none'); the plain
+cross-entropy of class indices is one fused op, every other option is composed from Tensor ops.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -63,12 +61,9 @@ def _const(array: Any, like: Tensor) -> Tensor:
     return Tensor._wrap(array, False, None)
 
 
-def _op(name: str, x: Tensor, compose: Any, **params: Any) -> Tensor:
-    """The registry op ``name`` on x, or its composition from other ops while it is missing."""
-    op = O.OPS.get(name)
-    if op is not None:
-        return apply(op, x, **params)
-    return compose(x, **params)
+def _act(name: str, x: Tensor, **params: Any) -> Tensor:
+    """The registry's activation op ``name`` on x."""
+    return apply(O.OPS[name], x, **params)
 
 
 def _where(mask: Any, a: Tensor, b: Tensor | float) -> Tensor:
@@ -82,112 +77,63 @@ def _where(mask: Any, a: Tensor, b: Tensor | float) -> Tensor:
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0) elementwise."""
-    return input.relu()
-
-
-def _leaky_relu(x: Tensor, negative_slope: float) -> Tensor:
-    return x.relu() - (-x).relu() * negative_slope
+    return _act("relu", input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
-    return _op("leaky_relu", input, _leaky_relu, negative_slope=float(negative_slope))
-
-
-def _elu(x: Tensor, alpha: float) -> Tensor:
-    # min(x, 0) = -relu(-x), so elu = relu(x) + alpha * (exp(min(x, 0)) - 1)
-    return x.relu() + ((-(-x).relu()).exp() - 1) * alpha
+    return _act("leaky_relu", input, negative_slope=float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (e**x - 1) otherwise."""
-    return _op("elu", input, _elu, alpha=float(alpha))
-
-
-def _erf(z: Tensor) -> Tensor:
-    # NOTE: Abramowitz and Stegun 7.1.26 (error below 1.5e-7), only until the erf-based gelu
-    # op is registered: erf(z) = sign(z) (1 - poly(t) e^(-z^2)), t = 1 / (1 + p |z|)
-    sign = _const(np.sign(backend.to_numpy(z._data)).astype(z._data.dtype), z)
-    a = z.abs()
-    t = 1 / (a * 0.3275911 + 1)
-    poly = t * (
-        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
-    )
-    return sign * (1 - poly * (-(a * a)).exp())
-
-
-def _gelu(x: Tensor, approximate: str) -> Tensor:
-    if approximate == "tanh":
-        inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
-        return x * 0.5 * (inner.tanh() + 1)
-    return x * 0.5 * (_erf(x * (1 / math.sqrt(2))) + 1)
+    return _act("elu", input, alpha=float(alpha))
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x) (``approximate='tanh'``: PyTorch's tanh approximation)."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
-    return _op("gelu", input, _gelu, approximate=approximate)
-
-
-def _silu(x: Tensor) -> Tensor:
-    return x * x.sigmoid()
+    return _act("gelu", input, approximate=approximate)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
-    return _op("silu", input, _silu)
-
-
-def _softplus(x: Tensor, beta: float, threshold: float) -> Tensor:
-    bx = x * beta
-    # log(1 + e^(bx)) = relu(bx) + log(1 + e^-|bx|), without overflow
-    soft = (bx.relu() + ((-bx.abs()).exp() + 1).log()) * (1 / beta)
-    return _where(backend.to_numpy(bx._data) <= threshold, soft, x)
+    return _act("silu", input)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + e**(beta x)) / beta, and x itself where beta x > threshold."""
-    return _op("softplus", input, _softplus, beta=float(beta), threshold=float(threshold))
-
-
-def _mish(x: Tensor) -> Tensor:
-    return x * _softplus(x, 1.0, 20.0).tanh()
+    return _act("softplus", input, beta=float(beta), threshold=float(threshold))
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
-    return _op("mish", input, _mish)
-
-
-def _hardtanh(x: Tensor, min_val: float, max_val: float) -> Tensor:
-    return x.clamp(min_val, max_val)
+    return _act("mish", input)
 
 
 def hardtanh(
     input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
 ) -> Tensor:
-    """x clipped into [min_val, max_val]."""
+    """x clipped into [min_val, max_val] (gradient 1 strictly inside)."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _op("hardtanh", input, _hardtanh, min_val=float(min_val), max_val=float(max_val))
+    return _act("hardtanh", input, min_val=float(min_val), max_val=float(max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6)."""
-    if "relu6" in O.OPS:
-        return apply(O.OPS["relu6"], input)
-    return hardtanh(input, 0.0, 6.0)
+    return _act("relu6", input)
 
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + e**-x) elementwise, stable for large |x|."""
-    return input.sigmoid()
+    return _act("sigmoid", input)
 
 
 def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent elementwise."""
-    return input.tanh()
+    return _act("tanh", input)
 
 
 def _softmax_dim(ndim: int) -> int:
@@ -366,7 +312,7 @@ def batch_norm(
     axes = (0,) if input.ndim == 2 else (0, 2)
     shape = (1, c) if input.ndim == 2 else (1, c, 1)
     if training:
-        count = input.size // c
+        count = input._data.size // c
         if count <= 1:
             raise ValueError(
                 "Expected more than 1 value per channel when training, got input size "
@@ -438,7 +384,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    positions = np.arange(input.size).reshape(input.shape)
+    positions = np.arange(input._data.size).reshape(input.shape)
     index = []
     for d, (lo, hi) in enumerate(widths):
         size = positions.shape[d]
@@ -690,7 +636,7 @@ def _cross_entropy_probs(input, t, weight, reduction, label_smoothing):
     total = -prod.sum()
     if reduction == "sum":
         return total
-    return total / (input.size / c) if input.size else total * float("nan")
+    return total / (input._data.size / c) if input._data.size else total * float("nan")
 
 
 def _same_shape_target(name: str, target: Any, pred: Tensor):
@@ -723,7 +669,7 @@ def binary_cross_entropy(
     _check_tensors("binary_cross_entropy", input=input)
     y = _same_shape_target("binary_cross_entropy", target, input)
     p = input._data
-    if input.size and not bool(((p >= 0) & (p <= 1)).all()):
+    if input._data.size and not bool(((p >= 0) & (p <= 1)).all()):
         raise RuntimeError(
             "binary_cross_entropy: all elements of input should be between 0 and 1 (apply "
             "sigmoid first, or use binary_cross_entropy_with_logits)"

@@ -149,26 +149,12 @@ _weight_and_bias = attrgetter("weight", "bias")
 
 def _fusable(m: Module) -> Any:
     """The activation form ``m`` declares for the fused stack (a name or (name, params)), or
-    None; only names the mlp op knows."""
+    None when it declares none or the mlp op does not know it."""
     act = getattr(m, "_fused_act", None)
     if act is None:
         return None
     name = act if isinstance(act, str) else act[0]
-    known = getattr(O, "_MLP_ACTIVATIONS", None)
-    if known is not None and name not in known:
-        return None
-    if known is None and name not in O.OPS:
-        return None
-    if (
-        not isinstance(act, str)
-        and known is not None
-        and not any(isinstance(k, tuple) for k in known)
-    ):
-        # an mlp op that takes bare names only: pass parameterless forms, split the rest
-        if act[1]:
-            return None
-        return name
-    return act
+    return act if name in O.ACTIVATIONS else None
 
 
 def _plan_stack(layers: tuple) -> list[tuple[Any, Any, int]]:
