@@ -287,6 +287,13 @@ def test_static_axes_when_asked(tmp_path):
     tm_onnx.export(model, tm.Tensor(np.ones((4, 3), np.float32)), path, dynamic_axes={})
     dims = check_file(path).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [4, 3]
+    axes = {"input": [0], "output": {0: "n"}}
+    tm_onnx.export(model, tm.Tensor(np.ones((4, 3), np.float32)), path, dynamic_axes=axes)
+    graph = check_file(path).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "input_dim0"
+    assert graph.output[0].type.tensor_type.shape.dim[0].dim_param == "n"
+    (got,) = session(path).run(None, {"input": np.ones((6, 3), np.float32)})
+    assert got.shape == (6, 2)
 
 
 def test_loss_of_a_model(tmp_path):
