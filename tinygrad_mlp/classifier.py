@@ -7,11 +7,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from .nn import functional as F
 from . import nn, optim
-from .backend import np
-from .utils.data import DataLoader
 from ._tensor import Tensor, no_grad
+from .backend import np
+from .nn import functional as F
+from .utils.data import DataLoader
 
 __all__ = ["NNClassifier"]
 
