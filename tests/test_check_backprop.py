@@ -284,6 +284,23 @@ def test_small_mnist_real_sizes_sampled():
     assert report.params["W1"].shape == (16, 784)
 
 
+def test_gradients_keyed_with_a_d_prefix():
+    # as many tutorials return them: {"dW1": ..., "db1": ..., "dA1": ...}
+    def backward(p, X, Y, broken=None):
+        grads = {f"d{k}": v for k, v in xor_backward(p, X, Y).items()}
+        grads["dA1"] = numpy.zeros((3, 4))  # an intermediate gradient, left out
+        if broken:
+            del grads["db2"]
+        return grads
+
+    report = check_backprop(xor_forward, backward, _params((2, 3, 1)), XOR_X, XOR_Y)
+    assert list(report.params) == ["W1", "b1", "W2", "b2"]
+    message = _failure(
+        xor_forward, lambda p, X, Y: backward(p, X, Y, True), _params((2, 3, 1)), XOR_X, XOR_Y
+    )
+    assert "no gradient for 'b2'" in message
+
+
 def test_list_params_and_a_plain_function():
     def forward(p, x):
         return np.sum(np.tanh(np.dot(x, p[0])) * p[1])

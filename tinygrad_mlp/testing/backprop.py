@@ -93,6 +93,20 @@ def _float64_args(args: tuple) -> tuple:
     )
 
 
+def _undo_d_prefix(keys: list, grads: Mapping) -> Mapping:
+    """Gradients keyed "dW1", "db1" as many tutorials keep them, keyed "W1", "b1" instead.
+
+    Used when no parameter's own key is among the gradients but some "d" + key is; the other
+    "d" entries (intermediate ones such as "dA1" or "dZ2") are then left out.
+    """
+    names = [k for k in keys if isinstance(k, str)]
+    if any(k in grads for k in keys) or not any(f"d{k}" in grads for k in names):
+        return grads
+    out = {k: grads[f"d{k}"] for k in names if f"d{k}" in grads}
+    out.update({k: v for k, v in grads.items() if not (isinstance(k, str) and k.startswith("d"))})
+    return out
+
+
 def _hand_gradients(backward, keys, arrays, kind, args) -> list[np.ndarray]:
     """The hand gradients in the order of ``keys``, with missing, extra and misshapen ones named."""
     copies = _rebuild(keys, [a.copy() for a in arrays], kind)
@@ -103,6 +117,7 @@ def _hand_gradients(backward, keys, arrays, kind, args) -> list[np.ndarray]:
                 f"check_backprop: backward returned a {type(grads).__name__}; params is a dict, "
                 f"so it must return a dict with the keys {keys}"
             )
+        grads = _undo_d_prefix(keys, grads)
         missing = [k for k in keys if k not in grads]
         extra = [k for k in grads if k not in keys]
         if missing or extra:
@@ -250,10 +265,11 @@ def check_backprop(
     """Check ``backward(params, *args)`` against autodiff and finite differences of ``forward``.
 
     ``forward(params, *args)`` returns the scalar loss, written with ``tinygrad_mlp.numpy``;
-    ``backward(params, *args)`` returns the hand-derived gradients with the keys (a dict) or the
-    order (a list or tuple) of ``params``. Parameters are converted to float64. Every element
-    of every hand gradient is compared with the autodiff gradient; the elements compared with
-    central differences are all of them, or ``max_elements`` per parameter drawn with ``seed``.
+    ``backward(params, *args)`` returns the hand-derived gradients with the keys (a dict; "dW1"
+    for "W1" works too) or the order (a list or tuple) of ``params``. Parameters are converted
+    to float64. Every element of every hand gradient is compared with the autodiff gradient;
+    the elements compared with central differences are all of them, or ``max_elements`` per
+    parameter drawn with ``seed``.
     ``directions`` > 0 adds that many random directions v over all parameters, comparing
     hand . v with the directional difference (cheap checks of a whole large network).
 
