@@ -125,7 +125,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
         raise  # the op's own message already names the op, the shapes or dtypes
     except (ValueError, TypeError) as e:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
-        kind = ValueError if isinstance(e, ValueError) else TypeError
+        kind = _ShapeMismatch if isinstance(e, ValueError) else TypeError
         raise kind(
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
@@ -148,6 +148,10 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
 
 
 _new = object.__new__
+
+
+class _ShapeMismatch(RuntimeError, ValueError):
+    """Shapes that do not fit an op: a RuntimeError as in PyTorch (and a ValueError, as before)."""
 
 
 def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
