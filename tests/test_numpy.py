@@ -383,3 +383,12 @@ def test_prod_with_a_zero_has_the_exact_gradient():
     x = tm.Tensor(numpy.array([2.0, 0.0, 3.0]), requires_grad=True)
     (g,) = tm.autograd.grad(tnp.prod(x), [x])
     numpy.testing.assert_array_equal(numpy.asarray(g), [0.0, 6.0, 0.0])
+
+
+def test_where_with_a_tensor_condition_as_a_leaky_relu():
+    z = numpy.array([[-1.5, 0.3], [2.0, -0.2]])
+    t = tm.Tensor(z, requires_grad=True)
+    out = tnp.where(t > 0, t, 0.01 * t)
+    numpy.testing.assert_allclose(numpy.asarray(out), numpy.where(z > 0, z, 0.01 * z))
+    (g,) = tm.autograd.grad(tnp.sum(out), [t])
+    numpy.testing.assert_allclose(numpy.asarray(g), numpy.where(z > 0, 1.0, 0.01))
