@@ -205,6 +205,7 @@ def check_backprop_property(
     make_params: Any,
     make_args: Any = (),
     max_examples: int | None = None,
+    shrink: bool = False,
     **check_options: Any,
 ) -> BackpropReport:
     """Run check_backprop on inputs that Hypothesis draws; raises on the first failure found.
@@ -212,11 +213,13 @@ def check_backprop_property(
     ``make_params`` is a strategy of parameter dicts or lists (e.g. ``network_params(...)``), or
     a function ``draw -> params``; ``make_args`` is a strategy of a tuple of arguments, a tuple
     of strategies (one per argument) or a function ``draw -> tuple``. ``max_examples`` defaults
-    to the active Hypothesis profile's. ``check_options`` go to check_backprop (atol, rtol,
+    to the active Hypothesis profile's. The first failing example is reported as drawn; with
+    ``shrink=True`` Hypothesis first looks for a simpler one (slow: each try is a full check).
+    ``check_options`` go to check_backprop (atol, rtol,
     eps, max_elements, directions, seed). Returns the report of the last example.
     """
     st, _ = hypothesis_strategies()
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, Phase, given, settings
 
     params_strategy = _as_strategy(make_params, "make_params")
     args_strategy = _as_strategy(make_args, "make_args")
@@ -227,6 +230,8 @@ def check_backprop_property(
     }
     if max_examples is not None:
         options["max_examples"] = max_examples
+    if not shrink:
+        options["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
 
     @settings(**options)
     @given(st.data())
