@@ -392,3 +392,8 @@ def test_where_with_a_tensor_condition_as_a_leaky_relu():
     numpy.testing.assert_allclose(numpy.asarray(out), numpy.where(z > 0, z, 0.01 * z))
     (g,) = tm.autograd.grad(tnp.sum(out), [t])
     numpy.testing.assert_allclose(numpy.asarray(g), numpy.where(z > 0, 1.0, 0.01))
+
+
+@pytest.mark.parametrize("name", [n for n in tnp.__all__ if callable(getattr(tnp, n))])
+def test_every_public_function_has_a_docstring(name):
+    assert (getattr(tnp, name).__doc__ or "").strip(), f"tinygrad_mlp.numpy.{name}"
