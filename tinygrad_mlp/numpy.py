@@ -161,7 +161,7 @@ def _common_dtype(values: Sequence[Any]):
     floating = [_dtype(v) for v in values if isinstance(v, Tensor) and _dtype(v).kind == "f"]
     if floating:
         return _np.result_type(*floating)
-    return _np.result_type(*(_np.asarray(_values(v)).dtype for v in values))
+    return _np.result_type(*(_array(v).dtype for v in values))
 
 
 def _tensors(*values: Any) -> list[Tensor]:
@@ -177,8 +177,14 @@ def _tensors(*values: Any) -> list[Tensor]:
         if isinstance(v, Tensor):
             out.append(_cast(v, dtype))
         else:
-            out.append(Tensor(_np.asarray(v, dtype=dtype), dtype=dtype, device=device))
+            out.append(Tensor(_array(v, dtype), dtype=dtype, device=device))
     return out
+
+
+def _array(value: Any, dtype: Any = None):
+    """A number, list or array (numpy or CuPy) as an array of its own module."""
+    value = _values(value)
+    return array_module_of(value).asarray(value, dtype=dtype)
 
 
 def _xp(t: Tensor):
@@ -257,7 +263,7 @@ def array(object: Any, dtype: Any = None, copy: bool = True, **kwargs: Any):
 
 
 def asarray(a: Any, dtype: Any = None, **kwargs: Any):
-    """numpy.asarray for data (a constant numpy array); a Tensor stays the Tensor (cast by dtype)"""
+    """numpy.asarray for data (a constant numpy array); a Tensor stays that Tensor."""
     if isinstance(a, Tensor):
         return array(a, dtype=dtype)
     return _np.asarray(a, dtype=dtype, **kwargs)
