@@ -38,6 +38,8 @@ class BatchNorm1d(Module):
         track_running_stats: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral):
             raise TypeError(f"num_features must be an int, got {num_features!r}")
@@ -50,9 +52,13 @@ class BatchNorm1d(Module):
         self.track_running_stats = track_running_stats
         dtype = _dtype(dtype)
         c = self.num_features
+        self._has_bias = bias
         if affine:
             self.weight = Parameter(np.ones(c, dtype=dtype), device=device)
-            self.bias = Parameter(np.zeros(c, dtype=dtype), device=device)
+            if bias:
+                self.bias = Parameter(np.zeros(c, dtype=dtype), device=device)
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -79,7 +85,8 @@ class BatchNorm1d(Module):
         self.reset_running_stats()
         if self.affine:
             self.weight._data[...] = 1
-            self.bias._data[...] = 0
+            if self.bias is not None:
+                self.bias._data[...] = 0
 
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim not in (2, 3):
@@ -112,7 +119,8 @@ class BatchNorm1d(Module):
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self._has_bias}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
 
@@ -134,6 +142,7 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(n) for n in normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
+        self._has_bias = bias
         dtype = _dtype(dtype)
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype), device=device)
@@ -150,5 +159,6 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self._has_bias}"
         )
