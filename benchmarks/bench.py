@@ -267,24 +267,28 @@ class NumpyMnist:
         return [host(p) for p in self.weights]
 
 
+def model_no_grad() -> Any:
+    """tinygrad_mlp's no_grad context."""
+    import tinygrad_mlp as tm
+
+    return tm.no_grad()
+
+
 def tiny_assign(model: Any, init: list[np.ndarray]) -> None:
     """Copy ``init`` into the parameters of a tinygrad_mlp model, in place, checking shapes."""
     params = list(model.parameters())
     if len(params) != len(init):
         raise RuntimeError(f"expected {len(init)} parameters, model has {len(params)}")
     for p, value in zip(params, init, strict=True):
-        data = p.data
-        if tuple(data.shape) != value.shape:
-            raise RuntimeError(f"parameter shape {tuple(data.shape)} != expected {value.shape}")
-        if isinstance(data, np.ndarray):
-            data[...] = value
-        else:  # a CuPy array: copy from the host
-            data.set(np.ascontiguousarray(value, dtype=data.dtype))
+        if tuple(p.shape) != value.shape:
+            raise RuntimeError(f"parameter shape {tuple(p.shape)} != expected {value.shape}")
+        with model_no_grad():
+            p.copy_(value)  # PyTorch's in-place copy: host values onto the parameter's device
 
 
 def tiny_params(model: Any) -> list[np.ndarray]:
     """The parameters of a tinygrad_mlp model as numpy arrays."""
-    return [host(p.data) for p in model.parameters()]
+    return [p.detach().cpu().numpy() for p in model.parameters()]
 
 
 def tiny_to(model: Any, device: str) -> Any:

@@ -106,7 +106,6 @@ __all__ = [
     "distributed",
     "onnx",
     "viz",
-    "numpy",
     "testing",
     "datasets",
     "functional",
