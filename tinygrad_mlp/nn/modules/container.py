@@ -17,6 +17,15 @@ from .module import Module, Parameter
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
+def _renumber(owner: Module, modules: list[Module]) -> None:
+    """Register ``modules`` as the children '0', '1', ... of ``owner``, replacing all others."""
+    for key in list(owner._modules):
+        del owner._modules[key]
+        owner.__dict__.pop(key, None)
+    for i, m in enumerate(modules):
+        owner.add_module(str(i), m)
+
+
 def _index(index: Any, n: int, what: str) -> int:
     index = operator.index(index)
     if not -n <= index < n:
@@ -104,11 +113,7 @@ class Sequential(Module):
         doomed = keys[index] if isinstance(index, slice) else [keys[_index(index, len(keys), "")]]
         for key in doomed:
             delattr(self, key)
-        # PyTorch renumbers the remaining modules
-        items = list(self._modules.items())
-        self._modules.clear()
-        for i, (_, m) in enumerate(items):
-            self.add_module(str(i), m)
+        _renumber(self, list(self._modules.values()))  # PyTorch renumbers the rest
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -138,9 +143,7 @@ class Sequential(Module):
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
         mods.insert(index % (n + 1) if index < 0 else index, module)
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self.add_module(str(i), m)
+        _renumber(self, mods)
         return self
 
 
@@ -194,9 +197,7 @@ class ModuleList(Module):
     def __delitem__(self, index: int | slice) -> None:
         mods = list(self._modules.values())
         del mods[index]
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self.add_module(str(i), m)
+        _renumber(self, mods)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -230,9 +231,7 @@ class ModuleList(Module):
         """Insert a module before position ``index``."""
         mods = list(self._modules.values())
         mods.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self.add_module(str(i), m)
+        _renumber(self, mods)
 
     def pop(self, index: int = -1) -> Module:
         """Remove and return the module at ``index``."""
