@@ -47,6 +47,12 @@ def _load_cupy() -> Any:
     global _cupy
     if _cupy is not None:
         return _cupy
+    if os.environ.get("TINYGRAD_MLP_SIMULATE_CUDA") == "1":
+        # NOTE: a SIMULATION of CuPy on numpy for CPU-only CI; it never counts as a GPU result
+        from .testing import simulated_cuda
+
+        _cupy = simulated_cuda
+        return _cupy
     try:
         import cupy
     except ImportError as e:
@@ -146,7 +152,8 @@ def to_numpy(array: Any) -> np.ndarray:
 
 def looks_like_cupy(obj: Any) -> bool:
     """True for a CuPy array even before this module has imported CuPy."""
-    return type(obj).__module__.startswith("cupy")
+    module = type(obj).__module__
+    return module.startswith("cupy") or module == "tinygrad_mlp.testing.simulated_cuda"
 
 
 _rng = np.random.default_rng()
@@ -350,6 +357,8 @@ def erf(a: Any) -> Any:
     if _erf_ufunc is None:
         _erf_ufunc = _erf_scalar_table()
     if _cupy is not None and isinstance(a, _cupy.ndarray):
+        if getattr(_cupy, "SIMULATED", False):
+            return _cupy.cupyx.scipy.special.erf(a)
         import cupyx.scipy.special as special
 
         return special.erf(a)
