@@ -39,9 +39,6 @@ class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         self.reduction = _reduction(reduction)
 
-    def extra_repr(self) -> str:
-        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
-
 
 class _WeightedLoss(_Loss):
     def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
