@@ -136,6 +136,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     t.grad = None
     t._version = 0
     t._extra = None
+    if _recorder is not None:  # tm.compile is tracing a step (see compile.py)
+        _recorder(op, inputs, params, t)
     if _Mode.grad_enabled:
         needs = tuple(map(_requires_grad_of, inputs))
         if True in needs:
@@ -148,6 +150,10 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
 
 
 _new = object.__new__
+
+# NOTE: tm.compile sets this to its recorder while it traces a step; apply then reports each op
+# application (op, input tensors, params, output tensor). None otherwise: one global read per op.
+_recorder = None
 
 
 class _ShapeMismatch(RuntimeError, ValueError):
