@@ -1,0 +1,829 @@
+"""``tm.compile``: trace a step once, then replay it as a fixed plan of array operations.
+
+The first call of a compiled function runs it eagerly while a recorder watches: every op
+application (the hook in ``_tensor.apply``), every derivative rule, gradient fit, sum and
+delivery of the backward pass (the engine's own functions, wrapped for the length of the
+trace), every dropout mask, and every call that changes state outside the tape (an
+optimizer's ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR scheduler's ``step``,
+``clip_grad_*``). The second call with the same guards traces again and compares the two
+recordings: equal, they become a plan; different, the step depends on something the tracer
+cannot see (a Python value, data-dependent branching) and the function stays eager. From
+the third call on the plan replays: a flat list of closures over numpy calls, with no Tensor,
+Node or engine in between. The common ops (linear, the fused ``mlp`` stack, ReLU, tanh,
+sigmoid, cross-entropy, MSE, plain SGD) replay through kernels that write into buffers
+allocated once (``out=`` arguments, in-place updates); every other op replays through its
+own registry forward and rule, so the arithmetic is always the eager one, bit for bit.
+
+Guards (a change re-traces): the shapes, dtypes and devices of tensor and array arguments,
+``requires_grad`` of tensor arguments, the values of other arguments, the grad mode, and
+which gradients are None when the call starts (so accumulation over several calls gets its
+own plan). Steps that read values out of the graph (``.item()``, ``float()``, ``bool()``,
+``.numpy()``, ``.tolist()``), change tensors in place, draw random numbers other than through
+dropout, use hooks, ``create_graph`` or ``autograd.grad`` fall back to eager with a one-time
+warning naming the reason.
+
+What a replay hands back is the eager result's values: returned tensors are new arrays (no
+grad_fn), and ``.grad`` of the parameters are buffers of the plan, overwritten by the next call
+of the same plan (as PyTorch accumulates into ``.grad`` in place).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from . import _tensor, backend
+from . import ops as O
+from ._grad_mode import _Mode
+from ._tensor import Tensor, _wrap
+from .autograd import engine
+from .backend import np
+
+__all__ = ["compile", "CompiledFunction", "CompiledModule"]
+
+_ndarray = np.ndarray
+_CACHE_LIMIT = 8  # guard combinations per function before it gives up and stays eager
+_ACTIVE: list[_Trace] = []  # the trace being recorded (at most one)
+
+
+class _Unsupported(Exception):
+    """Raised inside the recorder when the step does something a plan cannot replay."""
+
+
+class _SlotRef:
+    """An op parameter that is an array of the plan (a step input or an intermediate)."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SlotRef) and other.slot == self.slot
+
+    def __hash__(self) -> int:
+        return hash(("slot", self.slot))
+
+    def __repr__(self) -> str:
+        return f"slot{self.slot}"
+
+
+# ---------------------------------------------------------------- flattening the arguments
+
+
+def _flatten(value: Any, leaves: list, sig: list) -> None:
+    """Tensors and arrays of ``value`` into ``leaves``; everything else (and their guards) into
+    ``sig``."""
+    if isinstance(value, Tensor):
+        data = value._data
+        leaves.append(value)
+        sig.append(("T", tuple(data.shape), data.dtype.str, type(data), value.requires_grad))
+    elif backend.is_array(value):
+        leaves.append(value)
+        sig.append(("A", tuple(value.shape), value.dtype.str, type(value)))
+    elif isinstance(value, (list, tuple)):
+        sig.append((type(value), len(value)))
+        for v in value:
+            _flatten(v, leaves, sig)
+    elif isinstance(value, dict):
+        sig.append((dict, tuple(value)))
+        for v in value.values():
+            _flatten(v, leaves, sig)
+    else:
+        try:
+            hash(value)
+            sig.append(("V", type(value), value))
+        except TypeError:
+            sig.append(("V", type(value), id(value)))
+
+
+def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
+    leaves: list = []
+    sig: list = []
+    _flatten(args, leaves, sig)
+    _flatten(kwargs, leaves, sig)
+    sig.append(("grad", _Mode.grad_enabled))
+    return leaves, tuple(sig)
+
+
+# ---------------------------------------------------------------- the recorder
+
+
+class _Trace:
+    """One eager run of the step with everything recorded as events over numbered slots."""
+
+    def __init__(self, inputs: list) -> None:
+        self.events: list[tuple] = []
+        self.slot_of: dict[int, int] = {}  # id(array) -> slot
+        self.meta: list[tuple] = []  # slot -> (shape, dtype)
+        self.keep: list = []  # everything whose id is a key, kept alive for the trace
+        self.node_event: dict[int, int] = {}  # id(node) -> index of its forward event
+        self.unresolved: list[tuple[Tensor, int]] = []
+        self.entry: dict[int, tuple[Tensor, bool]] = {}  # leaf -> grad was None at entry
+        self.reason: str | None = None
+        self.depth = 0  # > 0 inside a call replayed as a whole (optimizer step, ...)
+        self.inputs = []
+        for i, x in enumerate(inputs):
+            array = x._data if isinstance(x, Tensor) else x
+            if id(array) in self.slot_of:
+                self.inputs.append((i, self.slot_of[id(array)]))
+                continue
+            slot = self._new(array)
+            self.inputs.append((i, slot))
+            self.events.append(("in", i, slot, isinstance(x, Tensor)))
+        self.result: Any = None
+
+    def fail(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def _new(self, array: Any) -> int:
+        slot = len(self.meta)
+        self.slot_of[id(array)] = slot
+        self.keep.append(array)
+        shape = getattr(array, "shape", ())
+        dtype = getattr(array, "dtype", None)
+        self.meta.append((tuple(shape), dtype))
+        return slot
+
+    def slot(self, array: Any) -> int:
+        """The slot of an array, numbering it if new."""
+        slot = self.slot_of.get(id(array))
+        return self._new(array) if slot is None else slot
+
+    def ref(self, t: Tensor) -> tuple:
+        slot = self.slot_of.get(id(t._data))
+        if slot is not None:
+            return ("s", slot)
+        self.keep.append(t)
+        return ("x", t)
+
+    def _resolve(self) -> None:
+        for t, index in self.unresolved:
+            if t._node is not None:
+                self.node_event[id(t._node)] = index
+                self.keep.append(t._node)
+        self.unresolved.clear()
+
+    def touch(self, leaf: Tensor, state: Any = ...) -> None:
+        """Note the gradient state of ``leaf`` at entry when this is its first use (None: the
+        step does not depend on it)."""
+        if id(leaf) not in self.entry:
+            self.entry[id(leaf)] = (leaf, leaf.grad is None if state is ... else state)
+
+    # ------------------------------------------------------------ what the hooks report
+
+    def on_apply(self, op: O.Op, inputs: tuple, params: dict, t: Tensor) -> None:
+        if self.depth or self.reason:
+            return
+        self._resolve()
+        if op.custom is not None:
+            self.fail(f"the custom autograd.Function {op.name!r}")
+            return
+        refs = tuple(self.ref(x) for x in inputs)
+        resolved = {}
+        for k, v in params.items():
+            if backend.is_array(v) and id(v) in self.slot_of:
+                v = _SlotRef(self.slot_of[id(v)])
+            resolved[k] = v
+        out = self._new(t._data)
+        self.events.append(("fwd", op, refs, resolved, out))
+        self.unresolved.append((t, len(self.events) - 1))
+        self.keep.append(t)
+
+    def on_rule(self, orig: Callable, node: Any, g: Any, create_graph: bool) -> tuple:
+        grads = orig(node, g, create_graph)
+        if self.depth or self.reason:
+            return grads
+        self._resolve()
+        if create_graph:
+            self.fail("backward(create_graph=True)")
+            return grads
+        index = self.node_event.get(id(node))
+        if index is None or id(g) not in self.slot_of:
+            self.fail("a backward into a graph recorded before the step")
+            return grads
+        outs = tuple(None if r is None else self.slot(r) for r in grads)
+        self.events.append(("rule", index, self.slot_of[id(g)], tuple(node.needs), outs))
+        return grads
+
+    def on_fit(self, orig: Callable, ig: Any, data: Any, node: Any, i: int, cg: bool) -> Any:
+        out = orig(ig, data, node, i, cg)
+        if not (self.depth or self.reason):
+            if type(ig) is not type(data) and backend.is_array(ig):
+                self.fail("a gradient moved between devices")
+            src = self.slot_of.get(id(ig))
+            if src is None:
+                self.fail("a gradient the recorder did not see")
+            else:
+                self.events.append(("fit", src, self.slot(out), tuple(data.shape), data.dtype))
+        return out
+
+    def on_add(self, orig: Callable, a: Any, b: Any) -> Any:
+        out = orig(a, b)
+        if not (self.depth or self.reason):
+            sa, sb = self.slot_of.get(id(a)), self.slot_of.get(id(b))
+            if sa is None or sb is None:
+                self.fail("a gradient sum the recorder did not see")
+            else:
+                self.events.append(("add", sa, sb, self.slot(out)))
+        return out
+
+    def on_seed(self, orig: Callable, out: Tensor, grad: Any, create_graph: bool) -> Any:
+        seed = orig(out, grad, create_graph)
+        if not (self.depth or self.reason):
+            if grad is not None:
+                self.fail("backward(gradient=...)")
+            else:
+                const = seed.copy()
+                const.flags.writeable = False  # rules never write into g
+                self.events.append(("seed", self.slot(seed), const))
+        return seed
+
+    def on_deliver(self, orig: Callable, run: Any, t: Tensor, g: Any, fresh: bool) -> None:
+        if not (self.depth or self.reason):
+            extra = t._extra or {}
+            if not run.accumulate:
+                self.fail("autograd.grad")
+            elif extra.get("hooks") or extra.get("post_hooks") or extra.get("retains_grad"):
+                self.fail("a tensor hook or retain_grad")
+            elif id(g) not in self.slot_of:
+                self.fail("a gradient the recorder did not see")
+            else:
+                self.touch(t)
+                mode = "set" if t.grad is None else "acc"
+                self.keep.append(t)
+                self.events.append(("deliver", t, self.slot_of[id(g)], fresh, mode))
+        orig(run, t, g, fresh)
+
+    def on_call(self, orig: Callable, what: str, obj: Any, args: tuple, kwargs: dict) -> Any:
+        """A call replayed as a whole (an optimizer step, zero_grad, ...)."""
+        if not (self.depth or self.reason):
+            if what == "step" and (args or kwargs.get("closure") is not None):
+                self.fail("optimizer.step(closure)")
+            params = _params_of(obj, what, args, kwargs)
+            # zero_grad(set_to_none=True) first: the gradient at entry does not matter
+            clears = what == "zero_grad" and (args[:1] or (kwargs.get("set_to_none", True),))[0]
+            for p in params:
+                self.touch(p, None if clears else ...)
+            self.keep.append(obj)
+            self.events.append(("call", orig, what, obj, args, kwargs))
+        self.depth += 1
+        try:
+            return orig(obj, *args, **kwargs) if obj is not None else orig(*args, **kwargs)
+        finally:
+            self.depth -= 1
+
+    def on_dropout(self, orig: Callable, input: Any, p: float, training: bool, inplace: bool):
+        if self.depth or self.reason or not training or p == 0 or p == 1:
+            return orig(input, p, training, inplace)
+        from .nn import functional as F
+
+        keep = _REAL_RNG().random(input.shape) >= p
+        mask = (keep / (1 - p)).astype(input.dtype)
+        if type(mask) is not type(input._data):
+            self.fail("dropout on a device")
+        self.events.append(("mask", tuple(input.shape), p, input.dtype, self._new(mask)))
+        return input * F._const(mask, input)
+
+    def on_value(self, what: str, t: Tensor) -> None:
+        if not (self.depth or self.reason) and id(t._data) in self.slot_of:
+            self.fail(f"{what} on a tensor computed in the step (its value depends on the data)")
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        patches = _Patches(self)
+        _ACTIVE.append(self)
+        patches.install()
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            patches.remove()
+            _ACTIVE.pop()
+        self._resolve()
+        self.result = self._outputs(result)
+        return result
+
+    def _outputs(self, value: Any) -> Any:
+        """The structure of the step's result, tensors as references."""
+        if isinstance(value, Tensor):
+            if value.requires_grad and value._node is not None and not value._node.released:
+                self.fail(
+                    "the step returns a tensor with a live graph (call backward inside the step, "
+                    "or compile a module and call it under no_grad)"
+                )
+            slot = self.slot_of.get(id(value._data))
+            if slot is None:
+                self.keep.append(value)
+                return ("x", value)
+            return ("s", slot, value.requires_grad)
+        if isinstance(value, (list, tuple)):
+            items = [self._outputs(v) for v in value]
+            return ("seq", type(value), items)
+        if isinstance(value, dict):
+            return ("dict", {k: self._outputs(v) for k, v in value.items()})
+        if backend.is_array(value):
+            self.fail("the step returns an array")
+        return ("v", value)
+
+    def entry_pattern(self, leaves: list[Tensor]) -> tuple | None:
+        """Which of ``leaves`` had no gradient at entry; None when the leaves differ."""
+        if {id(t) for t in leaves} != set(self.entry):
+            return None
+        return tuple(self.entry[id(t)][1] for t in leaves)
+
+    def cares(self) -> list[tuple[Tensor, bool]]:
+        return [(t, state is not None) for t, state in self.entry.values()]
+
+    def signature(self) -> list:
+        """A comparable rendering of the events: equal for two runs of the same step."""
+        return [_event_signature(e) for e in self.events] + [_value_sig(self.result)]
+
+
+def _params_of(obj: Any, what: str, args: tuple, kwargs: dict) -> list:
+    """The parameters whose ``.grad`` a replayed call reads or clears."""
+    if what in ("step", "zero_grad") and hasattr(obj, "param_groups"):
+        return [p for g in obj.param_groups for p in g["params"]]
+    if what == "zero_grad" and hasattr(obj, "parameters"):
+        return list(obj.parameters())
+    return []
+
+
+def _value_sig(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return ("tensor", _array_sig(value._data), value.requires_grad)
+    if backend.is_array(value):
+        return _array_sig(value)
+    if isinstance(value, tuple) and value and value[0] == "x":
+        t = value[1]
+        return ("x", id(t) if t.requires_grad else _array_sig(t._data))
+    if isinstance(value, (list, tuple)):
+        return tuple(_value_sig(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _value_sig(v)) for k, v in value.items())
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, (int, float, str, bool, type(None), _SlotRef, type, np.dtype)):
+        return value
+    return ("obj", id(value))
+
+
+def _array_sig(a: Any) -> tuple:
+    host = backend.to_numpy(a)
+    return (host.shape, host.dtype.str, host.tobytes())
+
+
+def _event_signature(e: tuple) -> tuple:
+    kind = e[0]
+    if kind == "fwd":
+        _, op, refs, params, out = e
+        return (kind, op.name, _value_sig(list(refs)), _value_sig(params), out)
+    if kind == "deliver":
+        return (kind, id(e[1]), e[2], e[3], e[4])
+    if kind == "call":
+        _, orig, what, obj, args, kwargs = e
+        return (kind, orig, what, id(obj), _value_sig(args), _value_sig(kwargs))
+    if kind == "seed":
+        return (kind, e[1], _array_sig(e[2]))
+    return tuple(_value_sig(v) if not isinstance(v, (int, str)) else v for v in e)
+
+
+class _Patches:
+    """The engine, Tensor and optimizer functions wrapped for the length of one trace."""
+
+    def __init__(self, trace: _Trace) -> None:
+        self.trace = trace
+        self.saved: list[tuple[Any, str, Any]] = []
+
+    def _set(self, owner: Any, name: str, value: Any) -> None:
+        self.saved.append((owner, name, owner.__dict__[name] if name in owner.__dict__ else None))
+        setattr(owner, name, value)
+
+    def install(self) -> None:
+        tr = self.trace
+        from .nn import functional as F
+        from .nn import utils as nn_utils
+        from .nn.modules.module import Module
+        from .optim import lr_scheduler
+        from .optim.optimizer import Optimizer
+
+        _tensor._recorder = tr.on_apply
+        for name, hook in (("_rule", tr.on_rule), ("_fit", tr.on_fit), ("_add", tr.on_add)):
+            self._set(engine, name, functools.partial(hook, getattr(engine, name)))
+        self._set(engine, "_seed", functools.partial(tr.on_seed, engine._seed))
+        orig_deliver = engine._Run.deliver
+        self._set(
+            engine._Run,
+            "deliver",
+            lambda run, t, g, fresh: tr.on_deliver(orig_deliver, run, t, g, fresh),
+        )
+        self._set(engine, "grad", _refusing(tr, "autograd.grad", engine.grad))
+        self._set(F, "dropout", _dropout_hook(tr, F.dropout))
+        self._set(backend, "rng", _refusing(tr, "random numbers from the global generator", None))
+        for what in ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__"):
+            self._set(Tensor, what, _value_hook(tr, what, getattr(Tensor, what)))
+        self._set(Tensor, "_bump", _refusing(tr, "an in-place tensor op", Tensor._bump))
+        classes = [Optimizer, *_subclasses(Optimizer)]
+        for cls in classes:
+            for what in ("step", "zero_grad"):
+                if what in cls.__dict__:
+                    self._set(cls, what, _call_hook(tr, what, cls.__dict__[what]))
+        self._set(Module, "zero_grad", _call_hook(tr, "zero_grad", Module.zero_grad))
+        for cls in [lr_scheduler.LRScheduler, *_subclasses(lr_scheduler.LRScheduler)]:
+            if "step" in cls.__dict__:
+                self._set(cls, "step", _call_hook(tr, "sched", cls.__dict__["step"]))
+        for name in ("clip_grad_norm_", "clip_grad_value_"):
+            if hasattr(nn_utils, name):
+                self._set(nn_utils, name, _function_hook(tr, name, getattr(nn_utils, name)))
+
+    def remove(self) -> None:
+        _tensor._recorder = None
+        for owner, name, value in reversed(self.saved):
+            if value is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+        self.saved.clear()
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_subclasses(sub))
+    return out
+
+
+def _refusing(tr: _Trace, reason: str, orig: Callable | None) -> Callable:
+    real = backend.rng if orig is None else orig
+
+    def hook(*args: Any, **kwargs: Any) -> Any:
+        if not tr.depth:
+            tr.fail(reason)
+        return real(*args, **kwargs)
+
+    return hook
+
+
+def _value_hook(tr: _Trace, what: str, orig: Callable) -> Callable:
+    def hook(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        tr.on_value(f".{what}()" if not what.startswith("__") else f"{what.strip('_')}()", self)
+        return orig(self, *args, **kwargs)
+
+    return hook
+
+
+def _call_hook(tr: _Trace, what: str, orig: Callable) -> Callable:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return tr.on_call(orig, what, self, args, kwargs)
+
+    return hook
+
+
+def _function_hook(tr: _Trace, what: str, orig: Callable) -> Callable:
+    def hook(*args: Any, **kwargs: Any) -> Any:
+        return tr.on_call(orig, what, None, args, kwargs)
+
+    return hook
+
+
+def _dropout_hook(tr: _Trace, orig: Callable) -> Callable:
+    def hook(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+        return tr.on_dropout(orig, input, p, training, inplace)
+
+    return hook
+
+
+_REAL_RNG = backend.rng
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
+    """engine._fit on the first-order path, with the input's shape and dtype as recorded."""
+    if isinstance(ig, np.generic) or not hasattr(ig, "shape"):
+        ig = np.asarray(ig, dtype=dtype)
+    if ig.shape != shape:
+        ig = backend.sum_to(ig, shape)
+    if ig.dtype != dtype:
+        ig = ig.astype(dtype)
+    return ig
+
+
+def _getter(ref: tuple, env: list) -> Callable[[], Any]:
+    if ref[0] == "s":
+        slot = ref[1]
+        return lambda: env[slot]
+    t = ref[1]
+    return lambda: t._data
+
+
+class _Plan:
+    """A trace turned into closures; ``run(inputs)`` replays the step."""
+
+    def __init__(self, trace: _Trace) -> None:
+        self.trace = trace
+        n = len(trace.meta)
+        self.env: list[Any] = [None] * n
+        self.saved: dict[int, Any] = {}
+        self.inputs = trace.inputs
+        first = next((m for m in trace.keep if backend.is_array(m)), None)
+        self.ns = backend.NUMPY if first is None else backend.namespace_of(first)
+        self.uses = self._count_uses()
+        self.steps: list[Callable[[], None]] = []
+        self.kernels = _Kernels(self)
+        events = trace.events
+        fused = self.kernels.plan(events)  # event index -> closure (or None: skipped)
+        for index, e in enumerate(events):
+            if index in fused:
+                step = fused[index]
+            else:
+                step = self._generic(index, e)
+            if step is not None:
+                self.steps.append(step)
+        self.result = trace.result
+
+    def _count_uses(self) -> dict[int, int]:
+        uses: dict[int, int] = {}
+        for e in self.trace.events:
+            kind = e[0]
+            if kind == "fwd":
+                for r in e[2]:
+                    if r[0] == "s":
+                        uses[r[1]] = uses.get(r[1], 0) + 1
+                for v in e[3].values():
+                    if isinstance(v, _SlotRef):
+                        uses[v.slot] = uses.get(v.slot, 0) + 1
+            elif kind in ("rule", "fit", "deliver"):
+                s = e[2] if kind != "fit" else e[1]
+                uses[s] = uses.get(s, 0) + 1
+            elif kind == "add":
+                uses[e[1]] = uses.get(e[1], 0) + 1
+                uses[e[2]] = uses.get(e[2], 0) + 1
+        return uses
+
+    def _generic(self, index: int, e: tuple) -> Callable[[], None] | None:
+        env, saved, ns = self.env, self.saved, self.ns
+        kind = e[0]
+        if kind == "in":
+            return None  # written by run() itself
+        if kind == "fwd":
+            _, op, refs, params, out = e
+            getters = [_getter(r, env) for r in refs]
+            dynamic = {k: v.slot for k, v in params.items() if isinstance(v, _SlotRef)}
+            static = {k: v for k, v in params.items() if not isinstance(v, _SlotRef)}
+            forward = op.forward
+
+            def fwd() -> None:
+                kw = static
+                if dynamic:
+                    kw = dict(static)
+                    for k, s in dynamic.items():
+                        kw[k] = env[s]
+                result, keep = forward(ns, *[get() for get in getters], **kw)
+                if type(result) is not _ndarray and ns is backend.NUMPY:
+                    result = np.asarray(result)
+                env[out] = result
+                saved[index] = keep
+
+            return fwd
+        if kind == "rule":
+            _, at, g, needs, outs = e
+            backward = self.trace.events[at][1].backward
+
+            def rule() -> None:
+                grads = backward(ns, env[g], saved.pop(at), needs)
+                for s, r in zip(outs, grads, strict=True):
+                    if s is not None:
+                        env[s] = r
+
+            return rule
+        if kind == "fit":
+            _, src, out, shape, dtype = e
+
+            def fit() -> None:
+                env[out] = _fit_array(env[src], shape, dtype)
+
+            return fit
+        if kind == "add":
+            _, a, b, out = e
+            add = engine._add
+
+            def acc() -> None:
+                env[out] = add(env[a], env[b])
+
+            return acc
+        if kind == "seed":
+            _, out, const = e
+
+            def seed() -> None:
+                env[out] = const
+
+            return seed
+        if kind == "deliver":
+            _, t, g, fresh, mode = e
+            add = engine._add
+            if mode == "set":
+
+                def deliver() -> None:
+                    t.grad = _wrap(env[g] if fresh else env[g].copy())
+
+            else:
+
+                def deliver() -> None:
+                    t.grad = _wrap(add(t.grad._data, env[g]))
+
+            return deliver
+        if kind == "call":
+            _, orig, what, obj, args, kwargs = e
+            if obj is None:
+                return lambda: orig(*args, **kwargs)
+            return lambda: orig(obj, *args, **kwargs)
+        if kind == "mask":
+            _, shape, p, dtype, out = e
+
+            def mask() -> None:
+                keep = _REAL_RNG().random(shape) >= p
+                env[out] = (keep / (1 - p)).astype(dtype)
+
+            return mask
+        raise AssertionError(f"unknown event {kind}")
+
+    def run(self, leaves: list) -> Any:
+        env = self.env
+        for i, slot in self.inputs:
+            x = leaves[i]
+            env[slot] = x._data if type(x) is Tensor or isinstance(x, Tensor) else x
+        for step in self.steps:
+            step()
+        return self._rebuild(self.result)
+
+    def _rebuild(self, spec: Any) -> Any:
+        kind = spec[0]
+        if kind == "s":
+            return _wrap(self.env[spec[1]].copy())
+        if kind == "x":
+            return spec[1]
+        if kind == "v":
+            return spec[1]
+        if kind == "seq":
+            items = [self._rebuild(s) for s in spec[2]]
+            return items if spec[1] is list else spec[1](items)
+        return {k: self._rebuild(v) for k, v in spec[1].items()}
+
+
+class _Kernels:
+    """Buffer-reusing replacements for the events of the common ops (filled in below)."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan_ = plan
+
+    def plan(self, events: list[tuple]) -> dict[int, Callable[[], None] | None]:
+        return {}
+
+
+# ---------------------------------------------------------------- the public wrapper
+
+
+class _Entry:
+    """The traces and plans of one guard key."""
+
+    def __init__(self) -> None:
+        self.leaves: list[tuple[Tensor, bool]] | None = None  # and whether its grad matters
+        self.states: dict[tuple, Any] = {}
+
+
+class CompiledFunction:
+    """A function whose calls replay a recorded plan (see the module docstring)."""
+
+    def __init__(self, fn: Callable, fullgraph: bool = False) -> None:
+        self.fn = fn
+        self.fullgraph = fullgraph
+        self._entries: dict[tuple, _Entry] = {}
+        self._eager_reason: str | None = None
+        functools.update_wrapper(self, fn, updated=())
+
+    def _fallback(self, reason: str) -> None:
+        self._eager_reason = reason
+        self._entries.clear()
+        message = f"tm.compile: {_name(self.fn)} runs eagerly from now on: {reason}"
+        if self.fullgraph:
+            raise RuntimeError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._eager_reason is not None or _ACTIVE:
+            return self.fn(*args, **kwargs)  # inside another trace: recorded by that one
+        leaves, key = _guard_key(args, kwargs)
+        entry = self._entries.get(key)
+        pattern = None
+        if entry is not None and entry.leaves is not None:
+            pattern = tuple((t.grad is None) if care else None for t, care in entry.leaves)
+            state = entry.states.get(pattern)
+            if type(state) is _Plan:
+                return state.run(leaves)
+        if entry is None:
+            if len(self._entries) >= _CACHE_LIMIT:
+                self._fallback(f"more than {_CACHE_LIMIT} different input signatures")
+                return self.fn(*args, **kwargs)
+            entry = self._entries[key] = _Entry()
+        trace = _Trace(leaves)
+        result = trace.run(self.fn, args, kwargs)
+        if trace.reason is not None:
+            self._fallback(f"the step uses {trace.reason}")
+            return result
+        if entry.leaves is None:
+            entry.leaves = trace.cares()
+        pattern = trace.entry_pattern([t for t, _ in entry.leaves])
+        if pattern is None:
+            self._fallback("the step touches different parameters from call to call")
+            return result
+        previous = entry.states.get(pattern)
+        if previous is None:
+            entry.states[pattern] = trace
+        elif previous.signature() == trace.signature():
+            entry.states[pattern] = _Plan(trace)
+        else:
+            self._fallback(
+                "a different sequence of ops or constants than on the call before, with the "
+                "same inputs (data-dependent Python control flow, a changing Python value or "
+                "random numbers)"
+            )
+        return result
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+class CompiledModule:
+    """A module whose calls are compiled: replayed under no_grad (or with no parameter that
+    requires grad); run eagerly when they are recorded for a backward, or inside a compiled
+    training step (which then records them)."""
+
+    def __init__(self, module: Any, **options: Any) -> None:
+        object.__setattr__(self, "_orig_mod", module)
+        object.__setattr__(self, "_compiled", CompiledFunction(module.__call__, **options))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module = self._orig_mod
+        if _ACTIVE or (
+            _Mode.grad_enabled
+            and (
+                any(p.requires_grad for p in module.parameters())
+                or any(isinstance(a, Tensor) and a.requires_grad for a in args)
+            )
+        ):
+            return module(*args, **kwargs)
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._orig_mod, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._orig_mod, name, value)
+
+    def __repr__(self) -> str:
+        return f"CompiledModule({self._orig_mod!r})"
+
+
+def compile(
+    model: Any = None,
+    *,
+    fullgraph: bool = False,
+    dynamic: Any = None,
+    backend: Any = None,
+    mode: Any = None,
+    options: Any = None,
+    disable: bool = False,
+) -> Any:
+    """Compile a function (a training step, forward, backward and optimizer update) or a
+    module, as ``torch.compile``: the first calls run eagerly and record, later calls with the
+    same guards replay the recorded plan."""
+    if model is None:
+        return lambda fn: compile(
+            fn,
+            fullgraph=fullgraph,
+            dynamic=dynamic,
+            backend=backend,
+            mode=mode,
+            options=options,
+            disable=disable,
+        )
+    if disable:
+        return model
+    from .nn.modules.module import Module
+
+    if isinstance(model, Module):
+        return CompiledModule(model, fullgraph=fullgraph)
+    if not callable(model):
+        raise TypeError(f"tm.compile expects a callable or a Module, got {type(model).__name__}")
+    return CompiledFunction(model, fullgraph=fullgraph)
