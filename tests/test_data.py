@@ -7,7 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_mlp.utils.data import DataLoader
+import tinygrad_mlp as tm
+from tinygrad_mlp.utils.data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+    default_collate,
+    random_split,
+)
 
 
 def _epoch(loader):
@@ -115,20 +128,6 @@ def test_scalar_inputs_refused():
 
 
 # ---------------------------------------------------------------- torch.utils.data's form
-
-import tinygrad_mlp as tm  # noqa: E402
-from tinygrad_mlp.utils.data import (  # noqa: E402
-    BatchSampler,
-    ConcatDataset,
-    Dataset,
-    RandomSampler,
-    SequentialSampler,
-    Subset,
-    SubsetRandomSampler,
-    TensorDataset,
-    default_collate,
-    random_split,
-)
 
 
 class Squares(Dataset):
