@@ -489,8 +489,10 @@ ACTIVATIONS: dict[str, Activation] = {}
 
 
 def _sigmoid_values(ns, x):
-    # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|.
-    e = ns.exp(-ns.abs(x))
+    # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|. -|x| is
+    # written as a where so that its derivative at x = 0 is that of the x >= 0 branch (abs's
+    # rule gives 0 there, which made sigmoid'(0) = 0 under create_graph)
+    e = ns.exp(ns.where(x >= 0, -x, x))
     return ns.where(x >= 0, 1, e) / (e + 1)
 
 
