@@ -246,6 +246,19 @@ def _check_versions(node: Node, create_graph: bool) -> None:
             )
 
 
+def _saves_output(saved: Any, out: Any) -> bool:
+    """True when an op's forward kept its own output for the backward (exp, sigmoid, ...)."""
+    return saved is out or (type(saved) is tuple and any(s is out for s in saved))
+
+
+def _output_modified_error(node: Node, t: Tensor) -> RuntimeError:
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: output 0 of op '{node.op.name}' (shape {tuple(t.shape)}) is at version "
+        f"{t._version}; expected version 0 instead"
+    )
+
+
 def _is_finite(array) -> bool:
     return bool(backend.array_module_of(array).isfinite(array).all())
 
@@ -453,6 +466,8 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
             run.deliver(t, g, False)
         if node.versions:
             _check_versions(node, create_graph)
+        if t._version and _saves_output(node.saved, t._data):
+            raise _output_modified_error(node, t)
         in_grads = _rule(node, g, create_graph)
         inputs, needs, op = node.inputs, node.needs, node.op
         if not retain_graph:
