@@ -237,6 +237,8 @@ def _to_array(data: Any, dtype: Any, device: str | None, infer: bool):
         raise TypeError(
             f"tensor data must be numeric, got {type(data).__name__} holding dtype {array.dtype}"
         )
+    if dtype is None and infer and isinstance(data, np.generic):
+        dtype = array.dtype  # a numpy scalar keeps its dtype, as numpy arrays do
     if dtype is None:
         dtype = _infer_dtype(array) if infer else DEFAULT_DTYPE
     array = array.astype(dtype, copy=False)
