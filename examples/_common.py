@@ -18,11 +18,22 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
+
+def _oversubscribed() -> bool:
+    """Whether more processes want to run than there are cores (1-minute load average)."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
+
+
 # NOTE: OpenBLAS worker threads spin while they wait for work. On a 2-core machine that other
-# programs are also using, two threads ran a (128, 784) @ (784, 256) float32 matmul about 20
-# times slower than one thread did, so the examples use one BLAS thread unless one of the
-# variables above is set (e.g. OPENBLAS_NUM_THREADS=2 python examples/mnist.py).
-if not any(name in os.environ for name in BLAS_THREAD_VARIABLES):
+# programs were also using (load average above the core count), two threads ran a
+# (128, 784) @ (784, 256) float32 matmul many times slower than one. On an idle machine the
+# threads help, so the examples pin BLAS to one thread only when the machine is oversubscribed,
+# and never when one of the variables above is set (e.g. OPENBLAS_NUM_THREADS=2).
+BLAS_PINNED = not any(name in os.environ for name in BLAS_THREAD_VARIABLES) and _oversubscribed()
+if BLAS_PINNED:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 if importlib.util.find_spec("tinygrad_mlp") is None:  # a checkout that was not pip-installed
@@ -43,8 +54,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 THREADS_NOTE = (
-    "BLAS runs on one thread unless OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) is set: "
-    "on a busy machine OpenBLAS's spinning threads are much slower than one."
+    "BLAS keeps its own thread count, except on an oversubscribed machine (load average at or "
+    "above the core count), where it runs on one thread: there OpenBLAS's spinning threads are "
+    "much slower than one. Setting OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) decides instead."
 )
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 INITS = ("torch", "he", "normal0.1")
@@ -132,8 +144,8 @@ def accuracy(
     with tm.no_grad():
         for start in range(0, len(x), batch_size):
             out = model(tm.Tensor(x[start : start + batch_size], device=device))
-            predicted = tm.backend.to_numpy(out.data.argmax(axis=1))
-            correct += int((predicted == y[start : start + batch_size]).sum())
+            labels = tm.tensor(y[start : start + batch_size], device=device)
+            correct += (out.argmax(1) == labels).sum().item()
     model.train()
     return correct / len(x)
 

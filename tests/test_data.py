@@ -184,6 +184,11 @@ def test_shuffle_covers_every_sample_and_follows_manual_seed():
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(np.sort(first), np.arange(50))
     assert not np.array_equal(first, np.arange(50))
+    seeded = DataLoader(ds, batch_size=50, shuffle=True, generator=5)
+    one, two = (next(iter(seeded))[0].numpy() for _ in range(2))
+    assert not np.array_equal(one, two)  # a seed gives a new order every epoch
+    again = DataLoader(ds, batch_size=50, shuffle=True, generator=5)
+    np.testing.assert_array_equal(next(iter(again))[0].numpy(), one)
 
 
 def test_map_style_dataset_with_default_collate():

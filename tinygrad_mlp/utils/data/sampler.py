@@ -67,6 +67,8 @@ class RandomSampler(Sampler):
         self.replacement = replacement
         self._num_samples = num_samples
         self.generator = generator
+        # an int seed becomes one generator here, so that each epoch draws a new order
+        self._rng = None if generator is None else _rng(generator)
         if not isinstance(self.num_samples, numbers.Integral) or self.num_samples <= 0:
             raise ValueError(
                 f"num_samples should be a positive integer value, but got "
@@ -79,7 +81,7 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def _order(self) -> Any:
-        rng = _rng(self.generator)
+        rng = self._rng or _rng(None)
         n = len(self.data_source)
         if self.replacement:
             return rng.integers(0, n, size=self.num_samples)
@@ -102,9 +104,11 @@ class SubsetRandomSampler(Sampler):
     def __init__(self, indices: Sequence[int], generator: Any = None) -> None:
         self.indices = indices
         self.generator = generator
+        self._rng = None if generator is None else _rng(generator)
 
     def _order(self) -> Any:
-        return np.asarray(self.indices)[_rng(self.generator).permutation(len(self.indices))]
+        rng = self._rng or _rng(None)
+        return np.asarray(self.indices)[rng.permutation(len(self.indices))]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._order().tolist())
