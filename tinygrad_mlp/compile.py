@@ -565,6 +565,15 @@ class _Plan:
             elif kind == "add":
                 uses[e[1]] = uses.get(e[1], 0) + 1
                 uses[e[2]] = uses.get(e[2], 0) + 1
+        stack = [self.trace.result]
+        while stack:
+            spec = stack.pop()
+            if spec[0] == "s":
+                uses[spec[1]] = uses.get(spec[1], 0) + 2  # read by the caller too
+            elif spec[0] == "seq":
+                stack.extend(spec[2])
+            elif spec[0] == "dict":
+                stack.extend(spec[1].values())
         return uses
 
     def _generic(self, index: int, e: tuple) -> Callable[[], None] | None:
@@ -678,13 +687,505 @@ class _Plan:
 
 
 class _Kernels:
-    """Buffer-reusing replacements for the events of the common ops (filled in below)."""
+    """Buffer-reusing replacements for the events of the common ops.
+
+    Each kernel repeats its op's eager arithmetic call for call (the same numpy functions on
+    the same operands, in the same order), writing into buffers allocated here once: the
+    results are those of eager mode bit for bit. A forward is replaced only together with its
+    rule, since the two share buffers instead of a ``saved`` tuple. Buffers are never shared
+    between slots, except where an op writes over an input that nothing else reads (ReLU on
+    a linear layer's output, a mask multiplied into a gradient), as eager code does in place.
+    """
 
     def __init__(self, plan: _Plan) -> None:
-        self.plan_ = plan
+        self.owner = plan
+        self.env = plan.env
+        self.meta = plan.trace.meta
+        self.uses = plan.uses
+        self.fixed: dict[int, Any] = {}  # slot -> its buffer (the same array every replay)
+        self.rules: dict[int, Callable[[tuple, tuple], Callable[[], None]]] = {}
+        self.seeds: set[int] = set()
+
+    def buffer(self, slot: int, shape: tuple | None = None, dtype: Any = None) -> Any:
+        """A new buffer for ``slot`` (or a scratch one when slot is -1)."""
+        if slot >= 0:
+            shape, dtype = self.meta[slot]
+        array = np.empty(shape, dtype)
+        if slot >= 0:
+            self.fixed[slot] = array
+            self.env[slot] = array
+        return array
+
+    def alias(self, slot: int, array: Any) -> None:
+        self.fixed[slot] = array
+        self.env[slot] = array
+
+    def owned(self, slot: int) -> bool:
+        """True when ``slot`` is a buffer of this plan read by exactly one event."""
+        return slot in self.fixed and slot not in self.seeds and self.uses.get(slot, 0) == 1
 
     def plan(self, events: list[tuple]) -> dict[int, Callable[[], None] | None]:
-        return {}
+        out: dict[int, Callable[[], None] | None] = {}
+        if self.owner.ns is not backend.NUMPY:
+            return out
+        for index, e in enumerate(events):
+            kind = e[0]
+            step = None
+            if kind == "fwd":
+                step = self.forward(index, e)
+            elif kind == "rule" and e[1] in self.rules:
+                step = self.rules.pop(e[1])(e[2], e[3], e[4])
+            elif kind == "seed":
+                self.seeds.add(e[1])
+                self.alias(e[1], e[2])
+                out[index] = None
+                continue
+            elif kind == "deliver":
+                step = self.deliver(e)
+            elif kind == "call":
+                step = self.call(e)
+            if step is not None:
+                out[index] = step
+        return out
+
+    # ------------------------------------------------------------ helpers
+
+    def _array(self, ref: tuple) -> Callable[[], Any]:
+        return _getter(ref, self.env)
+
+    def _float_arrays(self, refs: tuple) -> bool:
+        """True when every operand is a floating numpy array."""
+        for r in refs:
+            if r[0] == "x" and type(r[1]._data) is not _ndarray:
+                return False
+            dtype = self._dtype(r)
+            if dtype is None or dtype.kind != "f":
+                return False
+        return True
+
+    @staticmethod
+    def _mm(n: int, m: int) -> Callable:
+        """The product function ns.mm uses for an (n, m) result, given an out= buffer."""
+        return np.dot if n * m <= backend._DOT_MAX else np.matmul
+
+    # ------------------------------------------------------------ forwards
+
+    def forward(self, index: int, e: tuple) -> Callable[[], None] | None:
+        _, op, refs, params, out = e
+        if op is O.LINEAR and len(refs) in (2, 3) and not params:
+            return self.linear(index, refs, out)
+        if op is O.MLP:
+            return self.mlp(index, refs, params, out)
+        if op is O.CROSS_ENTROPY and set(params) <= {"target", "reduction"}:
+            return self.cross_entropy(index, refs, params, out)
+        if op is O.MSE_LOSS and set(params) <= {"reduction"}:
+            return self.mse(index, refs, params, out)
+        if op.name in ("relu", "tanh", "sigmoid") and not params:
+            return self.activation(index, op.name, refs, out)
+        return None
+
+    def linear(self, index: int, refs: tuple, out: int) -> Callable[[], None] | None:
+        if not self._float_arrays(refs):
+            return None
+        x_shape, dtype = self._shape(refs[0]), self._dtype(refs[0])
+        w_shape = self._shape(refs[1])
+        if len(x_shape) != 2 or any(self._dtype(r) != dtype for r in refs):
+            return None
+        n, k = x_shape
+        m = w_shape[0]
+        get_x, get_w = self._array(refs[0]), self._array(refs[1])
+        get_b = self._array(refs[2]) if len(refs) == 3 else None
+        z = self.buffer(out)
+        mm = self._mm(n, m)
+        add = np.add
+
+        if get_b is None:
+
+            def fwd() -> None:
+                mm(get_x(), get_w().T, out=z)
+
+        else:
+
+            def fwd() -> None:
+                mm(get_x(), get_w().T, out=z)
+                add(z, get_b(), out=z)  # ns.iadd(out, b)
+
+        ones = backend.NUMPY.constant("ones", n, dtype)
+
+        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
+            # dx = G W, dW = G^T x, db = sum of G over the batch (the linear op's rule)
+            env = self.env
+            gx = self.buffer(outs[0]) if needs[0] else None
+            gw = self.buffer(outs[1]) if needs[1] else None
+            gb = self.buffer(outs[2]) if len(outs) == 3 and needs[2] else None
+            mm_x, mm_w = self._mm(n, k), self._mm(m, k)
+            dot = np.dot
+
+            def bwd() -> None:
+                g = env[g_slot]
+                if gx is not None:
+                    mm_x(g, get_w(), out=gx)
+                if gw is not None:
+                    mm_w(g.T, get_x(), out=gw)
+                if gb is not None:
+                    dot(ones, g, out=gb)
+
+            return bwd
+
+        self.rules[index] = rule
+        return fwd
+
+    def activation(self, index: int, name: str, refs: tuple, out: int):
+        if not self._float_arrays(refs) or refs[0][0] != "s":
+            return None
+        src = refs[0][1]
+        shape, dtype = self.meta[src]
+        if self.owned(src):
+            y = self.fixed[src]  # nothing else reads the pre-activation: overwrite it
+            self.alias(out, y)
+        else:
+            y = self.buffer(out)
+        env = self.env
+        scratch = [np.empty(shape, dtype) for _ in range(3)]
+        mask = np.empty(shape, bool)
+        fwd_into = _ACT_FORWARD[name]
+
+        def fwd() -> None:
+            fwd_into(env[src], y, scratch, mask)
+
+        vjp_into = _ACT_VJP[name]
+
+        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
+            gx = self.fixed[g_slot] if self.owned(g_slot) else None
+            if gx is None:
+                gx = self.buffer(outs[0])
+            else:
+                self.alias(outs[0], gx)
+
+            def bwd() -> None:
+                vjp_into(env[g_slot], y, gx, scratch[0], mask)
+
+            return bwd
+
+        self.rules[index] = rule
+        return fwd
+
+    def mlp(self, index: int, refs: tuple, params: dict, out: int):
+        if not self._float_arrays(refs) or len(self._shape(refs[0])) != 2:
+            return None
+        acts = params.get("acts")
+        specs = [O.activation_spec(a) for a in acts]
+        dtype = self._dtype(refs[0])
+        if any(self._dtype(r) != dtype for r in refs):
+            return None
+        n = self._shape(refs[0])[0]
+        getters = [self._array(r) for r in refs]
+        layers = []  # per layer: (w getter, b getter, z buffer, out buffer, name, p, scratch)
+        for i, spec in enumerate(specs):
+            m, k = self._shape(refs[1 + 2 * i])
+            z = np.empty((n, m), dtype)
+            name = None if spec is None else spec[0].name
+            p = {} if spec is None else spec[1]
+            if name in _ACT_FORWARD and not p:
+                h = z if name in ("relu", "tanh") else np.empty((n, m), dtype)
+            else:
+                h = None  # computed by the table's forward (a new array each call)
+            scratch = [np.empty((n, m), dtype) for _ in range(3)]
+            mms = (self._mm(n, m), self._mm(m, k), self._mm(n, k))
+            layers.append([getters[1 + 2 * i], getters[2 + 2 * i], z, h, name, p, scratch, mms])
+        last = layers[-1]
+        if last[3] is None:
+            return None  # the output would be a new array each call
+        self.alias(out, last[3])
+        mask = [np.empty(lay[2].shape, bool) for lay in layers]
+        get_x = getters[0]
+        add = np.add
+        table = O.ACTIVATIONS
+        outs_now: list[Any] = [None] * len(layers)
+
+        def fwd() -> None:
+            h = get_x()
+            for i, (get_w, get_b, z, y, name, p, scratch, mms) in enumerate(layers):
+                mms[0](h, get_w().T, out=z)
+                add(z, get_b(), out=z)
+                if name is None:
+                    h = z
+                elif y is not None:
+                    _ACT_FORWARD[name](z, y, scratch, mask[i])
+                    h = y
+                else:
+                    h = table[name].forward(backend.NUMPY, z, **p)
+                outs_now[i] = h
+
+        ones = backend.NUMPY.constant("ones", n, dtype)
+
+        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
+            env = self.env
+            lowest = needs.index(True)
+            grads = [
+                self.buffer(s) if s is not None and needs[j] else None for j, s in enumerate(outs)
+            ]
+            down = [
+                np.empty((n, self._shape(refs[1 + 2 * i])[1]), dtype) for i in range(len(layers))
+            ]
+            gact = [np.empty(lay[2].shape, dtype) for lay in layers]
+            if needs[0] and outs[0] is not None:
+                # the input's gradient is the last product: write it into the slot's buffer
+                self.alias(outs[0], down[0])
+                grads[0] = None
+
+            def bwd() -> None:
+                g = env[g_slot]
+                for i in range(len(layers) - 1, -1, -1):
+                    get_w, _, z, y, name, p, scratch, mms = layers[i]
+                    at = 2 * i + 1
+                    if name is not None:
+                        if y is not None:
+                            _ACT_VJP[name](g, y, gact[i], scratch[0], mask[i])
+                            g = gact[i]
+                        else:
+                            g = table[name].vjp(backend.NUMPY, g, z, outs_now[i], **p)
+                    if grads[at] is not None:
+                        below = get_x() if i == 0 else outs_now[i - 1]
+                        mms[1](g.T, below, out=grads[at])
+                    if grads[at + 1] is not None:
+                        np.dot(ones, g, out=grads[at + 1])
+                    if lowest >= at:
+                        break
+                    mms[2](g, get_w(), out=down[i])
+                    g = down[i]
+
+            return bwd
+
+        self.rules[index] = rule
+        return fwd
+
+    def cross_entropy(self, index: int, refs: tuple, params: dict, out: int):
+        target = params.get("target")
+        reduction = params.get("reduction", "mean")
+        if not self._float_arrays(refs) or reduction not in ("mean", "sum") or refs[0][0] != "s":
+            return None
+        src = refs[0][1]
+        (n, c), dtype = self.meta[src]
+        if isinstance(target, _SlotRef):
+            t_shape, t_dtype = self.meta[target.slot]
+            t_slot = target.slot
+            get_t = lambda: self.env[t_slot]  # noqa: E731
+        elif backend.is_array(target) and type(target) is _ndarray:
+            t_shape, t_dtype = target.shape, target.dtype
+            get_t = lambda: target  # noqa: E731
+        else:
+            return None
+        if tuple(t_shape) != (n,) or t_dtype.kind not in "iu":
+            return None
+        env = self.env
+        transposed = np.empty((c, n), dtype) if c <= 64 else None
+        row_max = np.empty(n, dtype)
+        shifted = np.empty((n, c), dtype)
+        exps = np.empty((n, c), dtype)
+        sums = np.empty(n, dtype)
+        picks = np.empty(n, np.result_type(np.int64, t_dtype))
+        picked = np.empty(n, dtype)
+        losses = np.empty(n, dtype)
+        loss = self.buffer(out)
+        starts = backend.NUMPY.constant("starts", n, c)
+        ones = backend.NUMPY.constant("ones", c, dtype)
+        flat_shifted, col_max, col_sums = shifted.reshape(-1), row_max[:, None], sums[:, None]
+        maximum, subtract, exp, dot, log = np.maximum, np.subtract, np.exp, np.dot, np.log
+
+        def fwd() -> None:
+            logits = env[src]
+            if transposed is not None:  # ns.row_max: a maximum down a transposed copy
+                np.copyto(transposed, logits.T)
+                maximum.reduce(transposed, axis=0, out=row_max)
+            else:
+                maximum.reduce(logits, axis=1, out=row_max)
+            subtract(logits, col_max, out=shifted)
+            exp(shifted, out=exps)
+            dot(exps, ones, out=sums)
+            np.add(starts, get_t(), out=picks)
+            log(sums, out=losses)
+            np.take(flat_shifted, picks, out=picked)
+            subtract(losses, picked, out=losses)
+            np.add.reduce(losses, axis=None, out=loss)
+            if reduction == "mean":
+                np.divide(loss, n, out=loss)
+
+        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
+            dz = self.buffer(outs[0])
+            flat = dz.reshape(-1)
+            scale = np.empty((), dtype)
+            taken = np.empty(n, dtype)
+
+            def bwd() -> None:
+                np.divide(exps, col_sums, out=dz)
+                np.take(flat, picks, out=taken)  # ns.sub_at: flat[picks] -= 1
+                subtract(taken, 1, out=taken)
+                flat[picks] = taken
+                g = env[g_slot]
+                if reduction == "mean":
+                    np.divide(g, n, out=scale)
+                    np.multiply(dz, scale, out=dz)
+                else:
+                    np.multiply(dz, g, out=dz)
+
+            return bwd
+
+        self.rules[index] = rule
+        return fwd
+
+    def mse(self, index: int, refs: tuple, params: dict, out: int):
+        reduction = params.get("reduction", "mean")
+        if not self._float_arrays(refs) or reduction not in ("mean", "sum"):
+            return None
+        shape, dtype = self._shape(refs[0]), self._dtype(refs[0])
+        if self._shape(refs[1]) != shape or self._dtype(refs[1]) != dtype:
+            return None
+        get_p, get_t = self._array(refs[0]), self._array(refs[1])
+        diff = np.empty(shape, dtype)
+        square = np.empty(shape, dtype)
+        loss = self.buffer(out)
+        count = math.prod(shape)
+
+        def fwd() -> None:
+            np.subtract(get_p(), get_t(), out=diff)
+            np.multiply(diff, diff, out=square)
+            np.add.reduce(square, axis=None, out=loss)
+            if reduction == "mean":
+                np.divide(loss, count, out=loss)
+
+        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
+            env = self.env
+            gp = self.buffer(outs[0]) if needs[0] else np.empty(shape, dtype)
+            gt = self.buffer(outs[1]) if needs[1] else None
+            scale = np.empty((), dtype)
+
+            def bwd() -> None:
+                # gp = diff * (g / n * 2), and -gp for the target
+                g = env[g_slot]
+                if reduction == "mean":
+                    np.divide(g, count, out=scale)
+                    np.multiply(scale, 2, out=scale)
+                else:
+                    np.multiply(g, 2, out=scale)
+                np.multiply(diff, scale, out=gp)
+                if gt is not None:
+                    np.negative(gp, out=gt)
+
+            return bwd
+
+        self.rules[index] = rule
+        return fwd
+
+    def _shape(self, ref: tuple) -> tuple:
+        return tuple(ref[1]._data.shape) if ref[0] == "x" else self.meta[ref[1]][0]
+
+    def _dtype(self, ref: tuple) -> Any:
+        return ref[1]._data.dtype if ref[0] == "x" else self.meta[ref[1]][1]
+
+    # ------------------------------------------------------------ delivery and the optimizer
+
+    def deliver(self, e: tuple) -> Callable[[], None] | None:
+        _, t, g, fresh, mode = e
+        if mode != "set" or g not in self.fixed or g in self.seeds:
+            return None
+        if fresh:
+            wrapper = _wrap(self.fixed[g])
+        else:  # eager copies: the rule handed back its own incoming gradient or a view
+            copy = np.empty_like(self.fixed[g])
+            wrapper = _wrap(copy)
+            source = self.fixed[g]
+
+            def deliver_copy() -> None:
+                np.copyto(copy, source)
+                t.grad = wrapper
+
+            return deliver_copy
+
+        def deliver() -> None:
+            t.grad = wrapper
+
+        return deliver
+
+    def call(self, e: tuple) -> Callable[[], None] | None:
+        _, orig, what, obj, args, kwargs = e
+        from .optim.sgd import SGD
+
+        if what != "step" or type(obj) is not SGD or args or kwargs:
+            return None
+        groups = obj.param_groups
+        scratch: dict[tuple, Any] = {}
+        multiply, subtract = np.multiply, np.subtract
+
+        def sgd_step() -> None:
+            for group in groups:
+                if group["momentum"] != 0.0 or group["weight_decay"] != 0.0 or group["maximize"]:
+                    orig(obj)
+                    return
+            for group in groups:
+                lr = float(group["lr"])
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    g = g._data
+                    data = p._data
+                    if type(g) is not _ndarray or data.dtype != g.dtype or data.shape != g.shape:
+                        data -= lr * g
+                        continue
+                    tmp = scratch.get(g.shape)
+                    if tmp is None or tmp.dtype != g.dtype:
+                        tmp = scratch[g.shape] = np.empty(g.shape, g.dtype)
+                    multiply(g, lr, out=tmp)  # data -= lr * g, through one reused buffer
+                    subtract(data, tmp, out=data)
+
+        return sgd_step
+
+
+# the forwards and derivatives of the table's activations written into buffers, as the table
+# computes them: fwd(x, out, scratch, mask), vjp(g, out, gx, tmp, mask)
+
+
+def _relu_fwd(x, out, scratch, mask):
+    np.maximum(x, 0, out=out)
+
+
+def _relu_vjp(g, out, gx, tmp, mask):
+    np.greater(out, 0, out=mask)  # g * (out > 0)
+    np.multiply(g, mask, out=gx)
+
+
+def _tanh_fwd(x, out, scratch, mask):
+    np.tanh(x, out=out)
+
+
+def _tanh_vjp(g, t, gx, tmp, mask):
+    np.multiply(t, t, out=tmp)  # g * (1 - t * t)
+    np.subtract(1, tmp, out=tmp)
+    np.multiply(g, tmp, out=gx)
+
+
+def _sigmoid_fwd(x, out, scratch, mask):
+    # e = exp(-|x|); where(x >= 0, 1, e) / (e + 1), as _sigmoid_values
+    e, num, den = scratch
+    np.abs(x, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    np.greater_equal(x, 0, out=mask)
+    np.copyto(num, e)
+    np.copyto(num, 1, where=mask)
+    np.add(e, 1, out=den)
+    np.divide(num, den, out=out)
+
+
+def _sigmoid_vjp(g, s, gx, tmp, mask):
+    np.multiply(g, s, out=gx)  # g * s * (1 - s)
+    np.subtract(1, s, out=tmp)
+    np.multiply(gx, tmp, out=gx)
+
+
+_ACT_FORWARD = {"relu": _relu_fwd, "tanh": _tanh_fwd, "sigmoid": _sigmoid_fwd}
+_ACT_VJP = {"relu": _relu_vjp, "tanh": _tanh_vjp, "sigmoid": _sigmoid_vjp}
 
 
 # ---------------------------------------------------------------- the public wrapper
