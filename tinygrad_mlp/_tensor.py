@@ -129,7 +129,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
         raise kind(
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
-    if type(out) is not _ndarray and ns is _NUMPY:
+    if type(out) is not _ndarray and ns is _NUMPY and not backend.is_array(out):
         out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
     t = _new(Tensor)
     t._data = out
