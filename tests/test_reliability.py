@@ -60,11 +60,13 @@ def test_mse_loss_with_a_target_that_requires_grad_names_both_shapes():
 
 @pytest.mark.parametrize(
     "sa, sb",
-    [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (4,)), ((2, 2, 3), (3, 3, 4)), ((2, 3), ())],
+    [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (4,)), ((2, 2, 3), (3, 3, 4))],
 )
 def test_matmul_shape_mismatch_names_both_shapes(sa, sb):
-    with pytest.raises(ValueError, match="matmul" + _shapes(sa, sb)):
+    with pytest.raises(RuntimeError, match="(mat|matmul)" + _shapes(sa, sb)):  # PyTorch's type
         _t(sa) @ _t(sb)
+    with pytest.raises(RuntimeError, match="at least 1D, but they are 2D and 0D"):
+        _t((2, 3)) @ _t(())
 
 
 def test_linear_shape_mismatches_name_both_shapes():
@@ -79,10 +81,10 @@ def test_linear_shape_mismatches_name_both_shapes():
 
 
 def test_matmul_of_float32_and_float64_names_both_dtypes():
-    with pytest.raises(TypeError, match="(?=.*float32)(?=.*float64)"):
+    with pytest.raises(RuntimeError, match="(?=.*float32)(?=.*float64)"):  # PyTorch's type
         _t((2, 3), "float32") @ _t((3, 2), "float64")
-    with pytest.raises(TypeError, match="(?=.*float32)(?=.*float64)"):
-        _t((2, 3), "float32") @ np.ones((3, 2))  # a float64 numpy array on the right
+    with pytest.raises(RuntimeError, match="(?=.*float32)(?=.*float64)"):
+        _t((2, 3), "float32") @ tm.tensor(np.ones((3, 2)))  # a float64 tensor on the right
 
 
 def test_linear_of_float64_input_and_float32_layer_names_both_dtypes():
@@ -148,9 +150,9 @@ def test_arrays_and_lists_where_a_tensor_is_needed_are_type_errors(call, data):
 
 def test_grad_of_non_tensors_names_the_position():
     x = _t((3,), requires_grad=True)
-    with pytest.raises(TypeError, match="grad: input 1 is a ndarray, not a Tensor"):
+    with pytest.raises(TypeError, match="inputs: item 1 is a ndarray, not a Tensor"):
         tm.grad((x * x).sum(), [x, np.ones(3)])
-    with pytest.raises(TypeError, match="grad: output 0 is a ndarray, not a Tensor"):
+    with pytest.raises(TypeError, match="0 is a ndarray, not a Tensor"):
         tm.grad(np.ones(3), x)
 
 
@@ -161,19 +163,16 @@ def test_iterating_a_0d_tensor_is_a_type_error_not_an_empty_loop():
 
 
 def test_data_loader_of_ragged_data_names_the_argument():
-    with pytest.raises(ValueError, match="DataLoader: x is not an array of one shape"):
-        tm.DataLoader((np.ones((3, 2)), np.ones(4)), batch_size=2)
     with pytest.raises(ValueError, match="DataLoader: y"):
         tm.DataLoader(np.ones((2, 2)), [[0], [1, 2]], batch_size=2)
 
 
 def test_astype_refuses_non_numeric_dtypes_and_int_casts_that_need_grad():
     x = _t((2,), requires_grad=True)
-    with pytest.raises(TypeError, match="not a numeric dtype"):
+    with pytest.raises(TypeError, match="not supported; use a float, int or bool dtype"):
         x.astype(str)
-    with pytest.raises(TypeError, match="requires grad.*int64"):
-        x.astype("int64")
-    assert x.detach().astype("int64").tolist() == [0, 0]
+    ints = x.astype("int64")  # as x.long() in PyTorch: an integer result carries no gradient
+    assert ints.dtype == np.int64 and not ints.requires_grad and ints.tolist() == [0, 0]
     assert x.astype("float32").dtype == np.float32
 
 
@@ -183,7 +182,7 @@ def test_astype_refuses_non_numeric_dtypes_and_int_casts_that_need_grad():
 @pytest.mark.parametrize("label", [3, 7, -1])
 @pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss], ids=["cross_entropy", "nll"])
 def test_label_out_of_range_names_label_and_class_count(loss, label):
-    with pytest.raises(ValueError, match=rf"label {label}\b.*\b3 classes"):
+    with pytest.raises(IndexError, match=rf"Target {label}\b.*\b3 classes"):  # PyTorch's type
         loss(_t((2, 3), requires_grad=True), [0, label])
 
 
@@ -208,7 +207,7 @@ def test_backward_twice_through_a_shared_part_of_a_released_graph():
     x = _t((3,), requires_grad=True)
     hidden = x.tanh()
     hidden.sum().backward()
-    with pytest.raises(RuntimeError, match="'tanh' a second time"):
+    with pytest.raises(RuntimeError, match=r"second time \(op 'tanh'\)"):
         (hidden * 2).sum().backward()
 
 
@@ -219,17 +218,19 @@ def test_load_state_dict_names_missing_and_unexpected_keys():
     model = tm.nn.Sequential(tm.nn.Linear(3, 4), tm.nn.ReLU(), tm.nn.Linear(4, 2))
     state = model.state_dict()
     del state["2.bias"]
-    state["2.bais"] = np.zeros(2, np.float32)
-    with pytest.raises(KeyError, match=r"(?=.*missing keys \['2\.bias'\])(?=.*'2\.bais')"):
+    state["2.bais"] = tm.zeros(2)
+    with pytest.raises(
+        RuntimeError, match=r"(?s)(?=.*Missing key.*2\.bias)(?=.*Unexpected.*2\.bais)"
+    ):
         model.load_state_dict(state)
 
 
 def test_load_state_dict_names_key_and_both_shapes_and_changes_nothing():
     model = tm.nn.Sequential(tm.nn.Linear(3, 4), tm.nn.ReLU(), tm.nn.Linear(4, 2))
-    before = {k: v.copy() for k, v in model.state_dict().items()}
-    state = {k: np.zeros_like(v) for k, v in before.items()}
-    state["2.weight"] = np.zeros((4, 2), np.float32)
-    with pytest.raises(ValueError, match=r"'2\.weight'" + _shapes((4, 2), (2, 4))):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = {k: tm.zeros_like(v) for k, v in before.items()}
+    state["2.weight"] = tm.zeros(4, 2)
+    with pytest.raises(RuntimeError, match=r"2\.weight" + _shapes((4, 2), (2, 4))):
         model.load_state_dict(state)
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
@@ -277,15 +278,15 @@ def test_invalid_optimizer_hyper_parameters_are_named(make, name):
 
 def test_bad_reshape():
     x = _t((2, 3))
-    with pytest.raises(ValueError, match=r"reshape.*\(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"shape '\[4, 2\]' is invalid for input of size 6"):
         x.reshape(4, 2)
-    with pytest.raises(ValueError, match="reshape"):
+    with pytest.raises(RuntimeError, match="reshape"):
         x.reshape(-1, -1)
     with pytest.raises(TypeError, match=r"reshape.*'x'"):
         x.reshape("x")
     with pytest.raises(TypeError, match=r"reshape.*2\.0"):
         x.reshape(2.0, 3)
-    with pytest.raises(ValueError, match=r"reshape.*\(-2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"reshape.*\(-2, 3\)"):
         x.reshape(-2, 3)
 
 
@@ -303,14 +304,17 @@ def test_bad_reshape():
     ],
     ids=["sum", "sum-neg", "mean-tuple", "max", "softmax", "log_softmax", "argmax", "flatten"],
 )
-def test_axis_out_of_range_is_a_value_error_naming_it(call):
-    with pytest.raises(ValueError, match=r"axis -?\d is out of range for a tensor of 2 dim"):
+def test_axis_out_of_range_is_an_index_error_naming_it(call):
+    with pytest.raises(
+        IndexError,
+        match=r"Dimension out of range \(expected to be in range of \[-2, 1\], but got -?\d\)",
+    ):
         call(_t((2, 3)))
 
 
 @pytest.mark.parametrize("axis", [1.5, "0", [0.0]])
 def test_axis_of_the_wrong_type_is_a_type_error(axis):
-    with pytest.raises(TypeError, match="axis must be an int"):
+    with pytest.raises(TypeError, match="dim must be an int"):
         _t((2, 3)).sum(axis=axis)
 
 
@@ -321,14 +325,18 @@ def test_numpy_integer_axes_and_sizes_are_accepted():
     assert x.transpose(np.int32(1), 0).shape == (3, 2)
 
 
-@pytest.mark.parametrize("axes", [(0, 2), (0, 0), (0, 1, 2), (0, -3), (1,)])
-def test_bad_transpose_axes(axes):
-    with pytest.raises(ValueError, match=r"transpose.*\(2, 3\)"):
+@pytest.mark.parametrize(
+    "axes, error",
+    [((0, 2), IndexError), ((0, -3), IndexError), ((0, 1, 2), TypeError), ((1,), TypeError)],
+)
+def test_bad_transpose_dims(axes, error):
+    with pytest.raises(error):  # PyTorch's types: transpose takes two dims in range
         _t((2, 3)).transpose(*axes)
+    assert _t((2, 3)).transpose(0, 0).shape == (2, 3)
 
 
-def test_transpose_axes_of_the_wrong_type():
-    with pytest.raises(TypeError, match="transpose: axes must be ints"):
+def test_transpose_dims_of_the_wrong_type():
+    with pytest.raises(TypeError, match="dim must be an int, got 'a'"):
         _t((2, 3)).transpose("a", 0)
 
 
@@ -356,13 +364,13 @@ def test_ops_on_the_result_of_a_full_reduction():
     np.testing.assert_allclose(x.grad, 4 * x.numpy() + 1 / 9)
 
 
-def test_gradient_of_a_0d_leaf_used_twice_is_an_array():
+def test_gradient_of_a_0d_leaf_used_twice_is_a_0d_tensor():
     x = T(np.array(2.0), requires_grad=True)
     (x * x * 3).backward()
-    assert isinstance(x.grad, np.ndarray) and x.grad.shape == ()
-    assert x.grad == 12.0
+    assert isinstance(x.grad, T) and x.grad.shape == ()
+    assert x.grad.item() == 12.0
     (x * x).backward()
-    assert isinstance(x.grad, np.ndarray) and x.grad == 16.0
+    assert isinstance(x.grad, T) and x.grad.item() == 16.0
 
 
 # ---------------------------------------------------------------- deep and wide graphs
@@ -453,7 +461,7 @@ def test_huge_logits_give_finite_values_and_gradients(name, dtype):
         loss = losses[name]()
         loss.backward()
     assert np.isfinite(loss.item())
-    assert np.isfinite(z.grad).all()
+    assert np.isfinite(z.grad.numpy()).all()
     assert z.grad.dtype == np.dtype(dtype)
 
 
