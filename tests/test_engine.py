@@ -356,7 +356,7 @@ def test_tensor_attributes():
     assert t.shape == (2, 3, 4) and isinstance(t.shape, tuple)
     assert t.ndim == 3 and t.dim() == 3 and t.size() == (2, 3, 4) and t.size(1) == 3
     assert t.numel() == 24 and len(t) == 2
-    assert t.dtype == np.float64 and t.device == "cpu"
+    assert t.dtype == np.float64 and t.device == tm.backend.default_device()
     assert not t.requires_grad and t.grad is None and t.is_leaf
     s = T(1.5)
     assert s.shape == () and s.ndim == 0 and s.numel() == 1 and s.size() == ()
@@ -365,7 +365,7 @@ def test_tensor_attributes():
 
 
 def test_repr_item_numpy_detach_and_to():
-    x = T([1.5, -2.0], requires_grad=True)
+    x = T([1.5, -2.0], requires_grad=True, device="cpu")
     r = repr(x)
     assert r == "tensor([ 1.5, -2. ], requires_grad=True)"  # PyTorch's form
     assert "grad_fn=<MulBackward0>" in repr(x * 2.0)
