@@ -14,8 +14,8 @@ import pytest
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.nn.functional as F
-from tinygrad_mlp.ops import OPS
 from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.ops import OPS
 
 T = tm.Tensor
 
@@ -81,7 +81,7 @@ def test_mlp_forward_backward_matches_cpu(target):
         assert loss.device == device
         loss.backward()
         losses[device] = loss.item()
-        grads[device] = [tm.backend.to_numpy(p.grad) for p in model.parameters()]
+        grads[device] = [p.grad.numpy() for p in model.parameters()]
         for p in model.parameters():
             assert p.device == device and p.grad is not None
     assert losses["cuda"] == pytest.approx(losses["cpu"], rel=1e-12)
@@ -125,7 +125,7 @@ def test_optimizer_step_on_cuda(momentum):
     opt = tm.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
     x = T(np.random.default_rng(1).standard_normal((4, 6)), dtype="float64", device="cuda")
     F.mse_loss(model(x), T(np.zeros((4, 3)), dtype="float64", device="cuda")).backward()
-    grads = [tm.backend.to_numpy(p.grad).copy() for p in model.parameters()]
+    grads = [p.grad.numpy().copy() for p in model.parameters()]
     opt.step()
     for p, b, g in zip(model.parameters(), before, grads, strict=True):
         assert p.device == "cuda"
