@@ -277,6 +277,7 @@ def test_grad_function_returns_gradients_and_leaves_grad_alone():
     w = leaf([3.0, -1.0])
     y = (x * w).sum()
     gx, gw = tm.grad(y, [x, w])
+    assert isinstance(gx, T) and isinstance(gw, T) and not gx.requires_grad
     np.testing.assert_array_equal(gx, [3.0, -1.0])
     np.testing.assert_array_equal(gw, [1.0, 2.0])
     assert x.grad is None and w.grad is None
