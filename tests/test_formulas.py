@@ -141,9 +141,9 @@ def _compare(X, params, Y, hidden: str, output: str, l2: float = 0.0) -> None:
     assert len(linears) == len(want_grads)
     for layer, (dW, db) in zip(linears, want_grads, strict=True):
         assert layer.weight.grad.shape == layer.weight.shape
-        np.testing.assert_allclose(layer.weight.grad, dW, rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(layer.bias.grad, db, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(Xt.grad, want_dX, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(layer.weight.grad.numpy(), dW, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(layer.bias.grad.numpy(), db, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(Xt.grad.numpy(), want_dX, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("output", OUTPUTS)
@@ -180,14 +180,14 @@ def test_softmax_jacobian_product(data):
     (z.softmax(axis=1) * C).sum().backward()
     S = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(
-        z.grad, S * (C - np.sum(C * S, axis=1, keepdims=True)), rtol=RTOL, atol=ATOL
+        z.grad.numpy(), S * (C - np.sum(C * S, axis=1, keepdims=True)), rtol=RTOL, atol=ATOL
     )
     # the same product along axis 0
     z0 = T(Z, dtype="float64", requires_grad=True)
     (z0.softmax(axis=0) * C).sum().backward()
     S0 = np.exp(Z) / np.exp(Z).sum(axis=0, keepdims=True)
     np.testing.assert_allclose(
-        z0.grad, S0 * (C - np.sum(C * S0, axis=0, keepdims=True)), rtol=RTOL, atol=ATOL
+        z0.grad.numpy(), S0 * (C - np.sum(C * S0, axis=0, keepdims=True)), rtol=RTOL, atol=ATOL
     )
 
 
@@ -203,5 +203,5 @@ def test_explicit_softmax_then_log_gives_a_minus_y(data):
     want_loss, want_grads, _ = _by_hand(X, params, Y, "relu", "ce_one_hot")
     np.testing.assert_allclose(loss.item(), want_loss, rtol=1e-8)
     for layer, (dW, db) in zip(model.layers[::2], want_grads, strict=True):
-        np.testing.assert_allclose(layer.weight.grad, dW, rtol=1e-8, atol=1e-11)
-        np.testing.assert_allclose(layer.bias.grad, db, rtol=1e-8, atol=1e-11)
+        np.testing.assert_allclose(layer.weight.grad.numpy(), dW, rtol=1e-8, atol=1e-11)
+        np.testing.assert_allclose(layer.bias.grad.numpy(), db, rtol=1e-8, atol=1e-11)

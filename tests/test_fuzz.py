@@ -20,13 +20,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_mlp as tm
-from tinygrad_mlp.ops import OPS
 from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.ops import OPS
 
 T = tm.Tensor
 
 OP_NAMES = sorted(OPS)
-DOMAINS = ("real", "positive", "nonzero", "unit", "distinct")
+DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid")
 _BOUND = 4.0  # "real" inputs larger than this are squashed with 3 tanh(x) first
 
 
@@ -63,6 +63,8 @@ def _input(ref: Ref, pool: list[T], leaves: list[T]) -> T:
         x = (x.tanh() * 3.0).sigmoid()
     elif ref.domain == "distinct":  # at least 0.3 apart
         x = x.tanh() * 0.1 + ref.const
+    elif ref.domain in ("grid", "offgrid"):  # multiples of 0.5 (offgrid: moved by 0.25), +-0.05
+        x = x.tanh() * 0.05 + ref.const
     return x
 
 
@@ -131,7 +133,7 @@ class Builder:
             pytest.fail(f"the fuzzer does not know the value domain {domain!r}")
         adapt = None
         if shape is not None and self.pool[i].shape != tuple(shape):
-            if self.pool[i].size == int(np.prod(shape)) and self.choose(2):
+            if self.pool[i].numel() == int(np.prod(shape)) and self.choose(2):
                 adapt = ("reshape", tuple(shape))
             else:
                 adapt = ("leaf", self._leaf(shape))
@@ -143,6 +145,8 @@ class Builder:
             ref.const = self.rng.choice([-1.0, 1.0], x.shape)
         elif domain == "distinct":
             ref.const = self.rng.permutation(x.size).reshape(x.shape) * 0.5
+        elif domain in ("grid", "offgrid"):
+            ref.const = self.rng.integers(-4, 4, x.shape) / 2 + (0.25 if domain == "offgrid" else 0)
         return ref
 
     def _vary(self, params: dict[str, Any], shape) -> dict[str, Any]:
