@@ -246,6 +246,17 @@ PROMOTION = {
     "abs-int": lambda lib, i, f, b: i.abs(),
     "clamp-int": lambda lib, i, f, b: i.clamp(-1, 1),
     "int-pow": lambda lib, i, f, b: i.abs() ** 2,
+    "float32-times-0d-float64": lambda lib, i, f, b: f * lib.tensor(2.5, dtype=lib.float64),
+    "0d-float64-plus-float32": lambda lib, i, f, b: lib.tensor(0.5, dtype=lib.float64) + f,
+    "int32-plus-0d-int64": lambda lib, i, f, b: i.int() + lib.tensor(3),
+    "int-times-0d-float64": lambda lib, i, f, b: i * lib.tensor(0.5, dtype=lib.float64),
+    "float32-plus-float64": lambda lib, i, f, b: f + f.double(),
+    "0d-float32-times-0d-float64": lambda lib, i, f, b: f[0, 0] * f.double()[0, 1],
+    "cat-int-float": lambda lib, i, f, b: lib.cat([i, f]),
+    "cat-bool-int32": lambda lib, i, f, b: lib.cat([b, i.int()]),
+    "cat-half-int": lambda lib, i, f, b: lib.cat([f.half(), i]),
+    "where-numbers": lambda lib, i, f, b: (lib.where(b, 1, 0), lib.where(b, 1.0, 0)),
+    "where-0d-float64": lambda lib, i, f, b: lib.where(b, f, lib.tensor(2.0, dtype=lib.float64)),
 }
 
 

@@ -11,6 +11,7 @@ from . import ops as O
 from ._tensor import (
     DEFAULT_DTYPE,
     Tensor,
+    _kind_rank,
     _sizes,
     _to_array,
     apply,
@@ -292,7 +293,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> 
                 f"Sizes of tensors must match except in dimension {d}: tensor 0 has shape "
                 f"{first.shape}, tensor {i} has shape {t.shape}"
             )
-    dtype = np.result_type(*[t._data.dtype for t in items])
+    # NOTE: PyTorch's promotion: the highest kind (bool < int < float) decides, so an int64
+    # tensor does not widen a float32 one to float64 as numpy's result_type would
+    top = max(_kind_rank(t._data.dtype) for t in items)
+    dtype = np.result_type(*[t._data.dtype for t in items if _kind_rank(t._data.dtype) == top])
     items = [t._cast(dtype) if t.dtype != dtype else t for t in items]
     if len(items) == 1:
         return items[0]

@@ -111,14 +111,9 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     """Run an op's forward on tensors and record it on the tape when a gradient is wanted."""
     arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
-    if type(first) is _ndarray:
-        ns = _NUMPY
-        if len(arrays) > 1 and any(type(a) is not _ndarray for a in arrays):
-            _refuse_devices(op, inputs)
-    else:
-        ns = backend.namespace_of(first)
-        if len(arrays) > 1 and len(set(map(type, arrays))) > 1:
-            _refuse_devices(op, inputs)
+    if len(arrays) > 1 and len(set(map(type, arrays))) != 1:
+        _refuse_devices(op, inputs)
+    ns = _NUMPY if type(first) is _ndarray else backend.namespace_of(first)
     try:
         out, saved = op.forward(ns, *arrays, **params)
     except (O.ShapeError, O.DTypeError):
@@ -277,6 +272,12 @@ def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     if ra < rb:
         return a._cast(b._data.dtype), b
     if rb < ra:
+        return a, b._cast(a._data.dtype)
+    # NOTE: as in PyTorch, a 0-d operand of the same kind takes the other's dtype (a float32
+    # batch times a float64 0-d tensor stays float32)
+    if a._data.ndim == 0 and b._data.ndim:
+        return a._cast(b._data.dtype), b
+    if b._data.ndim == 0 and a._data.ndim:
         return a, b._cast(a._data.dtype)
     return a, b
 
@@ -1801,7 +1802,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     """``input`` where ``condition`` holds, ``other`` elsewhere (differentiable in both)."""
     cond = _bool_mask("where", condition)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
-        input = Tensor(_to_array(input, None, None, True))
+        input = _wrap(_to_array(input, None, None, True))  # where(c, 1, 0) is int64
     if not isinstance(input, Tensor):
         input = _lift(input, other)
     other = _lift(other, input)
