@@ -808,3 +808,38 @@ def test_inplace_on_a_non_leaf_inside_the_graph_is_refused():
 def test_inplace_dtype_that_does_not_fit_is_refused():
     with pytest.raises(RuntimeError, match="can't be cast"):
         tm.tensor([1, 2]).add_(0.5)
+
+
+def test_an_output_saved_by_its_op_changed_in_place_makes_backward_raise():
+    x = tm.tensor([0.0, 1.0], requires_grad=True)
+    y = x.exp()  # exp's backward reads its output
+    with tm.no_grad():
+        y.mul_(2.0)
+    with pytest.raises(RuntimeError, match="inplace operation: output 0 of op 'exp'"):
+        y.sum().backward()
+    x = tm.tensor([0.0, 1.0], requires_grad=True)
+    y = x.sigmoid()
+    y.data.zero_()
+    with pytest.raises(RuntimeError, match="output 0 of op 'sigmoid'"):
+        y.sum().backward()
+    x = tm.tensor([0.0, 1.0], requires_grad=True)
+    y = x * 2.0  # mul does not need its output: changing it is harmless
+    with tm.no_grad():
+        y.add_(1.0)
+    y.sum().backward()
+    close(x.grad, [2.0, 2.0])
+
+
+def test_zero_dim_operands_take_the_dtype_of_the_other_as_in_pytorch():
+    batch = tm.tensor([1.0, 2.0])
+    assert (batch * tm.tensor(0.5, dtype=tm.float64)).dtype == tm.float32
+    assert (tm.tensor(0.5, dtype=tm.float64) + batch).dtype == tm.float32
+    assert (tm.tensor([1, 2], dtype=tm.int32) + tm.tensor(3)).dtype == tm.int32
+    assert (tm.tensor([1, 2]) * tm.tensor(0.5, dtype=tm.float64)).dtype == tm.float64
+    assert (batch + batch.double()).dtype == tm.float64
+    assert tm.tensor(np.float64(2.0)).dtype == tm.float64  # a numpy scalar keeps its dtype
+    assert tm.tensor(np.int32(2)).dtype == tm.int32
+    joined = tm.cat([tm.tensor([1]), tm.tensor([1.5])])
+    assert joined.dtype == tm.float32 and joined.tolist() == [1.0, 1.5]
+    picked = tm.where(tm.tensor([True, False]), 1, 0)
+    assert picked.dtype == tm.int64 and picked.tolist() == [1, 0]
