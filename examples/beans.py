@@ -17,8 +17,16 @@ with plain gradient descent, lr 0.001, for 1000 epochs, as in the classic NumPy 
     python examples/beans.py --data-dir DATA --optimizer adam --lr 1e-4   # a faster start
 
 Reading images needs Pillow (pip install -e ".[images]"). To try the script without the data
-set, --make-fake-data DIR writes a small synthetic folder of that layout (green leaves; sick
-ones carry brown spots) and trains on it.
+set, --make-fake-data DIR writes a synthetic folder of that layout and trains on it: leaves
+drawn with numpy (a pointed oval with veins, at a random place, size and angle, under uneven
+light; healthy ones plain green, sick ones with brown angular spots or round rust pustules with
+yellow halos). The network learns them:
+
+    python examples/beans.py --make-fake-data /tmp/beans --fake-count 40 --standardize \
+        --lr 0.01 --epochs 200      # 100% train, 94.9% validation (seeds 0 and 1), ~10 s
+
+With the classic settings (no --standardize, lr 0.001, 1000 epochs) it reaches about 91% on
+the training images and 82% on validation (--fake-count 60).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import _common  # before numpy: it sets the number of BLAS threads
 import numpy as np
 
 import tinygrad_mlp as tm
-from tinygrad_mlp import functional as F
+from tinygrad_mlp import nn
 
 CLASSES = ("angular_leaf_spot", "bean_rust", "healthy")
 HEALTHY = "healthy"
@@ -73,8 +81,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def make_fake_data(root: Path, per_class: int, seed: int = 0, size: int = 64) -> None:
-    """Write root/{train,validation}/<class>/*.png: green leaves, the sick ones with spots."""
+def _leaf_image(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    """One (size, size, 3) uint8 photo-like leaf drawn with numpy: a pointed oval leaf at a
+    random place, size and angle on a plain background, under uneven light; a sick leaf
+    carries brown lesions with yellow halos (angular spots, or round rust pustules)."""
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2.0 - 1.0  # coordinates in [-1, 1]
+    background = rng.uniform(120, 210) + rng.normal(0, 5, 3)
+    image = np.broadcast_to(background, (size, size, 3)).copy()
+    # the leaf: an oval tapering to a tip, in the frame (u along the midrib, v across it)
+    cx, cy = rng.uniform(-0.2, 0.2, 2)
+    angle = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(0.65, 0.85)
+    width = length * rng.uniform(0.45, 0.65)
+    u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+    v = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
+    half_width = width * np.sqrt(np.clip(1 - (u / length) ** 2, 0, None)) * (1 - 0.35 * u / length)
+    leaf = np.abs(v) <= half_width
+    # leaves differ in brightness more than in hue
+    green = (np.array([55.0, 135.0, 45.0]) + rng.normal(0, 4, 3)) * rng.uniform(0.8, 1.2)
+    texture = rng.normal(0, 6, (size, size, 1)) + 8 * np.sin(9 * u + rng.uniform(0, 6))[..., None]
+    image[leaf] = (green + texture)[leaf]
+    veins = leaf & ((np.abs(v) < 0.015) | (np.abs(np.sin(14 * u + 3 * np.abs(v))) < 0.04))
+    image[veins] = image[veins] * 0.8 + np.array([150, 190, 110]) * 0.2
+    if kind != HEALTHY:
+        inside = np.flatnonzero(leaf)
+        for _ in range(int(rng.integers(14, 26))):
+            at = inside[rng.integers(len(inside))]
+            sy, sx = yy.flat[at], xx.flat[at]
+            radius = rng.uniform(0.045, 0.095)
+            if kind == "angular_leaf_spot":  # angular: squares turned with the veins
+                t = rng.uniform(0, np.pi / 2)
+                du = (xx - sx) * np.cos(t) + (yy - sy) * np.sin(t)
+                dv = -(xx - sx) * np.sin(t) + (yy - sy) * np.cos(t)
+                dist = np.maximum(np.abs(du), np.abs(dv))
+                core = rng.uniform([95, 65, 30], [135, 95, 55])
+            else:  # rust: round pustules
+                dist = np.hypot(xx - sx, yy - sy)
+                core = rng.uniform([140, 55, 15], [185, 95, 40])
+            halo = leaf & (dist < 1.7 * radius) & (dist >= radius)
+            image[halo] = image[halo] * 0.4 + rng.uniform([170, 165, 40], [215, 205, 90]) * 0.6
+            spot = leaf & (dist < radius)
+            image[spot] = core + rng.normal(0, 8, (int(spot.sum()), 3))
+    # lighting: an overall gain and a gradient across the picture, then sensor noise
+    gain = rng.uniform(0.7, 1.25) * (
+        1 + rng.uniform(-0.25, 0.25) * xx + rng.uniform(-0.25, 0.25) * yy
+    )
+    image = image * gain[..., None] + rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def make_fake_data(root: Path, per_class: int, seed: int = 0, size: int = 100) -> None:
+    """Write root/{train,validation}/<class>/*.png: leaves drawn by ``_leaf_image``."""
     try:
         from PIL import Image
     except ImportError:
@@ -82,20 +139,12 @@ def make_fake_data(root: Path, per_class: int, seed: int = 0, size: int = 64) ->
             'making images needs Pillow, which is not installed; pip install -e ".[images]"'
         ) from None
     rng = np.random.default_rng(seed)
-    spot_colour = {"angular_leaf_spot": (120, 80, 30), "bean_rust": (150, 60, 20)}
-    for split, count in (("train", per_class), ("validation", max(2, per_class // 4))):
+    for split, count in (("train", per_class), ("validation", max(4, per_class // 3))):
         for name in CLASSES:
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                green = rng.uniform([40, 130, 40], [70, 170, 70])
-                pixels = green + rng.normal(0, 12, (size, size, 3))
-                if name != HEALTHY:  # brown spots over about a fifth of the leaf
-                    for _ in range(rng.integers(12, 20)):
-                        r, c = rng.integers(6, size - 6, 2)
-                        half = int(rng.integers(3, 6))
-                        pixels[r - half : r + half, c - half : c + half] = spot_colour[name]
-                image = np.clip(pixels, 0, 255).astype(np.uint8)
+                image = _leaf_image(rng, size, name)
                 Image.fromarray(image).save(folder / f"{name}_{i:03d}.png")
     print(f"wrote a fake beans folder to {root}")
 
@@ -133,12 +182,12 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         optimizer = tm.optim.SGD(model.parameters(), lr=args.lr)
     print(f"{'-'.join(map(str, sizes))}, {args.optimizer} lr {args.lr:g}, {args.epochs} epochs")
-    inputs = tm.Tensor(x_train)
+    inputs, targets = tm.from_numpy(x_train), tm.from_numpy(y_train)
+    criterion = nn.BCEWithLogitsLoss()  # BCE of the sigmoid output, stable from the logits
     start = time.perf_counter()
     report_every = max(1, args.epochs // 10)
     for epoch in range(1, args.epochs + 1):
-        # BCE of the sigmoid output, computed stably from the logits
-        loss = F.binary_cross_entropy_with_logits(model(inputs), y_train)
+        loss = criterion(model(inputs), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -165,7 +165,7 @@ def test_beans_on_a_generated_image_folder(tmp_path):
             "bean_rust",
             "healthy",
         ]
-    assert metrics["train_images"] == 36 and metrics["val_images"] == 9
+    assert metrics["train_images"] == 36 and metrics["val_images"] == 12
     assert metrics["fake_data"] is True
     assert metrics["train_accuracy"] >= 0.9
     assert 0.0 <= metrics["val_accuracy"] <= 1.0
@@ -175,6 +175,17 @@ def test_beans_on_a_generated_image_folder(tmp_path):
         tmp_path, "beans.py", "--data-dir", str(data), "--image-size", "32", "--epochs", "5"
     )
     assert metrics["optimizer"] == "gd" and metrics["epochs"] == 5
+
+
+@needs_pillow
+def test_beans_fake_leaves_are_learnable_by_the_narrow_network(tmp_path):
+    # the 30000-4-3-2-1 network on 100x100 generated leaves: well above the 66.7% of chance
+    metrics, _ = run_metrics(
+        tmp_path, "beans.py", "--make-fake-data", str(tmp_path / "beans"), "--fake-count", "40",
+        "--standardize", "--lr", "0.01", "--epochs", "200",
+    )  # fmt: skip
+    assert metrics["train_images"] == 120 and metrics["val_images"] == 39
+    assert metrics["val_accuracy"] > 0.85 and metrics["train_accuracy"] > 0.95
 
 
 def test_beans_needs_a_data_source():
