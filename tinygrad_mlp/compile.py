@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _tensor, backend
@@ -112,6 +112,12 @@ def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
 # ---------------------------------------------------------------- the recorder
 
 
+_OPAQUE = (
+    "a tensor computed outside the differentiable ops (a comparison, argmax, isnan, a cast to "
+    "an integer dtype, new_tensor, ...)"
+)
+
+
 class _Trace:
     """One eager run of the step with everything recorded as events over numbered slots."""
 
@@ -124,6 +130,7 @@ class _Trace:
         self.unresolved: list[tuple[Tensor, int]] = []
         self.entry: dict[int, tuple[Tensor, bool]] = {}  # leaf -> grad was None at entry
         self.reason: str | None = None
+        self.opaque: set[int] = set()  # arrays of tensors made outside the recorded ops
         self.depth = 0  # > 0 inside a call replayed as a whole (optimizer step, ...)
         self.inputs = []
         for i, x in enumerate(inputs):
@@ -184,6 +191,9 @@ class _Trace:
             self.fail(f"the custom autograd.Function {op.name!r}")
             return
         refs = tuple(self.ref(x) for x in inputs)
+        if any(r[0] == "x" and id(r[1]._data) in self.opaque for r in refs):
+            self.fail(_OPAQUE)
+            return
         resolved = {}
         for k, v in params.items():
             if backend.is_array(v) and id(v) in self.slot_of:
@@ -257,11 +267,17 @@ class _Trace:
                 mode = "set" if t.grad is None else "acc"
                 self.keep.append(t)
                 self.events.append(("deliver", t, self.slot_of[id(g)], fresh, mode))
-        orig(run, t, g, fresh)
+        self.depth += 1  # the sum into .grad is the deliver event's own
+        try:
+            orig(run, t, g, fresh)
+        finally:
+            self.depth -= 1
 
     def on_call(self, orig: Callable, what: str, obj: Any, args: tuple, kwargs: dict) -> Any:
         """A call replayed as a whole (an optimizer step, zero_grad, ...)."""
         if not (self.depth or self.reason):
+            # an iterator argument (model.parameters()) is kept as a list, to be used again
+            args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
             if what == "step" and (args or kwargs.get("closure") is not None):
                 self.fail("optimizer.step(closure)")
             params = _params_of(obj, what, args, kwargs)
@@ -289,8 +305,15 @@ class _Trace:
         self.events.append(("mask", tuple(input.shape), p, input.dtype, self._new(mask)))
         return input * F._const(mask, input)
 
+    def on_wrap(self, t: Tensor) -> None:
+        data = t._data
+        if not (self.depth or self.reason) and id(data) not in self.slot_of:
+            self.opaque.add(id(data))
+            self.keep.append(data)
+
     def on_value(self, what: str, t: Tensor) -> None:
-        if not (self.depth or self.reason) and id(t._data) in self.slot_of:
+        data = id(t._data)
+        if not (self.depth or self.reason) and (data in self.slot_of or data in self.opaque):
             self.fail(f"{what} on a tensor computed in the step (its value depends on the data)")
 
     # ------------------------------------------------------------ the run
@@ -317,6 +340,8 @@ class _Trace:
                     "or compile a module and call it under no_grad)"
                 )
             slot = self.slot_of.get(id(value._data))
+            if id(value._data) in self.opaque:
+                self.fail(_OPAQUE)
             if slot is None:
                 self.keep.append(value)
                 return ("x", value)
@@ -330,11 +355,13 @@ class _Trace:
             self.fail("the step returns an array")
         return ("v", value)
 
-    def entry_pattern(self, leaves: list[Tensor]) -> tuple | None:
-        """Which of ``leaves`` had no gradient at entry; None when the leaves differ."""
-        if {id(t) for t in leaves} != set(self.entry):
+    def entry_pattern(self, leaves: list[tuple[Tensor, bool]]) -> tuple | None:
+        """Which of the ``leaves`` whose state matters had no gradient at entry; None when
+        this trace touched other leaves, or depends on other ones."""
+        mine = self.cares()
+        if [(id(t), c) for t, c in mine] != [(id(t), c) for t, c in leaves]:
             return None
-        return tuple(self.entry[id(t)][1] for t in leaves)
+        return tuple(self.entry[id(t)][1] for t, care in leaves if care)
 
     def cares(self) -> list[tuple[Tensor, bool]]:
         return [(t, state is not None) for t, state in self.entry.values()]
@@ -372,6 +399,17 @@ def _value_sig(value: Any) -> Any:
     return ("obj", id(value))
 
 
+def _call_sig(value: Any) -> Any:
+    """Arguments of a replayed call: tensors by identity (the call reads their live values)."""
+    if isinstance(value, Tensor):
+        return ("tensor", id(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_call_sig(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _call_sig(v)) for k, v in value.items())
+    return _value_sig(value)
+
+
 def _array_sig(a: Any) -> tuple:
     host = backend.to_numpy(a)
     return (host.shape, host.dtype.str, host.tobytes())
@@ -386,7 +424,7 @@ def _event_signature(e: tuple) -> tuple:
         return (kind, id(e[1]), e[2], e[3], e[4])
     if kind == "call":
         _, orig, what, obj, args, kwargs = e
-        return (kind, orig, what, id(obj), _value_sig(args), _value_sig(kwargs))
+        return (kind, orig, what, id(obj), _call_sig(args), _call_sig(kwargs))
     if kind == "seed":
         return (kind, e[1], _array_sig(e[2]))
     return tuple(_value_sig(v) if not isinstance(v, (int, str)) else v for v in e)
@@ -427,6 +465,22 @@ class _Patches:
         for what in ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__"):
             self._set(Tensor, what, _value_hook(tr, what, getattr(Tensor, what)))
         self._set(Tensor, "_bump", _refusing(tr, "an in-place tensor op", Tensor._bump))
+        orig_wrap, orig_lift = _tensor._wrap, _tensor._lift
+
+        def wrap(data: Any, requires_grad: bool = False, node: Any = None) -> Tensor:
+            t = orig_wrap(data, requires_grad, node)
+            tr.on_wrap(t)
+            return t
+
+        def lift(value: Any, like: Tensor) -> Tensor:
+            tr.depth += 1  # a constant from a Python number: compared between traces
+            try:
+                return orig_lift(value, like)
+            finally:
+                tr.depth -= 1
+
+        self._set(_tensor, "_wrap", wrap)
+        self._set(_tensor, "_lift", lift)
         classes = [Optimizer, *_subclasses(Optimizer)]
         for cls in classes:
             for what in ("step", "zero_grad"):
@@ -686,6 +740,12 @@ class _Plan:
         return {k: self._rebuild(v) for k, v in spec[1].items()}
 
 
+# NOTE (_broadcast): a ufunc whose operand broadcasts (a bias row, a column of row maxima)
+# allocates iterator buffers of up to 32 KiB on every call; copyto broadcasts without them. So
+# the kernels first copy the broadcast operand out to the full shape, then apply the ufunc to
+# operands of one shape: the same elementwise arithmetic, so the same bits, and no allocation.
+
+
 class _Kernels:
     """Buffer-reusing replacements for the events of the common ops.
 
@@ -797,7 +857,7 @@ class _Kernels:
         get_b = self._array(refs[2]) if len(refs) == 3 else None
         z = self.buffer(out)
         mm = self._mm(n, m)
-        add = np.add
+        add, copyto = np.add, np.copyto
 
         if get_b is None:
 
@@ -805,10 +865,12 @@ class _Kernels:
                 mm(get_x(), get_w().T, out=z)
 
         else:
+            rows = np.empty((n, m), dtype)
 
             def fwd() -> None:
                 mm(get_x(), get_w().T, out=z)
-                add(z, get_b(), out=z)  # ns.iadd(out, b)
+                copyto(rows, get_b())  # NOTE: see _broadcast
+                add(z, rows, out=z)  # ns.iadd(out, b)
 
         ones = backend.NUMPY.constant("ones", n, dtype)
 
@@ -892,6 +954,7 @@ class _Kernels:
                 h = None  # computed by the table's forward (a new array each call)
             scratch = [np.empty((n, m), dtype) for _ in range(3)]
             mms = (self._mm(n, m), self._mm(m, k), self._mm(n, k))
+            scratch.append(np.empty((n, m), dtype))  # the bias on every row (see _broadcast)
             layers.append([getters[1 + 2 * i], getters[2 + 2 * i], z, h, name, p, scratch, mms])
         last = layers[-1]
         if last[3] is None:
@@ -907,7 +970,8 @@ class _Kernels:
             h = get_x()
             for i, (get_w, get_b, z, y, name, p, scratch, mms) in enumerate(layers):
                 mms[0](h, get_w().T, out=z)
-                add(z, get_b(), out=z)
+                np.copyto(scratch[3], get_b())
+                add(z, scratch[3], out=z)
                 if name is None:
                     h = z
                 elif y is not None:
@@ -979,6 +1043,7 @@ class _Kernels:
         if tuple(t_shape) != (n,) or t_dtype.kind not in "iu":
             return None
         env = self.env
+        unsigned = np.dtype(f"u{t_dtype.itemsize}")
         transposed = np.empty((c, n), dtype) if c <= 64 else None
         row_max = np.empty(n, dtype)
         shifted = np.empty((n, c), dtype)
@@ -1000,12 +1065,16 @@ class _Kernels:
                 maximum.reduce(transposed, axis=0, out=row_max)
             else:
                 maximum.reduce(logits, axis=1, out=row_max)
-            subtract(logits, col_max, out=shifted)
+            np.copyto(shifted, col_max)  # see _broadcast
+            subtract(logits, shifted, out=shifted)
             exp(shifted, out=exps)
             dot(exps, ones, out=sums)
-            np.add(starts, get_t(), out=picks)
+            target = get_t()
+            if n and not int(target.view(unsigned).max()) < c:  # as F.cross_entropy checks
+                raise IndexError(f"cross_entropy: a target is out of bounds for {c} classes")
+            np.add(starts, target, out=picks)
             log(sums, out=losses)
-            np.take(flat_shifted, picks, out=picked)
+            flat_shifted.take(picks, out=picked, mode="clip")  # in range: checked
             subtract(losses, picked, out=losses)
             np.add.reduce(losses, axis=None, out=loss)
             if reduction == "mean":
@@ -1018,8 +1087,9 @@ class _Kernels:
             taken = np.empty(n, dtype)
 
             def bwd() -> None:
-                np.divide(exps, col_sums, out=dz)
-                np.take(flat, picks, out=taken)  # ns.sub_at: flat[picks] -= 1
+                np.copyto(dz, col_sums)  # see _broadcast
+                np.divide(exps, dz, out=dz)
+                flat.take(picks, out=taken, mode="clip")  # ns.sub_at: flat[picks] -= 1
                 subtract(taken, 1, out=taken)
                 flat[picks] = taken
                 g = env[g_slot]
@@ -1151,8 +1221,11 @@ def _relu_fwd(x, out, scratch, mask):
 
 
 def _relu_vjp(g, out, gx, tmp, mask):
-    np.greater(out, 0, out=mask)  # g * (out > 0)
-    np.multiply(g, mask, out=gx)
+    # g * (out > 0): the bools as 0.0 and 1.0 first, as numpy casts them for the product
+    # NOTE: copyto casts without the temporary buffer a mixed-dtype multiply would allocate
+    np.greater(out, 0, out=mask)
+    np.copyto(tmp, mask)
+    np.multiply(g, tmp, out=gx)
 
 
 def _tanh_fwd(x, out, scratch, mask):
@@ -1167,7 +1240,7 @@ def _tanh_vjp(g, t, gx, tmp, mask):
 
 def _sigmoid_fwd(x, out, scratch, mask):
     # e = exp(-|x|); where(x >= 0, 1, e) / (e + 1), as _sigmoid_values
-    e, num, den = scratch
+    e, num, den = scratch[:3]
     np.abs(x, out=e)
     np.negative(e, out=e)
     np.exp(e, out=e)
@@ -1196,6 +1269,7 @@ class _Entry:
 
     def __init__(self) -> None:
         self.leaves: list[tuple[Tensor, bool]] | None = None  # and whether its grad matters
+        self.cared: list[Tensor] = []
         self.states: dict[tuple, Any] = {}
 
 
@@ -1224,7 +1298,8 @@ class CompiledFunction:
         entry = self._entries.get(key)
         pattern = None
         if entry is not None and entry.leaves is not None:
-            pattern = tuple((t.grad is None) if care else None for t, care in entry.leaves)
+            cared = entry.cared
+            pattern = tuple([t.grad is None for t in cared]) if cared else ()
             state = entry.states.get(pattern)
             if type(state) is _Plan:
                 return state.run(leaves)
@@ -1240,7 +1315,8 @@ class CompiledFunction:
             return result
         if entry.leaves is None:
             entry.leaves = trace.cares()
-        pattern = trace.entry_pattern([t for t, _ in entry.leaves])
+            entry.cared = [t for t, care in entry.leaves if care]
+        pattern = trace.entry_pattern(entry.leaves)
         if pattern is None:
             self._fallback("the step touches different parameters from call to call")
             return result

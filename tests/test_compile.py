@@ -1,0 +1,479 @@
+"""tm.compile: a compiled step gives eager mode's results bit for bit, re-traces when its
+guards change, falls back to eager (with one warning) for what it cannot capture, and replays
+without allocating."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import nn
+from tinygrad_mlp.compile import CompiledModule, _Plan
+from tinygrad_mlp.compile import compile as tm_compile
+
+F = tm.functional
+
+OPTIMIZERS = [name for name in tm.optim.__all__ if name not in ("Optimizer", "lr_scheduler")]
+OPTIMIZER_ARGS = {
+    "SGD": [dict(lr=0.1), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)],
+    "Adam": [dict(lr=0.01), dict(lr=0.01, amsgrad=True, weight_decay=0.1)],
+}
+ACTIVATIONS = [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.GELU, nn.ELU, nn.Softplus]
+
+
+class TwoLayer(nn.Module):
+    """A user's own module: nothing fuses it."""
+
+    def __init__(self, n_in: int, hidden: int, n_out: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(n_in, hidden)
+        self.fc2 = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        return self.fc2(self.fc1(x).relu())
+
+
+class WithDropout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(6, 16)
+        self.drop = nn.Dropout(0.3)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(self.drop(self.fc1(x).tanh()))
+
+
+def _sequential(rng: np.random.Generator, n_in: int, n_out: int):
+    depth = int(rng.integers(1, 4))
+    sizes = [n_in] + [int(rng.integers(3, 20)) for _ in range(depth)] + [n_out]
+    layers = []
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if k < depth or rng.random() < 0.5:  # hidden layers, and the output half the time
+            layers.append(ACTIVATIONS[int(rng.integers(len(ACTIVATIONS)))]())
+    return nn.Sequential(*layers)
+
+
+def _data(seed: int, n: int, n_in: int, n_out: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, n_in)).astype(np.float32)
+    labels = rng.integers(0, n_out, n)
+    targets = rng.random((n, n_out)).astype(np.float32)
+    return x, labels, targets
+
+
+def _train(build, make_opt, compiled: bool, steps: int, loss_kind: str = "ce", batch: int = 8):
+    """Parameters, gradients and losses after ``steps`` steps, eager or compiled."""
+    tm.manual_seed(123)
+    model = build()
+    opt = make_opt(model.parameters())
+    n_in = next(iter(model.parameters())).shape[1]
+    n_out = list(model.parameters())[-1].shape[0]
+    x, labels, targets = _data(7, batch * steps, n_in, n_out)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        out = model(xb)
+        loss = F.cross_entropy(out, yb) if loss_kind == "ce" else F.mse_loss(out, yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tm_compile(step) if compiled else step
+    losses = []
+    for i in range(steps):
+        xb = tm.Tensor(x[i * batch : (i + 1) * batch])
+        rows = slice(i * batch, (i + 1) * batch)
+        yb = labels[rows] if loss_kind == "ce" else tm.Tensor(targets[rows])
+        losses.append(fn(xb, yb).item())
+    state = [p.detach().numpy().copy() for p in model.parameters()]
+    grads = [p.grad.numpy().copy() for p in model.parameters()]
+    return state, grads, losses, fn
+
+
+def _assert_same(eager, compiled):
+    for a, b in zip(eager[0] + eager[1], compiled[0] + compiled[1], strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert eager[2] == compiled[2]
+
+
+def _plans(fn) -> list:
+    return [s for e in fn._entries.values() for s in e.states.values() if type(s) is _Plan]
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("loss_kind", ["ce", "mse"])
+def test_random_sequential_models_match_eager_bit_for_bit(seed, loss_kind):
+    def build():
+        return _sequential(np.random.default_rng(seed), 5, 3)
+
+    def make_opt(p):
+        return tm.optim.SGD(p, lr=0.1)
+
+    eager = _train(build, make_opt, False, 7, loss_kind)
+    compiled = _train(build, make_opt, True, 7, loss_kind)
+    _assert_same(eager, compiled)
+    assert _plans(compiled[3]), "the step should have been replayed"
+
+
+def _optimizer_cases():
+    for name in OPTIMIZERS:
+        for kwargs in OPTIMIZER_ARGS.get(name, [dict(lr=0.01)]):
+            yield pytest.param(name, kwargs, id=f"{name}-{sorted(kwargs.items())}")
+
+
+@pytest.mark.parametrize("name,kwargs", list(_optimizer_cases()))
+@pytest.mark.parametrize("model", ["module", "sequential"])
+def test_every_optimizer_matches_eager(name, kwargs, model):
+    def build():
+        if model == "module":
+            return TwoLayer(5, 9, 3)
+        return nn.Sequential(nn.Linear(5, 9), nn.Tanh(), nn.Linear(9, 3))
+
+    def make_opt(p):
+        return getattr(tm.optim, name)(p, **kwargs)
+
+    _assert_same(_train(build, make_opt, False, 6), _train(build, make_opt, True, 6))
+
+
+def test_batches_large_enough_for_matmul_match_eager():
+    """Products of more than 4096 elements go through matmul rather than dot."""
+
+    def build():
+        return TwoLayer(80, 64, 10)
+
+    def make_opt(p):
+        return tm.optim.SGD(p, lr=0.1)
+
+    eager = _train(build, make_opt, False, 5, batch=128)
+    compiled = _train(build, make_opt, True, 5, batch=128)
+    _assert_same(eager, compiled)
+
+
+def test_dropout_with_a_seeded_generator_matches_eager():
+    def build():
+        return WithDropout()
+
+    def make_opt(p):
+        return tm.optim.Adam(p, lr=0.01)
+
+    eager = _train(build, make_opt, False, 6, "mse")
+    compiled = _train(build, make_opt, True, 6, "mse")
+    _assert_same(eager, compiled)
+    assert _plans(compiled[3])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gradient_accumulation_over_several_steps(compiled):
+    def run(compiled):
+        tm.manual_seed(0)
+        model = TwoLayer(4, 6, 3)
+        opt = tm.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+        x, labels, _ = _data(1, 48, 4, 3)
+
+        def accumulate(xb, yb):
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            return loss
+
+        fn = tm_compile(accumulate) if compiled else accumulate
+        losses = []
+        for i in range(12):
+            losses.append(float(fn(tm.Tensor(x[4 * i : 4 * i + 4]), labels[4 * i : 4 * i + 4])))
+            if i % 3 == 2:
+                opt.step()
+                opt.zero_grad()
+        return [p.detach().numpy().copy() for p in model.parameters()], losses, fn
+
+    eager, comp = run(False), run(True)
+    for a, b in zip(eager[0], comp[0], strict=True):
+        assert np.array_equal(a, b)
+    assert eager[1] == comp[1]
+    assert len(_plans(comp[2])) == 2  # one plan with fresh gradients, one accumulating
+
+
+def test_returns_loss_values_and_structures():
+    tm.manual_seed(0)
+    model = TwoLayer(3, 4, 2)
+    opt = tm.optim.SGD(model.parameters(), lr=0.1)
+    x = tm.Tensor(np.ones((2, 3), np.float32))
+    y = np.array([0, 1])
+
+    @tm_compile
+    def step(xb, yb):
+        opt.zero_grad()
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        opt.step()
+        return {"loss": loss, "logits": logits.detach(), "tag": "ok"}
+
+    outs = [step(x, y) for _ in range(5)]
+    assert all(o["tag"] == "ok" for o in outs)
+    # returned tensors are the caller's own: later replays do not overwrite them
+    values = [o["loss"].item() for o in outs]
+    assert len(set(values)) == len(values)
+    assert outs[-1]["logits"].shape == (2, 2)
+
+
+def test_shape_change_retraces():
+    tm.manual_seed(0)
+    model = TwoLayer(3, 4, 2)
+    opt = tm.optim.SGD(model.parameters(), lr=0.1)
+    eager_model = TwoLayer(3, 4, 2)
+    eager_model.load_state_dict(model.state_dict())
+    eager_opt = tm.optim.SGD(eager_model.parameters(), lr=0.1)
+
+    def make(m, o):
+        def step(xb, yb):
+            o.zero_grad()
+            loss = F.cross_entropy(m(xb), yb)
+            loss.backward()
+            o.step()
+            return loss
+
+        return step
+
+    fn = tm_compile(make(model, opt))
+    ref = make(eager_model, eager_opt)
+    rng = np.random.default_rng(0)
+    for n in (4, 4, 4, 6, 6, 6, 4, 6):
+        x = rng.standard_normal((n, 3)).astype(np.float32)
+        y = rng.integers(0, 2, n)
+        assert fn(tm.Tensor(x), y).item() == ref(tm.Tensor(x), y).item()
+    assert len(fn._entries) == 2 and len(_plans(fn)) == 2
+    for a, b in zip(model.parameters(), eager_model.parameters(), strict=True):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_grad_mode_is_a_guard():
+    model = TwoLayer(3, 4, 2)
+    fn = tm_compile(lambda x: model(x).sum())
+    x = tm.Tensor(np.ones((2, 3), np.float32))
+    with tm.no_grad():
+        for _ in range(3):
+            fn(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.warns(RuntimeWarning, match="live graph"):
+            out = fn(x)  # in grad mode the result has a graph a plan cannot give
+    assert out.requires_grad
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        (lambda loss: loss.item(), r"\.item\(\)"),
+        (lambda loss: float(loss), r"float\(\)"),
+        (lambda loss: bool(loss > 1), r"bool\(\)"),
+        (lambda loss: loss.numpy(), r"\.numpy\(\)"),
+        (lambda loss: loss.tolist(), r"\.tolist\(\)"),
+    ],
+)
+def test_reading_values_falls_back_to_eager_with_one_warning(body, reason):
+    model = TwoLayer(3, 4, 2)
+    opt = tm.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        body(loss)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tm_compile(step)
+    x, y = tm.Tensor(np.ones((2, 3), np.float32)), np.array([0, 1])
+    with pytest.warns(RuntimeWarning, match=reason):
+        fn(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only once
+        for _ in range(3):
+            fn(x, y)
+    assert fn._eager_reason is not None
+
+
+def test_python_control_flow_that_changes_falls_back():
+    model = TwoLayer(3, 4, 2)
+    calls = []
+
+    def step(x):
+        calls.append(1)
+        out = model(x)
+        if len(calls) % 2:  # a path that depends on a Python value the guards do not see
+            out = out * 2
+        return out.sum().detach()
+
+    fn = tm_compile(step)
+    x = tm.Tensor(np.ones((2, 3), np.float32))
+    fn(x)
+    with pytest.warns(RuntimeWarning, match="different sequence of ops"):
+        fn(x)
+    assert fn._eager_reason is not None
+    eager = [step(x).item() for _ in range(2)]
+    assert [fn(x).item() for _ in range(2)] == eager
+
+
+def test_randomness_from_the_global_generator_falls_back():
+    model = TwoLayer(3, 4, 2)
+
+    def step(x):
+        noise = tm.randn(2, 3)
+        return model(x + noise).sum().detach()
+
+    fn = tm_compile(step)
+    x = tm.Tensor(np.ones((2, 3), np.float32))
+    with pytest.warns(RuntimeWarning, match="random numbers|different sequence"):
+        fn(x)
+        fn(x)
+
+
+def test_in_place_ops_fall_back():
+    model = TwoLayer(3, 4, 2)
+
+    def step(x):
+        out = model(x)
+        with tm.no_grad():
+            out.mul_(2)
+        return out.sum().detach()
+
+    fn = tm_compile(step)
+    with pytest.warns(RuntimeWarning, match="in-place"):
+        fn(tm.Tensor(np.ones((2, 3), np.float32)))
+
+
+def test_fullgraph_raises_instead_of_falling_back():
+    fn = tm_compile(lambda x: (x * 2).sum().item(), fullgraph=True)
+    with pytest.raises(RuntimeError, match="item"):
+        fn(tm.Tensor(np.ones(3, np.float32)))
+
+
+def test_scheduler_and_clipping_inside_the_step_match_eager():
+    def run(compiled):
+        tm.manual_seed(3)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        opt = tm.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+        sched = tm.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        x, labels, _ = _data(5, 40, 4, 3)
+
+        def step(xb, yb):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+            sched.step()
+            return loss
+
+        fn = tm_compile(step) if compiled else step
+        for i in range(10):
+            fn(tm.Tensor(x[4 * i : 4 * i + 4]), labels[4 * i : 4 * i + 4])
+        assert not compiled or _plans(fn)
+        return [p.detach().numpy().copy() for p in model.parameters()], opt.param_groups[0]["lr"]
+
+    eager, comp = run(False), run(True)
+    assert eager[1] == comp[1]
+    for a, b in zip(eager[0], comp[0], strict=True):
+        assert np.array_equal(a, b)
+
+
+def _mnist_step(compiled: bool):
+    tm.manual_seed(0)
+    model = TwoLayer(784, 128, 10)
+    opt = tm.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+
+    x, labels, _ = _data(0, 128, 784, 10)
+    fn = tm_compile(step) if compiled else step
+    return fn, tm.Tensor(x), labels
+
+
+def _traced_memory(fn, *args) -> tuple[int, int]:
+    """(growth, peak above the start) of traced memory over ten calls, after two traced ones."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(2):
+            fn(*args)
+        start = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(10):
+            fn(*args)
+        now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return now - start, peak - start
+
+
+def test_a_compiled_step_allocates_nothing_after_the_first_replay():
+    fn, x, y = _mnist_step(True)
+    for _ in range(3):  # two traces and the first replay
+        fn(x, y)
+    growth, peak = _traced_memory(fn, x, y)
+    eager, ex, ey = _mnist_step(False)
+    eager(ex, ey)
+    _, eager_peak = _traced_memory(eager, ex, ey)
+    assert growth <= 256, growth
+    # NOTE: numpy's iterators take a few KiB for a broadcast operand; no array is allocated
+    assert peak <= 16 * 1024, peak
+    assert eager_peak > 20 * peak
+
+
+def test_compiled_module_inference_and_training_use():
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    cmodel = tm_compile(model)
+    assert isinstance(cmodel, CompiledModule)
+    assert list(cmodel.parameters()) == list(model.parameters())
+    x = tm.Tensor(np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32))
+    with tm.no_grad():
+        ref = model(x).numpy()
+        outs = [cmodel(x).numpy() for _ in range(4)]
+    assert all(np.array_equal(o, ref) for o in outs)
+    assert _plans(cmodel._compiled)
+    # with grad: the forward is recorded on the tape, and backward reaches the parameters
+    loss = cmodel(x).sum()
+    loss.backward()
+    assert model[0].weight.grad is not None
+    # inside a compiled training step, the compiled module is traced with the rest
+    opt = tm.optim.SGD(cmodel.parameters(), lr=0.1)
+
+    @tm_compile
+    def step(xb):
+        opt.zero_grad()
+        loss = cmodel(xb).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(4):
+        step(x)
+    assert _plans(step)
+
+
+def test_decorator_with_options_and_disable():
+    @tm_compile(mode="reduce-overhead")
+    def double(x):
+        return (x * 2).detach()
+
+    x = tm.Tensor(np.arange(3, dtype=np.float32))
+    for _ in range(3):
+        assert np.array_equal(double(x).numpy(), [0, 2, 4])
+
+    def f(x):
+        return x
+
+    assert tm_compile(f, disable=True) is f
+    with pytest.raises(TypeError):
+        tm_compile(3)
