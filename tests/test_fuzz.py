@@ -96,11 +96,14 @@ def _param(key: str, value: Any) -> Any:
     """A Sample parameter as forward takes it: index lists as int64 arrays, value lists float64."""
     if isinstance(value, tuple):
         return tuple(_param(key, v) for v in value)
+    if isinstance(value, np.ndarray):
+        return tm.backend.to_device(value, tm.backend.default_device())
     if not isinstance(value, list):
         return value
     array = np.asarray(value)
     indexes = key == "index" or (key == "target" and array.ndim == 1)
-    return array.astype(np.int64 if indexes and array.dtype.kind in "iu" else np.float64)
+    array = array.astype(np.int64 if indexes and array.dtype.kind in "iu" else np.float64)
+    return tm.backend.to_device(array, tm.backend.default_device())  # where the inputs are
 
 
 def _params(op, shapes) -> dict[str, Any]:

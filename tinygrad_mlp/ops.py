@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import np
+from .backend import default_device, np
 
 __all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
@@ -940,7 +940,7 @@ TO_DEVICE = register(
     _to_device,
     _to_device_vjp,
     1,
-    Sample(params=lambda s: {"device": "cpu"}),
+    Sample(params=lambda s: {"device": default_device()}),  # samples keep one device
     exact=True,
     saves_inputs=False,
 )
