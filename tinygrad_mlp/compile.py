@@ -142,6 +142,9 @@ class _Trace:
             self.inputs.append((i, slot))
             self.events.append(("in", i, slot, isinstance(x, Tensor)))
         self.result: Any = None
+        self.sig: list | None = None
+        arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
+        self.ns = backend.namespace_of(arrays[0]) if arrays else backend.NUMPY
 
     def fail(self, reason: str) -> None:
         if self.reason is None:
@@ -329,6 +332,9 @@ class _Trace:
             _ACTIVE.pop()
         self._resolve()
         self.result = self._outputs(result)
+        self.sig = self.signature() if self.reason is None else None
+        # the arrays of the run are no longer needed (only their shapes, in meta)
+        self.keep, self.slot_of, self.opaque, self.node_event = [], {}, set(), {}
         return result
 
     def _outputs(self, value: Any) -> Any:
@@ -586,8 +592,7 @@ class _Plan:
         self.env: list[Any] = [None] * n
         self.saved: dict[int, Any] = {}
         self.inputs = trace.inputs
-        first = next((m for m in trace.keep if backend.is_array(m)), None)
-        self.ns = backend.NUMPY if first is None else backend.namespace_of(first)
+        self.ns = trace.ns
         self.uses = self._count_uses()
         self.steps: list[Callable[[], None]] = []
         self.kernels = _Kernels(self)
@@ -948,7 +953,9 @@ class _Kernels:
             z = np.empty((n, m), dtype)
             name = None if spec is None else spec[0].name
             p = {} if spec is None else spec[1]
-            if name in _ACT_FORWARD and not p:
+            if name is None:
+                h = z
+            elif name in _ACT_FORWARD and not p:
                 h = z if name in ("relu", "tanh") else np.empty((n, m), dtype)
             else:
                 h = None  # computed by the table's forward (a new array each call)
@@ -1323,7 +1330,7 @@ class CompiledFunction:
         previous = entry.states.get(pattern)
         if previous is None:
             entry.states[pattern] = trace
-        elif previous.signature() == trace.signature():
+        elif previous.sig == trace.sig:
             entry.states[pattern] = _Plan(trace)
         else:
             self._fallback(
