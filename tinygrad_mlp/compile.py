@@ -30,14 +30,16 @@ of the same plan (as PyTorch accumulates into ``.grad`` in place).
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _tensor, backend
 from . import ops as O
-from ._grad_mode import _Mode
+from ._grad_mode import _Mode, no_grad
 from ._tensor import Tensor, _wrap
 from .autograd import engine
 from .backend import np
@@ -124,6 +126,7 @@ class _Trace:
     def __init__(self, inputs: list) -> None:
         self.events: list[tuple] = []
         self.slot_of: dict[int, int] = {}  # id(array) -> slot
+        self.refs: list[Callable[[], Any]] = []  # slot -> a reference to its array
         self.meta: list[tuple] = []  # slot -> (shape, dtype)
         self.keep: list = []  # everything whose id is a key, kept alive for the trace
         self.node_event: dict[int, int] = {}  # id(node) -> index of its forward event
@@ -135,8 +138,8 @@ class _Trace:
         self.inputs = []
         for i, x in enumerate(inputs):
             array = x._data if isinstance(x, Tensor) else x
-            if id(array) in self.slot_of:
-                self.inputs.append((i, self.slot_of[id(array)]))
+            if self.find(array) is not None:
+                self.inputs.append((i, self.find(array)))
                 continue
             slot = self._new(array)
             self.inputs.append((i, slot))
@@ -150,10 +153,23 @@ class _Trace:
         if self.reason is None:
             self.reason = reason
 
+    def find(self, array: Any) -> int | None:
+        """The slot of ``array``, or None; an id left by an array that died is not it."""
+        slot = self.slot_of.get(id(array))
+        if slot is not None and self.refs[slot]() is not array:
+            return None
+        return slot
+
     def _new(self, array: Any) -> int:
         slot = len(self.meta)
         self.slot_of[id(array)] = slot
-        self.keep.append(array)
+        # NOTE: arrays are held weakly, so that the traced run frees them as eager mode does;
+        # numpy scalars (which cannot be) are held as they are, they are small
+        try:
+            self.refs.append(weakref.ref(array))
+        except TypeError:
+            self.keep.append(array)
+            self.refs.append(lambda array=array: array)
         shape = getattr(array, "shape", ())
         dtype = getattr(array, "dtype", None)
         self.meta.append((tuple(shape), dtype))
@@ -161,11 +177,11 @@ class _Trace:
 
     def slot(self, array: Any) -> int:
         """The slot of an array, numbering it if new."""
-        slot = self.slot_of.get(id(array))
+        slot = self.find(array)
         return self._new(array) if slot is None else slot
 
     def ref(self, t: Tensor) -> tuple:
-        slot = self.slot_of.get(id(t._data))
+        slot = self.find(t._data)
         if slot is not None:
             return ("s", slot)
         self.keep.append(t)
@@ -199,82 +215,117 @@ class _Trace:
             return
         resolved = {}
         for k, v in params.items():
-            if backend.is_array(v) and id(v) in self.slot_of:
-                v = _SlotRef(self.slot_of[id(v)])
+            if backend.is_array(v) and self.find(v) is not None:
+                v = _SlotRef(self.find(v))
             resolved[k] = v
         out = self._new(t._data)
         self.events.append(("fwd", op, refs, resolved, out))
         self.unresolved.append((t, len(self.events) - 1))
-        self.keep.append(t)
 
-    def on_rule(self, orig: Callable, node: Any, g: Any, create_graph: bool) -> tuple:
-        grads = orig(node, g, create_graph)
+    def on_backward(
+        self,
+        orig: Callable,
+        tensors: Any,
+        grad_tensors: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
+        """``backward`` of a scalar, run here as the engine runs it (``engine._run``: newest op
+        first, gradients summed in the order they arrive), each step recorded."""
         if self.depth or self.reason:
-            return grads
+            return orig(tensors, grad_tensors, retain_graph, create_graph, inputs)
+        outs = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+        seeds = grad_tensors if isinstance(grad_tensors, (list, tuple)) else [grad_tensors]
+        out = outs[0] if len(outs) == 1 else None
+        why = None
+        if out is None or create_graph or inputs is not None or any(g is not None for g in seeds):
+            why = "backward with several outputs, gradient=, inputs= or create_graph=True"
+        elif _Mode.anomaly:
+            why = "anomaly detection"
+        elif not out.requires_grad or out._node is None or self.find(out._data) is None:
+            why = "a backward of a tensor the step did not compute"
+        if why is not None:
+            self.fail(why)
+            return orig(tensors, grad_tensors, retain_graph, create_graph, inputs)
         self._resolve()
-        if create_graph:
-            self.fail("backward(create_graph=True)")
-            return grads
-        index = self.node_event.get(id(node))
-        if index is None or id(g) not in self.slot_of:
-            self.fail("a backward into a graph recorded before the step")
-            return grads
-        outs = tuple(None if r is None else self.slot(r) for r in grads)
-        self.events.append(("rule", index, self.slot_of[id(g)], tuple(node.needs), outs))
-        return grads
-
-    def on_fit(self, orig: Callable, ig: Any, data: Any, node: Any, i: int, cg: bool) -> Any:
-        out = orig(ig, data, node, i, cg)
-        if not (self.depth or self.reason):
-            if type(ig) is not type(data) and backend.is_array(ig):
-                self.fail("a gradient moved between devices")
-            src = self.slot_of.get(id(ig))
-            if src is None:
-                self.fail("a gradient the recorder did not see")
-            else:
-                self.events.append(("fit", src, self.slot(out), tuple(data.shape), data.dtype))
-        return out
-
-    def on_add(self, orig: Callable, a: Any, b: Any) -> Any:
-        out = orig(a, b)
-        if not (self.depth or self.reason):
-            sa, sb = self.slot_of.get(id(a)), self.slot_of.get(id(b))
-            if sa is None or sb is None:
-                self.fail("a gradient sum the recorder did not see")
-            else:
-                self.events.append(("add", sa, sb, self.slot(out)))
-        return out
-
-    def on_seed(self, orig: Callable, out: Tensor, grad: Any, create_graph: bool) -> Any:
-        seed = orig(out, grad, create_graph)
-        if not (self.depth or self.reason):
-            if grad is not None:
-                self.fail("backward(gradient=...)")
-            else:
-                const = seed.copy()
-                const.flags.writeable = False  # rules never write into g
-                self.events.append(("seed", self.slot(seed), const))
-        return seed
-
-    def on_deliver(self, orig: Callable, run: Any, t: Tensor, g: Any, fresh: bool) -> None:
-        if not (self.depth or self.reason):
-            extra = t._extra or {}
-            if not run.accumulate:
-                self.fail("autograd.grad")
-            elif extra.get("hooks") or extra.get("post_hooks") or extra.get("retains_grad"):
-                self.fail("a tensor hook or retain_grad")
-            elif id(g) not in self.slot_of:
-                self.fail("a gradient the recorder did not see")
-            else:
-                self.touch(t)
-                mode = "set" if t.grad is None else "acc"
-                self.keep.append(t)
-                self.events.append(("deliver", t, self.slot_of[id(g)], fresh, mode))
-        self.depth += 1  # the sum into .grad is the deliver event's own
+        seed = engine._seed(out, None, False)
+        const = seed.copy()
+        const.flags.writeable = False  # rules never write into g
+        self.events.append(("seed", self._new(seed), const))
+        retain = bool(retain_graph)
+        self.depth += 1  # nothing below is a step op
         try:
-            orig(run, t, g, fresh)
+            with no_grad():
+                self._backward(out, seed, retain)
         finally:
             self.depth -= 1
+
+    def _backward(self, out: Tensor, seed: Any, retain: bool) -> None:
+        pending: dict[Tensor, Any] = {}
+        heap: list[tuple[int, int, Tensor]] = []
+
+        def add(t: Tensor, g: Any) -> None:
+            prev = pending.get(t)
+            if prev is None:
+                pending[t] = g
+                heapq.heappush(heap, (-t._node.seq, id(t), t))
+            else:
+                total = engine._add(prev, g)
+                self.events.append(("add", self.find(prev), self.find(g), self.slot(total)))
+                pending[t] = total
+
+        add(out, seed)
+        while heap:
+            t = heapq.heappop(heap)[2]
+            node = t._node
+            if node.released:
+                raise engine._released_error(node)
+            g = pending.pop(t)
+            if t._extra is not None and (t._get_extra("hooks") or t._get_extra("retains_grad")):
+                self.fail("a tensor hook or retain_grad")
+            index = self.node_event.get(id(node))
+            if index is None:
+                self.fail("a backward into a graph recorded before the step")
+            if node.op.custom is not None:
+                self.fail(f"the custom autograd.Function {node.op.name!r}")
+            grads = engine._rule(node, g, False)
+            outs = tuple(None if r is None else self.slot(r) for r in grads)
+            self.events.append(("rule", index, self.find(g), tuple(node.needs), outs))
+            inputs, needs, op = node.inputs, node.needs, node.op
+            if not retain:
+                node.release()
+            for i, (inp, ig, need) in enumerate(zip(inputs, grads, needs, strict=True)):
+                if ig is None or not need:
+                    continue
+                data = inp._data
+                if not op.exact and (
+                    type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype
+                ):
+                    fitted = engine._fit(ig, data, node, i, False)
+                    if type(fitted) is not type(data):
+                        self.fail("a gradient moved between devices")
+                    self.events.append(
+                        ("fit", self.find(ig), self.slot(fitted), tuple(data.shape), data.dtype)
+                    )
+                    ig = fitted
+                if inp._node is None:
+                    self._deliver(inp, ig, ig is not g and ig.base is None)
+                else:
+                    add(inp, ig)
+
+    def _deliver(self, t: Tensor, g: Any, fresh: bool) -> None:
+        """Into ``.grad``, as ``engine._Run.deliver`` does."""
+        if t._extra is not None and (t._get_extra("hooks") or t._get_extra("post_hooks")):
+            self.fail("a tensor hook")
+        self.touch(t)
+        prev = t.grad
+        self.keep.append(t)
+        self.events.append(("deliver", t, self.find(g), fresh, "set" if prev is None else "acc"))
+        if prev is None:
+            t.grad = _wrap(g if fresh else g.copy())
+        else:
+            t.grad = _wrap(engine._add(prev._data, g))
 
     def on_call(self, orig: Callable, what: str, obj: Any, args: tuple, kwargs: dict) -> Any:
         """A call replayed as a whole (an optimizer step, zero_grad, ...)."""
@@ -310,13 +361,15 @@ class _Trace:
 
     def on_wrap(self, t: Tensor) -> None:
         data = t._data
-        if not (self.depth or self.reason) and id(data) not in self.slot_of:
+        if not (self.depth or self.reason) and self.find(data) is None:
             self.opaque.add(id(data))
             self.keep.append(data)
 
     def on_value(self, what: str, t: Tensor) -> None:
-        data = id(t._data)
-        if not (self.depth or self.reason) and (data in self.slot_of or data in self.opaque):
+        data = t._data
+        if not (self.depth or self.reason) and (
+            self.find(data) is not None or id(data) in self.opaque
+        ):
             self.fail(f"{what} on a tensor computed in the step (its value depends on the data)")
 
     # ------------------------------------------------------------ the run
@@ -335,6 +388,7 @@ class _Trace:
         self.sig = self.signature() if self.reason is None else None
         # the arrays of the run are no longer needed (only their shapes, in meta)
         self.keep, self.slot_of, self.opaque, self.node_event = [], {}, set(), {}
+        self.refs = []
         return result
 
     def _outputs(self, value: Any) -> Any:
@@ -345,7 +399,7 @@ class _Trace:
                     "the step returns a tensor with a live graph (call backward inside the step, "
                     "or compile a module and call it under no_grad)"
                 )
-            slot = self.slot_of.get(id(value._data))
+            slot = self.find(value._data)
             if id(value._data) in self.opaque:
                 self.fail(_OPAQUE)
             if slot is None:
@@ -456,16 +510,11 @@ class _Patches:
         from .optim.optimizer import Optimizer
 
         _tensor._recorder = tr.on_apply
-        for name, hook in (("_rule", tr.on_rule), ("_fit", tr.on_fit), ("_add", tr.on_add)):
-            self._set(engine, name, functools.partial(hook, getattr(engine, name)))
-        self._set(engine, "_seed", functools.partial(tr.on_seed, engine._seed))
-        orig_deliver = engine._Run.deliver
-        self._set(
-            engine._Run,
-            "deliver",
-            lambda run, t, g, fresh: tr.on_deliver(orig_deliver, run, t, g, fresh),
-        )
-        self._set(engine, "grad", _refusing(tr, "autograd.grad", engine.grad))
+        from . import autograd
+
+        for owner in (engine, autograd):
+            self._set(owner, "backward", functools.partial(tr.on_backward, engine.backward))
+            self._set(owner, "grad", _refusing(tr, "autograd.grad", engine.grad))
         self._set(F, "dropout", _dropout_hook(tr, F.dropout))
         self._set(backend, "rng", _refusing(tr, "random numbers from the global generator", None))
         for what in ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__"):
@@ -770,6 +819,7 @@ class _Kernels:
         self.fixed: dict[int, Any] = {}  # slot -> its buffer (the same array every replay)
         self.rules: dict[int, Callable[[tuple, tuple], Callable[[], None]]] = {}
         self.seeds: set[int] = set()
+        self.pool: dict[tuple, Any] = {}
 
     def buffer(self, slot: int, shape: tuple | None = None, dtype: Any = None) -> Any:
         """A new buffer for ``slot`` (or a scratch one when slot is -1)."""
@@ -779,6 +829,15 @@ class _Kernels:
         if slot >= 0:
             self.fixed[slot] = array
             self.env[slot] = array
+        return array
+
+    def scratch(self, shape: tuple, dtype: Any, k: int = 0) -> Any:
+        """A temporary buffer shared by every kernel: its contents last one kernel call only;
+        ``k`` tells apart the temporaries of one shape that a call uses at once."""
+        key = (tuple(shape), np.dtype(dtype), k)
+        array = self.pool.get(key)
+        if array is None:
+            array = self.pool[key] = np.empty(shape, dtype)
         return array
 
     def alias(self, slot: int, array: Any) -> None:
@@ -870,7 +929,7 @@ class _Kernels:
                 mm(get_x(), get_w().T, out=z)
 
         else:
-            rows = np.empty((n, m), dtype)
+            rows = self.scratch((n, m), dtype)
 
             def fwd() -> None:
                 mm(get_x(), get_w().T, out=z)
@@ -913,8 +972,8 @@ class _Kernels:
         else:
             y = self.buffer(out)
         env = self.env
-        scratch = [np.empty(shape, dtype) for _ in range(3)]
-        mask = np.empty(shape, bool)
+        scratch = [self.scratch(shape, dtype, k) for k in range(3 if name == "sigmoid" else 1)]
+        mask = self.scratch(shape, bool)
         fwd_into = _ACT_FORWARD[name]
 
         def fwd() -> None:
@@ -959,15 +1018,15 @@ class _Kernels:
                 h = z if name in ("relu", "tanh") else np.empty((n, m), dtype)
             else:
                 h = None  # computed by the table's forward (a new array each call)
-            scratch = [np.empty((n, m), dtype) for _ in range(3)]
+            scratch = [self.scratch((n, m), dtype, j) for j in range(3)]
             mms = (self._mm(n, m), self._mm(m, k), self._mm(n, k))
-            scratch.append(np.empty((n, m), dtype))  # the bias on every row (see _broadcast)
+            scratch.append(self.scratch((n, m), dtype, 3))  # the bias on every row (_broadcast)
             layers.append([getters[1 + 2 * i], getters[2 + 2 * i], z, h, name, p, scratch, mms])
         last = layers[-1]
         if last[3] is None:
             return None  # the output would be a new array each call
         self.alias(out, last[3])
-        mask = [np.empty(lay[2].shape, bool) for lay in layers]
+        mask = [self.scratch(lay[2].shape, bool) for lay in layers]
         get_x = getters[0]
         add = np.add
         table = O.ACTIVATIONS
@@ -1051,14 +1110,14 @@ class _Kernels:
             return None
         env = self.env
         unsigned = np.dtype(f"u{t_dtype.itemsize}")
-        transposed = np.empty((c, n), dtype) if c <= 64 else None
-        row_max = np.empty(n, dtype)
-        shifted = np.empty((n, c), dtype)
+        transposed = self.scratch((c, n), dtype) if c <= 64 else None
+        row_max = self.scratch((n,), dtype, 0)
+        shifted = self.scratch((n, c), dtype)
         exps = np.empty((n, c), dtype)
         sums = np.empty(n, dtype)
         picks = np.empty(n, np.result_type(np.int64, t_dtype))
-        picked = np.empty(n, dtype)
-        losses = np.empty(n, dtype)
+        picked = self.scratch((n,), dtype, 1)
+        losses = self.scratch((n,), dtype, 2)
         loss = self.buffer(out)
         starts = backend.NUMPY.constant("starts", n, c)
         ones = backend.NUMPY.constant("ones", c, dtype)
@@ -1090,8 +1149,8 @@ class _Kernels:
         def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
             dz = self.buffer(outs[0])
             flat = dz.reshape(-1)
-            scale = np.empty((), dtype)
-            taken = np.empty(n, dtype)
+            scale = self.scratch((), dtype)
+            taken = self.scratch((n,), dtype, 0)
 
             def bwd() -> None:
                 np.copyto(dz, col_sums)  # see _broadcast
@@ -1120,7 +1179,7 @@ class _Kernels:
             return None
         get_p, get_t = self._array(refs[0]), self._array(refs[1])
         diff = np.empty(shape, dtype)
-        square = np.empty(shape, dtype)
+        square = self.scratch(shape, dtype)
         loss = self.buffer(out)
         count = math.prod(shape)
 
@@ -1133,9 +1192,9 @@ class _Kernels:
 
         def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
             env = self.env
-            gp = self.buffer(outs[0]) if needs[0] else np.empty(shape, dtype)
+            gp = self.buffer(outs[0]) if needs[0] else self.scratch(shape, dtype)
             gt = self.buffer(outs[1]) if needs[1] else None
-            scale = np.empty((), dtype)
+            scale = self.scratch((), dtype)
 
             def bwd() -> None:
                 # gp = diff * (g / n * 2), and -gp for the target
@@ -1191,8 +1250,26 @@ class _Kernels:
         if what != "step" or type(obj) is not SGD or args or kwargs:
             return None
         groups = obj.param_groups
-        scratch: dict[tuple, Any] = {}
+        blocks: dict[int, tuple] = {}  # id(p) -> (data, grad, [(data rows, grad rows, tmp)])
         multiply, subtract = np.multiply, np.subtract
+
+        def pieces(p: Any, data: Any, g: Any) -> list:
+            cached = blocks.get(id(p))
+            if cached is not None and cached[0] is data and cached[1] is g:
+                return cached[2]
+            # NOTE: a large parameter is updated a block of rows at a time, through one small
+            # temporary that stays in the cache (elementwise: the same bits as one call)
+            rows = max(1, _SGD_BLOCK // max(1, math.prod(data.shape[1:])))
+            out = []
+            if data.ndim < 2 or data.shape[0] <= rows:
+                out.append((data, g, self.scratch(data.shape, data.dtype)))
+            else:
+                tmp = self.scratch((rows, *data.shape[1:]), data.dtype)
+                for i in range(0, data.shape[0], rows):
+                    d, gr = data[i : i + rows], g[i : i + rows]
+                    out.append((d, gr, tmp[: len(d)]))
+            blocks[id(p)] = (data, g, out)
+            return out
 
         def sgd_step() -> None:
             for group in groups:
@@ -1210,11 +1287,9 @@ class _Kernels:
                     if type(g) is not _ndarray or data.dtype != g.dtype or data.shape != g.shape:
                         data -= lr * g
                         continue
-                    tmp = scratch.get(g.shape)
-                    if tmp is None or tmp.dtype != g.dtype:
-                        tmp = scratch[g.shape] = np.empty(g.shape, g.dtype)
-                    multiply(g, lr, out=tmp)  # data -= lr * g, through one reused buffer
-                    subtract(data, tmp, out=data)
+                    for d, gr, tmp in pieces(p, data, g):
+                        multiply(gr, lr, out=tmp)  # data -= lr * g
+                        subtract(d, tmp, out=d)
 
         return sgd_step
 
@@ -1263,6 +1338,8 @@ def _sigmoid_vjp(g, s, gx, tmp, mask):
     np.subtract(1, s, out=tmp)
     np.multiply(gx, tmp, out=gx)
 
+
+_SGD_BLOCK = 8192  # elements of a parameter the plain SGD kernel updates per call
 
 _ACT_FORWARD = {"relu": _relu_fwd, "tanh": _tanh_fwd, "sigmoid": _sigmoid_fwd}
 _ACT_VJP = {"relu": _relu_vjp, "tanh": _tanh_vjp, "sigmoid": _sigmoid_vjp}
