@@ -78,7 +78,7 @@ class Sequential(Module):
                 x = acts(x)
                 continue
             params = list(chain.from_iterable(map(_weight_and_bias, linears)))
-            if None in params:  # a Linear without bias: module by module
+            if any(p is None for p in params):  # a Linear without bias: module by module
                 x = self._one_by_one(x, first)
                 continue
             try:
