@@ -1018,9 +1018,11 @@ class _Kernels:
                 h = z if name in ("relu", "tanh") else np.empty((n, m), dtype)
             else:
                 h = None  # computed by the table's forward (a new array each call)
-            scratch = [self.scratch((n, m), dtype, j) for j in range(3)]
+            temps = 3 if name == "sigmoid" else (1 if name in _ACT_FORWARD else 0)
+            scratch = [self.scratch((n, m), dtype, j) for j in range(temps)]
             mms = (self._mm(n, m), self._mm(m, k), self._mm(n, k))
             scratch.append(self.scratch((n, m), dtype, 3))  # the bias on every row (_broadcast)
+            # (the last temporary; the activation's come first)
             layers.append([getters[1 + 2 * i], getters[2 + 2 * i], z, h, name, p, scratch, mms])
         last = layers[-1]
         if last[3] is None:
@@ -1036,8 +1038,8 @@ class _Kernels:
             h = get_x()
             for i, (get_w, get_b, z, y, name, p, scratch, mms) in enumerate(layers):
                 mms[0](h, get_w().T, out=z)
-                np.copyto(scratch[3], get_b())
-                add(z, scratch[3], out=z)
+                np.copyto(scratch[-1], get_b())
+                add(z, scratch[-1], out=z)
                 if name is None:
                     h = z
                 elif y is not None:
@@ -1055,13 +1057,18 @@ class _Kernels:
             grads = [
                 self.buffer(s) if s is not None and needs[j] else None for j, s in enumerate(outs)
             ]
+            # g W of each layer, read by the layer below only: shared temporaries, alternating
+            # so that a layer without activation never writes the buffer it reads
             down = [
-                np.empty((n, self._shape(refs[1 + 2 * i])[1]), dtype) for i in range(len(layers))
+                self.scratch((n, self._shape(refs[1 + 2 * i])[1]), dtype, 5 + i % 2)
+                if lowest < 2 * i + 1  # the loop goes below layer i
+                else None
+                for i in range(len(layers))
             ]
-            gact = [np.empty(lay[2].shape, dtype) for lay in layers]
+            gact = [self.scratch(lay[2].shape, dtype, 4) for lay in layers]
             if needs[0] and outs[0] is not None:
                 # the input's gradient is the last product: write it into the slot's buffer
-                self.alias(outs[0], down[0])
+                down[0] = self.buffer(outs[0])
                 grads[0] = None
 
             def bwd() -> None:
