@@ -1065,7 +1065,12 @@ class _Kernels:
                 else None
                 for i in range(len(layers))
             ]
-            gact = [self.scratch(lay[2].shape, dtype, 4) for lay in layers]
+            # the activation's derivative is written over g where g is this kernel's own (every
+            # layer but the top, and the top when nothing else reads the incoming gradient)
+            top = len(layers) - 1
+            gact = [None] * len(layers)
+            if layers[top][4] is not None and not self.owned(g_slot):
+                gact[top] = self.scratch(layers[top][2].shape, dtype, 4)
             if needs[0] and outs[0] is not None:
                 # the input's gradient is the last product: write it into the slot's buffer
                 down[0] = self.buffer(outs[0])
@@ -1078,8 +1083,9 @@ class _Kernels:
                     at = 2 * i + 1
                     if name is not None:
                         if y is not None:
-                            _ACT_VJP[name](g, y, gact[i], scratch[0], mask[i])
-                            g = gact[i]
+                            into = g if gact[i] is None else gact[i]
+                            _ACT_VJP[name](g, y, into, scratch[0], mask[i])
+                            g = into
                         else:
                             g = table[name].vjp(backend.NUMPY, g, z, outs_now[i], **p)
                     if grads[at] is not None:
