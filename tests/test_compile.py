@@ -477,3 +477,104 @@ def test_decorator_with_options_and_disable():
     assert tm_compile(f, disable=True) is f
     with pytest.raises(TypeError):
         tm_compile(3)
+
+
+class _FakeGraph:
+    def __init__(self, steps):
+        self.steps = steps
+
+    def launch(self, stream):
+        for step in self.steps:
+            step()
+
+
+class _FakeStream:
+    """Stands in for a CuPy stream: a 'capture' records the steps run inside it (and, unlike
+    CUDA, runs them too, which is harmless: array steps only write their own outputs)."""
+
+    def __init__(self, non_blocking=False):
+        self.recording = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        self.recording = []
+
+    def end_capture(self):
+        steps, self.recording = self.recording, None
+        return _FakeGraph(steps)
+
+    def synchronize(self):
+        pass
+
+
+def test_cuda_graph_replay_segments_the_plan(monkeypatch):
+    """The CuPy path (untested on a GPU here) with a stand-in for stream capture: the array steps
+    between Python steps make the graphs, deliveries and optimizer calls run between them."""
+    from tinygrad_mlp import compile as compile_module
+
+    def run(graphs):
+        tm.manual_seed(0)
+        model = TwoLayer(5, 9, 3)
+        opt = tm.optim.Adam(model.parameters(), lr=0.01)
+        x, labels, _ = _data(2, 40, 5, 3)
+
+        def step(xb, yb):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = tm_compile(step)
+        losses = []
+        for i in range(10):
+            if graphs and i == 2:  # the plan exists: give it graphs
+                plan = _plans(fn)[0]
+                g = compile_module._CudaGraphs(plan)
+                recorded = []
+
+                g.cp = _fake_cupy(recorded)
+                plan.graphs = g
+                original = [s for s in plan.steps]
+                plan.steps = [_recording(s, recorded) for s in original]
+            losses.append(fn(tm.Tensor(x[4 * i : 4 * i + 4]), labels[4 * i : 4 * i + 4]).item())
+        if graphs:
+            assert g.segments is not None and any(c for c, _, _ in g.segments)
+        return [p.detach().numpy().copy() for p in model.parameters()], losses
+
+    eager, graphed = run(False), run(True)
+    assert eager[1] == graphed[1]
+    for a, b in zip(eager[0], graphed[0], strict=True):
+        assert np.array_equal(a, b)
+
+
+def _recording(step, recorded):
+    def wrapped():
+        if recorded and recorded[-1].recording is not None:
+            recorded[-1].recording.append(step)
+        step()
+
+    return wrapped
+
+
+def _fake_cupy(recorded: list):
+    class Stream(_FakeStream):
+        def begin_capture(self):
+            super().begin_capture()
+            recorded.append(self)
+
+    class FakeCupy:
+        class cuda:
+            pass
+
+        @staticmethod
+        def array(a):
+            return np.array(a)
+
+    FakeCupy.cuda.Stream = Stream
+    return FakeCupy

@@ -644,6 +644,7 @@ class _Plan:
         self.ns = trace.ns
         self.uses = self._count_uses()
         self.steps: list[Callable[[], None]] = []
+        self.kinds: list[str] = []  # the event kind of each step
         self.kernels = _Kernels(self)
         events = trace.events
         fused = self.kernels.plan(events)  # event index -> closure (or None: skipped)
@@ -654,7 +655,9 @@ class _Plan:
                 step = self._generic(index, e)
             if step is not None:
                 self.steps.append(step)
+                self.kinds.append(e[0])
         self.result = trace.result
+        self.graphs = _CudaGraphs(self) if _CudaGraphs.applies(self) else None
 
     def _count_uses(self) -> dict[int, int]:
         uses: dict[int, int] = {}
@@ -772,6 +775,10 @@ class _Plan:
         raise AssertionError(f"unknown event {kind}")
 
     def run(self, leaves: list) -> Any:
+        if self.graphs is not None:
+            out = self.graphs.run(leaves)
+            if out is not _NOT_RUN:
+                return out
         env = self.env
         for i, slot in self.inputs:
             x = leaves[i]
@@ -798,6 +805,117 @@ class _Plan:
 # allocates iterator buffers of up to 32 KiB on every call; copyto broadcasts without them. So
 # the kernels first copy the broadcast operand out to the full shape, then apply the ufunc to
 # operands of one shape: the same elementwise arithmetic, so the same bits, and no allocation.
+
+
+_NOT_RUN = object()
+
+
+class _CudaGraphs:
+    """Replay on CuPy through CUDA graphs. UNTESTED: written without a GPU to run it on.
+
+    The plan's array steps (forwards, rules, fits, sums, seeds) between two Python steps
+    (deliveries into ``.grad``, optimizer and scheduler calls) are captured once each into a CUDA
+    graph (CuPy stream capture), then every replay launches the graphs, running the Python steps
+    between them on the same stream. The inputs are copied into static buffers first, since a
+    graph reads fixed addresses. The first replay runs plainly (so that the memory pool holds
+    blocks of every size) and captures afterwards; any error in capturing leaves the plan on
+    plain replays, with a warning. Plans with dropout masks (drawn on the host) are not captured.
+    """
+
+    CAPTURED = frozenset({"fwd", "rule", "fit", "add", "seed"})
+
+    @staticmethod
+    def applies(plan: _Plan) -> bool:
+        xp = plan.ns.xp
+        return xp is not np and xp.__name__ == "cupy" and "mask" not in plan.kinds
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.cp = plan.ns.xp
+        self.stream: Any = None
+        self.segments: list[tuple[bool, list, Any]] | None = None  # (graph?, steps, graph)
+        self.static: dict[int, Any] = {}
+        self.failed = False
+        self.runs = 0
+
+    def run(self, leaves: list) -> Any:
+        if self.failed:
+            return _NOT_RUN
+        self.runs += 1
+        if self.runs == 1:
+            return _NOT_RUN  # a plain replay first (see the class docstring)
+        plan, env = self.plan, self.plan.env
+        if self.segments is None:
+            try:
+                self._capture(leaves)
+            except Exception as e:  # noqa: BLE001 - any failure leaves plain replays
+                self.failed = True
+                warnings.warn(
+                    f"tm.compile: CUDA graph capture failed ({type(e).__name__}: {e}); the "
+                    "plan replays without graphs",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                return _NOT_RUN
+        with self.stream:
+            for i, slot in plan.inputs:
+                x = leaves[i]
+                self.static[slot][...] = x._data if isinstance(x, Tensor) else x
+                env[slot] = self.static[slot]
+            for captured, steps, graph in self.segments:
+                if captured:
+                    graph.launch(self.stream)
+                else:
+                    for step in steps:
+                        step()
+            out = plan._rebuild(plan.result)
+        self.stream.synchronize()
+        return out
+
+    def _capture(self, leaves: list) -> None:
+        cp, plan, env = self.cp, self.plan, self.plan.env
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        # deliveries only set .grad, which no array step reads: the array steps on either side
+        # of them make one graph, and the deliveries follow it
+        segments: list[tuple[bool, list, Any]] = []
+        arrays: list = []
+        after: list = []
+
+        def flush() -> None:
+            if arrays:
+                segments.append((True, list(arrays), None))
+            if after:
+                segments.append((False, list(after), None))
+            arrays.clear()
+            after.clear()
+
+        for kind, step in zip(plan.kinds, plan.steps, strict=True):
+            if kind in self.CAPTURED:
+                arrays.append(step)
+            elif kind == "deliver":
+                after.append(step)
+            else:
+                flush()
+                segments.append((False, [step], None))
+        flush()
+        for i, slot in plan.inputs:
+            x = leaves[i]
+            self.static[slot] = cp.array(x._data if isinstance(x, Tensor) else x)
+            env[slot] = self.static[slot]
+        graphs = []
+        with self.stream:
+            for captured, steps, _ in segments:
+                if not captured:
+                    graphs.append((False, steps, None))
+                    continue
+                self.stream.begin_capture()
+                try:
+                    for step in steps:
+                        step()
+                finally:
+                    graph = self.stream.end_capture()
+                graphs.append((True, steps, graph))
+        self.segments = graphs
 
 
 class _Kernels:
