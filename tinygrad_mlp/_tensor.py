@@ -7,6 +7,7 @@ import itertools
 import math
 import operator
 import traceback
+import weakref
 from collections import namedtuple
 from collections.abc import Sequence
 from operator import attrgetter
@@ -54,7 +55,6 @@ class Node:
         "seq",
         "released",
         "trace",
-        "versions",
         "ctx",
     )
 
@@ -67,7 +67,6 @@ class Node:
         self.seq = next(_creation_order)
         self.released = False
         self.trace = _creation_trace() if _Mode.anomaly else None
-        self.versions = tuple(map(_version_of, inputs))
         self.ctx = None
 
     def name(self) -> str:
@@ -92,10 +91,12 @@ class Node:
 
 
 # NOTE: an op's output is always created after its inputs, so ordering the nodes of a graph by
-# this counter (a heap in the engine) gives a topological order without recursion.
-_creation_order = itertools.count()
+# this counter (a heap in the engine) gives a topological order without recursion. In-place
+# changes draw their stamps from the same counter: an input changed after a node was created
+# carries a stamp above the node's, and while no in-place change at all is newer than a node
+# (_Mode.last_inplace) the engine need not look at its inputs.
+_creation_order = itertools.count(1)
 _data_of = attrgetter("_data")
-_version_of = attrgetter("_version")
 _requires_grad_of = attrgetter("requires_grad")
 _ndarray = np.ndarray
 _NUMPY = backend.NUMPY
@@ -131,6 +132,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     t.grad = None
     t._version = 0
     t._extra = None
+    if type(out) is _ndarray and out.base is not None:
+        _link_view(t, out, inputs)  # reshape, getitem, ...: memory shared with an input
     if _recorder is not None:  # tm.compile is tracing a step (see compile.py)
         _recorder(op, inputs, params, t)
     if _Mode.grad_enabled:
@@ -153,6 +156,20 @@ _recorder = None
 
 class _ShapeMismatch(RuntimeError, ValueError):
     """Shapes that do not fit an op: a RuntimeError as in PyTorch (and a ValueError, as before)."""
+
+
+def _link_view(t: Tensor, out: Any, inputs: tuple) -> None:
+    """Tie a view to the input whose memory it shares, so that an in-place change of either
+    counts as a change of both (PyTorch's version counter, shared by a tensor and its views)."""
+    for inp in inputs:
+        if np.may_share_memory(out, inp._data):
+            t._set_extra("base", inp)
+            views = inp._get_extra("views")
+            if views is None:
+                views = weakref.WeakSet()
+                inp._set_extra("views", views)
+            views.add(t)
+            return
 
 
 def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
@@ -784,11 +801,9 @@ class Tensor:
         grad: Any = None,
     ) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad."""
-        from .autograd import engine
-
         if grad is not None:
             gradient = grad
-        engine.backward([self], [gradient], retain_graph, create_graph, inputs)
+        _engine().backward([self], [gradient], retain_graph, create_graph, inputs)
 
     # ------------------------------------------------------------ arithmetic
 
@@ -1546,11 +1561,24 @@ class Tensor:
                 )
 
     def _bump(self) -> None:
-        """Count one in-place change, here and in the tensors this one is a view of."""
-        t = self
+        """Count one in-place change, here, in the tensors this one is a view of and in every
+        view of those (a saved view of a changed tensor then refuses its backward)."""
+        chain, t = [], self
         while t is not None:
-            t._version += 1
+            chain.append(t)
             t = t._get_extra("base")
+        seen = set()
+        stamp = next(_creation_order)
+        _Mode.last_inplace = stamp
+        while chain:
+            t = chain.pop()
+            if id(t) not in seen:
+                seen.add(id(t))
+                t._version += 1
+                t._set_extra("changed_at", stamp)
+                views = t._get_extra("views")
+                if views:
+                    chain.extend(views)
 
     def _inplace(self, name: str, ufunc: str, other: Any) -> Tensor:
         self._check_inplace(name, other)
@@ -1701,6 +1729,19 @@ class Tensor:
 # ---------------------------------------------------------------- helpers of the methods
 
 
+def _engine():
+    """The autograd engine module (imported on first use: it imports this module)."""
+    global _ENGINE
+    if _ENGINE is None:
+        from .autograd import engine
+
+        _ENGINE = engine
+    return _ENGINE
+
+
+_ENGINE = None
+
+
 class _Handle:
     """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
 
@@ -1814,7 +1855,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     xp = backend.array_module_of(input._data)
     if backend.device_of(cond) != input.device:
         cond = backend.to_device(cond, input.device)
-    shape = xp.broadcast_shapes(cond.shape, input.shape, other.shape)
+    shape = np.broadcast_shapes(cond.shape, input.shape, other.shape)  # shapes: host tuples
     if cond.shape != shape:
         cond = xp.broadcast_to(cond, shape)
     return apply(O.WHERE, input, other, condition=cond)
