@@ -14,6 +14,8 @@ from ..._tensor import Tensor, apply
 from .linear import Linear
 from .module import Module, Parameter
 
+_NONE_TYPE = type(None)  # compared by type: `None in params` would call Tensor.__eq__
+
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
@@ -78,7 +80,7 @@ class Sequential(Module):
                 x = acts(x)
                 continue
             params = list(chain.from_iterable(map(_weight_and_bias, linears)))
-            if any(p is None for p in params):  # a Linear without bias: module by module
+            if _NONE_TYPE in map(type, params):  # a Linear without bias: module by module
                 x = self._one_by_one(x, first)
                 continue
             try:
