@@ -22,6 +22,7 @@ class _Mode:
 
     grad_enabled = True
     anomaly = False
+    last_inplace = 0  # the stamp of the newest in-place change of any tensor
 
 
 class _GradMode:

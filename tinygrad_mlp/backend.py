@@ -183,6 +183,25 @@ def rng() -> np.random.Generator:
 _DOT_MAX = 4096  # outputs up to this many elements go through dot, larger ones through matmul
 
 
+_ARRAY_FUNCTIONS = (
+    "abs",
+    "clip",
+    "concatenate",
+    "cos",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "matmul",
+    "maximum",
+    "minimum",
+    "sign",
+    "sin",
+    "tanh",
+    "where",
+)
+
+
 class ArrayNamespace:
     """numpy (or CuPy) plus the named helpers the derivative rules use."""
 
@@ -191,6 +210,10 @@ class ArrayNamespace:
     def __init__(self, xp: Any) -> None:
         self.xp = xp
         self._constants: dict[tuple, Any] = {}
+        # NOTE: the array module's functions the rules call, bound once: a lookup through
+        # __getattr__ on every call cost more than some of the ops it served
+        for name in _ARRAY_FUNCTIONS:
+            setattr(self, name, getattr(xp, name))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.xp, name)
@@ -239,7 +262,10 @@ class ArrayNamespace:
 
     def column_sums(self, a: Any) -> Any:
         """a.sum(axis=0) of a 2-D array (the bias gradient of a linear layer)."""
-        return self.constant("ones", a.shape[0], a.dtype).dot(a)
+        ones = self._constants.get(("ones", a.shape[0], a.dtype))
+        if ones is None:
+            ones = self.constant("ones", a.shape[0], a.dtype)
+        return ones.dot(a)
 
     def row_max(self, a: Any) -> Any:
         """a.max(axis=1) of a 2-D array; for a few columns, a maximum down a transposed copy."""

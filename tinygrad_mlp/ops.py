@@ -492,8 +492,9 @@ def _sigmoid_values(ns, x):
     # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|. -|x| is
     # written as a where so that its derivative at x = 0 is that of the x >= 0 branch (abs's
     # rule gives 0 there, which made sigmoid'(0) = 0 under create_graph)
-    e = ns.exp(ns.where(x >= 0, -x, x))
-    return ns.where(x >= 0, 1, e) / (e + 1)
+    positive = x >= 0
+    e = ns.exp(ns.where(positive, -x, x))
+    return ns.where(positive, 1, e) / (e + 1)
 
 
 def _softplus_values(ns, x, beta=1.0, threshold=20.0):
@@ -1058,6 +1059,22 @@ def activation_spec(act) -> tuple[Activation, dict[str, Any]] | None:
     return entry, params
 
 
+_SPECS: dict[int, tuple] = {}
+
+
+def _specs(acts) -> list:
+    """The table entries and params of ``acts``, kept per acts object (nn.Sequential passes the
+    same tuple every call)."""
+    cached = _SPECS.get(id(acts))
+    if cached is not None and cached[0] is acts:
+        return cached[1]
+    specs = [activation_spec(a) for a in acts]
+    if len(_SPECS) >= 256:
+        _SPECS.clear()
+    _SPECS[id(acts)] = (acts, specs)
+    return specs
+
+
 def _mlp(ns, x, *params, acts):
     # inputs: x (N, in), then weight (out, in) and bias (out,) of each layer, in order
     if len(params) != 2 * len(acts) or not acts or x.ndim != 2:
@@ -1065,7 +1082,7 @@ def _mlp(ns, x, *params, acts):
             f"mlp: expected a 2-D input and a weight and a bias for each of {len(acts)} layers, "
             f"got an input of shape {tuple(x.shape)} and {len(params)} arrays"
         )
-    specs = [activation_spec(a) for a in acts]
+    specs = _specs(acts)
     dtype = x.dtype
     h = x
     layers = []  # per layer: (pre-activation or None, output)

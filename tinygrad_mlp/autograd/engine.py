@@ -25,6 +25,7 @@ from .grad_mode import _Mode, enable_grad, no_grad
 __all__ = ["backward", "grad", "TensorNamespace"]
 
 _ndarray = np.ndarray
+_NUMPY = backend.NUMPY
 
 
 # ---------------------------------------------------------------- the Tensor namespace
@@ -237,12 +238,13 @@ def _check_versions(node: Node, create_graph: bool) -> None:
     op = node.op
     if not (op.saves_inputs or create_graph or op.custom is not None):
         return
-    for i, (inp, v) in enumerate(zip(node.inputs, node.versions, strict=True)):
-        if inp._version != v:
+    for i, inp in enumerate(node.inputs):
+        if (inp._get_extra("changed_at") or 0) > node.seq:
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: input {i} of op '{op.name}' (shape {tuple(inp.shape)}) is "
-                f"at version {inp._version}; expected version {v} instead"
+                f"inplace operation: input {i} of op '{op.name}' (shape {tuple(inp.shape)}) was "
+                f"changed after the op saved it and is now at version {inp._version}; compute "
+                "the op again after the change, or change a copy (clone()) instead"
             )
 
 
@@ -399,7 +401,7 @@ class _Run:
         self.accumulate = accumulate  # into .grad (backward) or into results (grad)
         self.results: dict[int, Any] = {}
         self.pending: dict[Tensor, Any] = {}
-        self.heap: list[tuple[int, int, Tensor]] = []
+        self.heap: list[tuple[int, Tensor]] = []
         self.post: list[Tensor] = []
 
     def add(self, t: Tensor, g: Any) -> None:
@@ -407,7 +409,7 @@ class _Run:
         prev = self.pending.get(t)
         if prev is None:
             self.pending[t] = g
-            heapq.heappush(self.heap, (-t._node.seq, id(t), t))
+            heapq.heappush(self.heap, (-t._node.seq, t))  # seq is unique: t is never compared
         else:
             self.pending[t] = _add(prev, g)
 
@@ -448,10 +450,10 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
                 run.deliver(t, seed, True)
         else:
             run.add(t, seed)
-    heap, pending, pop = run.heap, run.pending, heapq.heappop
+    heap, pending, pop, heappush = run.heap, run.pending, heapq.heappop, heapq.heappush
     wanted = run.wanted
     while heap:
-        t = pop(heap)[2]
+        t = pop(heap)[1]
         node = t._node
         if node.released:
             raise _released_error(node)
@@ -464,12 +466,17 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
                 run.deliver(t, g if create_graph else g.copy(), True)
         elif wanted is not None and id(t) in wanted:
             run.deliver(t, g, False)
-        if node.versions:
+        if _Mode.last_inplace > node.seq:
             _check_versions(node, create_graph)
         if t._version and _saves_output(node.saved, t._data):
             raise _output_modified_error(node, t)
-        in_grads = _rule(node, g, create_graph)
-        inputs, needs, op = node.inputs, node.needs, node.op
+        op = node.op
+        if create_graph or op.custom is not None:
+            in_grads = _rule(node, g, create_graph)
+        else:
+            ns = _NUMPY if type(g) is _ndarray else backend.namespace_of(g)
+            in_grads = op.backward(ns, g, node.saved, node.needs)
+        inputs, needs = node.inputs, node.needs
         if not retain_graph:
             node.release()
         exact = op.exact and not create_graph
@@ -488,7 +495,17 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
             if _Mode.anomaly:
                 _check_gradient(ig, node, i)
             if inp._node is None:
-                if wanted is None or id(inp) in wanted:
+                if (
+                    inp.grad is None
+                    and inp._extra is None
+                    and wanted is None
+                    and not create_graph
+                    and ig is not g
+                    and op.custom is None
+                    and ig.base is None
+                ):
+                    inp.grad = _wrap(ig)  # the common case: a new array for a fresh .grad
+                elif wanted is None or id(inp) in wanted:
                     # a new array from the rule may go into .grad as it is; g or a view is copied
                     run.deliver(
                         inp,
@@ -496,7 +513,12 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
                         create_graph or (ig is not g and op.custom is None and ig.base is None),
                     )
             else:
-                run.add(inp, ig)
+                prev = pending.get(inp)
+                if prev is None:
+                    pending[inp] = ig
+                    heappush(heap, (-inp._node.seq, inp))
+                else:
+                    pending[inp] = _add(prev, ig)
     for t in run.post:
         for hook in list(t._get_extra("post_hooks")):
             hook(t)
@@ -542,6 +564,20 @@ def backward(
     inputs: Any = None,
 ) -> None:
     """Accumulate the gradients of ``tensors`` into ``.grad`` of the leaves (or of ``inputs``)."""
+    if (
+        type(tensors) is list
+        and len(tensors) == 1
+        and type(grad_tensors) is list
+        and grad_tensors[0] is None
+        and not create_graph
+        and inputs is None
+        and not _Mode.anomaly
+    ):
+        out = tensors[0]  # the common case: loss.backward()
+        if out.requires_grad and out._data.size == 1 and out._node is not None:
+            with no_grad():
+                _run([(out, _seed(out, None, False))], bool(retain_graph), _Run(False, None, True))
+            return
     outs = _tensor_list("tensors: item", tensors)
     seeds = _grad_list("grad_tensors", grad_tensors, len(outs))
     if retain_graph is None:
