@@ -24,7 +24,15 @@ warning naming the reason.
 
 What a replay hands back is the eager result's values: returned tensors are new arrays (no
 grad_fn), and ``.grad`` of the parameters are buffers of the plan, overwritten by the next call
-of the same plan (as PyTorch accumulates into ``.grad`` in place).
+of the same plan (as PyTorch accumulates into ``.grad`` in place). Values an eager step checks
+in Python (a label out of range for cross-entropy) are checked by the kernels too; other checks
+of the eager ops are not repeated.
+
+``tm.compile(module)`` gives a ``CompiledModule``: its calls replay under ``no_grad`` (inference),
+and run eagerly when they are recorded for a backward, or traced inside a compiled step.
+
+On CuPy the kernels are not used; the plan's array steps replay through CUDA graphs
+(``_CudaGraphs``, untested: no GPU was at hand when it was written).
 """
 
 from __future__ import annotations
