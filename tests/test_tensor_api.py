@@ -843,3 +843,25 @@ def test_zero_dim_operands_take_the_dtype_of_the_other_as_in_pytorch():
     assert joined.dtype == tm.float32 and joined.tolist() == [1.0, 1.5]
     picked = tm.where(tm.tensor([True, False]), 1, 0)
     assert picked.dtype == tm.int64 and picked.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda x: x[:2], lambda x: x.view(3)[:2], lambda x: x.reshape(1, 3).t()[:2, 0]],
+    ids=["slice", "view-slice", "transpose"],
+)
+def test_a_view_saved_by_an_op_sees_in_place_changes_of_its_base(make):
+    x = tm.ones(3)
+    w = tm.ones(2, requires_grad=True)
+    y = (w * make(x)).sum()  # mul saves the view for w's gradient
+    x.add_(1.0)  # changes the view's memory too: its gradient [1, 1] would now read [2, 2]
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    sibling = tm.ones(3)
+    y = (w * sibling[:2]).sum()
+    sibling[1:].mul_(3.0)  # another view of the same memory
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    v = tm.zeros(2, 3)
+    v.view(-1)[0] = 7.0  # a view writes through to its base, as in PyTorch
+    assert v[0, 0].item() == 7.0
