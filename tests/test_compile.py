@@ -578,3 +578,16 @@ def _fake_cupy(recorded: list):
 
     FakeCupy.cuda.Stream = Stream
     return FakeCupy
+
+
+def test_dtype_and_requires_grad_are_guards():
+    @tm_compile
+    def f(x):
+        return ((x * 2 + 1) * x).sum().detach()
+
+    for dtype in (np.float32, np.float64, np.float32, np.float64) * 2:
+        x = tm.Tensor(np.linspace(-1, 1, 7).astype(dtype))
+        out = f(x)
+        assert out.dtype == x.dtype
+        assert out.item() == ((x * 2 + 1) * x).sum().item()
+    assert len(f._entries) == 2 and len(_plans(f)) == 2
