@@ -580,7 +580,7 @@ def _fake_cupy(recorded: list):
     return FakeCupy
 
 
-def test_dtype_and_requires_grad_are_guards():
+def test_dtype_is_a_guard():
     @tm_compile
     def f(x):
         return ((x * 2 + 1) * x).sum().detach()
