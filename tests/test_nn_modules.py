@@ -253,7 +253,7 @@ def test_state_dict_clone_and_load_round_trip():
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     model(tm.Tensor(np.random.default_rng(0).standard_normal((4, 2)), dtype=np.float32))
-    model[0].weight.numpy()[...] = 7.0
+    model[0].weight.data[...] = 7.0
     assert model[1].num_batches_tracked.item() == 1
     model.load_state_dict(saved)
     for k, v in model.state_dict().items():

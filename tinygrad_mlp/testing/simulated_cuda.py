@@ -57,7 +57,7 @@ _SCALARS = (bool, int, float, complex, np.generic)
 class SimulatedArray:
     """An array "on the simulated GPU": numpy memory behind CuPy's rules of conversion."""
 
-    __slots__ = ("_host",)
+    __slots__ = ("_host", "__weakref__")
     __array_ufunc__ = None  # numpy ufuncs refuse it; ``host + device`` defers to __radd__
     __array_priority__ = 100.0
     __hash__ = None  # type: ignore[assignment]
