@@ -75,7 +75,10 @@ def test_op_lowering_matches_onnx_runtime(op, dtype, tmp_path):
     shapes = op.sample.shapes(3, 2)
     values = [v.astype(dtype) for v in sample_values(shapes, op.sample.domains, rng)]
     params = {
-        k: np.asarray(v) if isinstance(v, list) else v for k, v in op.sample.params(shapes).items()
+        k: tm.backend.to_device(np.asarray(v), tm.backend.default_device())
+        if isinstance(v, (list, np.ndarray))
+        else v
+        for k, v in op.sample.params(shapes).items()
     }
     inputs = [tm.Tensor(v, requires_grad=True) for v in values]
     want = apply(op, *inputs, **params)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._tensor import Tensor, enable_grad
-from .backend import np, to_numpy
+from .backend import looks_like_cupy, np, to_numpy
 from .serialization import _atomic_write, _fspath
 from .viz import _auto_names, _node_of, graph_of
 
@@ -54,7 +54,7 @@ def _host(value: Any) -> Any:
     """A host numpy array for a tensor or array (other values unchanged)."""
     if isinstance(value, Tensor):
         return to_numpy(value._data)
-    if hasattr(value, "__array_interface__") or type(value).__module__.startswith("cupy"):
+    if hasattr(value, "__array_interface__") or looks_like_cupy(value):
         return to_numpy(value)
     return value
 
