@@ -206,7 +206,8 @@ def make_param(values=P0, dtype=np.float64):
 
 
 def set_grad(p, values):
-    p.grad = tm.Tensor._wrap(np.array(values, dtype=p.dtype), False, None)
+    array = tm.backend.to_device(np.array(values, dtype=p.dtype), p.device)
+    p.grad = tm.Tensor._wrap(array, False, None)
 
 
 def test_every_optimizer_has_a_formula_and_configs():
