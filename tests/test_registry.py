@@ -71,7 +71,18 @@ def leaves(values) -> list[T]:
     return [T(np.array(v, dtype=np.float64), requires_grad=True) for v in values]
 
 
+def on_device(params: dict) -> dict:
+    """Array parameters moved to the default device, where the inputs are made."""
+    device = tm.backend.default_device()
+    return {
+        k: tm.backend.to_device(v, device) if isinstance(v, np.ndarray) else v
+        for k, v in params.items()
+    }
+
+
 def op_fn(op: O.Op, params: dict):
+    params = on_device(params)
+
     def fn(*xs):
         return apply(op, *xs, **params)
 
@@ -298,7 +309,7 @@ def test_every_activation_has_an_op():
 def test_forward_matches_an_independent_formula(op, seed):
     assert op.name in REFERENCES, f"op {op.name!r} has no reference formula in test_registry.py"
     values, params = sample(op, 2 + seed, 3, seed)
-    out = apply(op, *[T(v) for v in values], **params)
+    out = apply(op, *[T(v) for v in values], **on_device(params))
     expected = np.asarray(REFERENCES[op.name](*values, **params))
     assert out.shape == expected.shape
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
