@@ -803,7 +803,7 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad."""
         if grad is not None:
             gradient = grad
-        _engine().backward([self], [gradient], retain_graph, create_graph, inputs)
+        (_ENGINE or _engine()).backward([self], [gradient], retain_graph, create_graph, inputs)
 
     # ------------------------------------------------------------ arithmetic
 
@@ -1512,7 +1512,10 @@ class Tensor:
 
     def gather(self, dim: int, index: Any) -> Tensor:
         """out[i][j] = self[i][index[i][j]] along ``dim`` (differentiable)."""
-        index = index._data if isinstance(index, Tensor) else np.asarray(index)
+        index = index._data if isinstance(index, Tensor) else index
+        index = backend.to_device(
+            index if backend.is_array(index) else np.asarray(index), self.device
+        )
         if index.dtype.kind not in "iu":
             raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype}")
         if index.ndim != self.ndim:

@@ -1118,16 +1118,16 @@ def _mlp_vjp(ns, g, saved, needs):
     x, params, layers, specs = saved
     grads: list[Any] = [None] * len(needs)
     lowest = needs.index(True)  # the gradient must reach down to this input
-    inputs = [x] + [out for _, out in layers[:-1]]
-    for i in reversed(range(len(layers))):
+    for i in range(len(layers) - 1, -1, -1):
         at = 2 * i + 1  # the position of the layer's weight among the inputs
         w = params[2 * i]
         z, out = layers[i]
+        h = layers[i - 1][1] if i else x  # the layer's input
         if specs[i] is not None:
             entry, p = specs[i]
             g = entry.vjp(ns, g, z, out, **p)
         if needs[at]:
-            grads[at] = ns.mm(g.T, inputs[i])
+            grads[at] = ns.mm(g.T, h)
         if needs[at + 1]:
             grads[at + 1] = ns.column_sums(g)
         if lowest >= at:

@@ -575,8 +575,8 @@ def backward(
     ):
         out = tensors[0]  # the common case: loss.backward()
         if out.requires_grad and out._data.size == 1 and out._node is not None:
-            with no_grad():
-                _run([(out, _seed(out, None, False))], bool(retain_graph), _Run(False, None, True))
+            # NOTE: rules on arrays record nothing, so grad mode may stay as it is
+            _run([(out, _seed(out, None, False))], bool(retain_graph), _Run(False, None, True))
             return
     outs = _tensor_list("tensors: item", tensors)
     seeds = _grad_list("grad_tensors", grad_tensors, len(outs))
