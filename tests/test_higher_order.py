@@ -289,3 +289,29 @@ def test_newton_on_a_quadratic_takes_one_step():
     (g,) = tm.autograd.grad(f(x), x)
     step = np.linalg.solve(AF.hessian(f, x).numpy(), g.numpy())
     np.testing.assert_allclose(-step, np.linalg.solve(q, b), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- module hooks
+
+
+def test_module_forward_hooks_see_and_replace_values_and_unfuse_sequential():
+    tm.manual_seed(0)
+    model = tm.nn.Sequential(tm.nn.Linear(3, 4), tm.nn.ReLU(), tm.nn.Linear(4, 2))
+    x = tm.randn(5, 3)
+    seen = []
+    hook = model[0].register_forward_hook(lambda m, args, out: seen.append(out.detach().clone()))
+    pre = model.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+    y = model(x)
+    # the pre-hook doubled the input; the forward hook saw layer 0's output of the doubled input
+    w, b = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    np.testing.assert_allclose(seen[0].numpy(), 2 * x.numpy() @ w.T + b, rtol=1e-6)
+    assert y.grad_fn.name() == "LinearBackward0"  # layer by layer while a hook is registered
+    hook.remove()
+    pre.remove()
+    y2 = model(x)
+    assert y2.grad_fn.name() == "MlpBackward0" and len(seen) == 1
+    replace = model[2].register_forward_hook(lambda m, args, out: out * 0)
+    assert float(model(x).abs().sum()) == 0.0
+    replace.remove()
+    with pytest.raises(TypeError, match="callable"):
+        model.register_forward_hook(3)

@@ -12,7 +12,7 @@ from typing import Any
 from ... import ops as O
 from ..._tensor import Tensor, apply
 from .linear import Linear
-from .module import Module, Parameter
+from .module import Module, Parameter, RemovableHandle
 
 _NONE_TYPE = type(None)  # compared by type: `None in params` would call Tensor.__eq__
 
@@ -68,8 +68,10 @@ class Sequential(Module):
     def forward(self, input: Any) -> Any:
         layers = tuple(self._modules.values())
         x = input
-        if not (isinstance(x, Tensor) and x._data.ndim == 2):
-            for m in layers:
+        if not (isinstance(x, Tensor) and x._data.ndim == 2) or (
+            RemovableHandle.live and any(m._has_hooks for m in layers)
+        ):
+            for m in layers:  # hooks see each layer's call, so nothing is fused then
                 x = m(x)
             return x
         if layers != self._planned:

@@ -73,6 +73,33 @@ def _parse_to(args: tuple, kwargs: dict) -> tuple[str | None, Any]:
     return device, dtype
 
 
+class RemovableHandle:
+    """What the register_*_hook methods return: ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+    live = 0  # hooks registered and not removed, on any module (0: Sequential may fuse freely)
+
+    def __init__(self, module: Any, kind: str) -> None:
+        RemovableHandle._next_id += 1
+        RemovableHandle.live += 1
+        self.id = RemovableHandle._next_id
+        self._module, self._kind = module, kind
+
+    def remove(self) -> None:
+        """Unregister the hook (again: nothing)."""
+        hooks = self._module.__dict__.get(self._kind)
+        if hooks is not None and hooks.pop(self.id, None) is not None:
+            RemovableHandle.live -= 1
+            if not hooks:
+                self._module.__dict__[self._kind] = None
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of layers and models, registering parameters, buffers and submodules.
 
@@ -108,8 +135,53 @@ class Module:
             f'Module [{type(self).__name__}] is missing the required "forward" function'
         )
 
+    # hooks: None until one is registered (a class attribute, so the common call is one check)
+    _forward_hooks: dict | None = None
+    _forward_pre_hooks: dict | None = None
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if self._forward_hooks is None and self._forward_pre_hooks is None:
+            return self.forward(*args, **kwargs)
+        for hook in list((self._forward_pre_hooks or {}).values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        out = self.forward(*args, **kwargs)
+        for hook in list((self._forward_hooks or {}).values()):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False):
+        """Call ``hook(module, args)`` before each forward; a returned value (a tuple, or one
+        value) replaces the arguments. Returns a handle whose ``remove()`` unregisters it."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend)
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False):
+        """Call ``hook(module, args, output)`` after each forward; a returned value replaces the
+        output. Returns a handle whose ``remove()`` unregisters it."""
+        return self._add_hook("_forward_hooks", hook, prepend)
+
+    def _add_hook(self, kind: str, hook: Callable[..., Any], prepend: bool) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.get(kind)
+        if hooks is None:
+            hooks = {}
+            self.__dict__[kind] = hooks
+        handle = RemovableHandle(self, kind)
+        hooks[handle.id] = hook
+        if prepend:
+            self.__dict__[kind] = {
+                handle.id: hook,
+                **{k: v for k, v in hooks.items() if k != handle.id},
+            }
+        return handle
+
+    @property
+    def _has_hooks(self) -> bool:
+        return bool(self._forward_hooks) or bool(self._forward_pre_hooks)
 
     # ------------------------------------------------------------ registration
 
