@@ -37,6 +37,7 @@ import time
 
 import _common  # before numpy: it sets the number of BLAS threads
 import _distributed
+import _plot
 import numpy as np
 
 import tinygrad_mlp as tm
@@ -327,6 +328,7 @@ def plot_curves(history: dict[str, list[float]], path: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Run from the command line; returns the metrics."""
     args = parse_args(argv)
+    _plot.check_plot(args.plot)  # a missing matplotlib or a bad path stops before training
     metrics = train(args)
     _common.write_metrics(args.metrics, metrics)
     return metrics

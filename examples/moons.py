@@ -19,6 +19,7 @@ import argparse
 import time
 
 import _common  # before numpy: it sets the number of BLAS threads
+import _plot
 import numpy as np
 
 import tinygrad_mlp as tm
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     """Train, report train and test accuracy, and optionally plot; returns the metrics."""
     args = parse_args(argv)
+    _plot.check_plot(args.plot)  # a missing matplotlib or a bad path stops before training
     tm.manual_seed(args.seed)
     x, labels = tm.make_moons(args.samples, noise=args.noise, seed=args.data_seed)
     y = labels.astype(np.float32)[:, None]

@@ -132,8 +132,11 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     t.grad = None
     t._version = 0
     t._extra = None
-    if type(out) is _ndarray and out.base is not None:
-        _link_view(t, out, inputs)  # reshape, getitem, ...: memory shared with an input
+    if type(out) is _ndarray:
+        if out.base is not None:
+            _link_view(t, out, inputs)  # reshape, getitem, ...: memory shared with an input
+    elif out.base is not None:  # a CuPy view
+        _link_view(t, out, inputs)
     if _recorder is not None:  # tm.compile is tracing a step (see compile.py)
         _recorder(op, inputs, params, t)
     if _Mode.grad_enabled:
@@ -161,8 +164,9 @@ class _ShapeMismatch(RuntimeError, ValueError):
 def _link_view(t: Tensor, out: Any, inputs: tuple) -> None:
     """Tie a view to the input whose memory it shares, so that an in-place change of either
     counts as a change of both (PyTorch's version counter, shared by a tensor and its views)."""
+    may_share_memory = backend.array_module_of(out).may_share_memory
     for inp in inputs:
-        if np.may_share_memory(out, inp._data):
+        if may_share_memory(out, inp._data):
             t._set_extra("base", inp)
             views = inp._get_extra("views")
             if views is None:
@@ -206,6 +210,14 @@ def to_dtype(dtype: Any) -> Any:
     if out.kind not in _NUMERIC_KINDS:
         raise TypeError(f"dtype {out} is not supported; use a float, int or bool dtype")
     return out
+
+
+def _is_dtype_name(name: str) -> bool:
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
 
 
 def _infer_dtype(array: Any) -> Any:
@@ -625,7 +637,12 @@ class Tensor:
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        return self._one("item")
+        if self.numel() != 1:
+            raise RuntimeError(
+                f"a Tensor with {self.numel()} elements cannot be converted to Scalar (item() "
+                f"of a tensor of shape {self.shape})"
+            )
+        return self._data.reshape(()).item()
 
     def detach(self) -> Tensor:
         """A tensor sharing the values, cut from the graph."""
@@ -667,6 +684,10 @@ class Tensor:
                 device, dtype = a.device, a.dtype
             elif isinstance(a, str) and a.split(":")[0].lower() in backend.DEVICES:
                 device = a
+            elif isinstance(a, str) and not _is_dtype_name(a):
+                raise RuntimeError(
+                    f"to(): {a!r} is neither a device ({', '.join(backend.DEVICES)}) nor a dtype"
+                )
             elif a is not None:
                 dtype = a
         out = self

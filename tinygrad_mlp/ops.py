@@ -41,12 +41,14 @@ from .backend import default_device, np
 __all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
 
-class ShapeError(ValueError):
-    """A ValueError raised by an op's forward whose message already names the op and shapes."""
+class ShapeError(RuntimeError, ValueError):
+    """Raised by an op's forward whose message already names the op and shapes: a RuntimeError
+    as in PyTorch (and a ValueError, as before)."""
 
 
-class DTypeError(TypeError):
-    """A TypeError raised by an op's forward whose message already names the op and dtypes."""
+class DTypeError(RuntimeError, TypeError):
+    """Raised by an op's forward whose message already names the op and dtypes: a RuntimeError
+    as in PyTorch (and a TypeError, as before)."""
 
 
 @dataclass(frozen=True)
