@@ -400,15 +400,16 @@ def _mnist_step(compiled: bool):
 
 
 def _traced_memory(fn, *args) -> tuple[int, int]:
-    """(growth, peak above the start) of traced memory over ten calls, after two traced ones."""
+    """(growth, peak above the start) of traced memory over 100 calls, after 100 traced ones
+    (Python's free lists and caches fill during the first, by a few hundred bytes)."""
     gc.collect()
     tracemalloc.start()
     try:
-        for _ in range(2):
+        for _ in range(100):
             fn(*args)
         start = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        for _ in range(10):
+        for _ in range(100):
             fn(*args)
         now, peak = tracemalloc.get_traced_memory()
     finally:

@@ -111,8 +111,23 @@ def _flatten(value: Any, leaves: list, sig: list) -> None:
 
 
 def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
-    leaves: list = []
-    sig: list = []
+    """The step's tensors and arrays, and the key of everything the plan depends on."""
+    if not kwargs:  # the common case, tensors and arrays only: a shorter key
+        sig: list = []
+        for a in args:
+            kind = type(a)
+            if kind is Tensor:
+                data = a._data
+                sig.append((data.shape, data.dtype, type(data), a.requires_grad))
+            elif kind is _ndarray:
+                sig.append((a.shape, a.dtype))
+            else:
+                break
+        else:
+            sig.append(_Mode.grad_enabled)
+            return list(args), tuple(sig)
+    leaves = []
+    sig = []
     _flatten(args, leaves, sig)
     _flatten(kwargs, leaves, sig)
     sig.append(("grad", _Mode.grad_enabled))
@@ -1164,8 +1179,11 @@ class _Kernels:
             h = get_x()
             for i, (get_w, get_b, z, y, name, p, scratch, mms) in enumerate(layers):
                 mms[0](h, get_w().T, out=z)
-                np.copyto(scratch[-1], get_b())
-                add(z, scratch[-1], out=z)
+                if z.size > _SMALL:
+                    np.copyto(scratch[-1], get_b())
+                    add(z, scratch[-1], out=z)
+                else:  # a tiny broadcast buffer costs less than a second call
+                    add(z, get_b(), out=z)
                 if name is None:
                     h = z
                 elif y is not None:
@@ -1466,10 +1484,9 @@ def _sigmoid_fwd(x, out, scratch, mask):
     np.negative(e, out=e)
     np.exp(e, out=e)
     np.greater_equal(x, 0, out=mask)
-    np.copyto(num, e)
-    np.copyto(num, 1, where=mask)
     np.add(e, 1, out=den)
-    np.divide(num, den, out=out)
+    np.divide(e, den, out=out)  # x (which may be out) is not read from here on
+    np.divide(1, den, out=out, where=mask)
 
 
 def _sigmoid_vjp(g, s, gx, tmp, mask):
@@ -1479,6 +1496,7 @@ def _sigmoid_vjp(g, s, gx, tmp, mask):
 
 
 _SGD_BLOCK = 8192  # elements of a parameter the plain SGD kernel updates per call
+_SMALL = 256  # elements up to which a bias is added by broadcasting (see _broadcast)
 
 _ACT_FORWARD = {"relu": _relu_fwd, "tanh": _tanh_fwd, "sigmoid": _sigmoid_fwd}
 _ACT_VJP = {"relu": _relu_vjp, "tanh": _tanh_vjp, "sigmoid": _sigmoid_vjp}
