@@ -182,11 +182,11 @@ def _bn_pair(torch, **kwargs):
     ours = nn.BatchNorm1d(3, dtype=F64, **kwargs)
     theirs = torch.nn.BatchNorm1d(3, dtype=torch.float64, **kwargs)
     if ours.affine:
-        ours.weight.numpy()[...] = [0.5, 1.5, -2.0]
+        ours.weight.data[...] = [0.5, 1.5, -2.0]
         with torch.no_grad():
             theirs.weight.copy_(torch.tensor([0.5, 1.5, -2.0], dtype=torch.float64))
     if ours.bias is not None:
-        ours.bias.numpy()[...] = [0.1, -0.2, 0.3]
+        ours.bias.data[...] = [0.1, -0.2, 0.3]
         with torch.no_grad():
             theirs.bias.copy_(torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64))
     return ours, theirs
@@ -289,7 +289,7 @@ def test_layernorm_matches_torch(kwargs, shape):
     assert list(ours.state_dict()) == list(theirs.state_dict())
     if ours.weight is not None:
         w = np.linspace(0.5, 2, math.prod(shape)).reshape(shape)
-        ours.weight.numpy()[...] = w
+        ours.weight.data[...] = w
         with torch.no_grad():
             theirs.weight.copy_(torch.tensor(w))
     data = np.random.default_rng(2).standard_normal((3, 4, 5))
