@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         optimizer = tm.optim.SGD(model.parameters(), lr=args.lr)
     print(f"{'-'.join(map(str, sizes))}, {args.optimizer} lr {args.lr:g}, {args.epochs} epochs")
-    inputs, targets = tm.from_numpy(x_train), tm.from_numpy(y_train)
+    inputs, targets = tm.tensor(x_train), tm.tensor(y_train)  # on the model's (default) device
     criterion = nn.BCEWithLogitsLoss()  # BCE of the sigmoid output, stable from the logits
     start = time.perf_counter()
     report_every = max(1, args.epochs // 10)
