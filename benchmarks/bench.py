@@ -1024,8 +1024,10 @@ def bench_step_allocation(report: Report, tm: Any, data: tuple[np.ndarray, np.nd
             c.epoch(5 * BATCH)  # the traces and the first replays
             gc.collect()
             tracemalloc.start()
-            # Python's free lists and caches fill (a few hundred bytes)
-            c.epoch(min(100 * BATCH, len(x) - len(x) % BATCH))
+            # Python's free lists and caches fill (a few hundred bytes): 100 steps or more
+            full = len(x) - len(x) % BATCH
+            for _ in range(-(-100 * BATCH // full)):
+                c.epoch(min(100 * BATCH, full))
             start = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
             c.epoch(20 * BATCH)
