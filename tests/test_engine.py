@@ -372,7 +372,7 @@ def test_repr_item_numpy_detach_and_to():
     assert "grad_fn=<MulBackward0>" in repr(x * 2.0)
     assert "dtype=" in repr(T([1.0], dtype="float64"))
     assert T([[4.25]]).item() == 4.25 and isinstance(T([[4.25]]).item(), float)
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError, match="cannot be converted to Scalar"):
         x.item()
     n = x.numpy()
     assert isinstance(n, np.ndarray)

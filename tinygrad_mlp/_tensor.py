@@ -1060,7 +1060,7 @@ class Tensor:
 
     def exp(self) -> Tensor:
         """Elementwise e ** x."""
-        return apply(O.EXP, _as_float(self))
+        return apply(O.EXP, self if self._data.dtype.kind == "f" else _as_float(self))
 
     def expm1(self) -> Tensor:
         """Elementwise e ** x - 1, accurate near 0."""
@@ -1068,7 +1068,7 @@ class Tensor:
 
     def log(self) -> Tensor:
         """Elementwise natural logarithm."""
-        return apply(O.LOG, _as_float(self))
+        return apply(O.LOG, self if self._data.dtype.kind == "f" else _as_float(self))
 
     def log1p(self) -> Tensor:
         """Elementwise log(1 + x), accurate near 0."""
@@ -1114,11 +1114,11 @@ class Tensor:
 
     def sigmoid(self) -> Tensor:
         """Elementwise 1 / (1 + e ** -x), stable for large |x|."""
-        return apply(O.SIGMOID, _as_float(self))
+        return apply(O.SIGMOID, self if self._data.dtype.kind == "f" else _as_float(self))
 
     def tanh(self) -> Tensor:
         """Elementwise hyperbolic tangent."""
-        return apply(O.TANH, _as_float(self))
+        return apply(O.TANH, self if self._data.dtype.kind == "f" else _as_float(self))
 
     def maximum(self, other: Any) -> Tensor:
         """Elementwise maximum; ties share the gradient equally."""
