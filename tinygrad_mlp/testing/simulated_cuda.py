@@ -49,8 +49,10 @@ _IMPLICIT = (
 )
 # numpy functions that only read dtypes or shapes: CuPy answers them too, so they pass here
 _NUMPY_FUNCTIONS_ALLOWED = frozenset({"result_type", "can_cast", "shape", "ndim", "size"})
-# numpy names CuPy (>= 13) does not offer, or not as numpy does: refused to catch their use
-_NOT_IN_CUPY = frozenset({"frompyfunc", "vectorize", "broadcast_shapes", "object_", "str_"})
+# numpy names refused, to catch their use on a device: frompyfunc and the object and string
+# dtypes (CuPy has none), broadcast_shapes (not assured in CuPy 13; shapes are host tuples, so
+# numpy's serves)
+_NOT_IN_CUPY = frozenset({"frompyfunc", "broadcast_shapes", "object_", "str_"})
 _SCALARS = (bool, int, float, complex, np.generic)
 
 
