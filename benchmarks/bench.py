@@ -1049,12 +1049,13 @@ def bench_step_allocation(report: Report, tm: Any, data: tuple[np.ndarray, np.nd
 
 
 def _compile_module() -> Any:
-    """tinygrad_mlp.compile (the module), when tm.compile is not exported at the top level."""
+    """The module tinygrad_mlp.compile (tm.compile is the function it defines)."""
+    import importlib
+
     try:
-        from tinygrad_mlp import compile as module
+        return importlib.import_module("tinygrad_mlp.compile")
     except ImportError:
         return None
-    return module
 
 
 def find_row(report: Report, prefix: str, contender: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ without allocating."""
 from __future__ import annotations
 
 import gc
+import importlib
 import tracemalloc
 import warnings
 
@@ -516,7 +517,7 @@ class _FakeStream:
 def test_cuda_graph_replay_segments_the_plan(monkeypatch):
     """The CuPy path (untested on a GPU here) with a stand-in for stream capture: the array steps
     between Python steps make the graphs, deliveries and optimizer calls run between them."""
-    from tinygrad_mlp import compile as compile_module
+    compile_module = importlib.import_module("tinygrad_mlp.compile")  # tm.compile: the function
 
     def run(graphs):
         tm.manual_seed(0)

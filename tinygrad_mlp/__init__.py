@@ -36,6 +36,7 @@ from .autograd import (
 )
 from .backend import Generator, cupy_available, get_array_module, manual_seed, set_default_device
 from .classifier import NNClassifier as NNClassifier
+from .compile import compile  # noqa: A004  (PyTorch's name: tm.compile(fn), tm.compile(model))
 from .datasets import image_folder, make_moons, make_xor, mnist
 from .nn import functional
 from .serialization import load, save
@@ -60,6 +61,7 @@ __all__ = [
     "Tensor",
     "Function",
     "Generator",
+    "compile",
     "gradgradcheck",
     "set_grad_enabled",
     "inference_mode",
