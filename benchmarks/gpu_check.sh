@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-GPU check of issue 17, for a machine with an NVIDIA GPU (prepared, run only there).
+# The real-GPU check, for a machine with an NVIDIA GPU (prepared, run only there).
 #
 #   bash benchmarks/gpu_check.sh [STEP...]     STEP: info install test_cuda suite bench wide
 #

@@ -1,4 +1,4 @@
-"""PyTorch's Tensor and autograd surface (issue 10), with values worked out by hand."""
+"""PyTorch's Tensor and autograd surface, with values worked out by hand."""
 
 from __future__ import annotations
 
