@@ -669,7 +669,7 @@ def binary_cross_entropy(
     _check_tensors("binary_cross_entropy", input=input)
     y = _same_shape_target("binary_cross_entropy", target, input)
     p = input._data
-    if input._data.size and not bool(((p >= 0) & (p <= 1)).all()):
+    if p.size and not (p.min() >= 0 and p.max() <= 1):  # NaN fails both, as in PyTorch
         raise RuntimeError(
             "binary_cross_entropy: all elements of input should be between 0 and 1 (apply "
             "sigmoid first, or use binary_cross_entropy_with_logits)"
