@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -120,10 +121,13 @@ def _abort_on_exception(exc_type, exc, tb) -> None:
     """sys.excepthook while a group is up: print the traceback, then stop every rank."""
     group = _group
     rank = group.rank if group is not None else "?"
-    sys.stderr.write(f"[rank {rank}] uncaught exception; aborting the MPI job\n")
-    traceback.print_exception(exc_type, exc, tb)
+    # NOTE: one write, then a pause before the abort: mpiexec forwards each rank's output
+    # through a proxy that the abort kills, and a traceback written line by line was cut short
+    message = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write(f"[rank {rank}] uncaught exception; aborting the MPI job\n{message}")
     sys.stderr.flush()
     if group is not None:
+        time.sleep(0.5)
         group.MPI.COMM_WORLD.Abort(1)
 
 
