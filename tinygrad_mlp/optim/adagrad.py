@@ -48,11 +48,12 @@ class Adagrad(Optimizer):
                 xp = array_module_of(p._data)
                 state["sum"] = xp.full_like(p._data, group["initial_accumulator_value"])
 
-    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            group[name] = _non_negative(name, group[name])
-        group["maximize"] = _flag("maximize", group["maximize"])
-        return group
+    _hyper_checks = {
+        **dict.fromkeys(
+            ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"), _non_negative
+        ),
+        "maximize": _flag,
+    }
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adagrad update to every parameter whose grad is not None."""

@@ -44,14 +44,18 @@ class Adam(Optimizer):
         )
         super().__init__(params, defaults)
 
+    _hyper_checks = {
+        "lr": _non_negative,
+        "betas": _betas,
+        "eps": _non_negative,
+        "weight_decay": _non_negative,
+        "amsgrad": _flag,
+        "maximize": _flag,
+    }
+
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        group["lr"] = _non_negative("lr", group["lr"])
-        group["betas"] = _betas(group["betas"])
-        group["eps"] = _non_negative("eps", group["eps"])
-        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
-        group["amsgrad"] = _flag("amsgrad", group["amsgrad"])
-        group["maximize"] = _flag("maximize", group.get("maximize", False))
-        return group
+        group.setdefault("maximize", False)  # state saved before Adam had maximize
+        return super()._check_hyper(group)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adam (or AdamW) update to every parameter whose grad is not None."""

@@ -33,13 +33,13 @@ class Adamax(Optimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        group["lr"] = _non_negative("lr", group["lr"])
-        group["betas"] = _betas(group["betas"])
-        group["eps"] = _non_negative("eps", group["eps"])
-        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
-        group["maximize"] = _flag("maximize", group["maximize"])
-        return group
+    _hyper_checks = {
+        "lr": _non_negative,
+        "betas": _betas,
+        "eps": _non_negative,
+        "weight_decay": _non_negative,
+        "maximize": _flag,
+    }
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adamax update to every parameter whose grad is not None."""

@@ -50,7 +50,7 @@ def _flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def _betas(value: Any) -> tuple[float, float]:
+def _betas(name: str, value: Any) -> tuple[float, float]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"invalid betas: {value!r} (must be a pair of numbers in [0, 1))")
     out = []
@@ -146,8 +146,13 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
+    # each hyper-parameter's check, in order: check(name, value) -> the normalised value
+    _hyper_checks: dict[str, Callable[[str, Any], Any]] = {}
+
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise a group's hyper-parameters (overridden by each optimizer)."""
+        """Validate and normalise a group's hyper-parameters (by ``_hyper_checks``)."""
+        for name, check in self._hyper_checks.items():
+            group[name] = check(name, group[name])
         return group
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

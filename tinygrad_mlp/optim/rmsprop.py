@@ -44,12 +44,11 @@ class RMSprop(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        for name in ("lr", "alpha", "eps", "weight_decay", "momentum"):
-            group[name] = _non_negative(name, group[name])
-        group["centered"] = _flag("centered", group["centered"])
-        group["maximize"] = _flag("maximize", group["maximize"])
-        return group
+    _hyper_checks = {
+        **dict.fromkeys(("lr", "alpha", "eps", "weight_decay", "momentum"), _non_negative),
+        "centered": _flag,
+        "maximize": _flag,
+    }
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one RMSprop update to every parameter whose grad is not None."""

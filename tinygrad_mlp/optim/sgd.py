@@ -41,13 +41,17 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
+    _hyper_checks = {
+        "lr": _non_negative,
+        "momentum": _non_negative,
+        "dampening": _number,
+        "weight_decay": _non_negative,
+        "nesterov": _flag,
+        "maximize": _flag,
+    }
+
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        group["lr"] = _non_negative("lr", group["lr"])
-        group["momentum"] = _non_negative("momentum", group["momentum"])
-        group["dampening"] = _number("dampening", group["dampening"])
-        group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
-        group["nesterov"] = _flag("nesterov", group["nesterov"])
-        group["maximize"] = _flag("maximize", group["maximize"])
+        group = super()._check_hyper(group)
         if group["nesterov"] and (group["momentum"] <= 0.0 or group["dampening"] != 0.0):
             raise ValueError(
                 "invalid nesterov: True needs momentum > 0 and dampening = 0, got "
