@@ -19,6 +19,12 @@ from tinygrad_mlp.compile import compile as tm_compile
 
 F = tm.functional
 
+# the buffer-reusing kernels (and so the arena and the allocation checks) are numpy's; on a
+# device (the simulated one in CI) the plan replays the registry's own forwards and rules
+host_kernels = pytest.mark.skipif(
+    tm.backend.default_device() != "cpu", reason="the buffer-reusing kernels run on numpy"
+)
+
 OPTIMIZERS = [name for name in tm.optim.__all__ if name not in ("Optimizer", "lr_scheduler")]
 OPTIMIZER_ARGS = {
     "SGD": [dict(lr=0.1), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)],
@@ -418,6 +424,7 @@ def _traced_memory(fn, *args) -> tuple[int, int]:
     return now - start, peak - start
 
 
+@host_kernels
 def test_a_compiled_step_allocates_nothing_after_the_first_replay():
     fn, x, y = _mnist_step(True)
     for _ in range(3):  # two traces and the first replay
@@ -430,6 +437,113 @@ def test_a_compiled_step_allocates_nothing_after_the_first_replay():
     # NOTE: numpy's iterators take a few KiB for a broadcast operand; no array is allocated
     assert peak <= 16 * 1024, peak
     assert eager_peak > 20 * peak
+
+
+def _epochs(fn, x, labels, epochs: int, batch: int) -> list[float]:
+    losses = []
+    for _ in range(epochs):
+        for i in range(0, len(x), batch):
+            losses.append(fn(tm.Tensor(x[i : i + batch]), labels[i : i + batch]).item())
+    return losses
+
+
+def _ragged_setup(compiled: bool):
+    tm.manual_seed(0)
+    model = TwoLayer(20, 256, 5)
+    opt = tm.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return (tm_compile(step) if compiled else step), model
+
+
+@host_kernels
+def test_plans_of_two_batch_sizes_share_one_arena_and_match_eager():
+    # epochs of 5 batches of 16 and a last one of 6 rows: two plans, one block of memory
+    x, labels, _ = _data(3, 86, 20, 5)
+    fn, model = _ragged_setup(True)
+    ref, eager_model = _ragged_setup(False)
+    assert _epochs(fn, x, labels, 4, 16) == _epochs(ref, x, labels, 4, 16)
+    for a, b in zip(model.parameters(), eager_model.parameters(), strict=True):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+        assert np.array_equal(a.grad.numpy(), b.grad.numpy())
+    plans = _plans(fn)
+    assert len(plans) == 2 and all(p.generation == fn._arena.generation for p in plans)
+    need = [p.kernels.offset for p in plans]
+    assert fn._arena.size == max(need) and min(need) < max(need)
+    blocks = {id(fn._arena.block)}
+    for p in plans:  # every buffer of both plans is a view of the block (or a .grad)
+        for array in p.kernels.fixed.values():
+            if array.base is not None and array.base is not fn._arena.block.base:
+                raise AssertionError("a plan buffer outside the arena")
+    # a sixth epoch switches plans twice and allocates no array (the fifth fills free lists);
+    # an eager epoch allocates its activations and gradients (16 x 256 floats and more)
+    assert {id(fn._arena.block)} == blocks
+    kept, peak = _epoch_memory(fn, x, labels)
+    _, eager_peak = _epoch_memory(ref, x, labels)
+    assert {id(fn._arena.block)} == blocks
+    assert kept <= 1024 and peak <= 16 * 1024, (kept, peak)
+    assert eager_peak > 64 * 1024, eager_peak
+
+
+def _epoch_memory(fn, x, labels) -> tuple[int, int]:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        _epochs(fn, x, labels, 1, 16)
+        start = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        _epochs(fn, x, labels, 1, 16)
+        now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return now - start, peak - start
+
+
+@host_kernels
+def test_a_trace_frees_the_plans_memory_first():
+    # the eager traced call of a new batch size does not run on top of the plans' buffers
+    x, labels, _ = _data(4, 86, 20, 5)
+    fn, _ = _ragged_setup(True)
+    _epochs(fn, x[:80], labels[:80], 1, 16)
+    assert fn._arena.block is not None and len(_plans(fn)) == 1
+    seen = []
+    original = fn.fn
+
+    def watching(*args):
+        seen.append(fn._arena.block)
+        return original(*args)
+
+    fn.fn = watching
+    fn(tm.Tensor(x[80:]), labels[80:])  # a new shape: traced eagerly
+    assert seen == [None] and _plans(fn)[0].steps == []
+    fn.fn = original
+    # the plan of the full batches builds itself again, without a new trace
+    before = len(fn._entries)
+    _epochs(fn, x[:80], labels[:80], 1, 16)
+    assert len(fn._entries) == before and _plans(fn)[0].steps
+
+
+@host_kernels
+def test_gradients_handed_out_stay_out_of_the_arena():
+    # .grad outlives the call: a plan for another batch size must not write over it
+    x, labels, _ = _data(5, 86, 20, 5)
+    fn, model = _ragged_setup(True)
+    _epochs(fn, x, labels, 3, 16)
+    fn(tm.Tensor(x[:16]), labels[:16])
+    kept = [p.grad.numpy().copy() for p in model.parameters()]
+    block = fn._arena.block
+    for p in model.parameters():
+        assert not np.shares_memory(p.grad.numpy(), block)
+    with tm.no_grad():  # the other plan's activations and gradients fill the block
+        block[...] = 0xFF
+    for p, k in zip(model.parameters(), kept, strict=True):
+        assert np.array_equal(p.grad.numpy(), k)
 
 
 def test_compiled_module_inference_and_training_use():
@@ -514,6 +628,7 @@ class _FakeStream:
         pass
 
 
+@host_kernels
 def test_cuda_graph_replay_segments_the_plan(monkeypatch):
     """The CuPy path (untested on a GPU here) with a stand-in for stream capture: the array steps
     between Python steps make the graphs, deliveries and optimizer calls run between them."""

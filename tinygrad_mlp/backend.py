@@ -360,6 +360,19 @@ def sum_to(a: Any, shape: tuple) -> Any:
     return a
 
 
+def placeholder(shape: tuple, dtype: Any) -> np.ndarray:
+    """A writable array of ``shape`` that takes the memory of one element (all its elements
+    are that one): stands in for a buffer while only the sizes of buffers are wanted."""
+    return np.ndarray(shape, dtype, buffer=np.empty(1, dtype), strides=(0,) * len(shape))
+
+
+def aligned_block(nbytes: int, align: int = 64) -> np.ndarray:
+    """``nbytes`` bytes whose first one lies on an ``align``-byte boundary."""
+    raw = np.empty(nbytes + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start : start + nbytes]
+
+
 def is_advanced_index(index: Any) -> bool:
     """True when an index uses integer or boolean arrays (numpy's advanced indexing)."""
     parts = index if isinstance(index, tuple) else (index,)

@@ -377,10 +377,22 @@ class _Trace:
 
         keep = _REAL_RNG().random(input.shape) >= p
         mask = (keep / (1 - p)).astype(input.dtype)
-        if type(mask) is not type(input._data):
-            self.fail("dropout on a device")
-        self.events.append(("mask", tuple(input.shape), p, input.dtype, self._new(mask)))
+        if type(mask) is not type(input._data):  # drawn on the host, as eager dropout does
+            mask = _REAL_TO_DEVICE(mask, input.device)
+        self.events.append(
+            ("mask", tuple(input.shape), p, input.dtype, self._new(mask), input.device)
+        )
         return input * F._const(mask, input)
+
+    def on_move(self, orig: Callable, array: Any, device: Any) -> Any:
+        """``backend.to_device``: a host input moved to the device (a loss's labels) is a step
+        of the plan, not a constant."""
+        out = orig(array, device)
+        if out is not array and not (self.depth or self.reason):
+            src = self.find(array)
+            if src is not None:
+                self.events.append(("move", src, device, self._new(out)))
+        return out
 
     def on_wrap(self, t: Tensor) -> None:
         data = t._data
@@ -540,6 +552,7 @@ class _Patches:
             self._set(owner, "grad", _refusing(tr, "autograd.grad", engine.grad))
         self._set(F, "dropout", _dropout_hook(tr, F.dropout))
         self._set(backend, "rng", _refusing(tr, "random numbers from the global generator", None))
+        self._set(backend, "to_device", functools.partial(tr.on_move, backend.to_device))
         for what in ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__"):
             self._set(Tensor, what, _value_hook(tr, what, getattr(Tensor, what)))
         self._set(Tensor, "_bump", _refusing(tr, "an in-place tensor op", Tensor._bump))
@@ -631,6 +644,7 @@ def _dropout_hook(tr: _Trace, orig: Callable) -> Callable:
 
 
 _REAL_RNG = backend.rng
+_REAL_TO_DEVICE = backend.to_device
 
 
 # ---------------------------------------------------------------- the plan
@@ -656,30 +670,53 @@ def _getter(ref: tuple, env: list) -> Callable[[], Any]:
 
 
 class _Plan:
-    """A trace turned into closures; ``run(inputs)`` replays the step."""
+    """A trace turned into closures; ``run(inputs)`` replays the step. Its buffers live in the
+    function's ``_Arena``: when the arena is released or grows, the plan is dropped and builds
+    its closures again from the trace on its next run (an allocation, never a new trace)."""
 
-    def __init__(self, trace: _Trace) -> None:
+    def __init__(self, trace: _Trace, arena: _Arena) -> None:
         self.trace = trace
-        n = len(trace.meta)
-        self.env: list[Any] = [None] * n
-        self.saved: dict[int, Any] = {}
+        self.arena = arena
         self.inputs = trace.inputs
         self.ns = trace.ns
+        self.result = trace.result
         self.uses = self._count_uses()
+        self.generation: int | None = None
+        self.env: list[Any] = []
+        self.saved: dict[int, Any] = {}
         self.steps: list[Callable[[], None]] = []
         self.kinds: list[str] = []  # the event kind of each step
-        self.kernels = _Kernels(self)
-        events = trace.events
-        fused = self.kernels.plan(events)  # event index -> closure (or None: skipped)
-        for index, e in enumerate(events):
-            if index in fused:
-                step = fused[index]
-            else:
-                step = self._generic(index, e)
-            if step is not None:
-                self.steps.append(step)
-                self.kinds.append(e[0])
-        self.result = trace.result
+        self.graphs: _CudaGraphs | None = None
+        arena.plans.append(self)
+        self._build()
+
+    def drop(self) -> None:
+        """Let go of every buffer; the next run builds the plan again."""
+        self.generation = None
+        self.env, self.saved, self.steps, self.kinds, self.graphs = [], {}, [], [], None
+        self.__dict__.pop("kernels", None)
+
+    def _build(self) -> None:
+        events = self.trace.events
+        for _ in range(2):  # a second pass when the arena had to grow
+            self.env = [None] * len(self.trace.meta)
+            self.saved = {}
+            self.steps, self.kinds = [], []
+            self.kernels = _Kernels(self)
+            fused = self.kernels.plan(events)  # event index -> closure (or None: skipped)
+            for index, e in enumerate(events):
+                step = fused[index] if index in fused else self._generic(index, e)
+                if step is not None:
+                    self.steps.append(step)
+                    self.kinds.append(e[0])
+            if not self.kernels.overflow:
+                break
+            nbytes = self.kernels.offset
+            del fused, step
+            self.drop()
+            self.arena.grow(nbytes)  # drops every plan
+        self.kernels.sealed = True
+        self.generation = self.arena.generation
         self.graphs = _CudaGraphs(self) if _CudaGraphs.applies(self) else None
 
     def _count_uses(self) -> dict[int, int]:
@@ -699,6 +736,8 @@ class _Plan:
             elif kind == "add":
                 uses[e[1]] = uses.get(e[1], 0) + 1
                 uses[e[2]] = uses.get(e[2], 0) + 1
+            elif kind == "move":
+                uses[e[1]] = uses.get(e[1], 0) + 1
         stack = [self.trace.result]
         while stack:
             spec = stack.pop()
@@ -761,6 +800,14 @@ class _Plan:
                 env[out] = add(env[a], env[b])
 
             return acc
+        if kind == "move":
+            _, src, device, out = e
+            to_device = backend.to_device
+
+            def move() -> None:
+                env[out] = to_device(env[src], device)
+
+            return move
         if kind == "seed":
             _, out, const = e
 
@@ -788,16 +835,20 @@ class _Plan:
                 return lambda: orig(*args, **kwargs)
             return lambda: orig(obj, *args, **kwargs)
         if kind == "mask":
-            _, shape, p, dtype, out = e
+            _, shape, p, dtype, out, device = e
+            on_host = self.ns is backend.NUMPY
 
             def mask() -> None:
                 keep = _REAL_RNG().random(shape) >= p
-                env[out] = (keep / (1 - p)).astype(dtype)
+                m = (keep / (1 - p)).astype(dtype)
+                env[out] = m if on_host else _REAL_TO_DEVICE(m, device)
 
             return mask
         raise AssertionError(f"unknown event {kind}")
 
     def run(self, leaves: list) -> Any:
+        if self.generation != self.arena.generation:
+            self._build()
         if self.graphs is not None:
             out = self.graphs.run(leaves)
             if out is not _NOT_RUN:
@@ -941,6 +992,56 @@ class _CudaGraphs:
         self.segments = graphs
 
 
+class _Arena:
+    """The memory of the plans of one compiled function. Its plans never run at once and
+    every buffer but a gradient handed out as ``.grad`` is written before it is read in each
+    replay, so all the plans share one block, as large as the largest plan needs (an epoch's
+    last, smaller batch adds no memory). The gradients handed out outlive the call: one buffer
+    per parameter, which the plans share. ``release`` (before a trace, which runs eagerly)
+    frees both; each plan builds itself again on its next run."""
+
+    ALIGN = 64  # bytes: every buffer starts on a cache line
+
+    def __init__(self) -> None:
+        self.block: Any = None
+        self.size = 0
+        self.generation = 0
+        self.plans: list[_Plan] = []
+        self.grads: dict[tuple, tuple[Tensor, Any]] = {}  # (id, shape, dtype) -> (t, buffer)
+
+    def release(self) -> None:
+        for plan in self.plans:
+            plan.drop()
+        self.block, self.size = None, 0
+        self.grads.clear()
+        self.generation += 1
+
+    def grow(self, nbytes: int) -> None:
+        self.release()
+        self.block, self.size = backend.aligned_block(nbytes, self.ALIGN), nbytes
+
+    def grad_buffer(self, t: Tensor, shape: tuple, dtype: Any) -> Any:
+        """The buffer handed out as ``t.grad``: the array ``t.grad`` holds now when it fits
+        (the traced call's own gradient, which the replays then overwrite), else a new one."""
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        key = (id(t), shape, dtype)
+        hit = self.grads.get(key)
+        if hit is None:
+            now = None if t.grad is None else t.grad._data
+            if not (
+                type(now) is _ndarray
+                and now.base is None
+                and now.flags.c_contiguous
+                and now.flags.writeable
+                and now.shape == shape
+                and now.dtype == dtype
+                and all(now is not b for _, b in self.grads.values())
+            ):
+                now = np.empty(shape, dtype)
+            hit = self.grads[key] = (t, now)  # t kept: its id stays its own
+        return hit[1]
+
+
 class _Kernels:
     """Buffer-reusing replacements for the events of the common ops.
 
@@ -957,16 +1058,43 @@ class _Kernels:
         self.env = plan.env
         self.meta = plan.trace.meta
         self.uses = plan.uses
+        self.arena = plan.arena
+        self.offset = 0  # bytes of the arena taken so far
+        self.overflow = False  # True: the arena is too small, these buffers are placeholders
+        self.sealed = False  # True once the plan is built
         self.fixed: dict[int, Any] = {}  # slot -> its buffer (the same array every replay)
         self.rules: dict[int, Callable[[tuple, tuple], Callable[[], None]]] = {}
         self.seeds: set[int] = set()
         self.pool: dict[tuple, Any] = {}
+        # the gradients handed out as .grad live outside the arena
+        # (an accumulation reads .grad, so its gradient must not be computed into it)
+        events = plan.trace.events
+        self.leaf_of = {e[2]: e[1] for e in events if e[0] == "deliver" and e[4] == "set"}
+
+    def _take(self, shape: tuple, dtype: Any) -> Any:
+        """A buffer in the arena (while the arena is too small, a placeholder: this pass only
+        sizes the arena)."""
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        start = self.offset
+        self.offset = start + -(-nbytes // _Arena.ALIGN) * _Arena.ALIGN
+        block = self.arena.block
+        if self.sealed:  # asked for during a replay: outside the arena
+            return np.empty(shape, dtype)
+        if block is None or self.offset > self.arena.size:
+            self.overflow = True
+            return backend.placeholder(shape, dtype)
+        return block[start : start + nbytes].view(dtype).reshape(shape)
 
     def buffer(self, slot: int, shape: tuple | None = None, dtype: Any = None) -> Any:
         """A new buffer for ``slot`` (or a scratch one when slot is -1)."""
         if slot >= 0:
             shape, dtype = self.meta[slot]
-        array = np.empty(shape, dtype)
+        leaf = self.leaf_of.get(slot)
+        if leaf is not None:
+            array = self.arena.grad_buffer(leaf, shape, dtype)
+        else:
+            array = self._take(shape, dtype)
         if slot >= 0:
             self.fixed[slot] = array
             self.env[slot] = array
@@ -978,7 +1106,7 @@ class _Kernels:
         key = (tuple(shape), np.dtype(dtype), k)
         array = self.pool.get(key)
         if array is None:
-            array = self.pool[key] = np.empty(shape, dtype)
+            array = self.pool[key] = self._take(shape, dtype)
         return array
 
     def alias(self, slot: int, array: Any) -> None:
@@ -1150,13 +1278,13 @@ class _Kernels:
         layers = []  # per layer: (w getter, b getter, z buffer, out buffer, name, p, scratch)
         for i, spec in enumerate(specs):
             m, k = self._shape(refs[1 + 2 * i])
-            z = np.empty((n, m), dtype)
+            z = self._take((n, m), dtype)
             name = None if spec is None else spec[0].name
             p = {} if spec is None else spec[1]
             if name is None:
                 h = z
             elif name in _ACT_FORWARD and not p:
-                h = z if name in ("relu", "tanh") else np.empty((n, m), dtype)
+                h = z if name in ("relu", "tanh") else self._take((n, m), dtype)
             else:
                 h = None  # computed by the table's forward (a new array each call)
             temps = 3 if name == "sigmoid" else (1 if name in _ACT_FORWARD else 0)
@@ -1270,9 +1398,9 @@ class _Kernels:
         transposed = self.scratch((c, n), dtype) if c <= 64 else None
         row_max = self.scratch((n,), dtype, 0)
         shifted = self.scratch((n, c), dtype)
-        exps = np.empty((n, c), dtype)
-        sums = np.empty(n, dtype)
-        picks = np.empty(n, np.result_type(np.int64, t_dtype))
+        exps = self._take((n, c), dtype)
+        sums = self._take((n,), dtype)
+        picks = self._take((n,), np.result_type(np.int64, t_dtype))
         picked = self.scratch((n,), dtype, 1)
         losses = self.scratch((n,), dtype, 2)
         loss = self.buffer(out)
@@ -1335,7 +1463,7 @@ class _Kernels:
         if self._shape(refs[1]) != shape or self._dtype(refs[1]) != dtype:
             return None
         get_p, get_t = self._array(refs[0]), self._array(refs[1])
-        diff = np.empty(shape, dtype)
+        diff = self._take(shape, dtype)
         square = self.scratch(shape, dtype)
         loss = self.buffer(out)
         count = math.prod(shape)
@@ -1382,15 +1510,15 @@ class _Kernels:
         _, t, g, fresh, mode = e
         if mode != "set" or g not in self.fixed or g in self.seeds:
             return None
-        if fresh:
-            wrapper = _wrap(self.fixed[g])
-        else:  # eager copies: the rule handed back its own incoming gradient or a view
-            copy = np.empty_like(self.fixed[g])
-            wrapper = _wrap(copy)
-            source = self.fixed[g]
+        source = self.fixed[g]
+        target = self.arena.grad_buffer(t, source.shape, source.dtype)
+        wrapper = _wrap(target)
+        if not fresh or source is not target:
+            # eager copies (the rule handed back its own incoming gradient or a view), or the
+            # gradient was computed in the arena (written over a buffer nothing else reads)
 
             def deliver_copy() -> None:
-                np.copyto(copy, source)
+                np.copyto(target, source)
                 t.grad = wrapper
 
             return deliver_copy
@@ -1410,18 +1538,28 @@ class _Kernels:
         blocks: dict[int, tuple] = {}  # id(p) -> (data, grad, [(data rows, grad rows, tmp)])
         multiply, subtract = np.multiply, np.subtract
 
+        def temp(data: Any) -> tuple[int, Any]:
+            # NOTE: a large parameter is updated a block of rows at a time, through one small
+            # temporary that stays in the cache (elementwise: the same bits as one call)
+            rows = max(1, _SGD_BLOCK // max(1, math.prod(data.shape[1:])))
+            if data.ndim < 2 or data.shape[0] <= rows:
+                return rows, self.scratch(data.shape, data.dtype)
+            return rows, self.scratch((rows, *data.shape[1:]), data.dtype)
+
+        for group in groups:  # the temporaries are in the arena: take them now
+            for p in group["params"]:
+                if type(p._data) is _ndarray:
+                    temp(p._data)
+
         def pieces(p: Any, data: Any, g: Any) -> list:
             cached = blocks.get(id(p))
             if cached is not None and cached[0] is data and cached[1] is g:
                 return cached[2]
-            # NOTE: a large parameter is updated a block of rows at a time, through one small
-            # temporary that stays in the cache (elementwise: the same bits as one call)
-            rows = max(1, _SGD_BLOCK // max(1, math.prod(data.shape[1:])))
+            rows, tmp = temp(data)
             out = []
-            if data.ndim < 2 or data.shape[0] <= rows:
-                out.append((data, g, self.scratch(data.shape, data.dtype)))
+            if tmp.shape == data.shape:
+                out.append((data, g, tmp))
             else:
-                tmp = self.scratch((rows, *data.shape[1:]), data.dtype)
                 for i in range(0, data.shape[0], rows):
                     d, gr = data[i : i + rows], g[i : i + rows]
                     out.append((d, gr, tmp[: len(d)]))
@@ -1522,11 +1660,14 @@ class CompiledFunction:
         self.fullgraph = fullgraph
         self._entries: dict[tuple, _Entry] = {}
         self._eager_reason: str | None = None
+        self._arena = _Arena()
         functools.update_wrapper(self, fn, updated=())
 
     def _fallback(self, reason: str) -> None:
         self._eager_reason = reason
         self._entries.clear()
+        self._arena.release()
+        self._arena.plans.clear()
         message = f"tm.compile: {_name(self.fn)} runs eagerly from now on: {reason}"
         if self.fullgraph:
             raise RuntimeError(message)
@@ -1549,6 +1690,7 @@ class CompiledFunction:
                 self._fallback(f"more than {_CACHE_LIMIT} different input signatures")
                 return self.fn(*args, **kwargs)
             entry = self._entries[key] = _Entry()
+        self._arena.release()  # the trace runs eagerly: it needs the memory the plans hold
         trace = _Trace(leaves)
         result = trace.run(self.fn, args, kwargs)
         if trace.reason is not None:
@@ -1565,7 +1707,7 @@ class CompiledFunction:
         if previous is None:
             entry.states[pattern] = trace
         elif previous.sig == trace.sig:
-            entry.states[pattern] = _Plan(trace)
+            entry.states[pattern] = _Plan(trace, self._arena)
         else:
             self._fallback(
                 "a different sequence of ops or constants than on the call before, with the "

@@ -140,9 +140,19 @@ class SimulatedArray:
         if name.startswith("__") or name in _HOST_ONLY_ATTRIBUTES:
             # NOTE: no __array_interface__, buffer or ctypes: numpy must not read device memory
             raise AttributeError(f"'ndarray' (simulated CuPy) object has no attribute {name!r}")
-        value = getattr(object.__getattribute__(self, "_host"), name)
+        host = object.__getattribute__(self, "_host")
+        value = getattr(host, name)
         if callable(value):
-            return _device_function(value, name)
+            method = _device_function(value, name)
+
+            def same(*args: Any, **kwargs: Any) -> Any:
+                result = method(*args, **kwargs)
+                # a method that hands back its array (astype(copy=False)) hands back this one
+                same_array = isinstance(result, SimulatedArray) and result._host is host
+                return self if same_array else result
+
+            same.__name__ = same.__qualname__ = name
+            return same
         return _wrap(value)
 
     def __setattr__(self, name: str, value: Any) -> None:
