@@ -21,7 +21,7 @@ if [ "${1:-}" = "--xor" ]; then  # the 2-8-1 XOR step, fused (seq) and op by op 
     done
     exit 0
 fi
-for mode in hand tiny; do
+for mode in hand tiny module; do
     a=$(count "$mode" 10 "${@}")
     b=$(count "$mode" 40 "${@}")
     echo "$mode: $(((b - a) / 30)) instructions per step"

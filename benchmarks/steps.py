@@ -3,7 +3,10 @@
 Meant to run under ``valgrind --tool=callgrind`` (see ``count_instructions.sh``): instruction
 counts repeat from run to run where wall time on a shared machine does not.
 
-    python benchmarks/steps.py hand|tiny STEPS [--batch 128] [--hidden 128]
+    python benchmarks/steps.py hand|tiny|module STEPS [--batch 128] [--hidden 128]
+
+``tiny`` is ``nn.Sequential`` (one fused node per step); ``module`` is a user's own
+``nn.Module`` calling its layers one by one, as bench.py's "tinygrad_mlp module".
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     """Parse the arguments and run the steps."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["hand", "tiny"])
+    parser.add_argument("mode", choices=["hand", "tiny", "module"])
     parser.add_argument("steps", type=int)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=128)
@@ -34,7 +37,7 @@ def main() -> None:
     if args.mode == "hand":
         hand(x, y, init, args.steps)
     else:
-        tiny(x, y, init, args.steps)
+        tiny(x, y, init, args.steps, module=args.mode == "module")
 
 
 def hand(x, y, init, steps: int, lr: float = 0.1) -> None:
@@ -66,13 +69,27 @@ def hand(x, y, init, steps: int, lr: float = 0.1) -> None:
             param -= lr * grad
 
 
-def tiny(x, y, init, steps: int, lr: float = 0.1) -> None:
+def tiny(x, y, init, steps: int, lr: float = 0.1, module: bool = False) -> None:
     """The same step through tinygrad_mlp's public API."""
     import tinygrad_mlp as tm
 
     nn = tm.nn
     d, h, c = init[0].shape[1], init[0].shape[0], init[4].shape[0]
-    model = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(d, h), nn.Linear(h, h), nn.Linear(h, c)
+
+        def forward(self, x):
+            return self.fc3(self.fc2(self.fc1(x).relu()).relu())
+
+    if module:
+        model = Net()
+    else:
+        model = nn.Sequential(
+            nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c)
+        )
     for param, value in zip(model.parameters(), init, strict=True):
         param.data[...] = value
     opt = tm.optim.SGD(model.parameters(), lr=lr)

@@ -23,8 +23,9 @@ dropout, use hooks, ``create_graph`` or ``autograd.grad`` fall back to eager wit
 warning naming the reason.
 
 What a replay hands back is the eager result's values: returned tensors are new arrays (no
-grad_fn), and ``.grad`` of the parameters are buffers of the plan, overwritten by the next call
-of the same plan (as PyTorch accumulates into ``.grad`` in place). Values an eager step checks
+grad_fn), and ``.grad`` of the parameters are buffers, one per parameter, overwritten by the
+next call (as PyTorch accumulates into ``.grad`` in place). The plans' other buffers share one
+block (``_Arena``), freed before every trace. Values an eager step checks
 in Python (a label out of range for cross-entropy) are checked by the kernels too; other checks
 of the eager ops are not repeated.
 
