@@ -400,3 +400,43 @@ def test_a_float_index_tensor_is_refused_and_a_bool_tensor_masks():
         x[tm.Tensor([1, 0])]  # the Tensor class makes float32, as torch.Tensor does
     picked = x[tm.Tensor(np.array([True, False, True]), dtype=bool)]
     np.testing.assert_array_equal(picked.numpy(), np.arange(6.0).reshape(3, 2)[[0, 2]])
+
+
+def test_leaf_hooks_run_after_an_in_place_change_of_the_leaf():
+    # an in-place change leaves a stamp among the tensor's extras: delivery must still find
+    # the hooks (and, with none, still hand over a correct gradient)
+    w = tm.tensor([1.0, 2.0], requires_grad=True)
+    v = tm.tensor([3.0, 4.0], requires_grad=True)
+    with tm.no_grad():
+        w.mul_(2.0)
+        v.add_(1.0)
+    seen = []
+    w.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 10)
+    ((w * w).sum() + (v * 3.0).sum()).backward()
+    assert len(seen) == 1 and np.array_equal(seen[0], [4.0, 8.0])  # 2 w, w = (2, 4)
+    assert np.array_equal(w.grad.numpy(), [40.0, 80.0])
+    assert np.array_equal(v.grad.numpy(), [3.0, 3.0])
+
+
+def test_a_leaf_hook_runs_once_on_the_sum_of_its_edges():
+    # as PyTorch: the hook sees d/dx (x^2 + 3x) = 2x + 3, not 2x and 3 apart
+    x = tm.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.numpy().copy()) or g.clamp(max=6.0))
+    ((x * x).sum() + (x * 3.0).sum()).backward()
+    assert len(seen) == 1 and np.array_equal(seen[0], [5.0, 7.0])
+    assert np.array_equal(x.grad.numpy(), [5.0, 6.0])  # clamped once, on the sum
+    (g,) = tm.autograd.grad((x * x).sum() + (x * 3.0).sum(), x)
+    assert len(seen) == 2 and np.array_equal(g.numpy(), [5.0, 6.0])
+
+
+def test_a_retained_non_leaf_runs_its_hook_once():
+    w = tm.tensor([2.0, 4.0], requires_grad=True)
+    y = w * 1.0
+    y.retain_grad()
+    seen = []
+    y.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 10)
+    (y * y).sum().backward()
+    assert len(seen) == 1 and np.array_equal(seen[0], [4.0, 8.0])
+    assert np.array_equal(y.grad.numpy(), [40.0, 80.0])
+    assert np.array_equal(w.grad.numpy(), [40.0, 80.0])

@@ -662,6 +662,18 @@ def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
     return ig
 
 
+def _label(events: list[tuple], e: tuple) -> str:
+    """An event in words: the op of a forward or rule, the call of a replayed call."""
+    kind = e[0]
+    if kind == "fwd":
+        return f"{e[1].name} forward"
+    if kind == "rule":
+        return f"{events[e[1]][1].name} rule"
+    if kind == "call":
+        return f"{type(e[3]).__name__ if e[3] is not None else ''}.{e[2]}".lstrip(".")
+    return kind
+
+
 def _getter(ref: tuple, env: list) -> Callable[[], Any]:
     if ref[0] == "s":
         slot = ref[1]
@@ -687,6 +699,7 @@ class _Plan:
         self.saved: dict[int, Any] = {}
         self.steps: list[Callable[[], None]] = []
         self.kinds: list[str] = []  # the event kind of each step
+        self.labels: list[str] = []  # what each step does, in words (benchmarks/compile_parts.py)
         self.graphs: _CudaGraphs | None = None
         arena.plans.append(self)
         self._build()
@@ -694,7 +707,8 @@ class _Plan:
     def drop(self) -> None:
         """Let go of every buffer; the next run builds the plan again."""
         self.generation = None
-        self.env, self.saved, self.steps, self.kinds, self.graphs = [], {}, [], [], None
+        self.env, self.saved, self.steps, self.kinds, self.labels = [], {}, [], [], []
+        self.graphs = None
         self.__dict__.pop("kernels", None)
 
     def _build(self) -> None:
@@ -702,7 +716,7 @@ class _Plan:
         for _ in range(2):  # a second pass when the arena had to grow
             self.env = [None] * len(self.trace.meta)
             self.saved = {}
-            self.steps, self.kinds = [], []
+            self.steps, self.kinds, self.labels = [], [], []
             self.kernels = _Kernels(self)
             fused = self.kernels.plan(events)  # event index -> closure (or None: skipped)
             for index, e in enumerate(events):
@@ -710,6 +724,7 @@ class _Plan:
                 if step is not None:
                     self.steps.append(step)
                     self.kinds.append(e[0])
+                    self.labels.append(_label(events, e))
             if not self.kernels.overflow:
                 break
             nbytes = self.kernels.offset

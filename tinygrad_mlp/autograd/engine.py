@@ -374,6 +374,11 @@ def _add(a, b):
 # ---------------------------------------------------------------- delivery
 
 
+def _no_hooks(extra: dict) -> bool:
+    """True when a tensor's extras (an in-place stamp, views) hold no gradient hook."""
+    return not (extra.get("hooks") or extra.get("post_hooks"))
+
+
 def _run_hooks(t: Tensor, g: Any, create_graph: bool) -> Any:
     hooks = t._get_extra("hooks")
     if not hooks:
@@ -403,6 +408,7 @@ class _Run:
         self.pending: dict[Tensor, Any] = {}
         self.heap: list[tuple[int, Tensor]] = []
         self.post: list[Tensor] = []
+        self.held: dict[Tensor, tuple[Any, bool]] = {}  # leaves with hooks: their summed gradient
 
     def add(self, t: Tensor, g: Any) -> None:
         """Add a gradient for a non-leaf tensor, queueing it the first time."""
@@ -413,11 +419,18 @@ class _Run:
         else:
             self.pending[t] = _add(prev, g)
 
-    def deliver(self, t: Tensor, g: Any, fresh: bool) -> None:
-        """Hand a finished gradient to ``t``: into ``.grad``, or into the results."""
-        if t._extra is not None:
-            g = _run_hooks(t, g, self.create_graph)
-            fresh = fresh and not self.create_graph and t._get_extra("hooks") is None
+    def deliver(self, t: Tensor, g: Any, fresh: bool, hooked: bool = False) -> None:
+        """Hand a finished gradient to ``t``: into ``.grad``, or into the results. A leaf with
+        hooks gets its edges' gradients summed first, its hooks then run once on the sum (as
+        PyTorch runs them before accumulating); ``hooked``: they ran already."""
+        if not hooked and t._extra is not None and t._get_extra("hooks"):
+            prev = self.held.get(t)
+            if prev is None:
+                self.held[t] = (g, fresh)
+            else:
+                total = prev[0] + g if self.create_graph else _add(prev[0], g)
+                self.held[t] = (total, True)
+            return
         if not self.accumulate:
             prev = self.results.get(id(t))
             if prev is None:
@@ -435,6 +448,13 @@ class _Run:
         if t._extra is not None and t._get_extra("post_hooks"):
             self.post.append(t)
 
+    def deliver_held(self) -> None:
+        """The hooked leaves' summed gradients, through their hooks, into place."""
+        held, self.held = self.held, {}
+        for t, (g, fresh) in held.items():
+            out = _run_hooks(t, g, self.create_graph)
+            self.deliver(t, out, fresh and out is g, hooked=True)
+
     def wants(self, t: Tensor) -> bool:
         return self.wanted is None or id(t) in self.wanted
 
@@ -451,7 +471,8 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
         else:
             run.add(t, seed)
     heap, pending, pop, heappush = run.heap, run.pending, heapq.heappop, heapq.heappush
-    wanted = run.wanted
+    wanted, anomaly, mode = run.wanted, _Mode.anomaly, _Mode
+    plain = wanted is None and not create_graph  # a leaf may take a rule's new array as .grad
     while heap:
         t = pop(heap)[1]
         node = t._node
@@ -463,27 +484,30 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
             if (wanted is not None and id(t) in wanted) or (
                 wanted is None and t._get_extra("retains_grad")
             ):
-                run.deliver(t, g if create_graph else g.copy(), True)
+                run.deliver(t, g if create_graph else g.copy(), True, hooked=True)
         elif wanted is not None and id(t) in wanted:
-            run.deliver(t, g, False)
-        if _Mode.last_inplace > node.seq:
+            run.deliver(t, g, False, hooked=True)
+        if mode.last_inplace > node.seq:
             _check_versions(node, create_graph)
         if t._version and _saves_output(node.saved, t._data):
             raise _output_modified_error(node, t)
         op = node.op
+        inputs, needs = node.inputs, node.needs
         if create_graph or op.custom is not None:
             in_grads = _rule(node, g, create_graph)
+            own = False  # a custom rule's arrays may be the user's
         else:
             ns = _NUMPY if type(g) is _ndarray else backend.namespace_of(g)
-            in_grads = op.backward(ns, g, node.saved, node.needs)
-        inputs, needs = node.inputs, node.needs
+            in_grads = op.backward(ns, g, node.saved, needs)
+            own = plain
         if not retain_graph:
             node.release()
-        exact = op.exact and not create_graph
-        for i, (inp, ig, need) in enumerate(zip(inputs, in_grads, needs, strict=True)):
+        fits = create_graph or not op.exact
+        for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
             if ig is None or not need:
                 continue
-            if not exact:
+            raw = ig
+            if fits:
                 data = inp._data
                 if (
                     create_graph
@@ -491,18 +515,16 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
                     or ig.shape != data.shape
                     or ig.dtype != data.dtype
                 ):
-                    ig = _fit(ig, data, node, i, create_graph)
-            if _Mode.anomaly:
-                _check_gradient(ig, node, i)
+                    ig = _fit(ig, data, node, _position(inputs, inp, raw, in_grads), create_graph)
+            if anomaly:
+                _check_gradient(ig, node, _position(inputs, inp, raw, in_grads))
             if inp._node is None:
                 if (
-                    inp.grad is None
-                    and inp._extra is None
-                    and wanted is None
-                    and not create_graph
+                    own
+                    and inp.grad is None
                     and ig is not g
-                    and op.custom is None
                     and ig.base is None
+                    and (inp._extra is None or _no_hooks(inp._extra))
                 ):
                     inp.grad = _wrap(ig)  # the common case: a new array for a fresh .grad
                 elif wanted is None or id(inp) in wanted:
@@ -519,9 +541,19 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
                     heappush(heap, (-inp._node.seq, inp))
                 else:
                     pending[inp] = _add(prev, ig)
+    if run.held:
+        run.deliver_held()
     for t in run.post:
         for hook in list(t._get_extra("post_hooks")):
             hook(t)
+
+
+def _position(inputs: tuple, inp: Any, ig: Any, grads: Any) -> int:
+    """Which input of a node ``inp`` (with gradient ``ig``) is, for messages."""
+    for i, (x, g) in enumerate(zip(inputs, grads, strict=True)):
+        if x is inp and g is ig:
+            return i
+    return inputs.index(inp)
 
 
 def _check_gradient(ig, node: Node, i: int) -> None:

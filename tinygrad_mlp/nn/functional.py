@@ -175,31 +175,23 @@ def linear_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 
 
 def _linear(op: O.Op, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """Check the operands of a linear layer and apply ``op`` (linear or linear_relu)."""
+    """Check the operands of a linear layer and apply ``op``; the op itself checks the shapes
+    (a ShapeError naming both)."""
     if not (isinstance(x, Tensor) and isinstance(weight, Tensor)) or not (
         bias is None or isinstance(bias, Tensor)
     ):
         _check_tensors("linear", input=x, weight=weight, bias=bias)
-    w = weight._data
-    if w.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {w.shape}")
-    if x._data.dtype != w.dtype:
+    dtype = weight._data.dtype
+    if x._data.dtype != dtype or (bias is not None and bias._data.dtype != dtype):
+        what, other = ("input", x) if x._data.dtype != dtype else ("bias", bias)
         raise TypeError(
-            f"linear: input dtype {x.dtype} differs from weight dtype {w.dtype}; "
-            "cast the input with .to(dtype)"
+            f"linear: {what} dtype {other.dtype} differs from weight dtype {dtype}"
+            + ("; cast the input with .to(dtype)" if what == "input" else "")
         )
     if bias is None:
-        if x.ndim == 0 or x.shape[-1] != w.shape[1]:
-            raise ValueError(
-                f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
-                f"{w.shape}: the last dim must be in_features = {w.shape[1]}"
-            )
+        if weight._data.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            O._check_linear(x._data, weight._data, None)
         return x @ weight.T
-    b = bias._data
-    if b.shape != (w.shape[0],):
-        raise ValueError(f"linear: bias of shape {b.shape} does not fit weight of shape {w.shape}")
-    if b.dtype != w.dtype:
-        raise TypeError(f"linear: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
     return apply(op, x, weight, bias)
 
 
