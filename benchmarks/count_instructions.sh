@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1
+export PYTHONHASHSEED=0  # string hashes, and with them dict and set layouts, the same every run
 py=$(python3 -c 'import sys; print(sys.executable)')
 count() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$py" benchmarks/steps.py "$@" 2>&1 |

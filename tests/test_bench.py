@@ -63,3 +63,37 @@ def test_ratios_are_paired_within_each_repetition():
     assert row["ratio_vs_torch"] is None  # no torch contender
     numpy_row = bench.find_row(report, "mnist epoch", bench.NUMPY)
     assert numpy_row["ratio_vs_numpy"] == 1.0 and numpy_row["median"] == 2.0
+
+
+def _run_script(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_compile_parts_takes_a_replayed_step_apart():
+    out = _run_script("compile_parts.py", "--steps", "4", "--repeats", "1")
+    for contender in ("numpy by hand", "GEMM floor", "eager module", "compiled module"):
+        assert contender in out, out
+    # the plan's parts: the three linear layers forward and back, the update
+    assert "linear forward           x3" in out and "linear rule              x3" in out, out
+    assert "SGD.step" in out and "sum of the parts" in out, out
+
+
+def test_count_bytecodes_counts_more_for_the_unfused_module():
+    out = _run_script("count_bytecodes.py", "hand", "module", "--top", "3")
+    counts = dict(
+        (line.split(":")[0], int(line.split()[1]))
+        for line in out.splitlines()
+        if "bytecode instructions per step" in line
+    )
+    assert set(counts) == {"hand", "module"}, out
+    assert 0 < counts["hand"] < counts["module"], out
+    assert "engine.py:_run" in out, out
