@@ -463,89 +463,108 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
     """Propagate the seeds of ``roots`` to the leaves, newest op first."""
     if _Mode.anomaly:
         _check_forward([t for t, _ in roots])
-    create_graph = run.create_graph
     for t, seed in roots:  # every seed is a new array (see _seed)
         if t._node is None:
             if run.wants(t):
                 run.deliver(t, seed, True)
         else:
             run.add(t, seed)
-    heap, pending, pop, heappush = run.heap, run.pending, heapq.heappop, heapq.heappush
-    wanted, anomaly, mode = run.wanted, _Mode.anomaly, _Mode
+    heap, pending, pop, mode = run.heap, run.pending, heapq.heappop, _Mode
+    create_graph, wanted = run.create_graph, run.wanted
     plain = wanted is None and not create_graph  # a leaf may take a rule's new array as .grad
     while heap:
         t = pop(heap)[1]
         node = t._node
-        if node.released:
-            raise _released_error(node)
         g = pending.pop(t)
-        if t._extra is not None:
-            g = _run_hooks(t, g, create_graph)
-            if (wanted is not None and id(t) in wanted) or (
-                wanted is None and t._get_extra("retains_grad")
-            ):
-                run.deliver(t, g if create_graph else g.copy(), True, hooked=True)
-        elif wanted is not None and id(t) in wanted:
-            run.deliver(t, g, False, hooked=True)
-        if mode.last_inplace > node.seq:
-            _check_versions(node, create_graph)
-        if t._version and _saves_output(node.saved, t._data):
-            raise _output_modified_error(node, t)
-        op = node.op
-        inputs, needs = node.inputs, node.needs
+        if (
+            node.released
+            or t._extra is not None
+            or wanted is not None
+            or t._version
+            or mode.last_inplace > node.seq
+        ):
+            g = _before_rule(run, t, node, g)
+        op, inputs, needs = node.op, node.inputs, node.needs
         if create_graph or op.custom is not None:
-            in_grads = _rule(node, g, create_graph)
-            own = False  # a custom rule's arrays may be the user's
+            in_grads, own = (
+                _rule(node, g, create_graph),
+                False,
+            )  # a custom rule's arrays may be the user's
         else:
             ns = _NUMPY if type(g) is _ndarray else backend.namespace_of(g)
-            in_grads = op.backward(ns, g, node.saved, needs)
-            own = plain
+            in_grads, own = op.backward(ns, g, node.saved, needs), plain
         if not retain_graph:
             node.release()
-        fits = create_graph or not op.exact
-        for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
-            if ig is None or not need:
-                continue
-            raw = ig
-            if fits:
-                data = inp._data
-                if (
-                    create_graph
-                    or type(ig) is not type(data)
-                    or ig.shape != data.shape
-                    or ig.dtype != data.dtype
-                ):
-                    ig = _fit(ig, data, node, _position(inputs, inp, raw, in_grads), create_graph)
-            if anomaly:
-                _check_gradient(ig, node, _position(inputs, inp, raw, in_grads))
-            if inp._node is None:
-                if (
-                    own
-                    and inp.grad is None
-                    and ig is not g
-                    and ig.base is None
-                    and (inp._extra is None or _no_hooks(inp._extra))
-                ):
-                    inp.grad = _wrap(ig)  # the common case: a new array for a fresh .grad
-                elif wanted is None or id(inp) in wanted:
-                    # a new array from the rule may go into .grad as it is; g or a view is copied
-                    run.deliver(
-                        inp,
-                        ig,
-                        create_graph or (ig is not g and op.custom is None and ig.base is None),
-                    )
-            else:
-                prev = pending.get(inp)
-                if prev is None:
-                    pending[inp] = ig
-                    heappush(heap, (-inp._node.seq, inp))
-                else:
-                    pending[inp] = _add(prev, ig)
+        _pass_on(run, node, g, inputs, in_grads, needs, own)
     if run.held:
         run.deliver_held()
     for t in run.post:
         for hook in list(t._get_extra("post_hooks")):
             hook(t)
+
+
+def _before_rule(run: _Run, t: Tensor, node: Node, g: Any) -> Any:
+    """What comes before a node's rule, when anything does: refusing a released graph or a
+    saved tensor changed in place, running ``t``'s hooks, handing a retained or wanted non-leaf
+    its gradient. Returns the gradient the rule gets."""
+    if node.released:
+        raise _released_error(node)
+    create_graph, wanted = run.create_graph, run.wanted
+    if t._extra is not None:
+        g = _run_hooks(t, g, create_graph)
+        if (wanted is not None and id(t) in wanted) or (
+            wanted is None and t._get_extra("retains_grad")
+        ):
+            run.deliver(t, g if create_graph else g.copy(), True, hooked=True)
+    elif wanted is not None and id(t) in wanted:
+        run.deliver(t, g, False, hooked=True)
+    if _Mode.last_inplace > node.seq:
+        _check_versions(node, create_graph)
+    if t._version and _saves_output(node.saved, t._data):
+        raise _output_modified_error(node, t)
+    return g
+
+
+def _pass_on(run: _Run, node: Node, g: Any, inputs: tuple, in_grads: Any, needs: tuple, own: bool):
+    """Each input's gradient (fitted to the input) into the pending sums, or into a leaf's
+    ``.grad``; ``own``: a leaf may keep a new array from the rule as it is."""
+    create_graph, wanted, op = run.create_graph, run.wanted, node.op
+    fits, anomaly = create_graph or not op.exact, _Mode.anomaly
+    pending, heap, heappush = run.pending, run.heap, heapq.heappush
+    for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
+        if ig is None or not need:
+            continue
+        raw = ig
+        if fits:
+            data = inp._data
+            if (
+                create_graph
+                or type(ig) is not type(data)
+                or ig.shape != data.shape
+                or ig.dtype != data.dtype
+            ):
+                ig = _fit(ig, data, node, _position(inputs, inp, raw, in_grads), create_graph)
+        if anomaly:
+            _check_gradient(ig, node, _position(inputs, inp, raw, in_grads))
+        if inp._node is not None:
+            prev = pending.get(inp)
+            if prev is None:
+                pending[inp] = ig
+                heappush(heap, (-inp._node.seq, inp))  # seq is unique: inp is never compared
+            else:
+                pending[inp] = _add(prev, ig)
+        elif (
+            own
+            and inp.grad is None
+            and ig is not g
+            and ig.base is None
+            and (inp._extra is None or _no_hooks(inp._extra))
+        ):
+            inp.grad = _wrap(ig)  # the common case: a new array for a fresh .grad
+        elif wanted is None or id(inp) in wanted:
+            # a new array from the rule may go into .grad as it is; g or a view is copied
+            fresh = create_graph or (ig is not g and op.custom is None and ig.base is None)
+            run.deliver(inp, ig, fresh)
 
 
 def _position(inputs: tuple, inp: Any, ig: Any, grads: Any) -> int:
