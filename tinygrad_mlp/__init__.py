@@ -5,6 +5,7 @@ from . import (
     _method_functions,
     autograd,
     backend,
+    cuda,
     datasets,
     distributed,
     nn,
@@ -16,6 +17,7 @@ from . import (
     viz,
 )
 from . import numpy as numpy  # the differentiable numpy namespace (tm.numpy)
+from ._device import device
 from ._functions import *  # noqa: F403  (tm.zeros, tm.cat, ...: PyTorch's top level)
 from ._method_functions import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
 from ._tensor import Tensor
@@ -61,6 +63,8 @@ __all__ = [
     "Tensor",
     "Function",
     "Generator",
+    "device",
+    "cuda",
     "compile",
     "gradgradcheck",
     "set_grad_enabled",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 __all__ = [
@@ -25,10 +26,54 @@ class _Mode:
     last_inplace = 0  # the stamp of the newest in-place change of any tensor
 
 
+def _decorate(fn: Any, make: Any) -> Any:
+    """``fn`` run inside ``make()``'s context; a generator function's body runs inside it at
+    every resumption (as PyTorch's grad-mode decorators do)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            with make():
+                gen = fn(*args, **kwargs)
+            try:
+                with make():
+                    value = next(gen)
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        with make():
+                            gen.close()
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - handed on to the generator
+                        with make():
+                            value = gen.throw(e)
+                    else:
+                        with make():
+                            value = gen.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with make():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 class _GradMode:
-    """A context manager and decorator that sets grad mode inside and restores it after."""
+    """A context manager and decorator that sets grad mode inside and restores it after; as
+    PyTorch's, it decorates with or without the call (``@no_grad()`` and ``@no_grad``)."""
 
     _enabled = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls in (no_grad, enable_grad) and len(args) == 1 and callable(args[0]) and not kwargs:
+            return _decorate(args[0], cls)  # the bare decorator: @no_grad
+        return super().__new__(cls)
 
     def __enter__(self) -> None:
         self._prev = _Mode.grad_enabled
@@ -38,12 +83,7 @@ class _GradMode:
         _Mode.grad_enabled = self._prev
 
     def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return _decorate(fn, self.__class__)
 
 
 class no_grad(_GradMode):
@@ -61,22 +101,24 @@ class enable_grad(_GradMode):
 class inference_mode(_GradMode):
     """As ``no_grad`` (PyTorch's faster variant; here the two are the same)."""
 
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):  # the bare decorator: @inference_mode
+            return _decorate(mode, inference_mode)
+        return object.__new__(cls)
+
     def __init__(self, mode: bool = True) -> None:
         self._enabled = not mode
 
     def __call__(self, fn):
         mode = not self._enabled
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with inference_mode(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return _decorate(fn, lambda: inference_mode(mode))
 
 
 class set_grad_enabled(_GradMode):
     """Turn recording on or off: as a function call, or for a ``with`` block."""
+
+    def __new__(cls, mode: bool) -> Any:
+        return object.__new__(cls)
 
     def __init__(self, mode: bool) -> None:
         self._prev = _Mode.grad_enabled
@@ -89,13 +131,7 @@ class set_grad_enabled(_GradMode):
     def __call__(self, fn):
         _Mode.grad_enabled = self._prev  # as a decorator: do not change the mode now
         mode = self._enabled
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return _decorate(fn, lambda: set_grad_enabled(mode))
 
 
 def is_grad_enabled() -> bool:

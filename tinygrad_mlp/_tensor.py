@@ -406,6 +406,14 @@ def _scalar_exponent(value: Any) -> float | None:
 # ---------------------------------------------------------------- Tensor
 
 
+def _root(s: Tensor, q: float) -> Tensor:
+    """s ** q for the sums of a norm, with the gradient 0 where s is 0 (the norm of zeros), as
+    PyTorch's norms have it: d sqrt(s)/ds is infinite there, and 0 * inf would be NaN."""
+    positive = s > 0
+    safe = where(positive, s, 1.0)
+    return where(positive, safe.sqrt() if q == 0.5 else safe**q, 0.0)
+
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
 
@@ -415,11 +423,28 @@ class Tensor:
 
     def __init__(
         self,
-        data: Any = (),
+        *args: Any,
         requires_grad: bool = False,
         dtype: Any = None,
         device: str | None = None,
     ) -> None:
+        # PyTorch's two forms: Tensor(data) and Tensor(*sizes) (zeros here, uninitialised
+        # there); Tensor(data, requires_grad) is kept as this library's own older form
+        if args and type(args[-1]) is bool and len(args) == 2:
+            args, requires_grad = args[:1], args[1]
+        if len(args) == 1:
+            data = args[0]
+            if type(data) is int or type(data) is np.int64:
+                data = backend.get_array_module(device).zeros(int(data), np.float32)
+        elif not args:
+            data = ()
+        elif all(type(n) is int for n in args):
+            data = backend.get_array_module(device).zeros(args, np.float32)
+        else:
+            raise TypeError(
+                f"Tensor() takes data or sizes (ints), got {len(args)} positional arguments of "
+                f"types {', '.join(type(a).__name__ for a in args)}"
+            )
         if (
             type(data) is np.ndarray
             and dtype is None
@@ -676,7 +701,7 @@ class Tensor:
         itself when nothing changes, else a differentiable copy."""
         device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("copy", None)
+        copy = bool(kwargs.pop("copy", False))
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -697,7 +722,7 @@ class Tensor:
             target = backend._normalise_device(device)
             if target != out.device:
                 out = apply(O.TO_DEVICE, out, device=target)
-        return out
+        return out.clone() if copy and out is self else out
 
     def cpu(self) -> Tensor:
         """This tensor on the CPU."""
@@ -1315,7 +1340,7 @@ class Tensor:
         if isinstance(dim, list):
             dim = tuple(dim)
         if p in ("fro", 2, 2.0):
-            return (x * x).sum(dim, keepdim).sqrt()
+            return _root((x * x).sum(dim, keepdim), 0.5)
         if p in (math.inf, "inf"):
             return x.abs().amax(() if dim is None else dim, keepdim)
         if p in (-math.inf, "-inf"):
@@ -1326,7 +1351,7 @@ class Tensor:
             return (x != 0).sum(dim, keepdim).to(x.dtype)
         if not _is_number(p):
             raise ValueError(f"norm: unsupported p={p!r}")
-        return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+        return _root((x.abs() ** p).sum(dim, keepdim), 1.0 / p)
 
     def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) over ``dim``, computed stably."""

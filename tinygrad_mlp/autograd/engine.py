@@ -407,7 +407,7 @@ class _Run:
         self.results: dict[int, Any] = {}
         self.pending: dict[Tensor, Any] = {}
         self.heap: list[tuple[int, Tensor]] = []
-        self.post: list[Tensor] = []
+        self.post: dict[int, Tensor] = {}  # leaves with post-accumulate hooks, once each
         self.held: dict[Tensor, tuple[Any, bool]] = {}  # leaves with hooks: their summed gradient
 
     def add(self, t: Tensor, g: Any) -> None:
@@ -446,7 +446,7 @@ class _Run:
         else:
             t.grad = _wrap(_add(prev._data, g))
         if t._extra is not None and t._get_extra("post_hooks"):
-            self.post.append(t)
+            self.post[id(t)] = t
 
     def deliver_held(self) -> None:
         """The hooked leaves' summed gradients, through their hooks, into place."""
@@ -498,7 +498,7 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
         _pass_on(run, node, g, inputs, in_grads, needs, own)
     if run.held:
         run.deliver_held()
-    for t in run.post:
+    for t in run.post.values():
         for hook in list(t._get_extra("post_hooks")):
             hook(t)
 

@@ -245,13 +245,7 @@ def normalize(
 ) -> Tensor:
     """x / max(||x||_p, eps) along ``dim``."""
     (d,) = _norm_dims(dim, input.ndim)
-    if p == 2:
-        norm = (input * input).sum(d, True) ** 0.5
-    elif p == 1:
-        norm = input.abs().sum(d, True)
-    else:
-        norm = (input.abs() ** p).sum(d, True) ** (1 / p)
-    return input / norm.clamp(min=eps)
+    return input / input.norm(p, d, keepdim=True).clamp(min=eps)
 
 
 def layer_norm(
@@ -698,8 +692,9 @@ def binary_cross_entropy_with_logits(
     pw = pos_weight._data if isinstance(pos_weight, Tensor) else np.asarray(pos_weight)
     pw = backend.to_device(np.asarray(backend.to_numpy(pw)), input.device).astype(y.dtype)
     log_weight = 1 + (pw - 1) * y
-    # log(1 + e^-x) = relu(-x) + log(1 + e^-|x|), finite for any x
-    softplus_neg = (-input).relu() + ((-input.abs()).exp() + 1).log()
+    # log(1 + e^-x) through the softplus op: finite for any x, and its derivative -sigmoid(-x)
+    # is right at x = 0 too (a sum of relu(-x) and |x| terms would have 0 there)
+    softplus_neg = softplus(-input, threshold=float("inf"))
     losses = input * _const(1 - y, input) + softplus_neg * _const(log_weight, input)
     return _weighted(name, losses, weight, reduction)
 

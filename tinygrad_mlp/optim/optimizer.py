@@ -180,6 +180,11 @@ class Optimizer:
                     f"parameter group {index}: params[{i}] is a {type(p).__name__}, "
                     "not a tensor with .data and .grad"
                 )
+            if getattr(p, "_node", None) is not None:
+                raise ValueError(
+                    f"parameter group {index}: params[{i}] is a non-leaf tensor (the result of "
+                    "an op); optimize the leaf it was computed from"
+                )
             if id(p) in seen:
                 raise ValueError(f"parameter group {index}: params[{i}] appears more than once")
             seen.add(id(p))

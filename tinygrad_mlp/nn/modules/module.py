@@ -500,11 +500,8 @@ class Module:
             keep_vars = args[2] if len(args) > 2 else keep_vars
         if destination is None:
             destination = OrderedDict()
-        seen: set[int] = set()
-        for mod_name, m in self.named_modules(prefix=prefix.rstrip(".")):
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+        # NOTE: a submodule that appears under two names is saved under both, as in PyTorch
+        for mod_name, m in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             m._save_to_state_dict(destination, f"{mod_name}." if mod_name else "", keep_vars)
         return destination
 
