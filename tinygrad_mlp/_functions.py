@@ -49,6 +49,7 @@ __all__ = [
     "where",
     "matmul",
     "allclose",
+    "isclose",
     "equal",
     "numel",
     "get_default_dtype",
@@ -334,6 +335,12 @@ def allclose(input: Tensor, other: Any, rtol: float = 1e-5, atol: float = 1e-8,
              equal_nan: bool = False) -> bool:  # fmt: skip
     """True when every pair of values is close."""
     return input.allclose(other, rtol, atol, equal_nan)
+
+
+def isclose(input: Tensor, other: Any, rtol: float = 1e-5, atol: float = 1e-8,
+            equal_nan: bool = False) -> Tensor:  # fmt: skip
+    """A bool tensor: where each pair of values is close (|a - b| <= atol + rtol * |b|)."""
+    return input.isclose(other, rtol, atol, equal_nan)
 
 
 def equal(input: Tensor, other: Tensor) -> bool:

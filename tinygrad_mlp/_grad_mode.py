@@ -12,6 +12,7 @@ __all__ = [
     "set_grad_enabled",
     "inference_mode",
     "is_grad_enabled",
+    "is_inference_mode_enabled",
     "set_anomaly_detection",
     "detect_anomaly",
     "is_anomaly_enabled",
@@ -22,6 +23,7 @@ class _Mode:
     """The engine's switches."""
 
     grad_enabled = True
+    inference = False  # inside an inference_mode() block
     anomaly = False
     last_inplace = 0  # the stamp of the newest in-place change of any tensor
 
@@ -109,6 +111,15 @@ class inference_mode(_GradMode):
     def __init__(self, mode: bool = True) -> None:
         self._enabled = not mode
 
+    def __enter__(self) -> None:
+        super().__enter__()
+        self._prev_inference = _Mode.inference
+        _Mode.inference = not self._enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _Mode.inference = self._prev_inference
+        super().__exit__(*exc)
+
     def __call__(self, fn):
         mode = not self._enabled
         return _decorate(fn, lambda: inference_mode(mode))
@@ -137,6 +148,11 @@ class set_grad_enabled(_GradMode):
 def is_grad_enabled() -> bool:
     """True when ops are being recorded for backward."""
     return _Mode.grad_enabled
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside an ``inference_mode()`` block."""
+    return _Mode.inference
 
 
 def set_anomaly_detection(enabled: bool) -> None:

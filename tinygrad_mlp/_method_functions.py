@@ -25,8 +25,8 @@ def _method_function(name: str):
 # the functional forms of Tensor methods that PyTorch also has at its top level
 METHOD_FUNCTIONS = (
     "add sub subtract mul multiply div divide true_divide neg negative pow sqrt rsqrt square "
-    "reciprocal exp expm1 log log1p log2 log10 sin cos erf abs absolute sign relu sigmoid tanh "
-    "maximum minimum clamp clip softmax log_softmax mm bmm dot outer sum mean prod amax amin "
+    "reciprocal exp expm1 log log1p log2 log10 sin cos erf abs absolute sign round relu sigmoid "
+    "tanh maximum minimum clamp clip softmax log_softmax mm bmm dot outer sum mean prod amax amin "
     "max min argmax argmin var std norm logsumexp all any count_nonzero nansum reshape flatten "
     "unflatten unsqueeze squeeze permute transpose swapaxes t chunk split unbind flip gather "
     "take_along_dim masked_fill isnan isinf isfinite eq ne lt le gt ge greater less "

@@ -686,8 +686,16 @@ class Tensor:
         return apply(O.CAST, self, dtype=self._data.dtype)
 
     def contiguous(self) -> Tensor:
-        """This tensor (numpy arrays need no contiguity for any op here)."""
-        return self
+        """This tensor when its memory is C-contiguous, else a differentiable C-ordered copy."""
+        if self._data.flags.c_contiguous:
+            return self
+        # NOTE: the expand op's forward fills a new C-ordered array; to its own shape it is a
+        # copy whose gradient is g itself
+        return apply(O.EXPAND, self, shape=self.shape)
+
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        """True when the values lie in memory in C (row-major) order, without gaps."""
+        return bool(self._data.flags.c_contiguous)
 
     def _cast(self, dtype: Any) -> Tensor:
         if self._data.dtype == dtype:
@@ -1009,6 +1017,16 @@ class Tensor:
         xp = backend.array_module_of(self._data)
         return bool(xp.allclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
+    def isclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan=False):
+        """Where |self - other| <= atol + rtol * |other| (inf equal to itself), as a bool
+        tensor; the two broadcast."""
+        if rtol < 0 or atol < 0:
+            what, value = ("rtol", rtol) if rtol < 0 else ("atol", atol)
+            raise RuntimeError(f"{what} must be greater than or equal to zero, but got {value}")
+        other = other._data if isinstance(other, Tensor) else other
+        xp = backend.array_module_of(self._data)
+        return _wrap(xp.isclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
     def equal(self, other: Tensor) -> bool:
         """True when both tensors have the same shape and values."""
         if self.shape != other.shape:
@@ -1132,6 +1150,20 @@ class Tensor:
         if self._data.dtype.kind in "biu":
             return _wrap(backend.array_module_of(self._data).sign(self._data))
         return apply(O.SIGN, self)
+
+    def round(self, decimals: int = 0) -> Tensor:
+        """Elementwise rounding to ``decimals`` places, halves to even (its gradient is 0)."""
+        xp = backend.array_module_of(self._data)
+        if self._data.dtype.kind in "biu":
+            if decimals != 0 or self._data.dtype.kind == "b":
+                raise NotImplementedError(f'"round" not implemented for {self.dtype}')
+            return _wrap(self._data.copy())
+        out = _wrap(xp.round(self._data, int(decimals)))
+        if not (self.requires_grad and is_grad_enabled()):
+            return out
+        # NOTE: a where that never picks self records the op with a zero gradient for self
+        # (as PyTorch's RoundBackward), and keeps inf and NaN as they are
+        return where(_wrap(xp.zeros(self.shape, dtype=bool)), self, out)
 
     def relu(self) -> Tensor:
         """Elementwise max(x, 0)."""

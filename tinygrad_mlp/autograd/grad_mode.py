@@ -9,6 +9,7 @@ from .._grad_mode import (  # noqa: F401
     inference_mode,
     is_anomaly_enabled,
     is_grad_enabled,
+    is_inference_mode_enabled,
     no_grad,
     set_anomaly_detection,
     set_grad_enabled,

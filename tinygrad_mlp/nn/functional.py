@@ -26,6 +26,11 @@ __all__ = [
     "mish",
     "hardtanh",
     "relu6",
+    "logsigmoid",
+    "selu",
+    "celu",
+    "hardsigmoid",
+    "hardswish",
     "sigmoid",
     "tanh",
     "softmax",
@@ -35,6 +40,7 @@ __all__ = [
     "dropout",
     "one_hot",
     "normalize",
+    "cosine_similarity",
     "layer_norm",
     "batch_norm",
     "embedding",
@@ -124,6 +130,39 @@ def hardtanh(
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6)."""
     return _act("relu6", input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    return -softplus(-input, threshold=float("inf"))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
+    return elu(input, _SELU_ALPHA) * _SELU_SCALE
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (e**(x / alpha) - 1))."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    # NOTE: exp only sees min(x, 0), so it never overflows; relu's 0 at the kink and the
+    # clamp's 1 there give celu'(0) = 1, as PyTorch
+    return input.relu() + (input.clamp(max=0) / alpha).expm1() * alpha
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x + 3, 0), 6) / 6 (gradient 1/6 strictly inside (-3, 3), as PyTorch)."""
+    return (hardtanh(input, -3.0, 3.0) + 3) / 6
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * min(max(x + 3, 0), 6) / 6 (gradient 0 at -3 and 1 at 3, as PyTorch)."""
+    return input * (hardtanh(input, -3.0, 3.0) + 3) / 6
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -246,6 +285,33 @@ def normalize(
     """x / max(||x||_p, eps) along ``dim``."""
     (d,) = _norm_dims(dim, input.ndim)
     return input / input.norm(p, d, keepdim=True).clamp(min=eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum((x1 / max(||x1||, eps)) * (x2 / max(||x2||, eps))) along ``dim``, broadcasting x1
+    and x2 (as PyTorch 2.x: each norm is floored at eps on its own)."""
+    _check_tensors("cosine_similarity", x1=x1, x2=x2)
+    if x1.dtype.kind != "f" or x2.dtype.kind != "f":
+        raise RuntimeError("expected common dtype to be floating point, yet common dtype is int")
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise RuntimeError(
+            f"cosine_similarity: shapes {tuple(x1.shape)} and {tuple(x2.shape)} do not broadcast"
+        ) from None
+    (d,) = _norm_dims(dim, len(shape))
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    return ((x1 / _floored_norm(x1, d, eps)) * (x2 / _floored_norm(x2, d, eps))).sum(d)
+
+
+def _floored_norm(x: Tensor, dim: int, eps: float) -> Tensor:
+    """||x|| along ``dim`` (kept), its value raised to eps; the gradient is the norm's own.
+
+    NOTE: PyTorch clamps the norm in place under no_grad, so the gradient of a norm below eps
+    is still x / ||x|| (0 at x = 0): the clamp enters as a constant shift."""
+    n = x.norm(2, dim, keepdim=True)
+    low = n.detach()
+    return n + (low.clamp(min=eps) - low)
 
 
 def layer_norm(

@@ -1,10 +1,15 @@
 """torch.nn's modules: Module and Parameter, containers, layers, activations and losses."""
 
 from .activation import (
+    CELU,
     ELU,
     GELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
     Hardtanh,
     LeakyReLU,
+    LogSigmoid,
     LogSoftmax,
     Mish,
     ReLU,
@@ -23,6 +28,7 @@ from .container import (
     Sequential,
     _plan_stack,
 )
+from .distance import CosineSimilarity
 from .linear import Identity, Linear
 from .loss import (
     BCELoss,
@@ -65,10 +71,16 @@ __all__ = [
     "Mish",
     "Hardtanh",
     "ReLU6",
+    "LogSigmoid",
+    "SELU",
+    "CELU",
+    "Hardsigmoid",
+    "Hardswish",
     "Sigmoid",
     "Tanh",
     "Softmax",
     "LogSoftmax",
+    "CosineSimilarity",
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",
