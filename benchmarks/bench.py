@@ -315,6 +315,19 @@ def tiny_to(model: Any, device: str) -> Any:
     return model if moved is None else moved
 
 
+def training_step(model: Any, opt: Any, loss_fn: Any) -> Any:
+    """One training step of a tinygrad_mlp model (what the compiled contenders compile)."""
+
+    def step(x: Any, target: Any) -> Any:
+        loss = loss_fn(model(x), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def tiny_mnist_module(tm: Any) -> Any:
     """The MNIST MLP as a user writes it in their own nn.Module (nothing fuses it)."""
     nn = tm.nn
@@ -374,15 +387,7 @@ class TinyMnist:
         tiny_assign(model, init)
         self.model = model
         self.opt = opt = self.tm.optim.SGD(model.parameters(), lr=MNIST_LR)
-        cross_entropy = self.tm.functional.cross_entropy
-
-        def step(xb: Any, yb: Any) -> Any:
-            loss = cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = training_step(model, opt, self.tm.functional.cross_entropy)
         # NOTE: a new compiled step each repetition: its two traced calls are timed too
         self.step = self.tm.compile(step) if self.compiled else None
 
@@ -618,15 +623,7 @@ class TinyXor:
         )
         tiny_assign(self.model, init)
         self.opt = opt = self.tm.optim.SGD(self.model.parameters(), lr=XOR_LR)
-        mse_loss = self.tm.functional.mse_loss
-
-        def step(x: Any, t: Any) -> Any:
-            loss = mse_loss(model(x), t)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = training_step(model, opt, self.tm.functional.mse_loss)
         self.step = self.tm.compile(step) if self.compiled else None
 
     def steps(self, n: int) -> float:

@@ -15,8 +15,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -34,13 +32,10 @@ def count(mode: str, n: int, data: tuple) -> Counter:
             counts[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
         return tracer
 
-    x, y, init = data
-    run = steps.hand if mode == "hand" else steps.tiny
-    kwargs = {} if mode == "hand" else {"module": mode == "module"}
-    run(x, y, init, 2, **kwargs)  # imports and first-call caches before counting
+    steps.run(mode, data, 2)  # imports and first-call caches before counting
     sys.settrace(tracer)
     try:
-        run(x, y, init, n, **kwargs)
+        steps.run(mode, data, n)
     finally:
         sys.settrace(None)
     return counts
@@ -53,14 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=8)
     parser.add_argument("--top", type=int, default=12, help="functions listed per mode")
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(0)
-    b, d, h, c = args.batch, 784, args.hidden, 10
-    x = rng.random((b, d), dtype=np.float32)
-    y = rng.integers(0, c, b)
-    shapes = [(h, d), (h,), (h, h), (h,), (c, h), (c,)]
-    init = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in shapes]
+    data = steps.make_data(args.batch, args.hidden)
     for mode in args.modes:
-        few, many = count(mode, 2, (x, y, init)), count(mode, 6, (x, y, init))
+        few, many = count(mode, 2, data), count(mode, 6, data)
         per = Counter({k: (many[k] - few.get(k, 0)) / 4 for k in many})
         print(f"{mode}: {sum(per.values()):.0f} bytecode instructions per step")
         for name, n in per.most_common(args.top):

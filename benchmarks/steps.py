@@ -28,16 +28,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=128)
     args = parser.parse_args()
+    run(args.mode, make_data(args.batch, args.hidden), args.steps)
+
+
+def make_data(batch: int, hidden: int) -> tuple:
+    """(x, y, initial weights) of the 784-hidden-hidden-10 network, seeded."""
     rng = np.random.default_rng(0)
-    b, d, h, c = args.batch, 784, args.hidden, 10
+    b, d, h, c = batch, 784, hidden, 10
     x = rng.random((b, d), dtype=np.float32)
     y = rng.integers(0, c, b)
     shapes = [(h, d), (h,), (h, h), (h,), (c, h), (c,)]
     init = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in shapes]
-    if args.mode == "hand":
-        hand(x, y, init, args.steps)
+    return x, y, init
+
+
+def run(mode: str, data: tuple, steps: int) -> None:
+    """``steps`` training steps of ``mode`` (hand, tiny or module) from ``data``."""
+    x, y, init = data
+    if mode == "hand":
+        hand(x, y, init, steps)
     else:
-        tiny(x, y, init, args.steps, module=args.mode == "module")
+        tiny(x, y, init, steps, module=mode == "module")
 
 
 def hand(x, y, init, steps: int, lr: float = 0.1) -> None:

@@ -1,4 +1,5 @@
-"""Smoke test for benchmarks/bench.py: a quick MNIST run exits cleanly and prints its table."""
+"""Smoke tests for the benchmark scripts: bench.py, compile_parts.py and count_bytecodes.py run
+cleanly and print what they measure."""
 
 import os
 import subprocess
@@ -14,25 +15,8 @@ BENCH = ROOT / "benchmarks" / "bench.py"
 @pytest.mark.slow
 def test_bench_quick_mnist_runs_and_prints_table():
     """A quick one-repeat MNIST run exits 0 and prints a table row for numpy-by-hand."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            "--quick",
-            "--only",
-            "mnist",
-            "--repeats",
-            "1",
-            "--threads",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    args = ("--quick", "--only", "mnist", "--repeats", "1", "--threads", "1")
+    out = _run_script("bench.py", *args)
     assert "contender" in out and "median" in out and "vs numpy" in out
     rows = [line for line in out.splitlines() if line.startswith("mnist epoch")]
     assert any("numpy-by-hand" in line for line in rows), out

@@ -390,9 +390,10 @@ def test_scheduler_and_clipping_inside_the_step_match_eager():
         assert np.array_equal(a, b)
 
 
-def _mnist_step(compiled: bool):
+def _sgd_step(compiled: bool, n_in: int, hidden: int, n_out: int, returns_loss: bool = True):
+    """A TwoLayer model and its SGD training step (compiled or eager)."""
     tm.manual_seed(0)
-    model = TwoLayer(784, 128, 10)
+    model = TwoLayer(n_in, hidden, n_out)
     opt = tm.optim.SGD(model.parameters(), lr=0.1)
 
     def step(xb, yb):
@@ -400,24 +401,29 @@ def _mnist_step(compiled: bool):
         loss = F.cross_entropy(model(xb), yb)
         loss.backward()
         opt.step()
+        return loss if returns_loss else None
 
+    return (tm_compile(step) if compiled else step), model
+
+
+def _mnist_step(compiled: bool):
+    fn, _ = _sgd_step(compiled, 784, 128, 10, returns_loss=False)
     x, labels, _ = _data(0, 128, 784, 10)
-    fn = tm_compile(step) if compiled else step
     return fn, tm.Tensor(x), labels
 
 
-def _traced_memory(fn, *args) -> tuple[int, int]:
-    """(growth, peak above the start) of traced memory over 100 calls, after 100 traced ones
-    (Python's free lists and caches fill during the first, by a few hundred bytes)."""
+def _traced_memory(run, times: int) -> tuple[int, int]:
+    """(growth, peak above the start) of traced memory over ``times`` calls of ``run``, after
+    as many traced ones (Python's free lists and caches fill during the first)."""
     gc.collect()
     tracemalloc.start()
     try:
-        for _ in range(100):
-            fn(*args)
+        for _ in range(times):
+            run()
         start = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        for _ in range(100):
-            fn(*args)
+        for _ in range(times):
+            run()
         now, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -429,10 +435,10 @@ def test_a_compiled_step_allocates_nothing_after_the_first_replay():
     fn, x, y = _mnist_step(True)
     for _ in range(3):  # two traces and the first replay
         fn(x, y)
-    growth, peak = _traced_memory(fn, x, y)
+    growth, peak = _traced_memory(lambda: fn(x, y), 100)
     eager, ex, ey = _mnist_step(False)
     eager(ex, ey)
-    _, eager_peak = _traced_memory(eager, ex, ey)
+    _, eager_peak = _traced_memory(lambda: eager(ex, ey), 100)
     assert growth <= 256, growth
     # NOTE: numpy's iterators take a few KiB for a broadcast operand; no array is allocated
     assert peak <= 16 * 1024, peak
@@ -447,27 +453,12 @@ def _epochs(fn, x, labels, epochs: int, batch: int) -> list[float]:
     return losses
 
 
-def _ragged_setup(compiled: bool):
-    tm.manual_seed(0)
-    model = TwoLayer(20, 256, 5)
-    opt = tm.optim.SGD(model.parameters(), lr=0.1)
-
-    def step(xb, yb):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return (tm_compile(step) if compiled else step), model
-
-
 @host_kernels
 def test_plans_of_two_batch_sizes_share_one_arena_and_match_eager():
     # epochs of 5 batches of 16 and a last one of 6 rows: two plans, one block of memory
     x, labels, _ = _data(3, 86, 20, 5)
-    fn, model = _ragged_setup(True)
-    ref, eager_model = _ragged_setup(False)
+    fn, model = _sgd_step(True, 20, 256, 5)
+    ref, eager_model = _sgd_step(False, 20, 256, 5)
     assert _epochs(fn, x, labels, 4, 16) == _epochs(ref, x, labels, 4, 16)
     for a, b in zip(model.parameters(), eager_model.parameters(), strict=True):
         assert np.array_equal(a.detach().numpy(), b.detach().numpy())
@@ -476,40 +467,25 @@ def test_plans_of_two_batch_sizes_share_one_arena_and_match_eager():
     assert len(plans) == 2 and all(p.generation == fn._arena.generation for p in plans)
     need = [p.kernels.offset for p in plans]
     assert fn._arena.size == max(need) and min(need) < max(need)
-    blocks = {id(fn._arena.block)}
+    block = fn._arena.block
     for p in plans:  # every buffer of both plans is a view of the block (or a .grad)
         for array in p.kernels.fixed.values():
-            if array.base is not None and array.base is not fn._arena.block.base:
+            if array.base is not None and array.base is not block.base:
                 raise AssertionError("a plan buffer outside the arena")
     # a sixth epoch switches plans twice and allocates no array (the fifth fills free lists);
     # an eager epoch allocates its activations and gradients (16 x 256 floats and more)
-    assert {id(fn._arena.block)} == blocks
-    kept, peak = _epoch_memory(fn, x, labels)
-    _, eager_peak = _epoch_memory(ref, x, labels)
-    assert {id(fn._arena.block)} == blocks
+    kept, peak = _traced_memory(lambda: _epochs(fn, x, labels, 1, 16), 1)
+    _, eager_peak = _traced_memory(lambda: _epochs(ref, x, labels, 1, 16), 1)
+    assert fn._arena.block is block
     assert kept <= 1024 and peak <= 16 * 1024, (kept, peak)
     assert eager_peak > 64 * 1024, eager_peak
-
-
-def _epoch_memory(fn, x, labels) -> tuple[int, int]:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        _epochs(fn, x, labels, 1, 16)
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        _epochs(fn, x, labels, 1, 16)
-        now, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return now - start, peak - start
 
 
 @host_kernels
 def test_a_trace_frees_the_plans_memory_first():
     # the eager traced call of a new batch size does not run on top of the plans' buffers
     x, labels, _ = _data(4, 86, 20, 5)
-    fn, _ = _ragged_setup(True)
+    fn, _ = _sgd_step(True, 20, 256, 5)
     _epochs(fn, x[:80], labels[:80], 1, 16)
     assert fn._arena.block is not None and len(_plans(fn)) == 1
     seen = []
@@ -533,15 +509,14 @@ def test_a_trace_frees_the_plans_memory_first():
 def test_gradients_handed_out_stay_out_of_the_arena():
     # .grad outlives the call: a plan for another batch size must not write over it
     x, labels, _ = _data(5, 86, 20, 5)
-    fn, model = _ragged_setup(True)
+    fn, model = _sgd_step(True, 20, 256, 5)
     _epochs(fn, x, labels, 3, 16)
     fn(tm.Tensor(x[:16]), labels[:16])
     kept = [p.grad.numpy().copy() for p in model.parameters()]
     block = fn._arena.block
     for p in model.parameters():
         assert not np.shares_memory(p.grad.numpy(), block)
-    with tm.no_grad():  # the other plan's activations and gradients fill the block
-        block[...] = 0xFF
+    block[...] = 0xFF  # as the other plan's activations and gradients would fill it
     for p, k in zip(model.parameters(), kept, strict=True):
         assert np.array_equal(p.grad.numpy(), k)
 

@@ -701,6 +701,7 @@ class _Plan:
         self.kinds: list[str] = []  # the event kind of each step
         self.labels: list[str] = []  # what each step does, in words (benchmarks/compile_parts.py)
         self.graphs: _CudaGraphs | None = None
+        self.kernels: _Kernels | None = None
         arena.plans.append(self)
         self._build()
 
@@ -708,8 +709,7 @@ class _Plan:
         """Let go of every buffer; the next run builds the plan again."""
         self.generation = None
         self.env, self.saved, self.steps, self.kinds, self.labels = [], {}, [], [], []
-        self.graphs = None
-        self.__dict__.pop("kernels", None)
+        self.graphs = self.kernels = None
 
     def _build(self) -> None:
         events = self.trace.events

@@ -530,7 +530,6 @@ def _pass_on(run: _Run, node: Node, g: Any, inputs: tuple, in_grads: Any, needs:
     ``.grad``; ``own``: a leaf may keep a new array from the rule as it is."""
     create_graph, wanted, op = run.create_graph, run.wanted, node.op
     fits, anomaly = create_graph or not op.exact, _Mode.anomaly
-    pending, heap, heappush = run.pending, run.heap, heapq.heappush
     for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
         if ig is None or not need:
             continue
@@ -547,12 +546,7 @@ def _pass_on(run: _Run, node: Node, g: Any, inputs: tuple, in_grads: Any, needs:
         if anomaly:
             _check_gradient(ig, node, _position(inputs, inp, raw, in_grads))
         if inp._node is not None:
-            prev = pending.get(inp)
-            if prev is None:
-                pending[inp] = ig
-                heappush(heap, (-inp._node.seq, inp))  # seq is unique: inp is never compared
-            else:
-                pending[inp] = _add(prev, ig)
+            run.add(inp, ig)
         elif (
             own
             and inp.grad is None
