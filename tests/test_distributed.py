@@ -203,7 +203,10 @@ MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
 
 @pytest.mark.slow
 @needs_mpi
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="needs the shared MNIST folder")
+@pytest.mark.skipif(
+    not all((MNIST_DIR / name).is_file() for name in tm.datasets.MNIST_FILES),
+    reason=f"the MNIST files are not in {MNIST_DIR}",
+)
 def test_mnist_example_distributed_matches_one_process(tmp_path):
     common = ["--epochs", "1", "--train-limit", "4096", "--arch", "784-64-10", "--quiet"]
     mnist = str(ROOT / "examples" / "mnist.py")

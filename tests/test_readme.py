@@ -10,8 +10,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tinygrad_mlp.datasets import MNIST_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -20,15 +23,35 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re
 ILLUSTRATIONS = ("make_model(",)
 
 
-def _needs(block: str) -> list[str]:
-    wanted = {
-        "onnxruntime": "onnxruntime",
-        "import torch": "torch",
-        "safetensors": "safetensors",
-        "hypothesis": "hypothesis",
-        "tm.onnx.export": "onnx",
-    }
-    return [module for text, module in wanted.items() if text in block]
+# what a block needs, by a pattern its code matches: ("package", import name) or
+# ("program", command); `import tinygrad_mlp as torch  # was: import torch` needs no torch
+REQUIREMENTS = {
+    r"^import onnxruntime": [("package", "onnxruntime")],
+    r"^import torch\b|^from torch\b": [("package", "torch")],
+    r"^from safetensors\b|^import safetensors\b": [("package", "safetensors")],
+    r"^import hypothesis|^from hypothesis|testing import strategies": [("package", "hypothesis")],
+    r"tm\.onnx\.export": [("package", "onnx")],
+    # draw() needs both: the graphviz Python package and Graphviz's dot program
+    r"tm\.viz\.draw": [("package", "graphviz"), ("program", "dot")],
+}
+
+
+def missing_requirements(
+    block: str, find_spec: Any = importlib.util.find_spec, which: Any = shutil.which
+) -> list[str]:
+    """What the block needs and this machine lacks, each as words for a skip reason."""
+    missing = []
+    for pattern, needs in REQUIREMENTS.items():
+        if not re.search(pattern, block, re.M):
+            continue
+        for kind, name in needs:
+            absent = find_spec(name) is None if kind == "package" else which(name) is None
+            reason = f"the {name} Python package" if kind == "package" else f"the {name} program"
+            if absent and reason not in missing:
+                missing.append(reason)
+    if "tm.mnist(" in block and not all((MNIST / name).is_file() for name in MNIST_FILES):
+        missing.append(f"the MNIST files in {MNIST}")
+    return missing
 
 
 def _params():
@@ -43,14 +66,10 @@ def _params():
 def test_readme_block_runs(index, block, tmp_path):
     if any(text in block for text in ILLUSTRATIONS):
         pytest.skip("an illustration of a whole program (names it does not define)")
-    for module in _needs(block):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"needs {module}")
-    if "tm.viz.draw" in block and shutil.which("dot") is None:
-        pytest.skip("needs Graphviz's dot")
+    missing = missing_requirements(block)
+    if missing:
+        pytest.skip("needs " + " and ".join(missing))
     if "tm.mnist(" in block:
-        if not MNIST.is_dir():
-            pytest.skip("needs the shared MNIST folder")
         block = block.replace('"../shared/datasets/mnist"', repr(str(MNIST)))
     if "check_backprop_property" in block:  # the block continues the one before it
         block = BLOCKS[index - 1] + block
@@ -68,3 +87,23 @@ def test_readme_block_runs(index, block, tmp_path):
     assert result.returncode == 0, f"README block {index} failed:\n{block}\n{result.stderr[-3000:]}"
     if "print(y.item())" in block:
         assert result.stdout.splitlines()[0] == "8.0"  # the value the README's comment states
+
+
+def test_skips_ask_for_the_package_and_the_program_each():
+    """dot without the graphviz package (and the package without dot) skips the drawing block."""
+    block = next(b for b in BLOCKS if "tm.viz.draw" in b)
+
+    def no_graphviz(name):
+        return None if name == "graphviz" else object()
+
+    reasons = missing_requirements(block, find_spec=no_graphviz, which=lambda name: "/usr/bin/dot")
+    assert reasons == ["the graphviz Python package"]
+    reasons = missing_requirements(block, find_spec=lambda name: object(), which=lambda name: None)
+    assert reasons == ["the dot program"]
+    assert missing_requirements(block, find_spec=lambda n: object(), which=lambda n: "/bin/x") == []
+    torch_block = next(b for b in BLOCKS if b.startswith("import torch\n"))
+    reasons = missing_requirements(torch_block, find_spec=lambda n: None, which=lambda n: None)
+    assert reasons == ["the torch Python package"]
+    # the PyTorch-style script imports tinygrad_mlp as torch: it needs nothing more
+    script = next(b for b in BLOCKS if "import tinygrad_mlp as torch" in b)
+    assert missing_requirements(script, find_spec=lambda n: None, which=lambda n: None) == []

@@ -399,7 +399,10 @@ def _run_script(script: Path, steps: int) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(), reason="no MNIST")
+@pytest.mark.skipif(
+    not all((MNIST / name).is_file() for name in tm.datasets.MNIST_FILES),
+    reason=f"the MNIST files are not in {MNIST}",
+)
 def test_the_pytorch_mnist_script_gives_torchs_numbers(tmp_path):
     source = SCRIPT.read_text()
     first, rest = source.split("\n", 1)
