@@ -361,15 +361,29 @@ def test_probability_targets_of_the_wrong_shape_name_both_shapes():
     assert "(5, 4)" in str(info.value) and "(5, 3)" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "fn", [F.binary_cross_entropy, F.binary_cross_entropy_with_logits, F.mse_loss, F.l1_loss]
-)
+@pytest.mark.parametrize("fn", [F.binary_cross_entropy, F.binary_cross_entropy_with_logits])
 def test_elementwise_targets_of_the_wrong_shape_name_both_shapes(fn):
     x = tensor(np.full((4, 1), 0.5))
     for target in (np.zeros(4), tm.Tensor(np.zeros((1, 4)))):
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(ValueError) as info:  # PyTorch's type for these two
             fn(x, target)
         assert str(tuple(target.shape)) in str(info.value) and "(4, 1)" in str(info.value)
+
+
+@pytest.mark.parametrize("fn", [F.mse_loss, F.l1_loss])
+def test_broadcastable_targets_of_another_shape_warn_and_broadcast_as_pytorch(fn):
+    x = tensor(np.array([[0.5], [1.5], [-1.0], [2.0]]))
+    for target in (np.arange(4.0), tm.Tensor(np.arange(4.0).reshape(1, 4))):
+        with pytest.warns(UserWarning) as record:
+            out = fn(x, target)
+        message = str(record[0].message)
+        assert str(tuple(target.shape)) in message and "(4, 1)" in message
+        # both broadcast to (4, 4): an independent numpy formula
+        diff = x.numpy() - np.asarray(target.numpy() if isinstance(target, tm.Tensor) else target)
+        expected = (diff**2 if fn is F.mse_loss else np.abs(diff)).mean()
+        assert out.item() == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(RuntimeError, match=r"\(3, 1\).*\(4, 1\)"):
+        fn(x, np.zeros((3, 1)))
 
 
 ALL_LOSSES = {

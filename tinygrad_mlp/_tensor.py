@@ -933,7 +933,10 @@ class Tensor:
                 other = np.asarray(other)
             else:
                 return NotImplemented
-        return _wrap(fn(self._data, other))
+        try:
+            return _wrap(fn(self._data, other))
+        except ValueError as e:  # shapes that do not broadcast: PyTorch's RuntimeError
+            raise _ShapeMismatch(f"{fn.__name__}: {e}") from None
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, operator.eq)
@@ -1936,7 +1939,13 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     xp = backend.array_module_of(input._data)
     if backend.device_of(cond) != input.device:
         cond = backend.to_device(cond, input.device)
-    shape = np.broadcast_shapes(cond.shape, input.shape, other.shape)  # shapes: host tuples
+    try:
+        shape = np.broadcast_shapes(cond.shape, input.shape, other.shape)  # shapes: host tuples
+    except ValueError:
+        raise _ShapeMismatch(
+            f"where: the condition's shape {tuple(cond.shape)}, input's {tuple(input.shape)} and "
+            f"other's {tuple(other.shape)} do not broadcast together"
+        ) from None
     if cond.shape != shape:
         cond = xp.broadcast_to(cond, shape)
     return apply(O.WHERE, input, other, condition=cond)

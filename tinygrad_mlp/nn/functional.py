@@ -8,6 +8,7 @@ cross-entropy of class indices is one fused op, every other option is composed f
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -223,7 +224,7 @@ def _linear(op: O.Op, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     dtype = weight._data.dtype
     if x._data.dtype != dtype or (bias is not None and bias._data.dtype != dtype):
         what, other = ("input", x) if x._data.dtype != dtype else ("bias", bias)
-        raise TypeError(
+        raise O.DTypeError(  # a RuntimeError, as PyTorch's
             f"linear: {what} dtype {other.dtype} differs from weight dtype {dtype}"
             + ("; cast the input with .to(dtype)" if what == "input" else "")
         )
@@ -314,6 +315,16 @@ def _floored_norm(x: Tensor, dim: int, eps: float) -> Tensor:
     return n + (low.clamp(min=eps) - low)
 
 
+def _same_dtype(name: str, input: Tensor, **others: Tensor | None) -> None:
+    """Refuse parameters of another dtype than the input's, with RuntimeError as PyTorch."""
+    for what, value in others.items():
+        if value is not None and value.dtype != input.dtype:
+            raise O.DTypeError(
+                f"{name}: input dtype {input.dtype} differs from {what} dtype {value.dtype}; "
+                "cast the input with .to(dtype) (or the module with .to(dtype))"
+            )
+
+
 def layer_norm(
     input: Tensor,
     normalized_shape: Sequence[int],
@@ -333,6 +344,7 @@ def layer_norm(
             f"Given normalized_shape={list(shape)}, expected input with shape "
             f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)}"
         )
+    _same_dtype("layer_norm", input, weight=weight, bias=bias)
     axes = tuple(range(input.ndim - k, input.ndim))
     mean = input.mean(axes, True)
     centred = input - mean
@@ -361,6 +373,14 @@ def batch_norm(
     if input.ndim not in (2, 3):
         raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
     c = input.shape[1]
+    stats = dict(running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    _same_dtype("batch_norm", input, **stats)
+    for what, value in stats.items():
+        if value is not None and value.numel() != c:
+            raise O.ShapeError(
+                f"batch_norm: {what} should contain {c} elements (the input's channels, dim 1) "
+                f"not {value.numel()}"
+            )
     axes = (0,) if input.ndim == 2 else (0, 2)
     shape = (1, c) if input.ndim == 2 else (1, c, 1)
     if training:
@@ -637,6 +657,11 @@ def cross_entropy(
     t = _target_array("cross_entropy", target, input)
     if t.dtype.kind == "f" and t.shape == tuple(input.shape) and input.ndim >= 1:
         return _cross_entropy_probs(input, t, weight, reduction, label_smoothing)
+    if t.dtype.kind == "f" and t.ndim == input.ndim >= 2:  # probabilities of another shape
+        raise O.ShapeError(
+            f"cross_entropy: target probabilities of shape {tuple(t.shape)} do not fit input of "
+            f"shape {tuple(input.shape)}: give them the same shape"
+        )
     shape = t.shape
     logits, t = _as_2d("cross_entropy", input, t)
     t = _class_indices("cross_entropy", t, logits, ignore_index)
@@ -692,11 +717,13 @@ def _cross_entropy_probs(input, t, weight, reduction, label_smoothing):
 
 
 def _same_shape_target(name: str, target: Any, pred: Tensor):
+    """The target as an array of the input's dtype; PyTorch's binary cross-entropies refuse a
+    target of another shape with ValueError."""
     t = _target_array(name, target, pred)
     if t.shape != pred.shape:
         raise ValueError(
-            f"{name}: Using a target size ({tuple(t.shape)}) that is different to the input "
-            f"size ({tuple(pred.shape)}) is deprecated. Please ensure they have the same size."
+            f"{name}: the target's size {tuple(t.shape)} differs from the input's size "
+            f"{tuple(pred.shape)}; give them the same size"
         )
     return t.astype(pred.dtype, copy=False)
 
@@ -765,18 +792,33 @@ def binary_cross_entropy_with_logits(
     return _weighted(name, losses, weight, reduction)
 
 
-def _pair(name: str, input: Tensor, target: Any) -> Tensor:
-    """The target as a tensor of the input's shape (kept in the graph when it requires grad)."""
+def _pair(name: str, input: Tensor, target: Any, warn: bool = True) -> Tensor:
+    """The target as a tensor (kept in the graph when it requires grad). As in PyTorch, a target
+    of another shape that broadcasts with the input is broadcast, with a UserWarning unless
+    ``warn`` is False; one that does not broadcast raises RuntimeError."""
     _check_tensors(name, input=input)
     if isinstance(target, Tensor) and target.requires_grad:
-        if target.shape != input.shape:
-            raise ValueError(
-                f"{name}: Using a target size ({tuple(target.shape)}) that is different to the "
-                f"input size ({tuple(input.shape)}) is deprecated. Please ensure they have the "
-                "same size."
+        y = target
+    else:
+        t = _target_array(name, target, input)
+        y = _const(t.astype(input._data.dtype, copy=False), input)
+    if y.shape != input.shape:
+        try:
+            np.broadcast_shapes(tuple(y.shape), tuple(input.shape))
+        except ValueError:
+            raise O.ShapeError(
+                f"{name}: the target's size {tuple(y.shape)} does not broadcast with the "
+                f"input's size {tuple(input.shape)}; give them the same size"
+            ) from None
+        if warn:
+            warnings.warn(
+                f"{name}: the target's size {tuple(y.shape)} differs from the input's size "
+                f"{tuple(input.shape)}; they are broadcast together, which is likely not what you "
+                "want: give them the same size",
+                UserWarning,
+                stacklevel=3,
             )
-        return target
-    return _const(_same_shape_target(name, target, input), input)
+    return y
 
 
 def mse_loss(
@@ -787,10 +829,10 @@ def mse_loss(
     reduction: str = "mean",
     weight: Any = None,
 ) -> Tensor:
-    """Mean squared error (x - y)**2; shapes must match exactly."""
+    """Mean squared error (x - y)**2 (a target of another shape broadcasts, with a warning)."""
     _check_reduction("mse_loss", reduction)
     y = _pair("mse_loss", input, target)
-    if weight is not None:
+    if weight is not None or y.shape != input.shape:  # a weight, or a broadcast target
         d = input - y
         return _weighted("mse_loss", d * d, weight, reduction)
     return apply(O.MSE_LOSS, input, y, reduction=reduction)
@@ -855,7 +897,7 @@ def kl_div(
     """Pointwise KL divergence y (log y - x) of log-probabilities x (y given as log y when
     ``log_target``); 'batchmean' divides the sum by the batch size, as the maths wants."""
     _check_reduction("kl_div", reduction, (*_REDUCTIONS, "batchmean"))
-    y = _pair("kl_div", input, target)
+    y = _pair("kl_div", input, target, warn=False)  # PyTorch broadcasts silently
     if log_target:
         losses = y.exp() * (y - input)
     elif y.requires_grad:

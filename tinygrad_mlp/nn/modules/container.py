@@ -35,6 +35,18 @@ def _index(index: Any, n: int, what: str) -> int:
     return index % n
 
 
+def _named_call(name: str, module: Module, x: Any) -> Any:
+    """module(x), with an error's message naming the Sequential layer that raised it."""
+    try:
+        return module(x)
+    except (ValueError, TypeError, RuntimeError, IndexError) as e:
+        try:
+            named = type(e)(f"Sequential layer {name} ({type(module).__name__}): {e}")
+        except Exception:  # an exception class that wants other arguments: keep it as it is
+            raise e from None
+        raise named from None
+
+
 class Sequential(Module):
     """Modules applied one after another: ``Sequential(m0, m1, ...)`` or
     ``Sequential(OrderedDict(name=module, ...))``; indexable and sized like a list.
@@ -71,8 +83,8 @@ class Sequential(Module):
         if not (isinstance(x, Tensor) and x._data.ndim == 2) or (
             RemovableHandle.live and any(m._has_hooks for m in layers)
         ):
-            for m in layers:  # hooks see each layer's call, so nothing is fused then
-                x = m(x)
+            for name, m in self._modules.items():  # hooks see each call: nothing is fused
+                x = _named_call(name, m, x)
             return x
         if layers != self._planned:
             self.__dict__["_plan"] = _plan_stack(layers)
@@ -97,10 +109,7 @@ class Sequential(Module):
         linears, acts, _ = next(p for p in self._plan if p[2] == first)
         count = len(linears) + sum(a is not None for a in acts)
         for name, m in list(self._modules.items())[first : first + count]:
-            try:
-                x = m(x)
-            except (ValueError, TypeError, RuntimeError) as e:
-                raise type(e)(f"Sequential layer {name} ({type(m).__name__}): {e}") from None
+            x = _named_call(name, m, x)
         return x
 
     def __getitem__(self, index: int | slice) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 from ... import backend
 from ..._tensor import Tensor
 from ...backend import np
+from ...ops import ShapeError
 from .. import functional as F
 from .linear import _dtype
 from .module import Module, Parameter
@@ -92,7 +93,7 @@ class BatchNorm1d(Module):
         if input.ndim not in (2, 3):
             raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
         if input.shape[1] != self.num_features:
-            raise ValueError(
+            raise ShapeError(  # a RuntimeError, as PyTorch's
                 f"running_mean should contain {input.shape[1]} elements not {self.num_features}"
                 if self.track_running_stats
                 else f"expected {self.num_features} channels (dim 1), got input of shape "
