@@ -1,7 +1,7 @@
 """What the example scripts share: BLAS threads, finding the package, MLPs, metrics and plots.
 
-Import this module before numpy: it chooses the number of BLAS threads, which OpenBLAS reads
-once, when numpy first loads it.
+Import this module before numpy: it sets the number of BLAS threads (--threads, 1 by default),
+which OpenBLAS reads once, when numpy first loads it.
 """
 
 from __future__ import annotations
@@ -19,22 +19,37 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _oversubscribed() -> bool:
-    """Whether more processes want to run than there are cores (1-minute load average)."""
-    try:
-        return os.getloadavg()[0] >= (os.cpu_count() or 1)
-    except (AttributeError, OSError):  # no load average on this platform
-        return False
+DEFAULT_THREADS = 1
 
 
-# NOTE: OpenBLAS worker threads spin while they wait for work. On a 2-core machine that other
-# programs were also using (load average above the core count), two threads ran a
-# (128, 784) @ (784, 256) float32 matmul many times slower than one. On an idle machine the
-# threads help, so the examples pin BLAS to one thread only when the machine is oversubscribed,
-# and never when one of the variables above is set (e.g. OPENBLAS_NUM_THREADS=2).
-BLAS_PINNED = not any(name in os.environ for name in BLAS_THREAD_VARIABLES) and _oversubscribed()
-if BLAS_PINNED:
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+def threads_from_argv(argv: Sequence[str]) -> int:
+    """The value of --threads N (or --threads=N) on the command line, else DEFAULT_THREADS.
+
+    Read before argparse runs, since OpenBLAS takes its thread count once, when numpy loads
+    it; a malformed value is left for argparse to refuse."""
+    for i, word in enumerate(argv):
+        value = None
+        if word == "--threads" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif word.startswith("--threads="):
+            value = word.split("=", 1)[1]
+        if value is not None:
+            try:
+                return max(1, int(value))
+            except ValueError:
+                return DEFAULT_THREADS
+    return DEFAULT_THREADS
+
+
+# NOTE: the number of BLAS threads can change a float32 result in its last bits (how a product's
+# sums are split), and over a training run that moves the final accuracy by a tenth of a
+# percent. So the examples never take it from the machine (its core count or its load): it is
+# --threads N, 1 by default, set here for OpenBLAS, OpenMP and MKL before numpy loads. The
+# same command then prints the same numbers on a busy machine and an idle one.
+THREADS = threads_from_argv(sys.argv[1:])
+if "numpy" not in sys.modules:  # imported by a script, not by a process that has numpy already
+    for _name in BLAS_THREAD_VARIABLES:
+        os.environ[_name] = str(THREADS)
 
 if importlib.util.find_spec("tinygrad_mlp") is None:  # a checkout that was not pip-installed
     sys.path.insert(0, str(REPO_ROOT))
@@ -54,10 +69,30 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 THREADS_NOTE = (
-    "BLAS keeps its own thread count, except on an oversubscribed machine (load average at or "
-    "above the core count), where it runs on one thread: there OpenBLAS's spinning threads are "
-    "much slower than one. Setting OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) decides instead."
+    "BLAS runs on --threads threads (1 unless given), whatever the machine's cores or load, so "
+    "the same command prints the same numbers everywhere; the option sets OPENBLAS_NUM_THREADS, "
+    "OMP_NUM_THREADS and MKL_NUM_THREADS, replacing values in the environment."
 )
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """--threads N: the BLAS thread count (applied when the script starts, before numpy)."""
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=DEFAULT_THREADS,
+        metavar="N",
+        help="BLAS threads; the result can differ in its last digits with another count",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 INITS = ("torch", "he", "normal0.1")
 
@@ -105,6 +140,34 @@ def default_mnist_dir() -> str | None:
     """../shared/datasets/mnist next to the checkout when it exists, else None (the cache)."""
     shared = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
     return str(shared) if shared.is_dir() else None
+
+
+def load_mnist(data_dir: str | None) -> tuple[Any, Any, Any, Any]:
+    """tm.mnist(data_dir), or a SystemExit whose message tells a command-line user what to do.
+
+    With a folder (--data-dir, or the shared one) nothing is downloaded; with None the files
+    come from the library's cache, downloaded when missing."""
+    if data_dir is None:
+        return tm.mnist(None, download=True)
+    folder = Path(data_dir).expanduser()
+    files = ", ".join(tm.datasets.MNIST_FILES)
+    if not folder.is_dir():
+        raise SystemExit(
+            f"--data-dir {folder}: no such folder; give the folder that holds the four MNIST "
+            f"files ({files}), or leave --data-dir out to use the library's cache (downloaded "
+            "on first use)"
+        )
+    missing = [name for name in tm.datasets.MNIST_FILES if not (folder / name).is_file()]
+    if missing:
+        raise SystemExit(
+            f"--data-dir {folder} lacks {', '.join(missing)}; copy the missing files there "
+            "(--data-dir never downloads), or leave --data-dir out to use the library's cache "
+            "(downloaded on first use)"
+        )
+    try:
+        return tm.mnist(folder, download=False)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--data-dir {folder}: {e}") from None
 
 
 def write_metrics(path: str | None, metrics: dict[str, Any]) -> None:

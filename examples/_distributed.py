@@ -83,7 +83,7 @@ class Distributed(Single):
         model.sync_gradients()  # a no-op once gradient hooks have averaged them in backward
 
     def total(self, *numbers: float) -> tuple[float, ...]:
-        t = tm.Tensor(tm.backend.np.array(numbers, dtype="float64"))
+        t = tm.tensor(numbers, dtype=tm.float64)
         dist.all_reduce(t)
         return tuple(t.tolist())
 

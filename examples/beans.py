@@ -22,7 +22,7 @@ drawn with numpy (a pointed oval with veins, at a random place, size and angle, 
 light; healthy ones plain green, sick ones with brown angular spots or round rust pustules with
 yellow halos). The network learns them:
 
-    python examples/beans.py --make-fake-data /tmp/beans --fake-count 40 --standardize \
+    python examples/beans.py --make-fake-data /tmp/beans --fake-count 40 --standardize \\
         --lr 0.01 --epochs 200      # 100% train, 94.9% validation (seeds 0 and 1), ~10 s
 
 With the classic settings (no --standardize, lr 0.001, 1000 epochs) it reaches about 91% on
@@ -73,6 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seeds the initial weights")
     p.add_argument("--save", metavar="PATH", help="save the trained state_dict (.npz)")
     p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
+    _common.add_threads_argument(p)
     args = p.parse_args(argv)
     if (args.data_dir is None) == (args.make_fake_data is None):
         p.error("give exactly one of --data-dir and --make-fake-data")

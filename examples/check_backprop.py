@@ -86,8 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--hypothesis", action="store_true", help="also check on drawn inputs")
     p.add_argument("--steps", type=int, default=3000, help="gradient-descent steps after the check")
-    p.add_argument("--lr", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1.0, help="gradient-descent learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seeds the initial weights")
+    p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
+    _common.add_threads_argument(p)
     return p.parse_args(argv)
 
 
@@ -101,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     def hand(p, X, Y):
         return backward(p, X, Y, broken=args.broken)
 
+    metrics: dict = {"broken": args.broken, "seed": args.seed, "hypothesis": args.hypothesis}
     try:
-        print(check_backprop(forward, hand, params, X, Y))
+        errors = check_backprop(forward, hand, params, X, Y)
+        print(errors)
+        metrics["max_error"] = errors.max_error  # over both references and every parameter
         if args.hypothesis:
             from tinygrad_mlp.testing import strategies as tms
 
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             print("and on 20 drawn networks and inputs")
     except AssertionError as e:
         print(f"backward is wrong ({args.broken or 'unplanted'} mistake):\n{e}", file=sys.stderr)
+        _common.write_metrics(args.metrics, {**metrics, "passed": False, "report": str(e)})
         return 1
 
     for _ in range(args.steps):
@@ -126,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for (a, b), p in zip(X.T, A2.ravel(), strict=True):
         print(f"{int(a)} xor {int(b)} = {p:.3f}")
-    print(f"loss after {args.steps} steps: {forward(params, X, Y):.4f}")
+    loss = float(forward(params, X, Y))
+    print(f"loss after {args.steps} steps: {loss:.4f}")
+    predictions = [float(p) for p in A2.ravel()]
+    metrics.update(passed=True, steps=args.steps, loss=loss, predictions=predictions)
+    _common.write_metrics(args.metrics, metrics)
     return 0
 
 

@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--l2", type=float, default=1.0, help="MNIST L2 penalty")
     p.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling")
     p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
+    _common.add_threads_argument(p)
     args = p.parse_args(argv)
     if args.train_size < 10:
         p.error("--train-size must be at least 10")
@@ -70,10 +71,7 @@ def xor_demo(seed: int) -> dict:
 
 def mnist_demo(args: argparse.Namespace) -> dict:
     """Fit a 784-50-10 sigmoid network to a few MNIST images; score on the test set."""
-    try:
-        x_train, y_train, x_test, y_test = tm.mnist(args.data_dir, download=args.data_dir is None)
-    except FileNotFoundError as e:
-        raise SystemExit(f"--data-dir: {e}") from None
+    x_train, y_train, x_test, y_test = _common.load_mnist(args.data_dir)
     x_train = x_train[: args.train_size].reshape(-1, 784).astype(np.float32) / 255
     y_train = y_train[: args.train_size]
     x_test = x_test.reshape(-1, 784).astype(np.float32) / 255

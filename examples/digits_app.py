@@ -1,6 +1,7 @@
 """Draw a digit in the browser and watch an MLP trained on MNIST read it.
 
     python examples/digits_app.py [--port 8000] [--host 127.0.0.1] [--data-dir DIR] [--model PATH]
+        [--metrics PATH] [--threads N]
 
 Open the printed URL, draw a digit on the pad with a mouse, a pen or a finger: after each
 stroke the page sends the drawing to the server, which prepares it as MNIST's digits were
@@ -182,10 +183,7 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def load_mnist(data_dir: str | None) -> tuple[np.ndarray, ...]:
     """MNIST as float32 (N, 28, 28) images in 0..1 and int64 labels: train, then test."""
-    try:
-        x_train, y_train, x_test, y_test = tm.mnist(data_dir, download=data_dir is None)
-    except FileNotFoundError as e:
-        raise SystemExit(f"--data-dir: {e}") from None
+    x_train, y_train, x_test, y_test = _common.load_mnist(data_dir)
     return (
         x_train.astype(np.float32) / 255,
         y_train.astype(np.int64),
@@ -476,13 +474,14 @@ def accuracy(classifier: DigitClassifier, images: np.ndarray, labels: np.ndarray
     return float((classifier.probabilities(images).argmax(axis=1) == labels).mean())
 
 
-def get_classifier(args: argparse.Namespace) -> DigitClassifier:
-    """Load the model at args.model, or train one on MNIST and save it there."""
+def get_classifier(args: argparse.Namespace) -> tuple[DigitClassifier, dict[str, Any]]:
+    """Load the model at args.model, or train one on MNIST and save it there; also return what
+    was done, for --metrics."""
     path = Path(args.model)
     if path.is_file():
         classifier = DigitClassifier(model_from_state_dict(tm.load(path)))
         print(f"model loaded from {path}", flush=True)
-        return classifier
+        return classifier, {"model": str(path), "trained": False}
     print(f"no model at {path}: training one on MNIST ({args.epochs} epochs)", flush=True)
     start = time.perf_counter()
     x_train, y_train, x_test, y_test = load_mnist(args.data_dir)
@@ -491,11 +490,13 @@ def get_classifier(args: argparse.Namespace) -> DigitClassifier:
     )
     classifier = DigitClassifier(model)
     acc = accuracy(classifier, x_test, y_test)
-    print(f"test accuracy {acc:.2%}, trained in {time.perf_counter() - start:.1f} s", flush=True)
+    seconds = time.perf_counter() - start
+    print(f"test accuracy {acc:.2%}, trained in {seconds:.1f} s", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tm.save(model.state_dict(), path)
     print(f"model saved to {path}", flush=True)
-    return classifier
+    info = {"model": str(path), "trained": True, "test_accuracy": acc, "train_seconds": seconds}
+    return classifier, {**info, "epochs": args.epochs, "seed": args.seed}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -519,6 +520,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=6, help="epochs when training a model")
     p.add_argument("--seed", type=int, default=0, help="seed when training a model")
     p.add_argument("--log", action="store_true", help="log every request on stderr")
+    p.add_argument(
+        "--metrics",
+        metavar="PATH",
+        help="write what was loaded or trained (and the test accuracy) as JSON before serving",
+    )
+    _common.add_threads_argument(p)
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         p.error(f"--port must be in 0..65535, got {args.port}")
@@ -530,9 +537,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Get a model, then serve until interrupted."""
     args = parse_args(argv)
-    classifier = get_classifier(args)
+    classifier, metrics = get_classifier(args)
     server = make_server(classifier, args.host, args.port, log=args.log)
     host, port = server.server_address[:2]
+    _common.write_metrics(args.metrics, {**metrics, "url": f"http://{host}:{port}/"})
     print(f"serving the digits app on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()

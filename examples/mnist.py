@@ -133,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plot", metavar="PATH", help="plot loss and accuracy curves (.png)")
     p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _common.add_threads_argument(p)
     _distributed.add_argument(p)
     args = p.parse_args(argv)
     try:
@@ -159,10 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_data(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """float32 rows of 784 pixels and int64 labels: 'train', 'val' (maybe empty) and 'test'."""
-    try:
-        x_train, y_train, x_test, y_test = tm.mnist(args.data_dir, download=args.data_dir is None)
-    except FileNotFoundError as e:
-        raise SystemExit(f"--data-dir: {e}") from None
+    x_train, y_train, x_test, y_test = _common.load_mnist(args.data_dir)
     x_train = x_train.reshape(len(x_train), -1).astype(np.float32) / 255
     x_test = x_test.reshape(len(x_test), -1).astype(np.float32) / 255
     if args.val_size >= len(x_train):
@@ -227,10 +225,14 @@ def train(args: argparse.Namespace) -> dict:
     scheduler = (
         CosineAnnealingLR(optimizer, T_max=total_steps) if args.schedule == "cosine" else None
     )
+    ranks = ""
+    if args.distributed:  # each rank trains on its share of every global batch
+        share = -(-args.batch_size // run.world_size)
+        ranks = f", data-parallel over {run.world_size} MPI ranks ({share} images each per batch)"
     print(
         f"MNIST {args.arch} {args.activation}/{args.out_activation}, loss {args.loss}, "
         f"{args.optimizer} lr {args.lr:g} ({args.schedule}), batch {args.batch_size}, "
-        f"{len(x_train)} training images, {args.epochs} epochs on {args.device}"
+        f"{len(x_train)} training images, {args.epochs} epochs on {args.device}{ranks}"
     )
 
     history: dict[str, list[float]] = {"loss": [], "train_accuracy": [], "test_accuracy": []}
@@ -290,6 +292,8 @@ def train(args: argparse.Namespace) -> dict:
         "schedule": args.schedule,
         "train_images": len(x_train),
         "device": args.device,
+        "ranks": run.world_size,
+        "threads": _common.THREADS,
         "seed": args.seed,
         "history": history,
     }

@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--plot", metavar="PATH", help="draw the decision boundary (.png)")
     p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
+    _common.add_threads_argument(p)
     args = p.parse_args(argv)
     if args.samples < 10 or args.epochs < 1 or args.lr <= 0:
         p.error("--samples must be at least 10, --epochs at least 1 and --lr positive")

@@ -22,12 +22,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, epilog=_common.THREADS_NOTE, formatter_class=_common.HelpFormatter
     )
     p.add_argument("--hidden", type=int, default=8, help="hidden units")
-    p.add_argument("--loss", default="bce", choices=("bce", "mse"))
-    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
-    p.add_argument("--lr", type=float, default=1.0)
+    p.add_argument(
+        "--loss",
+        default="bce",
+        choices=("bce", "mse"),
+        help="binary cross-entropy or squared error",
+    )
+    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"), help="the update rule")
+    p.add_argument("--lr", type=float, default=1.0, help="learning rate")
     p.add_argument("--steps", type=int, default=1000, help="full-batch updates")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the initial weights")
     p.add_argument("--metrics", metavar="PATH", help="write the results as JSON")
+    _common.add_threads_argument(p)
     args = p.parse_args(argv)
     if args.hidden < 1 or args.steps < 1 or args.lr <= 0:
         p.error("--hidden and --steps must be at least 1 and --lr positive")

@@ -11,13 +11,12 @@ import os
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.nn.functional as F
 from tinygrad_mlp._tensor import apply
 from tinygrad_mlp.ops import OPS
-
-T = tm.Tensor
 
 HAS_CUDA = tm.cupy_available()
 CUPY_INSTALLED = importlib.util.find_spec("cupy") is not None

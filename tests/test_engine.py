@@ -7,12 +7,11 @@ import weakref
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp._tensor import apply
 from tinygrad_mlp.ops import OPS
-
-T = tm.Tensor
 
 
 def leaf(values, dtype="float64") -> T:
@@ -277,7 +276,7 @@ def test_grad_function_returns_gradients_and_leaves_grad_alone():
     w = leaf([3.0, -1.0])
     y = (x * w).sum()
     gx, gw = tm.grad(y, [x, w])
-    assert isinstance(gx, T) and isinstance(gw, T) and not gx.requires_grad
+    assert isinstance(gx, tm.Tensor) and isinstance(gw, tm.Tensor) and not gx.requires_grad
     np.testing.assert_array_equal(gx, [3.0, -1.0])
     np.testing.assert_array_equal(gw, [1.0, 2.0])
     assert x.grad is None and w.grad is None

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import arrays
+from tensors import T
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.nn.functional as F
 
-T = tm.Tensor
 RTOL, ATOL = 1e-9, 1e-12
 
 

@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp._tensor import apply
 from tinygrad_mlp.ops import OPS
-
-T = tm.Tensor
 
 OP_NAMES = sorted(OPS)
 DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid")

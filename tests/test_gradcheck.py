@@ -7,12 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import ops
 from tinygrad_mlp._tensor import apply
-
-T = tm.Tensor
 
 
 def leaf(values, dtype="float64") -> T:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tensors import T
 from test_registry import ALL_OPS, IDS, leaves, op_fn, sample
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.autograd.functional as AF
-
-T = tm.Tensor
-
 
 # ---------------------------------------------------------------- every op, by finite differences
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import functional as F
@@ -18,7 +19,7 @@ F64 = np.float64
 
 
 def tensor(array, requires_grad=True, dtype=F64):
-    return tm.Tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad)
+    return T(np.asarray(array, dtype=dtype), requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------- the formulas, in plain numpy
@@ -364,7 +365,7 @@ def test_probability_targets_of_the_wrong_shape_name_both_shapes():
 @pytest.mark.parametrize("fn", [F.binary_cross_entropy, F.binary_cross_entropy_with_logits])
 def test_elementwise_targets_of_the_wrong_shape_name_both_shapes(fn):
     x = tensor(np.full((4, 1), 0.5))
-    for target in (np.zeros(4), tm.Tensor(np.zeros((1, 4)))):
+    for target in (np.zeros(4), T(np.zeros((1, 4)))):
         with pytest.raises(ValueError) as info:  # PyTorch's type for these two
             fn(x, target)
         assert str(tuple(target.shape)) in str(info.value) and "(4, 1)" in str(info.value)
@@ -373,7 +374,7 @@ def test_elementwise_targets_of_the_wrong_shape_name_both_shapes(fn):
 @pytest.mark.parametrize("fn", [F.mse_loss, F.l1_loss])
 def test_broadcastable_targets_of_another_shape_warn_and_broadcast_as_pytorch(fn):
     x = tensor(np.array([[0.5], [1.5], [-1.0], [2.0]]))
-    for target in (np.arange(4.0), tm.Tensor(np.arange(4.0).reshape(1, 4))):
+    for target in (np.arange(4.0), T(np.arange(4.0).reshape(1, 4))):
         with pytest.warns(UserWarning) as record:
             out = fn(x, target)
         message = str(record[0].message)
@@ -423,7 +424,7 @@ def test_targets_as_arrays_lists_and_tensors_agree(name, reduction):
     else:
         x, target = rng.uniform(0.1, 0.9, (3, 2)), [[0.0, 1.0], [1.0, 1.0], [0.25, 0.0]]
     results = []
-    for t in (np.array(target), target, tm.Tensor(np.array(target)), tm.Tensor(target, dtype=F64)):
+    for t in (np.array(target), target, T(np.array(target)), T(target, dtype=F64)):
         xt = tensor(x)
         out = fn(xt, t, reduction=reduction)
         out.backward(np.ones(out.shape))
@@ -440,8 +441,8 @@ def test_float32_losses_stay_float32():
         F.cross_entropy(z, np.full((2, 3), 1 / 3)),
         F.nll_loss(z, [0, 1]),
         F.mse_loss(z, np.ones((2, 3))),
-        F.mse_loss(z, tm.Tensor(np.ones((2, 3)), dtype=F64)),
-        F.l1_loss(z, tm.Tensor(np.ones((2, 3)), dtype=F64)),
+        F.mse_loss(z, T(np.ones((2, 3)), dtype=F64)),
+        F.l1_loss(z, T(np.ones((2, 3)), dtype=F64)),
         F.l1_loss(z, np.ones((2, 3))),
         F.binary_cross_entropy_with_logits(z, np.ones((2, 3))),
         F.binary_cross_entropy(z.sigmoid(), np.ones((2, 3))),
@@ -499,7 +500,7 @@ def test_cross_entropy_gradient_does_not_depend_on_the_logits_memory_order(trans
     rng = np.random.default_rng(0)
     z = rng.standard_normal((5, 4))
     y = np.array([0, 3, 1, 1, 2])
-    leaf = tm.Tensor(z.T.copy() if transposed else z, requires_grad=True)
+    leaf = T(z.T.copy() if transposed else z, requires_grad=True)
     logits = leaf.T if transposed else leaf  # .T: a column-major view of the leaf's data
     assert logits._data.flags.c_contiguous != transposed  # numpy() copies a device array to C
     F.cross_entropy(logits, y).backward()

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import functional as F
-
-T = tm.Tensor
 
 # Keeping one step's graph (~64 KiB of activations) alive per step grows the process by ~60 MiB
 # over 1,000 steps; a flat loop grows by a few KiB. The tolerance catches leaks of 2 KiB a step.

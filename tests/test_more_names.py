@@ -20,7 +20,7 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 def t64(array, requires_grad=True):
     """A float64 tensor that gradcheck perturbs."""
-    return tm.Tensor(np.asarray(array, dtype=F64), requires_grad=requires_grad)
+    return tm.tensor(np.asarray(array, dtype=F64), requires_grad=requires_grad)
 
 
 def _away_from_kinks(shape, seed):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn
@@ -17,7 +18,7 @@ F64 = np.float64
 
 def t64(array, requires_grad=True):
     """A float64 tensor that gradcheck perturbs."""
-    return tm.Tensor(np.asarray(array, dtype=F64), requires_grad=requires_grad)
+    return T(np.asarray(array, dtype=F64), requires_grad=requires_grad)
 
 
 class Block(nn.Module):
@@ -33,7 +34,7 @@ class Block(nn.Module):
         self.drop = nn.Dropout(0.5)
         # things that are not parameters or modules are ignored
         self.width = 3
-        self.constant = tm.Tensor(np.zeros(2))
+        self.constant = T(np.zeros(2))
         self.table = np.ones(4)
 
     def forward(self, x, extra=0.0):
@@ -69,7 +70,7 @@ def small_model(seed=0, dtype=None):
 
 
 def batch(n=5, features=6, seed=1, dtype=np.float32):
-    return tm.Tensor(np.random.default_rng(seed).standard_normal((n, features)), dtype=dtype)
+    return T(np.random.default_rng(seed).standard_normal((n, features)), dtype=dtype)
 
 
 # ---------------------------------------------------------------- discovery and names
@@ -264,7 +265,7 @@ def test_load_state_dict_keeps_the_parameter_dtype(model_dtype, file_dtype):
 
 def test_load_state_dict_accepts_tensors_and_lists():
     model = nn.Linear(2, 2)
-    model.load_state_dict({"weight": tm.Tensor([[1.0, 2.0], [3.0, 4.0]]), "bias": [5, 6]})
+    model.load_state_dict({"weight": T([[1.0, 2.0], [3.0, 4.0]]), "bias": [5, 6]})
     np.testing.assert_array_equal(model.weight.numpy(), [[1, 2], [3, 4]])
     np.testing.assert_array_equal(model.bias.numpy(), [5, 6])
     assert model.weight.dtype == np.float32 and model.bias.dtype == np.float32
@@ -356,7 +357,7 @@ def test_linear_shapes_and_formula(n_in, n_out, lead, bias, seed):
     names = [n for n, _ in layer.named_parameters()]
     assert names == (["weight", "bias"] if bias else ["weight"])
     x = np.random.default_rng(seed).standard_normal((*lead, n_in)).astype(np.float32)
-    out = layer(tm.Tensor(x))
+    out = layer(T(x))
     assert out.shape == (*lead, n_out) and out.dtype == np.float32
     expected = x @ layer.weight.numpy().T + (layer.bias.numpy() if bias else 0)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
@@ -488,7 +489,7 @@ def test_dropout_statistics_in_training():
     p = 0.3
     drop = nn.Dropout(p)
     tm.manual_seed(0)
-    out = drop(tm.Tensor(np.ones((200, 500)))).numpy()
+    out = drop(T(np.ones((200, 500)))).numpy()
     dropped = out == 0
     assert abs(dropped.mean() - p) < 0.01  # ~7 standard deviations of the mean of 1e5 draws
     np.testing.assert_allclose(out[~dropped], 1 / (1 - p), rtol=1e-6)
@@ -497,7 +498,7 @@ def test_dropout_statistics_in_training():
 
 def test_dropout_is_the_identity_in_eval_and_reproducible_with_seed():
     drop = nn.Dropout(0.5)
-    x = tm.Tensor(np.random.default_rng(0).standard_normal((50, 40)), dtype=np.float32)
+    x = T(np.random.default_rng(0).standard_normal((50, 40)), dtype=np.float32)
     tm.manual_seed(11)
     a = drop(x).numpy()
     tm.manual_seed(11)
@@ -512,7 +513,7 @@ def test_dropout_is_the_identity_in_eval_and_reproducible_with_seed():
 
 
 def test_dropout_extremes_gradient_and_checks():
-    x = tm.Tensor(np.ones((30, 30)), requires_grad=True)
+    x = T(np.ones((30, 30)), requires_grad=True)
     np.testing.assert_array_equal(nn.Dropout(0.0)(x).numpy(), x.numpy())
     assert not np.any(nn.Dropout(1.0)(x).numpy())
     tm.manual_seed(2)
@@ -704,7 +705,7 @@ def test_sequential_fused_stack_matches_the_layers_one_by_one(
     x_data = np.random.default_rng(1).standard_normal((batch, widths[0])).astype(np.float32)
     seed = np.random.default_rng(2).standard_normal((batch, widths[-1])).astype(np.float32)
 
-    x = tm.Tensor(x_data, requires_grad=input_grad)
+    x = T(x_data, requires_grad=input_grad)
     fused = model(x)
     if not breaks[-1] and all(biases):
         assert fused.op == "mlp" or not fused.requires_grad
@@ -716,7 +717,7 @@ def test_sequential_fused_stack_matches_the_layers_one_by_one(
     x_grad = None if x.grad is None else x.grad.numpy()
 
     model.zero_grad()
-    x2 = tm.Tensor(x_data, requires_grad=input_grad)
+    x2 = T(x_data, requires_grad=input_grad)
     h = _one_by_one(model, x2)
     assert h.op != "mlp"
     np.testing.assert_array_equal(fused.numpy(), h.numpy())
@@ -743,7 +744,7 @@ def test_sequential_fuses_each_run_of_linear_layers_into_one_node():
         nn.Linear(3, 2),
         nn.Sigmoid(),
     )
-    out = model(tm.Tensor(np.ones((2, 4), np.float32)))
+    out = model(T(np.ones((2, 4), np.float32)))
     assert out.op == "mlp" and len(out._node.inputs) == 1 + 2 * 2  # x, then W and b twice
     below = out._node.inputs[0]  # Dropout(0.0) returns its input: the output of the first run
     assert below.op == "mlp" and len(below._node.inputs) == 1 + 2 * 2
@@ -767,14 +768,14 @@ def test_sequential_stack_refuses_mismatched_input_naming_the_layer():
     # the error names the user's layer, not the fused op
     message = r"Sequential layer 0 \(Linear\): .*input of shape \(2, 5\) does not fit weight"
     with pytest.raises(ValueError, match=message):
-        model(tm.Tensor(np.ones((2, 5), np.float32)))
+        model(T(np.ones((2, 5), np.float32)))
     message = r"Sequential layer 0 \(Linear\): .*input dtype float64 differs from weight dtype"
     with pytest.raises(TypeError, match=message):
-        model(tm.Tensor(np.ones((2, 4)), dtype=np.float64))
+        model(T(np.ones((2, 4)), dtype=np.float64))
     wide = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2))
     with pytest.raises(ValueError, match=r"Sequential layer 2 \(Linear\): .*\(2, 3\)"):
-        wide(tm.Tensor(np.ones((2, 4), np.float32)))
+        wide(T(np.ones((2, 4), np.float32)))
     with pytest.raises(TypeError, match="must be a Tensor"):
         model(np.ones((2, 4), np.float32))
     # a single sample (1-D) runs module by module, as PyTorch allows
-    assert model(tm.Tensor(np.ones(4, np.float32))).shape == (2,)
+    assert model(T(np.ones(4, np.float32))).shape == (2,)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn
@@ -17,7 +18,7 @@ Z = np.sign(RNG.standard_normal((4, 5))) * (0.05 + np.abs(RNG.standard_normal((4
 
 
 def t64(array, requires_grad=True):
-    return tm.Tensor(np.asarray(array, dtype=F64), requires_grad=requires_grad)
+    return T(np.asarray(array, dtype=F64), requires_grad=requires_grad)
 
 
 def _sig(z):
@@ -160,9 +161,9 @@ def test_a_module_without_a_fused_form_splits_the_stack():
             return x * 2
 
     model = nn.Sequential(nn.Linear(5, 4), Double(), nn.Linear(4, 2))
-    out = model(tm.Tensor(Z.astype(np.float32)))
+    out = model(T(Z.astype(np.float32)))
     assert out.grad_fn is None or len(out.grad_fn.inputs) <= 3
-    manual = model[2](model[1](model[0](tm.Tensor(Z.astype(np.float32)))))
+    manual = model[2](model[1](model[0](T(Z.astype(np.float32)))))
     np.testing.assert_allclose(out.numpy(), manual.numpy(), rtol=1e-6)
 
 
@@ -259,11 +260,11 @@ def test_batchnorm_running_statistics_by_hand():
 def test_batchnorm_refusals_and_buffers():
     bn = nn.BatchNorm1d(3)
     with pytest.raises(ValueError, match="expected 2D or 3D input"):
-        bn(tm.Tensor(np.zeros(3, np.float32)))
+        bn(T(np.zeros(3, np.float32)))
     with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
-        bn(tm.Tensor(np.zeros((1, 3), np.float32)))
+        bn(T(np.zeros((1, 3), np.float32)))
     with pytest.raises(ValueError, match="3"):
-        bn(tm.Tensor(np.zeros((4, 2), np.float32)))
+        bn(T(np.zeros((4, 2), np.float32)))
     assert [n for n, _ in bn.named_buffers()] == [
         "running_mean",
         "running_var",
@@ -327,8 +328,8 @@ def test_embedding_rows_padding_and_gradient():
     with pytest.raises(IndexError, match="index out of range"):
         emb(tm.tensor([5]))
     with pytest.raises(RuntimeError, match="indices"):
-        emb(tm.Tensor([0.5]))
-    frozen = nn.Embedding.from_pretrained(tm.Tensor(np.eye(3)))
+        emb(T([0.5]))
+    frozen = nn.Embedding.from_pretrained(T(np.eye(3)))
     assert not frozen.weight.requires_grad
     np.testing.assert_array_equal(frozen(tm.tensor([2, 0])).numpy(), [[0, 0, 1], [1, 0, 0]])
 
@@ -416,7 +417,7 @@ def test_pad_matches_numpy_and_torch(widths):
 
 def test_functional_batch_norm_and_layer_norm_and_embedding():
     data = RNG.standard_normal((5, 3))
-    mean, var = tm.Tensor(np.zeros(3)), tm.Tensor(np.ones(3))
+    mean, var = T(np.zeros(3)), T(np.ones(3))
     out = F.batch_norm(t64(data), mean, var, training=True, momentum=0.5)
     np.testing.assert_allclose(out.numpy(), (data - data.mean(0)) / np.sqrt(data.var(0) + 1e-5))
     np.testing.assert_allclose(mean.numpy(), 0.5 * data.mean(0))
@@ -433,9 +434,9 @@ def test_functional_batch_norm_and_layer_norm_and_embedding():
 
 
 def _with_grads(*grads):
-    params = [tm.Tensor(np.zeros_like(g), requires_grad=True) for g in grads]
+    params = [T(np.zeros_like(g), requires_grad=True) for g in grads]
     for p, g in zip(params, grads, strict=True):
-        p.grad = tm.Tensor(np.array(g, dtype=F64))
+        p.grad = T(np.array(g, dtype=F64))
     return params
 
 
@@ -477,10 +478,10 @@ def test_clip_grad_value_and_vectors():
     nn.utils.clip_grad_value_(params, 1.0)
     np.testing.assert_array_equal(params[0].grad.numpy(), [-1.0, 0.5])
     np.testing.assert_array_equal(params[1].grad.numpy(), [[1.0]])
-    a, b = tm.Tensor(np.array([1.0, 2.0])), tm.Tensor(np.array([[3.0], [4.0]]))
+    a, b = T(np.array([1.0, 2.0])), T(np.array([[3.0], [4.0]]))
     vec = nn.utils.parameters_to_vector([a, b])
     np.testing.assert_array_equal(vec.numpy(), [1, 2, 3, 4])
-    nn.utils.vector_to_parameters(tm.Tensor(np.array([5.0, 6.0, 7.0, 8.0])), [a, b])
+    nn.utils.vector_to_parameters(T(np.array([5.0, 6.0, 7.0, 8.0])), [a, b])
     np.testing.assert_array_equal(b.numpy(), [[7], [8]])
     with pytest.raises(RuntimeError, match="3 elements"):
-        nn.utils.vector_to_parameters(tm.Tensor(np.zeros(3)), [a, b])
+        nn.utils.vector_to_parameters(T(np.zeros(3)), [a, b])

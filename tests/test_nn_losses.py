@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn
@@ -29,7 +30,7 @@ LOG_P = np.log(PROBS)
 
 
 def t64(a, requires_grad=True):
-    return tm.Tensor(np.asarray(a, dtype=F64), requires_grad=requires_grad)
+    return T(np.asarray(a, dtype=F64), requires_grad=requires_grad)
 
 
 # (module name, constructor kwargs, input, target); the torch module takes the same kwargs
@@ -115,7 +116,7 @@ def test_loss_module_and_function_agree_and_pass_gradcheck(case):
         "BCEWithLogitsLoss": F.binary_cross_entropy_with_logits,
         "KLDivLoss": F.kl_div,
     }
-    kw = {k: tm.Tensor(v) if k in TENSOR_ARGS else v for k, v in kwargs.items()}
+    kw = {k: T(v) if k in TENSOR_ARGS else v for k, v in kwargs.items()}
     module = getattr(nn, name)(**kw)
     y = tm.tensor(y_data) if np.asarray(y_data).dtype.kind == "i" else t64(y_data, False)
     np.testing.assert_array_equal(
@@ -137,7 +138,7 @@ def _log_softmax(z):
 
 
 def test_weighted_cross_entropy_mean_divides_by_the_picked_weights():
-    out = F.cross_entropy(t64(LOGITS), IGNORED, weight=tm.Tensor(WEIGHT))
+    out = F.cross_entropy(t64(LOGITS), IGNORED, weight=T(WEIGHT))
     keep = IGNORED != -100
     rows = np.arange(6)[keep]
     picked = -_log_softmax(LOGITS)[rows, IGNORED[keep]] * WEIGHT[IGNORED[keep]]
@@ -156,7 +157,7 @@ def test_label_smoothing_by_hand():
 
 
 def test_probability_targets_by_hand():
-    out = F.cross_entropy(t64(LOGITS), PROBS, weight=tm.Tensor(WEIGHT)).item()
+    out = F.cross_entropy(t64(LOGITS), PROBS, weight=T(WEIGHT)).item()
     expected = -(PROBS * WEIGHT * _log_softmax(LOGITS)).sum() / 6  # mean over samples
     assert out == pytest.approx(expected, rel=1e-12)
 
@@ -180,7 +181,7 @@ def test_smooth_l1_and_huber_by_hand():
 def test_bce_with_logits_pos_weight_by_hand():
     z, y, pw = PRED, UNIT, POS_WEIGHT
     expected = -(pw * y * np.log(1 / (1 + np.exp(-z))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-z))))
-    out = F.binary_cross_entropy_with_logits(t64(z), y, pos_weight=tm.Tensor(pw), reduction="none")
+    out = F.binary_cross_entropy_with_logits(t64(z), y, pos_weight=T(pw), reduction="none")
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10)
 
 
@@ -204,7 +205,7 @@ def test_refusals_name_the_problem():
     with pytest.raises(ValueError, match="label_smoothing"):
         F.cross_entropy(t64(LOGITS), LABELS, label_smoothing=1.5)
     with pytest.raises(RuntimeError, match="weight tensor should be defined"):
-        F.cross_entropy(t64(LOGITS), LABELS, weight=tm.Tensor(np.ones(3)))
+        F.cross_entropy(t64(LOGITS), LABELS, weight=T(np.ones(3)))
     with pytest.raises(IndexError, match="Target 4 is out of bounds"):
         F.nll_loss(t64(LOG_P), np.array([4, 0, 0, 0, 0, 0]))
     with pytest.raises(RuntimeError, match="negative values for beta"):

@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn
@@ -27,7 +28,7 @@ class Net(nn.Module):
         )
         self.extra = nn.ParameterDict({"shift": nn.Parameter(np.zeros(3, np.float32))})
         self.register_buffer("steps", tm.tensor(0))
-        self.register_buffer("cache", tm.Tensor(np.zeros(2)), persistent=False)
+        self.register_buffer("cache", T(np.zeros(2)), persistent=False)
 
     def forward(self, idx):
         h = self.features(self.emb(idx))
@@ -110,7 +111,7 @@ def test_buffers_move_and_save_but_are_not_parameters():
     net.half()
     assert net.features.fc.weight.dtype == np.float16
     assert net.to("cpu") is net and net.cpu() is net
-    net.cache = tm.Tensor(np.ones(2))  # assigning a tensor to a buffer name replaces the buffer
+    net.cache = T(np.ones(2))  # assigning a tensor to a buffer name replaces the buffer
     assert net._buffers["cache"] is net.cache
     with pytest.raises(TypeError, match="buffer"):
         net.cache = [1, 2]
@@ -130,7 +131,7 @@ def test_registration_through_setattr_and_by_name():
     assert [n for n, _ in m.named_children()] == ["child", "other"]
     assert m.b is None and "b" not in m.state_dict()
     with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'w'"):
-        m.w = tm.Tensor(np.ones(2))
+        m.w = T(np.ones(2))
     with pytest.raises(TypeError, match="cannot assign 'int' as child module 'child'"):
         m.child = 3
     m.child = None
@@ -165,7 +166,7 @@ def test_to_double_casts_parameters_in_place_and_trains():
     params = list(model.parameters())
     model.double()
     assert [id(p) for p in model.parameters()] == [id(p) for p in params]
-    out = model(tm.Tensor(np.ones((2, 3))))
+    out = model(T(np.ones((2, 3))))
     assert out.dtype == F64
     out.sum().backward()
     assert all(p.grad.dtype == F64 for p in model.parameters())
@@ -187,7 +188,7 @@ def test_sequential_from_ordered_dict_and_editing():
     )
     seq.append(nn.Sigmoid())
     assert len(seq) == 4 and isinstance(seq[3], nn.Sigmoid)
-    x = tm.Tensor(np.ones((5, 2), np.float32))
+    x = T(np.ones((5, 2), np.float32))
     fused = seq(x)
     assert fused.grad_fn.op.name == "mlp"
     manual = seq[3](seq[2](seq[1](seq[0](x))))
@@ -222,7 +223,7 @@ def test_module_list_and_dict():
 
 
 def test_parameter_list_and_dict():
-    plist = nn.ParameterList([np.ones(2), tm.Tensor(np.zeros(3))])
+    plist = nn.ParameterList([np.ones(2), T(np.zeros(3))])
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in plist)
     plist.append(nn.Parameter(np.ones(1)))
     assert [n for n, _ in plist.named_parameters()] == ["0", "1", "2"]
@@ -252,7 +253,7 @@ def test_load_state_dict_errors_list_every_problem_as_torch_does():
 def test_state_dict_clone_and_load_round_trip():
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     saved = {k: v.clone() for k, v in model.state_dict().items()}
-    model(tm.Tensor(np.random.default_rng(0).standard_normal((4, 2)), dtype=np.float32))
+    model(T(np.random.default_rng(0).standard_normal((4, 2)), dtype=np.float32))
     model[0].weight.data[...] = 7.0
     assert model[1].num_batches_tracked.item() == 1
     model.load_state_dict(saved)

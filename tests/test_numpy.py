@@ -14,6 +14,7 @@ import numpy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tensors import T
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.numpy as tnp
@@ -250,7 +251,7 @@ def test_value_and_gradient(name, index, data):
     case = CASES[name][index]
     arrays = [data.draw(_input(s, d), label=f"input {i}") for i, (s, d) in enumerate(case.inputs)]
     ours, theirs = _resolve(tnp, name), _resolve(numpy, name)
-    tensors = [tm.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    tensors = [T(a.copy(), requires_grad=True) for a in arrays]
     out = case.call(ours, *tensors)
     expected = numpy.asarray(case.call(theirs, *arrays))
     assert isinstance(out, tm.Tensor), f"{name} returned {type(out).__name__}"
@@ -264,7 +265,7 @@ def test_value_and_gradient(name, index, data):
 
     weights = numpy.random.default_rng(0).standard_normal(expected.shape)
     if out.requires_grad:
-        loss = (out * tm.Tensor(weights)).sum()
+        loss = (out * T(weights)).sum()
         found = tm.autograd.grad(loss, tensors, allow_unused=True)
         grads = [
             numpy.zeros_like(a) if g is None else numpy.asarray(g)
@@ -299,7 +300,7 @@ def test_constants():
 def test_factories_are_plain_arrays(name):
     out = getattr(tnp, name)((2, 3))
     assert type(out) is numpy.ndarray and out.shape == (2, 3) and out.dtype == numpy.float64
-    like = getattr(tnp, f"{name}_like")(tm.Tensor(numpy.zeros((2, 1), dtype=numpy.float32)))
+    like = getattr(tnp, f"{name}_like")(T(numpy.zeros((2, 1), dtype=numpy.float32)))
     assert type(like) is numpy.ndarray and like.shape == (2, 1) and like.dtype == numpy.float32
     assert type(getattr(tnp, f"{name}_like")(numpy.ones(3))) is numpy.ndarray
 
@@ -308,14 +309,14 @@ def test_eye_and_arrays():
     numpy.testing.assert_array_equal(tnp.eye(3), numpy.eye(3))
     assert type(tnp.array([1.0, 2.0])) is numpy.ndarray
     assert type(tnp.asarray([1, 2])) is numpy.ndarray
-    t = tm.Tensor([1.0, 2.0], requires_grad=True)
+    t = T([1.0, 2.0], requires_grad=True)
     assert tnp.asarray(t) is t and tnp.array(t) is t
     assert numpy.asarray(tnp.asarray(t, dtype=numpy.float64)).dtype == numpy.float64
 
 
 def test_argmax_and_argmin_are_integer_arrays():
     x = numpy.array([[0.1, 3.0, -1.0], [2.0, -4.0, 0.5]])
-    t = tm.Tensor(x, requires_grad=True)
+    t = T(x, requires_grad=True)
     for name in ("argmax", "argmin"):
         for kwargs in ({}, {"axis": 0}, {"axis": 1}, {"axis": 1, "keepdims": True}):
             out = getattr(tnp, name)(t, **kwargs)
@@ -325,7 +326,7 @@ def test_argmax_and_argmin_are_integer_arrays():
 
 
 def test_a_float32_tensor_takes_numpy_constants_in_its_dtype():
-    t = tm.Tensor(numpy.ones((2, 3), dtype=numpy.float32), requires_grad=True)
+    t = T(numpy.ones((2, 3), dtype=numpy.float32), requires_grad=True)
     out = tnp.add(tnp.dot(t, numpy.ones((3, 2))), numpy.ones(2))
     assert numpy.asarray(out).dtype == numpy.float32
     assert numpy.asarray(tnp.maximum(t, numpy.zeros(3))).dtype == numpy.float32
@@ -339,7 +340,7 @@ def test_a_tutorial_forward_runs_on_both():
     W, b, X = rng.normal(size=(3, 2)), rng.normal(size=(3, 1)), rng.normal(size=(2, 5))
     plain = forward(W, b, X)
     assert isinstance(plain, (float, numpy.floating))
-    t = forward(tm.Tensor(W, requires_grad=True), b, X)
+    t = forward(T(W, requires_grad=True), b, X)
     assert isinstance(t, tm.Tensor) and t.requires_grad
     assert t.item() == pytest.approx(plain, rel=1e-12)
 
@@ -358,11 +359,11 @@ def test_missing_linalg_function():
 
 
 def test_unsupported_variants_raise_clearly():
-    t = tm.Tensor(numpy.ones((2, 3)), requires_grad=True)
+    t = T(numpy.ones((2, 3)), requires_grad=True)
     with pytest.raises(NotImplementedError, match="dot"):
         tnp.dot(t, numpy.ones((2, 3, 4)))
     with pytest.raises(NotImplementedError, match="repeated index"):
-        tnp.einsum("ii->i", tm.Tensor(numpy.ones((2, 2))))
+        tnp.einsum("ii->i", T(numpy.ones((2, 2))))
     with pytest.raises(NotImplementedError, match="ellipsis"):
         tnp.einsum("...i->i", t)
     with pytest.raises(NotImplementedError, match="ord=2 on a matrix"):
@@ -372,7 +373,7 @@ def test_unsupported_variants_raise_clearly():
     with pytest.raises(ValueError, match="squeeze"):
         tnp.squeeze(t, axis=0)
     with pytest.raises(ValueError, match="differ outside axis"):
-        tnp.concatenate([t, tm.Tensor(numpy.ones((3, 2)))], axis=0)
+        tnp.concatenate([t, T(numpy.ones((3, 2)))], axis=0)
 
 
 def test_where_with_only_a_condition_is_numpy_nonzero():
@@ -381,14 +382,14 @@ def test_where_with_only_a_condition_is_numpy_nonzero():
 
 
 def test_prod_with_a_zero_has_the_exact_gradient():
-    x = tm.Tensor(numpy.array([2.0, 0.0, 3.0]), requires_grad=True)
+    x = T(numpy.array([2.0, 0.0, 3.0]), requires_grad=True)
     (g,) = tm.autograd.grad(tnp.prod(x), [x])
     numpy.testing.assert_array_equal(numpy.asarray(g), [0.0, 6.0, 0.0])
 
 
 def test_where_with_a_tensor_condition_as_a_leaky_relu():
     z = numpy.array([[-1.5, 0.3], [2.0, -0.2]])
-    t = tm.Tensor(z, requires_grad=True)
+    t = T(z, requires_grad=True)
     out = tnp.where(t > 0, t, 0.01 * t)
     numpy.testing.assert_allclose(numpy.asarray(out), numpy.where(z > 0, z, 0.01 * z))
     (g,) = tm.autograd.grad(tnp.sum(out), [t])

@@ -7,13 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import arrays, broadcastable_pairs, shapes, sizes
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp._tensor import apply
 from tinygrad_mlp.backend import NUMPY
 from tinygrad_mlp.ops import OPS
-
-T = tm.Tensor
 
 ALL_OPS = list(OPS.values())
 BROADCAST_OPS = [op for op in ALL_OPS if op.sample.broadcast]
@@ -197,7 +196,7 @@ def test_binary_values_tensor_numpy_and_scalar_operands(name, pair, data):
     ta, tb = T(a, dtype="float64"), T(b, dtype="float64")
     expected = reference(a, b)
     for out in (method(ta, tb), method(ta, b), method(a, tb)):
-        assert isinstance(out, T)
+        assert isinstance(out, tm.Tensor)
         assert out.shape == expected.shape
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
     for s in (2.5, -3):
@@ -346,17 +345,24 @@ def test_float32_stays_float32_with_python_scalars():
 
 
 def test_dtype_rules_of_construction():
-    assert T(np.ones(3)).dtype == np.float64
-    assert T(np.ones(3, dtype=np.float32)).dtype == np.float32
-    assert T([1, 2, 3]).dtype == np.float32
-    assert T([1.5, 2.5]).dtype == np.float32
-    assert T(np.arange(3)).dtype == np.float32
-    assert T(3).dtype == np.float32
-    assert T(2.5).shape == ()
-    assert T([1, 2], dtype="float64").dtype == np.float64
-    assert T(np.ones(2, dtype=np.float32), dtype="float64").dtype == np.float64
-    assert T([1, 2], dtype=tm.float64).dtype == tm.float64
-    assert (T(np.ones(2)) + 1).dtype == np.float64
+    torch = pytest.importorskip("torch")
+    # the Tensor class makes float32 of any array, as torch.Tensor does
+    cases = [np.ones(3), np.ones(3, dtype=np.float32), np.ones(3, dtype=np.float16)]
+    cases += [[1, 2, 3], [1.5, 2.5], np.arange(3), np.array([True, False])]
+    for data in cases:
+        ours, theirs = tm.Tensor(data), torch.Tensor(data)
+        assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), data
+    array = np.ones(2, dtype=np.float32)
+    shared = tm.Tensor(array)
+    array[0] = 5.0
+    assert shared.tolist() == [5.0, 1.0]  # a float32 array is shared, not copied
+    assert tm.Tensor(tm.zeros(2, dtype=tm.float64)).dtype == tm.float64  # a Tensor keeps its own
+    assert tm.Tensor(3).dtype == np.float32
+    assert tm.Tensor(2.5).shape == ()
+    assert tm.Tensor([1, 2], dtype="float64").dtype == np.float64
+    assert tm.Tensor(np.ones(2, dtype=np.float32), dtype="float64").dtype == np.float64
+    assert tm.Tensor(np.ones(2), dtype=tm.float64).dtype == tm.float64
+    assert (tm.Tensor(np.ones(2), dtype=tm.float64) + 1).dtype == np.float64
 
 
 @pytest.mark.parametrize("bad", ["abc", b"xy", None, ["a", "b"], {"a": 1}, object()])

@@ -16,7 +16,7 @@ from tinygrad_mlp.serialization import load, save
 
 def make_param(values, dtype=np.float64):
     """A trainable tensor holding a copy of values."""
-    return tm.Tensor(np.array(values, dtype=dtype), requires_grad=True)
+    return tm.tensor(np.array(values, dtype=dtype), requires_grad=True)
 
 
 def as_grad(values, like):

@@ -202,7 +202,7 @@ IDS = [f"{name}-{kw}" for name, kw in CASES]
 
 
 def make_param(values=P0, dtype=np.float64):
-    return tm.Tensor(np.array(values, dtype=dtype), requires_grad=True)
+    return tm.tensor(np.array(values, dtype=dtype), requires_grad=True)
 
 
 def set_grad(p, values):

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import arrays_of_shapes, broadcastable_pairs, sizes
+from tensors import T
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.nn.functional as F
 from tinygrad_mlp import ops as O
 from tinygrad_mlp._tensor import apply
 
-T = tm.Tensor
 ALL_OPS = list(O.OPS.values())
 IDS = [op.name for op in ALL_OPS]
 # the fused stack's seven inputs make 30 drawn examples of its second order take ~15 s

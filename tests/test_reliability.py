@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import functional as F
-
-T = tm.Tensor
 
 
 def _t(shape, dtype="float64", requires_grad=False) -> T:
@@ -367,10 +366,10 @@ def test_ops_on_the_result_of_a_full_reduction():
 def test_gradient_of_a_0d_leaf_used_twice_is_a_0d_tensor():
     x = T(np.array(2.0), requires_grad=True)
     (x * x * 3).backward()
-    assert isinstance(x.grad, T) and x.grad.shape == ()
+    assert isinstance(x.grad, tm.Tensor) and x.grad.shape == ()
     assert x.grad.item() == 12.0
     (x * x).backward()
-    assert isinstance(x.grad, T) and x.grad.item() == 16.0
+    assert isinstance(x.grad, tm.Tensor) and x.grad.item() == 16.0
 
 
 # ---------------------------------------------------------------- deep and wide graphs

@@ -233,7 +233,8 @@ def _infer_dtype(array: Any) -> Any:
 def _to_array(data: Any, dtype: Any, device: str | None, infer: bool):
     """User data as a backend array. ``infer``: PyTorch's ``tensor()`` rules (numpy arrays keep
     their dtype, Python ints become int64, bools bool); otherwise (the ``Tensor`` class) every
-    non-floating input becomes float32."""
+    array becomes float32, as ``torch.Tensor`` makes (a Tensor given keeps its dtype)."""
+    keep = infer or isinstance(data, Tensor)
     if isinstance(data, Tensor):
         data = data._data
     dtype = to_dtype(dtype)
@@ -241,7 +242,7 @@ def _to_array(data: Any, dtype: Any, device: str | None, infer: bool):
         array = data
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"tensor data must be numeric, got an array of dtype {array.dtype}")
-        if dtype is None and not infer and array.dtype.kind not in _FLOAT_KINDS:
+        if dtype is None and not keep:
             dtype = DEFAULT_DTYPE
         if device is None:
             device = "cuda" if backend.looks_like_cupy(array) else backend.default_device()
@@ -449,10 +450,10 @@ class Tensor:
             type(data) is np.ndarray
             and dtype is None
             and device is None
-            and data.dtype.kind == "f"
+            and data.dtype == DEFAULT_DTYPE
             and backend.default_device() == "cpu"
         ):
-            array = data  # the common case of a float batch on the CPU, without conversion
+            array = data  # the common case of a float32 batch on the CPU, without conversion
         else:
             array = _to_array(data, dtype, device, False)
         if requires_grad:

@@ -137,16 +137,19 @@ def _mnist_folder(root: str | os.PathLike | None) -> Path:
     return Path.home() / ".cache" / "tinygrad_mlp" / "mnist"
 
 
-def _check_sha256(data: bytes, path: Path, expected: str | None) -> None:
-    """Refuse file contents whose SHA-256 differs from the expected hex digest (None: no check)."""
+def _check_sha256(data: bytes, path: Path, expected: str | None, download: bool = True) -> None:
+    """Refuse file contents whose SHA-256 differs from the expected hex digest (None: no check);
+    the message says how to mend it with or without downloading."""
     if expected is None:
         return
     found = hashlib.sha256(data).hexdigest()
     if found != expected.lower():
-        raise ValueError(
-            f"{path}: SHA-256 mismatch, expected {expected}, found {found}; "
+        remedy = (
             "delete the file to download it again"
+            if download
+            else "the file is damaged or truncated: replace it with an intact copy"
         )
+        raise ValueError(f"{path}: SHA-256 mismatch, expected {expected}, found {found}; {remedy}")
 
 
 def _show_progress(name: str, done: int, total: int) -> None:
@@ -218,10 +221,10 @@ def _download(
     )
 
 
-def _load_mnist_file(path: Path, sha256: str | None) -> np.ndarray:
+def _load_mnist_file(path: Path, sha256: str | None, download: bool = True) -> np.ndarray:
     """Read a file once, check its checksum on the compressed bytes, then parse it."""
     data = path.read_bytes()
-    _check_sha256(data, path, sha256)
+    _check_sha256(data, path, sha256, download)
     return _parse_idx(_decompress_if_gzip(data, path), path)
 
 
@@ -272,7 +275,7 @@ def mnist(
             _download(name, folder, urls, sums.get(name), progress)
 
     paths = [folder / name for name in MNIST_FILES]
-    arrays = [_load_mnist_file(path, sums.get(path.name)) for path in paths]
+    arrays = [_load_mnist_file(path, sums.get(path.name), download) for path in paths]
     x_train, x_test = _check_images(arrays[0], paths[0]), _check_images(arrays[2], paths[2])
     y_train, y_test = _check_labels(arrays[1], paths[1]), _check_labels(arrays[3], paths[3])
     for images, labels, images_path, labels_path in (

@@ -216,7 +216,7 @@ def gradgradcheck(
         outs = _outputs(fn, ins)
     rng = np.random.default_rng(seed + 1)
     if grad_outputs is None:
-        vs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype), device=o.device) for o in outs]
+        vs = [Tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=o.device) for o in outs]
     else:
         vs = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
         if len(vs) != len(outs):

@@ -160,7 +160,7 @@ def _hand_gradients(backward, keys, arrays, kind, args) -> list[np.ndarray]:
 def _autodiff_gradients(forward, keys, arrays, kind, args) -> tuple[float, list[np.ndarray]]:
     from .. import autograd
 
-    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    tensors = [Tensor(a, requires_grad=True, dtype=a.dtype) for a in arrays]
     try:
         loss = forward(_rebuild(keys, tensors, kind), *args)
     except TypeError as e:
@@ -194,7 +194,7 @@ def _loss_function(forward, keys, kind, args) -> Callable[[list[np.ndarray]], fl
 
     def loss(values: list[np.ndarray]) -> float:
         with tinygrad_mlp.no_grad():
-            out = forward(_rebuild(keys, [Tensor(v) for v in values], kind), *args)
+            out = forward(_rebuild(keys, [Tensor(v, dtype=v.dtype) for v in values], kind), *args)
         return float(np.asarray(out, dtype=np.float64).reshape(()))
 
     return loss

@@ -23,6 +23,8 @@ class Parameter(Tensor):
     ):
         if data is None:
             data = np.empty(0, dtype=np.float32)
+        if dtype is None and backend.is_array(data):
+            dtype = data.dtype  # a Parameter keeps its data's dtype, as torch.nn.Parameter does
         super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
     def __repr__(self) -> str:
