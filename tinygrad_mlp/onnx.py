@@ -24,14 +24,15 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ._tensor import Tensor, enable_grad
-from .backend import looks_like_cupy, np, to_numpy
+from .backend import array_module_of, looks_like_cupy, np, to_numpy
 from .serialization import _atomic_write, _fspath
-from .viz import _auto_names, _node_of, graph_of
+from .viz import _auto_names, _node_of
 
-__all__ = ["export", "LOWERINGS", "DEFAULT_OPSET", "SUPPORTED_OPSETS"]
+__all__ = ["export", "LOWERINGS", "MODULE_LOWERINGS", "DEFAULT_OPSET", "SUPPORTED_OPSETS"]
 
 DEFAULT_OPSET = 17
 SUPPORTED_OPSETS = range(17, 22)
@@ -62,16 +63,36 @@ def _host(value: Any) -> Any:
 # ---------------------------------------------------------------- the graph under construction
 
 
+@dataclass(frozen=True)
+class _Size:
+    """A dimension that follows the batch size ``n``: ``a * n + c`` (a and c None when it
+    changes with n in another way), ``example`` at the example's batch size."""
+
+    a: Fraction | None
+    c: Fraction | None
+    example: int
+
+    @property
+    def is_batch(self) -> bool:
+        return self.a == 1 and self.c == 0
+
+
+Dim = int | _Size  # a dimension: fixed, or following the batch size
+
+
 class _Builder:
     """ONNX nodes and initializers, with fresh names and shared small constants."""
 
-    def __init__(self, onnx: Any, opset: int) -> None:
+    def __init__(self, onnx: Any, opset: int, batch: tuple[str, int] | None = None) -> None:
         self.onnx = onnx
         self.opset = opset
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.used: set[str] = set()
         self._small: dict[tuple, str] = {}
+        self.batch = batch  # (input name, axis) whose size is the batch size, if any
+        self.leaves: dict[int, str] = {}  # id(tensor) -> initializer name, for parameters
+        self.leaf_names: dict[int, str] = {}  # id(tensor) -> its state_dict name
 
     def fresh(self, hint: str) -> str:
         name, k = hint, 0
@@ -96,6 +117,13 @@ class _Builder:
     def const(self, array: Any, hint: str = "const") -> str:
         return self.initializer(array, self.fresh(hint))
 
+    def leaf(self, t: Tensor) -> str:
+        """A parameter or buffer as an initializer under its state_dict name (once)."""
+        if id(t) not in self.leaves:
+            name = self.leaf_names.get(id(t), "const")
+            self.leaves[id(t)] = self.const(to_numpy(t._data), name)
+        return self.leaves[id(t)]
+
     def scalar(self, value: float, dtype: Any) -> str:
         """A 0-d constant of ``dtype``, shared by every use."""
         dtype = np.dtype(dtype)
@@ -110,6 +138,45 @@ class _Builder:
         if key not in self._small:
             self._small[key] = self.const(np.asarray(key[1], dtype=np.int64), "ints")
         return self._small[key]
+
+    def size(self, dim: Dim) -> str:
+        """A dimension as a 1-D int64 tensor of one element, read off the input's shape when
+        it follows the batch size."""
+        if not isinstance(dim, _Size):
+            return self.ints([dim])
+        if dim.a is None:
+            warnings.warn(
+                f"ONNX export: a dimension of size {dim.example} changes with the batch size, "
+                f"but not as a * batch + b; the file keeps {dim.example} there",
+                stacklevel=4,
+            )
+            return self.ints([dim.example])
+        key = ("size", dim)
+        if key not in self._small:
+            name, axis = self.batch
+            out = self.node("Shape", [name], start=axis, end=axis + 1)
+            a, c = dim.a, dim.c
+            if a.numerator != 1:
+                out = self.node("Mul", [out, self.ints([a.numerator])])
+            if a.denominator != 1:
+                out = self.node("Div", [out, self.ints([a.denominator])])
+            if c:  # NOTE: c is a whole number whenever a * n + c is one at every n traced
+                out = self.node("Add", [out, self.ints([int(c)])])
+            self._small[key] = out
+        return self._small[key]
+
+    def shape(self, dims: Sequence[Dim]) -> str:
+        """A shape as a 1-D int64 tensor: a constant, or computed from the input's shape."""
+        if not any(isinstance(d, _Size) for d in dims):
+            return self.ints(dims)
+        return self.node("Concat", [self.size(d) for d in dims], axis=0)
+
+    def batch_value(self, dim: _Size, dtype: Any) -> str:
+        """``a * n + c`` as a 0-d tensor of ``dtype`` (a count that follows the batch size)."""
+        n = self.size(_Size(Fraction(1), Fraction(0), 0))
+        n = self.node("Reshape", [n, self.ints([])])
+        out = self.node("Mul", [self.cast(n, dtype), self.scalar(float(dim.a), dtype)])
+        return self.node("Add", [out, self.scalar(float(dim.c), dtype)]) if dim.c else out
 
     def reduce(self, op_type: str, x: str, axes: Sequence[int] | None, keepdims: bool) -> str:
         """A Reduce* node over ``axes`` (None: all); axes are an input from opset 18 (13 for
@@ -128,15 +195,17 @@ class _Builder:
 
 @dataclass
 class _Call:
-    """One recorded op as a lowering sees it."""
+    """One recorded op (or module) as a lowering sees it."""
 
     b: _Builder
     names: list[str]  # the ONNX names of the input tensors
     inputs: list[Tensor]
     params: dict[str, Any]
     out: Tensor
-    batched: list[bool]  # per input: does it depend on an input with a dynamic first dim?
+    dims: list[tuple[Dim, ...]]  # per input: its dimensions, fixed or following the batch
+    out_dims: tuple[Dim, ...]
     batch_size: int | None
+    op: str = ""
 
     @property
     def dtype(self) -> Any:
@@ -144,6 +213,10 @@ class _Call:
 
     def shape(self, i: int) -> tuple[int, ...]:
         return tuple(self.inputs[i].shape)
+
+    def dynamic(self, i: int) -> bool:
+        """Does input ``i`` have a dimension that follows the batch size?"""
+        return any(isinstance(d, _Size) for d in self.dims[i])
 
     def x(self, i: int = 0, dtype: Any = None) -> str:
         """Input ``i``'s name, cast to ``dtype`` (default: the output's) when it differs."""
@@ -158,12 +231,8 @@ class _Call:
     def const(self, value: Any, dtype: Any = None, hint: str = "const") -> str:
         """A constant taken from a parameter (a target, a condition), as an initializer."""
         array = np.asarray(_host(value), dtype=dtype)
-        _warn_if_batch_sized(array, self.batch_size, f"{self.out_op} parameter")
+        _warn_if_batch_sized(array, self.batch_size, f"{self.op} parameter")
         return self.b.const(array, hint)
-
-    @property
-    def out_op(self) -> str:
-        return _node_of(self.out).op.name
 
 
 LOWERINGS: dict[str, Callable[[_Call], str]] = {}
@@ -428,11 +497,17 @@ for _name, _type in {
 
 @lowering("reshape")
 def _reshape(c: _Call) -> str:
-    shape = list(c.out.shape)
-    if c.batched[0] and shape and c.shape(0):
-        # NOTE: the batch dimension stays symbolic: 0 copies it, -1 lets the first dim absorb it
-        shape[0] = 0 if shape[0] == c.shape(0)[0] else -1
-    return c.b.node("Reshape", [c.x(), c.b.ints(shape)])
+    # NOTE: a dimension that follows the batch is copied from the input (0) where it sits at the
+    # same place, left to Reshape (-1) when it is the only other one, else computed
+    dims, target = c.dims[0], []
+    for i, d in enumerate(c.out_dims):
+        if isinstance(d, _Size) and i < len(dims) and dims[i] == d:
+            target.append(0)
+        else:
+            target.append(d)
+    if sum(isinstance(d, _Size) for d in target) == 1:
+        target = [-1 if isinstance(d, _Size) else d for d in target]
+    return c.b.node("Reshape", [c.x(), c.b.shape(target)])
 
 
 @lowering("permute")
@@ -444,10 +519,10 @@ def _permute(c: _Call) -> str:
 @lowering("expand")
 def _expand(c: _Call) -> str:
     # Expand broadcasts both ways, so a 1 keeps every dim the input already has (batch included)
-    out, shape = list(c.out.shape), c.shape(0)
-    lead = len(out) - len(shape)
-    target = [1 if i >= lead and shape[i - lead] == n else n for i, n in enumerate(out)]
-    return c.b.node("Expand", [c.x(), c.b.ints(target)])
+    dims = c.dims[0]
+    lead = len(c.out_dims) - len(dims)
+    target = [1 if i >= lead and dims[i - lead] == d else d for i, d in enumerate(c.out_dims)]
+    return c.b.node("Expand", [c.x(), c.b.shape(target)])
 
 
 @lowering("cat")
@@ -514,15 +589,48 @@ def _basic_index(c: _Call, parts: tuple) -> str | None:
     return out
 
 
+def _extreme_along(c: _Call, index: Any) -> str | None:
+    """``x.gather(d, x.argmax(d, keepdim=True))`` (what ``max(dim).values`` records) as a
+    ReduceMax over d (ReduceMin for argmin): the same values at every batch size; None when
+    the index is not that."""
+    x = to_numpy(c.inputs[0]._data)
+    if not isinstance(index, tuple) or len(index) != x.ndim or x.dtype.kind != "f" or not x.size:
+        return None
+    arrays = [np.asarray(_host(p)) if hasattr(_host(p), "shape") else None for p in index]
+    if any(a is None or a.dtype.kind not in "iu" or a.ndim != x.ndim for a in arrays):
+        return None
+
+    def is_grid(i: int) -> bool:  # the whole of axis i, in order (as numpy's ogrid gives)
+        shape = [1] * x.ndim
+        shape[i] = x.shape[i]
+        a = arrays[i]
+        return a.shape == tuple(shape) and bool((a.reshape(-1) == np.arange(x.shape[i])).all())
+
+    picked = [i for i in range(x.ndim) if not is_grid(i)]
+    if len(picked) != 1:
+        return None
+    d = picked[0]
+    want = list(x.shape)
+    want[d] = 1
+    if arrays[d].shape != tuple(want):
+        return None
+    for arg, op_type in (("argmax", "ReduceMax"), ("argmin", "ReduceMin")):
+        if np.array_equal(arrays[d], np.expand_dims(getattr(x, arg)(axis=d), d)):
+            return c.b.reduce(op_type, c.x(), [d], True)
+    return None
+
+
 @lowering("getitem")
 def _getitem(c: _Call) -> str:
     index = c.params["index"]
     parts = index if isinstance(index, tuple) else (index,)
-    out = _basic_index(c, parts)
+    out = _extreme_along(c, index)
+    if out is None:
+        out = _basic_index(c, parts)
     if out is not None:
         return out
     # any other numpy index: gather the picked elements by their flat positions (fixed shapes)
-    if c.batched[0]:
+    if c.dynamic(0):
         warnings.warn(
             f"ONNX export: the index {index!r} is stored as fixed positions, so this part of "
             "the file works at the example's batch size only",
@@ -652,7 +760,41 @@ def _mse_loss(c: _Call) -> str:
     return _reduce_loss(c, c.b.node("Mul", [diff, diff]))
 
 
-# ---------------------------------------------------------------- export
+# ---------------------------------------------------------------- modules lowered whole
+
+
+def _batch_norm(c: _Call) -> str:
+    # eval mode: (x - running_mean) / sqrt(running_var + eps) * weight + bias per channel (dim 1)
+    m, b = c.params["module"], c.b
+
+    def stat(t: Tensor | None, fill: float, hint: str) -> str:
+        if t is None:
+            return b.const(np.full(m.num_features, fill, dtype=c.dtype), hint)
+        name = b.leaf(t)
+        return name if t._data.dtype == c.dtype else b.cast(name, c.dtype)
+
+    weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+    stats = [stat(weight, 1.0, "weight"), stat(bias, 0.0, "bias")]
+    stats += [stat(m.running_mean, 0.0, "mean"), stat(m.running_var, 1.0, "var")]
+    return b.node("BatchNormalization", [c.x(), *stats], epsilon=float(m.eps))
+
+
+# module class name -> (does this instance lower whole?, its lowering): the module's forward is
+# then one node, its input the module's input, as torch.onnx.export writes it
+MODULE_LOWERINGS: dict[str, tuple[Callable[[Any], bool], Callable[[_Call], str]]] = {
+    "BatchNorm1d": (
+        lambda m: m.running_mean is not None and m.running_var is not None,
+        _batch_norm,
+    ),
+}
+
+
+def _module_lowering(m: Any) -> Callable[[_Call], str] | None:
+    entry = MODULE_LOWERINGS.get(type(m).__name__)
+    return entry[1] if entry is not None and entry[0](m) else None
+
+
+# ---------------------------------------------------------------- tracing
 
 
 def _as_tuple(value: Any) -> tuple:
@@ -668,6 +810,152 @@ def _as_input(value: Any) -> Tensor:
         data = np.asarray(data, dtype=np.float32)
     floating = np.dtype(data.dtype).kind == "f"
     return Tensor(data, requires_grad=floating, dtype=data.dtype)
+
+
+def _resized(x: Tensor, axes: set[int], k: int) -> Tensor:
+    """``x`` with each of ``axes`` k times as long (its entries repeated in turn)."""
+    data = x._data
+    xp = array_module_of(data)
+    for axis in sorted(axes):
+        n = data.shape[axis]
+        data = xp.take(data, xp.arange(n * k) % n, axis=axis)
+    return Tensor(data, requires_grad=x.requires_grad, dtype=data.dtype)
+
+
+@dataclass
+class _Trace:
+    """One run of the model: its outputs, every tensor behind them (inputs before the ops that
+    read them) and the modules lowered whole (id(output) -> (module, input))."""
+
+    outputs: list[Tensor]
+    order: list[Tensor]
+    whole: dict[int, tuple[Any, Tensor, Tensor]]
+    inputs: dict[int, int]  # id(input) -> its position
+
+    def kind(self, t: Tensor) -> tuple:
+        """What made ``t``: an input, a module lowered whole, an op, or nothing (a leaf)."""
+        if id(t) in self.inputs:
+            return ("input", self.inputs[id(t)], t.ndim)
+        if id(t) in self.whole:
+            return ("module", type(self.whole[id(t)][0]).__name__)
+        node = _node_of(t)
+        return ("leaf", t.ndim) if node is None else ("op", node.op.name, t.ndim)
+
+
+def _trace(model: Callable[..., Any], inputs: list[Tensor]) -> _Trace:
+    """Run ``model`` once on ``inputs`` in eval mode with every op recorded."""
+    modules = list(model.modules()) if hasattr(model, "modules") else []
+    whole: dict[int, tuple[Any, Tensor, Tensor]] = {}
+
+    def record(m: Any, args: tuple, out: Any) -> None:
+        if isinstance(out, Tensor) and args and isinstance(args[0], Tensor):
+            whole[id(out)] = (m, args[0], out)
+
+    hooks = [m.register_forward_hook(record) for m in modules if _module_lowering(m)]
+    modes = [(m, m.training) for m in modules]
+    try:
+        for m, _ in modes:
+            m.training = False  # exported in eval mode, as torch.onnx.export does
+        with enable_grad():
+            result = model(*inputs)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for hook in hooks:
+            hook.remove()
+    outputs = list(_as_tuple(result))
+    for i, t in enumerate(outputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"ONNX export: output {i} is a {type(t).__name__}, not a Tensor")
+    ids = {id(x): i for i, x in enumerate(inputs)}
+    return _Trace(outputs, _walk(outputs, set(ids), whole), whole, ids)
+
+
+def _walk(outputs: list[Tensor], stop: set[int], whole: dict[int, tuple]) -> list[Tensor]:
+    """Every tensor behind ``outputs``, each once, inputs before the ops that read them; a
+    module lowered whole reads its input only."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack = [(t, False) for t in reversed(outputs)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if id(t) in stop:
+            continue
+        if id(t) in whole:
+            parents = [whole[id(t)][1]]
+        else:
+            node = _node_of(t)
+            if node is None:
+                continue
+            if getattr(node, "released", False):
+                raise RuntimeError(
+                    f"the graph behind op {node.op.name!r} was released by backward(); "
+                    "export before backward"
+                )
+            parents = node.inputs
+        for x in reversed(parents):
+            if isinstance(x, Tensor) and id(x) not in seen:
+                stack.append((x, False))
+    return order
+
+
+def _follow(values: Sequence[Any], sizes: Sequence[int]) -> _Size | None:
+    """The values as ``a * n + c`` of the batch sizes ``sizes`` (None when they are not)."""
+    a = Fraction(values[1] - values[0]) / (sizes[1] - sizes[0])
+    c = values[0] - a * sizes[0]
+    if a and all(a * n + c == v for n, v in zip(sizes, values, strict=True)):
+        return _Size(a, c, values[0])
+    return None
+
+
+def _same(p: Any, q: Any) -> bool:
+    """Are two recorded parameters the same (arrays by shape and values)?"""
+    if isinstance(p, (tuple, list)) and isinstance(q, (tuple, list)):
+        return len(p) == len(q) and all(_same(a, b) for a, b in zip(p, q, strict=True))
+    if isinstance(p, dict) and isinstance(q, dict):
+        return p.keys() == q.keys() and all(_same(p[k], q[k]) for k in p)
+    if isinstance(p, slice) and isinstance(q, slice):
+        return (p.start, p.stop, p.step) == (q.start, q.stop, q.step)
+    p, q = _host(p), _host(q)
+    if hasattr(p, "shape") or hasattr(q, "shape"):
+        p, q = np.asarray(p), np.asarray(q)
+        return p.shape == q.shape and bool(np.array_equal(p, q))
+    try:
+        return bool(p == q)
+    except (TypeError, ValueError):
+        return p is q
+
+
+class _Shapes:
+    """The dimensions of every traced tensor, each fixed or following the batch size, from
+    runs of the model at several batch sizes."""
+
+    def __init__(self, traces: list[_Trace], sizes: list[int]) -> None:
+        self.traces, self.sizes = traces, sizes
+        self.dims: dict[int, tuple[Dim, ...]] = {}
+        self.at: dict[int, int] = {}  # id(tensor of the first trace) -> its place in the order
+        for i, ts in enumerate(zip(*(t.order for t in traces), strict=True)):
+            self.at[id(ts[0])] = i
+            self.dims[id(ts[0])] = tuple(
+                self._dim(ds) for ds in zip(*(t.shape for t in ts), strict=True)
+            )
+
+    def _dim(self, values: tuple[int, ...]) -> Dim:
+        if len(set(values)) == 1:
+            return values[0]
+        return _follow(values, self.sizes) or _Size(None, None, values[0])
+
+    def others(self, t: Tensor) -> list[Tensor]:
+        """The tensors of the other runs at ``t``'s place."""
+        i = self.at[id(t)]
+        return [trace.order[i] for trace in self.traces[1:]]
 
 
 def _names(given: Sequence[str] | None, n: int, stem: str) -> list[str]:
@@ -692,6 +980,45 @@ def _dims(names: list[str], tensors: Sequence[Tensor], dynamic_axes: Any) -> lis
     return out
 
 
+def _spec(dynamic_axes: dict[str, Any], name: str, ndim: int) -> set[int]:
+    spec = dynamic_axes.get(name, {})
+    return {int(a) % ndim for a in spec} if ndim else set()
+
+
+def _traces(
+    model: Callable[..., Any], inputs: list[Tensor], axes: list[set[int]]
+) -> tuple[list[_Trace], list[int]]:
+    """The model run at the example and, when some axis is dynamic, at twice and three times
+    its length; the batch sizes. Runs whose graphs differ from the example's are dropped."""
+    first = _trace(model, inputs)
+    at = next(((x, min(a)) for x, a in zip(inputs, axes, strict=True) if a), None)
+    if at is None or at[0].shape[at[1]] == 0:
+        return [first], [0]
+    n = at[0].shape[at[1]]
+    try:
+        more = [
+            _trace(model, [_resized(x, a, k) for x, a in zip(inputs, axes, strict=True)])
+            for k in (2, 3)
+        ]
+    except Exception as e:  # noqa: BLE001 - the model's own error at another batch size
+        warnings.warn(
+            f"ONNX export: the model fails at batch size {2 * n} ({type(e).__name__}: {e}); "
+            "the file works at the example's batch size only",
+            stacklevel=4,
+        )
+        return [first], [n]
+    kinds = [first.kind(x) for x in first.order]
+    for trace, k in zip(more, (2, 3), strict=True):
+        if [trace.kind(x) for x in trace.order] != kinds:
+            warnings.warn(
+                f"ONNX export: the model records a different graph at batch size {k * n}; "
+                "the file works at the example's batch size only",
+                stacklevel=4,
+            )
+            return [first], [n]
+    return [first, *more], [n, 2 * n, 3 * n]
+
+
 def _build(
     model: Callable[..., Any],
     example_input: Any,
@@ -709,78 +1036,83 @@ def _build(
         )
     inputs = [_as_input(x) for x in _as_tuple(example_input)]
     in_names = _names(input_names, len(inputs), "input")
-
-    modules = list(model.modules()) if hasattr(model, "modules") else []
-    modes = [(m, m.training) for m in modules]
-    try:
-        for m, _ in modes:
-            m.training = False  # exported in eval mode, as torch.onnx.export does
-        with enable_grad():
-            result = model(*inputs)
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    outputs = list(_as_tuple(result))
-    for i, t in enumerate(outputs):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"ONNX export: output {i} is a {type(t).__name__}, not a Tensor")
-    out_names = _names(output_names, len(outputs), "output")
-    if set(out_names) & set(in_names):
-        raise ValueError("input and output names must differ")
-
     default_axes = dynamic_axes is None
     if default_axes:
         dynamic_axes = {n: {0: "batch"} for n, x in zip(in_names, inputs, strict=True) if x.ndim}
-    dynamic = {id(x) for n, x in zip(in_names, inputs, strict=True) if 0 in _spec(dynamic_axes, n)}
-    batch_size = next((x.shape[0] for x in inputs if id(x) in dynamic), None)
+    axes = [_spec(dynamic_axes, n, x.ndim) for n, x in zip(in_names, inputs, strict=True)]
 
-    b = _Builder(onnx, opset)
+    traces, sizes = _traces(model, inputs, axes)
+    trace = traces[0]
+    outputs = trace.outputs
+    out_names = _names(output_names, len(outputs), "output")
+    if set(out_names) & set(in_names):
+        raise ValueError("input and output names must differ")
+    shapes = _Shapes(traces, sizes) if len(traces) > 1 else None
+    batch_size = sizes[0] or None
+
+    ref = next(((n, min(a)) for n, a in zip(in_names, axes, strict=True) if a), None)
+    b = _Builder(onnx, opset, ref)
     b.used.update(in_names + out_names)
     names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
-    order = graph_of(outputs, stop=names)
     # parameters and buffers keep their state_dict names: the model's, or else those of the
     # outermost module that holds them (a function that calls modules)
-    named = _auto_names([t for t in order if _node_of(t) is None and id(t) not in names])
+    b.leaf_names = _auto_names([t for t in trace.order if _node_of(t) is None])
     for attr in ("named_buffers", "named_parameters"):
         if hasattr(model, attr):
-            named.update({id(p): n for n, p in getattr(model, attr)()})
-    batched: dict[int, bool] = {id(x): id(x) in dynamic for x in inputs}
-    for t in order:
+            b.leaf_names.update({id(p): n for n, p in getattr(model, attr)()})
+
+    def dims(t: Tensor) -> tuple[Dim, ...]:
+        return shapes.dims[id(t)] if shapes is not None else tuple(t.shape)
+
+    for t in trace.order:
         if id(t) in names:
             continue
-        node = _node_of(t)
-        if node is None:  # a leaf: a parameter, a buffer or a constant
-            array = to_numpy(t._data)
-            if id(t) in named:
-                names[id(t)] = b.const(array, named[id(t)])
-            else:
-                _warn_if_batch_sized(array, batch_size, "constant tensor")
-                names[id(t)] = b.const(array, "const")
-            batched[id(t)] = False
-            continue
-        op = node.op.name
-        lower = LOWERINGS.get(op)
-        if lower is None:
-            raise NotImplementedError(
-                f"ONNX export: no lowering for op {op!r}; add one to tinygrad_mlp.onnx.LOWERINGS"
-            )
-        ins = [x for x in node.inputs]
+        if id(t) in trace.whole:
+            m, x, _ = trace.whole[id(t)]
+            params, ins, lower, op = {"module": m}, [x], _module_lowering(m), type(m).__name__
+        else:
+            node = _node_of(t)
+            if node is None:  # a leaf: a parameter, a buffer or a constant
+                names[id(t)] = _leaf(b, t, dims(t), shapes, batch_size)
+                continue
+            op = node.op.name
+            lower = LOWERINGS.get(op)
+            if lower is None:
+                raise NotImplementedError(
+                    f"ONNX export: no lowering for op {op!r}; add one to "
+                    "tinygrad_mlp.onnx.LOWERINGS"
+                )
+            ins, params = list(node.inputs), dict(getattr(node, "params", None) or {})
+            if shapes is not None and op not in ("reshape", "expand", "getitem"):
+                others = [dict(_node_of(u).params or {}) for u in shapes.others(t)]
+                if not all(_same(params, p) for p in others):
+                    warnings.warn(
+                        f"ONNX export: the parameters of op {op!r} change with the batch size; "
+                        "the file keeps the example's",
+                        stacklevel=3,
+                    )
         call = _Call(
             b,
             [names.get(id(x), "") for x in ins],
             ins,
-            dict(getattr(node, "params", None) or {}),
+            params,
             t,
-            [batched.get(id(x), False) for x in ins],
+            [dims(x) if isinstance(x, Tensor) else () for x in ins],
+            dims(t),
             batch_size,
+            op,
         )
         names[id(t)] = lower(call)
-        batched[id(t)] = any(call.batched)
 
-    if default_axes:  # outputs whose first axis is the batch follow it
+    if default_axes:  # every output axis that follows the batch is dynamic
         for n, t in zip(out_names, outputs, strict=True):
-            if batched.get(id(t)) and t.ndim and t.shape[0] == batch_size:
-                dynamic_axes = {**dynamic_axes, n: {0: "batch"}}
+            spec = {
+                i: "batch" if d.is_batch else f"{n}_dim{i}"
+                for i, d in enumerate(dims(t))
+                if isinstance(d, _Size)
+            }
+            if spec:
+                dynamic_axes = {**dynamic_axes, n: spec}
     for n, t in zip(out_names, outputs, strict=True):
         b.nodes.append(onnx.helper.make_node("Identity", [names[id(t)]], [n], b.fresh(n)))
 
@@ -814,9 +1146,31 @@ def _build(
     return proto
 
 
-def _spec(dynamic_axes: dict[str, Any], name: str) -> set[int]:
-    spec = dynamic_axes.get(name, {})
-    return {int(a) for a in spec}
+def _leaf(b: _Builder, t: Tensor, dims: tuple[Dim, ...], shapes: Any, batch_size: Any) -> str:
+    """A parameter or buffer under its name; a constant as an initializer, or as computed from
+    the batch size where the runs at other batch sizes show that it follows it."""
+    if id(t) in b.leaf_names:
+        return b.leaf(t)
+    array = to_numpy(t._data)
+    if shapes is not None:
+        others = [to_numpy(u._data) for u in shapes.others(t)]
+        flat = [a.reshape(-1) for a in (array, *others)]
+        if any(isinstance(d, _Size) for d in dims) and all(
+            a.size and (a == a[0]).all() and a[0] == flat[0][0] for a in flat
+        ):  # one value repeated in a shape that follows the batch: Expand it
+            return b.node("Expand", [b.scalar(flat[0][0].item(), array.dtype), b.shape(dims)])
+        if array.ndim == 0 and any(a.item() != array.item() for a in others):
+            size = _follow([array.item(), *(a.item() for a in others)], shapes.sizes)
+            if size is not None:  # a count of the batch (a variance's n - 1)
+                return b.batch_value(size, array.dtype)
+            values = [array.item()] + [a.item() for a in others]
+            warnings.warn(
+                f"ONNX export: a constant takes the values {values} at the batch sizes "
+                f"{shapes.sizes}; the file keeps {values[0]}",
+                stacklevel=4,
+            )
+    _warn_if_batch_sized(array, batch_size, "constant tensor")
+    return b.const(array, "const")
 
 
 def export(
