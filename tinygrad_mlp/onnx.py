@@ -1056,10 +1056,11 @@ def _build(
     names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
     # parameters and buffers keep their state_dict names: the model's, or else those of the
     # outermost module that holds them (a function that calls modules)
-    b.leaf_names = _auto_names([t for t in trace.order if _node_of(t) is None])
     for attr in ("named_buffers", "named_parameters"):
         if hasattr(model, attr):
             b.leaf_names.update({id(p): n for n, p in getattr(model, attr)()})
+    leaves = [t for t in trace.order if _node_of(t) is None and id(t) not in b.leaf_names]
+    b.leaf_names.update({**_auto_names(leaves), **b.leaf_names})
 
     def dims(t: Tensor) -> tuple[Dim, ...]:
         return shapes.dims[id(t)] if shapes is not None else tuple(t.shape)
