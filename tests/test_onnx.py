@@ -158,7 +158,7 @@ def _activation_modules() -> list[tuple[str, nn.Module]]:
 ACTIVATIONS = _activation_modules()
 
 
-def export_and_compare(model, tmp_path, n_features, batch_sizes=(3, 7), opset=None, shape=None):
+def export_and_compare(model, tmp_path, n_features, batch_sizes=(3, 1, 7), opset=None, shape=None):
     shape = (n_features,) if shape is None else shape
     if hasattr(model, "eval"):
         model.eval()  # the comparison runs in eval mode, as the export does
@@ -606,7 +606,7 @@ def test_indexing_stays_dynamic(index, tmp_path):
     def model(x):
         return x[index] * 2.0
 
-    export_and_compare(model, tmp_path, 4, batch_sizes=(5, 8))
+    export_and_compare(model, tmp_path, 4, batch_sizes=(5, 1, 8))
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,24 @@
-"""Export a model to ONNX: run it once, read its graph off the tape, lower each op to ONNX.
+"""Export a model to ONNX: run it, read its graph off the tape, lower each op to ONNX.
 
 ``export(model, example_input, path)`` has the shape of ``torch.onnx.export``. The model runs
-once on the example (in eval mode, with grad enabled so that every op is recorded); the graph
-behind its output is then walked from the inputs up, and every node is lowered by the entry for
-its op in ``LOWERINGS`` (one per op of the registry ``tinygrad_mlp.ops.OPS``) to standard ONNX
-operators. Parameters and buffers become initializers under their ``state_dict`` names, other
-constants become initializers too. The first dimension of every input is dynamic by default
-(``dynamic_axes``), and reshapes are written with 0 / -1 for it, so the file runs at any batch
-size.
+on the example (in eval mode, with grad enabled so that every op is recorded); the graph behind
+its output is then walked from the inputs up, and every node is lowered by the entry for its op
+in ``LOWERINGS`` (one per op of the registry ``tinygrad_mlp.ops.OPS``) to standard ONNX
+operators; a module listed in ``MODULE_LOWERINGS`` (BatchNorm1d) becomes one node, as
+PyTorch's exporter writes it. Parameters and buffers become initializers under their
+``state_dict`` names, other constants become initializers too.
+
+The first dimension of every input is dynamic by default (``dynamic_axes``). So that no size of
+the example is baked into the file, the model also runs at two and three times the example's
+batch size: a dimension that changes is ``a * batch + b``, and reshapes, expands and constants
+shaped by the batch (``tm.zeros(x.shape[0], 4)``, a variance's ``n - 1`` over the batch) are
+computed from the input's ``Shape`` in the file. A model whose graph changes with the batch
+size, or a size that is not ``a * batch + b``, draws a warning and keeps the example's value.
 
 Values computed outside the graph (comparisons, ``argmax``, anything under ``no_grad``, the
 condition of ``where``, loss targets) are stored as constants: the exported file computes with
-those fixed values. A constant whose first dimension is the batch size draws a warning.
+those fixed values. ``max(dim).values`` is the exception: its ``argmax`` index is read as a
+ReduceMax. A constant whose first dimension is the batch size draws a warning.
 
 Needs the ``onnx`` package (``pip install onnx``); ONNX Runtime runs the file.
 """
@@ -1000,7 +1007,7 @@ def _traces(
             _trace(model, [_resized(x, a, k) for x, a in zip(inputs, axes, strict=True)])
             for k in (2, 3)
         ]
-    except Exception as e:  # noqa: BLE001 - the model's own error at another batch size
+    except Exception as e:  # the model's own error, whatever it is, at another batch size
         warnings.warn(
             f"ONNX export: the model fails at batch size {2 * n} ({type(e).__name__}: {e}); "
             "the file works at the example's batch size only",
