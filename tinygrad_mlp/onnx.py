@@ -2,11 +2,14 @@
 
 ``export(model, example_input, path)`` has the shape of ``torch.onnx.export``. The model runs
 on the example (in eval mode, with grad enabled so that every op is recorded); the graph behind
-its output is then walked from the inputs up, and every node is lowered by the entry for its op
-in ``LOWERINGS`` (one per op of the registry ``tinygrad_mlp.ops.OPS``) to standard ONNX
-operators; a module listed in ``MODULE_LOWERINGS`` (BatchNorm1d) becomes one node, as
-PyTorch's exporter writes it. Parameters and buffers become initializers under their
-``state_dict`` names, other constants become initializers too.
+its output is then walked from the inputs up, and every node is lowered to standard ONNX
+operators from the registry ``tinygrad_mlp.ops.OPS`` itself: an op that names its ONNX operator
+(``Op.onnx``: Relu, Softmax, ...) becomes that node, any other runs its own forward on a
+namespace whose arrays are tensors of the ONNX graph (so each formula is written once, in
+ops.py); only reshapes, expands, indexing and the fused layers have an entry in ``LOWERINGS``.
+A module listed in ``MODULE_LOWERINGS`` (BatchNorm1d) becomes one node, as PyTorch's exporter
+writes it. Parameters and buffers become initializers under their ``state_dict`` names, other
+constants become initializers too.
 
 The first dimension of every input is dynamic by default (``dynamic_axes``). So that no size of
 the example is baked into the file, the model also runs at two and three times the example's
@@ -25,6 +28,8 @@ Needs the ``onnx`` package (``pip install onnx``); ONNX Runtime runs the file.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import os
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from . import ops as O
 from ._tensor import Tensor, enable_grad
 from .backend import array_module_of, looks_like_cupy, np, to_numpy
 from .serialization import _atomic_write, _fspath
@@ -117,7 +123,8 @@ class _Builder:
         return out
 
     def initializer(self, array: Any, name: str) -> str:
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        array = np.ascontiguousarray(array).reshape(array.shape)  # NOTE: 0-d stays 0-d
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
@@ -242,6 +249,9 @@ class _Call:
         return self.b.const(array, hint)
 
 
+# The ops whose lowering is more than their forward: sizes that follow the batch (reshape,
+# expand, indexing) and the fused layers as Gemm. Every other op names its one ONNX operator
+# beside it in the registry (``Op.onnx``) or runs its own forward on the graph namespace below.
 LOWERINGS: dict[str, Callable[[_Call], str]] = {}
 
 
@@ -274,231 +284,6 @@ def _axes(axis: Any, ndim: int) -> list[int] | None:
     return sorted(int(a) % max(ndim, 1) for a in axes) if ndim else []
 
 
-# ---------------------------------------------------------------- activations (one table)
-
-
-def _softplus(b: _Builder, x: str, dtype: Any, beta: float = 1.0, threshold: float = 20.0) -> str:
-    # log(1 + e^(bx)) / b as max(bx, 0) + log(1 + e^-|bx|), as the op computes it (ONNX
-    # Runtime has no float64 Softplus); x itself where bx > threshold, as PyTorch
-    bx = x if beta == 1 else b.node("Mul", [x, b.scalar(beta, dtype)])
-    tail = b.node("Exp", [b.node("Neg", [b.node("Abs", [bx])])])
-    soft = b.node("Add", [b.node("Relu", [bx]), _log1p(b, tail, dtype)])
-    if beta != 1:
-        soft = b.node("Div", [soft, b.scalar(beta, dtype)])
-    above = b.node("Greater", [bx, b.scalar(threshold, dtype)])
-    return b.node("Where", [above, x, soft])
-
-
-def _log1p(b: _Builder, x: str, dtype: Any) -> str:
-    return b.node("Log", [b.node("Add", [x, b.scalar(1.0, dtype)])])
-
-
-def _erf(b: _Builder, x: str, dtype: Any) -> str:
-    if np.dtype(dtype) == np.float64:  # NOTE: ONNX Runtime has Erf for float32 only
-        return b.cast(b.node("Erf", [b.cast(x, np.float32)]), dtype)
-    return b.node("Erf", [x])
-
-
-def _leaky_relu(b: _Builder, x: str, dtype: Any, negative_slope: float = 0.01) -> str:
-    if np.dtype(dtype) == np.float32:
-        return b.node("LeakyRelu", [x], alpha=float(negative_slope))
-    # NOTE: an attribute is a float32, and ONNX Runtime runs LeakyRelu in float32 only
-    scaled = b.node("Mul", [x, b.scalar(negative_slope, dtype)])
-    return b.node("Where", [b.node("Greater", [x, b.scalar(0.0, dtype)]), x, scaled])
-
-
-def _elu(b: _Builder, x: str, dtype: Any, alpha: float = 1.0) -> str:
-    if np.dtype(dtype) == np.float32:
-        return b.node("Elu", [x], alpha=float(alpha))
-    # alpha (e^min(x, 0) - 1) below 0: ONNX Runtime has Elu for float32 only
-    below = b.node(
-        "Sub", [b.node("Exp", [b.node("Min", [x, b.scalar(0.0, dtype)])]), b.scalar(1.0, dtype)]
-    )
-    below = b.node("Mul", [below, b.scalar(alpha, dtype)])
-    return b.node("Where", [b.node("Greater", [x, b.scalar(0.0, dtype)]), x, below])
-
-
-def _gelu(b: _Builder, x: str, dtype: Any, approximate: str = "none") -> str:
-    half_x = b.node("Mul", [x, b.scalar(0.5, dtype)])
-    if approximate == "tanh":
-        # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = b.node("Mul", [b.node("Mul", [x, x]), x])
-        inner = b.node("Add", [x, b.node("Mul", [cube, b.scalar(0.044715, dtype)])])
-        inner = b.node("Mul", [inner, b.scalar(math.sqrt(2 / math.pi), dtype)])
-        t = b.node("Tanh", [inner])
-    else:  # x/2 (1 + erf(x / sqrt 2))
-        t = _erf(b, b.node("Mul", [x, b.scalar(1 / math.sqrt(2), dtype)]), dtype)
-    return b.node("Mul", [half_x, b.node("Add", [t, b.scalar(1.0, dtype)])])
-
-
-def _clip(b: _Builder, x: str, dtype: Any, low: Any, high: Any) -> str:
-    lo = "" if low is None else b.scalar(low, dtype)
-    hi = "" if high is None else b.scalar(high, dtype)
-    return b.node("Clip", [x, lo, hi] if hi else [x, lo])
-
-
-# name -> fn(builder, x, dtype, **params) -> output name; the activation ops and the fused
-# stack both lower through this table
-ACTIVATIONS: dict[str, Callable[..., str]] = {
-    "relu": lambda b, x, dt: b.node("Relu", [x]),
-    "sigmoid": lambda b, x, dt: b.node("Sigmoid", [x]),
-    "tanh": lambda b, x, dt: b.node("Tanh", [x]),
-    "leaky_relu": _leaky_relu,
-    "elu": _elu,
-    "gelu": _gelu,
-    "silu": lambda b, x, dt: b.node("Mul", [x, b.node("Sigmoid", [x])]),
-    "softplus": _softplus,
-    "mish": lambda b, x, dt: b.node("Mul", [x, b.node("Tanh", [_softplus(b, x, dt)])]),
-    "hardtanh": lambda b, x, dt, min_val=-1.0, max_val=1.0: _clip(b, x, dt, min_val, max_val),
-    "relu6": lambda b, x, dt: _clip(b, x, dt, 0.0, 6.0),
-}
-
-
-def _activation(b: _Builder, x: str, dtype: Any, act: Any) -> str:
-    """Apply an mlp activation (None, a name or a (name, params) pair)."""
-    if act is None:
-        return x
-    name, params = (act, {}) if isinstance(act, str) else (act[0], dict(act[1]))
-    if name not in ACTIVATIONS:
-        raise NotImplementedError(f"ONNX export: no lowering for the activation {name!r}")
-    return ACTIVATIONS[name](b, x, dtype, **params)
-
-
-def _activation_lowering(name: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        return ACTIVATIONS[name](c.b, c.x(), c.dtype, **c.params)
-
-    return lower
-
-
-for _name in ACTIVATIONS:
-    LOWERINGS[_name] = _activation_lowering(_name)
-
-
-# ---------------------------------------------------------------- elementwise
-
-
-def _binary(op_type: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        return c.b.node(op_type, [c.x(0), c.x(1)])
-
-    return lower
-
-
-for _name, _type in {
-    "add": "Add",
-    "sub": "Sub",
-    "mul": "Mul",
-    "div": "Div",
-    "maximum": "Max",
-    "minimum": "Min",
-    "pow_tensor": "Pow",
-}.items():
-    LOWERINGS[_name] = _binary(_type)
-
-
-def _unary(op_type: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        return c.b.node(op_type, [c.x()])
-
-    return lower
-
-
-for _name, _type in {
-    "neg": "Neg",
-    "abs": "Abs",
-    "sign": "Sign",
-    "exp": "Exp",
-    "log": "Log",
-    "sin": "Sin",
-    "cos": "Cos",
-}.items():
-    LOWERINGS[_name] = _unary(_type)
-
-
-@lowering("expm1")
-def _expm1(c: _Call) -> str:
-    return c.b.node("Sub", [c.b.node("Exp", [c.x()]), c.scalar(1.0)])
-
-
-@lowering("log1p")
-def _log1p_op(c: _Call) -> str:
-    return _log1p(c.b, c.x(), c.dtype)
-
-
-@lowering("erf")
-def _erf_op(c: _Call) -> str:
-    return _erf(c.b, c.x(), c.dtype)
-
-
-@lowering("pow")
-def _pow(c: _Call) -> str:
-    exponent = c.params["exponent"]
-    if exponent == 0.5:
-        return c.b.node("Sqrt", [c.x()])
-    return c.b.node("Pow", [c.x(), c.scalar(float(exponent))])
-
-
-@lowering("clamp")
-def _clamp(c: _Call) -> str:
-    low, high = c.params["low"], c.params["high"]
-    if all(v is None or isinstance(v, numbers.Real) for v in (low, high)):
-        return _clip(c.b, c.x(), c.dtype, low, high)
-    out = c.x()  # bounds given as arrays: a maximum and a minimum
-    if low is not None:
-        out = c.b.node("Max", [out, c.const(low, c.dtype, "clamp_min")])
-    if high is not None:
-        out = c.b.node("Min", [out, c.const(high, c.dtype, "clamp_max")])
-    return out
-
-
-@lowering("where")
-def _where(c: _Call) -> str:
-    condition = c.const(c.params["condition"], bool, "condition")
-    return c.b.node("Where", [condition, c.x(0), c.x(1)])
-
-
-@lowering("to_device")
-def _to_device(c: _Call) -> str:
-    # an ONNX runtime places tensors itself: a copy between devices is the identity
-    return c.b.node("Identity", [c.names[0]])
-
-
-@lowering("cast")
-def _cast(c: _Call) -> str:
-    return c.b.cast(c.names[0], c.dtype)
-
-
-# ---------------------------------------------------------------- softmax and reductions
-
-
-@lowering("softmax")
-def _softmax(c: _Call) -> str:
-    return c.b.node("Softmax", [c.x()], axis=int(c.params["axis"]))
-
-
-@lowering("log_softmax")
-def _log_softmax(c: _Call) -> str:
-    return c.b.node("LogSoftmax", [c.x()], axis=int(c.params["axis"]))
-
-
-def _reduction(op_type: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        axes = _axes(c.params.get("axis"), len(c.shape(0)))
-        return c.b.reduce(op_type, c.x(), axes, c.params.get("keepdims", False))
-
-    return lower
-
-
-for _name, _type in {
-    "sum": "ReduceSum",
-    "mean": "ReduceMean",
-    "amax": "ReduceMax",
-    "prod": "ReduceProd",
-}.items():
-    LOWERINGS[_name] = _reduction(_type)
-
-
 # ---------------------------------------------------------------- shapes
 
 
@@ -517,12 +302,6 @@ def _reshape(c: _Call) -> str:
     return c.b.node("Reshape", [c.x(), c.b.shape(target)])
 
 
-@lowering("permute")
-def _permute(c: _Call) -> str:
-    ndim = len(c.shape(0))
-    return c.b.node("Transpose", [c.x()], perm=[int(a) % ndim for a in c.params["axes"]])
-
-
 @lowering("expand")
 def _expand(c: _Call) -> str:
     # Expand broadcasts both ways, so a 1 keeps every dim the input already has (batch included)
@@ -530,12 +309,6 @@ def _expand(c: _Call) -> str:
     lead = len(c.out_dims) - len(dims)
     target = [1 if i >= lead and dims[i - lead] == d else d for i, d in enumerate(c.out_dims)]
     return c.b.node("Expand", [c.x(), c.b.shape(target)])
-
-
-@lowering("cat")
-def _cat(c: _Call) -> str:
-    axis = int(c.params["axis"])
-    return c.b.node("Concat", [c.x(i) for i in range(len(c.names))], axis=axis)
 
 
 def _basic_index(c: _Call, parts: tuple) -> str | None:
@@ -668,12 +441,7 @@ def _scatter(c: _Call) -> str:
     return c.b.node("Reshape", [flat, c.b.ints(shape)])
 
 
-# ---------------------------------------------------------------- matrix products and layers
-
-
-@lowering("matmul")
-def _matmul(c: _Call) -> str:
-    return c.b.node("MatMul", [c.x(0), c.x(1)])
+# ---------------------------------------------------------------- layers
 
 
 def _linear_layer(b: _Builder, x: str, ndim: int, w: str, bias: str | None) -> str:
@@ -692,79 +460,359 @@ def _linear(c: _Call) -> str:
 @lowering("mlp")
 def _mlp(c: _Call) -> str:
     # the fused stack, layer by layer: Gemm(h, W, b, transB=1), then the layer's activation
-    h = c.x(0)
+    # (its own ONNX operator, or its forward from the registry run on the graph namespace)
+    g, h = _Graph(c.b, c.batch_size, c.op), c.x(0)
     for i, act in enumerate(c.params["acts"]):
         h = _linear_layer(c.b, h, 2, c.x(2 * i + 1), c.x(2 * i + 2))
-        h = _activation(c.b, h, c.dtype, act)
+        spec = O.activation_spec(act)
+        if spec is not None:
+            entry, params = spec
+            if entry.onnx is not None:
+                h = c.b.node(entry.onnx, [h], **params)
+            else:
+                dims = (c.dims[0][0], c.shape(2 * i + 1)[0])
+                h = entry.forward(g, _Sym(g, h, c.dtype, dims), **params).name
     return h
 
 
-# ---------------------------------------------------------------- losses
+# ---------------------------------------------------------------- the graph namespace
+
+# An op with no entry in LOWERINGS and no ``onnx`` operator of its own is lowered by running its
+# own forward (tinygrad_mlp/ops.py) on this namespace: its arrays are _Graph tensors, whose
+# operators and functions add ONNX nodes, so each op's formula is written once, in the registry.
 
 
-def _reduce_loss(c: _Call, losses: str) -> str:
-    reduction = c.params.get("reduction", "mean")
-    if reduction == "none":
-        return losses
-    return c.b.reduce("ReduceMean" if reduction == "mean" else "ReduceSum", losses, None, False)
+def _broadcast(*dims: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """numpy's broadcast of shapes whose dimensions may follow the batch."""
+    out: list[Dim] = []
+    for k in range(max(map(len, dims), default=0)):
+        sizes = [d[len(d) - 1 - k] for d in dims if k < len(d)]
+        grown = [s for s in sizes if s != 1]
+        follows = [s for s in grown if isinstance(s, _Size)]
+        out.append(follows[0] if follows else grown[0] if grown else 1)
+    return tuple(reversed(out))
 
 
-@lowering("cross_entropy")
-def _cross_entropy(c: _Call) -> str:
-    b = c.b
-    log_probs = b.node("LogSoftmax", [c.x()], axis=1)
-    target = np.asarray(_host(c.params["target"]))
-    if target.ndim == 1:  # class indices: -log_softmax(z)[i, target_i]
-        index = c.const(target.reshape(-1, 1), np.int64, "target")
-        picked = b.node("GatherElements", [log_probs, index], axis=1)
-        losses = b.node("Neg", [b.node("Squeeze", [picked, b.ints([1])])])
-    else:  # class probabilities: -sum_c y_c log_softmax(z)_c
-        weighted = b.node("Mul", [log_probs, c.const(target, c.dtype, "target")])
-        losses = b.node("Neg", [b.reduce("ReduceSum", weighted, [1], False)])
-    return _reduce_loss(c, losses)
+def _example(d: Dim) -> int:
+    return d.example if isinstance(d, _Size) else d
 
 
-def _clamped_log(c: _Call, x: str) -> str:
-    # log(x) floored at -100, x raised to 1e-45 first (as the op does)
-    log = c.b.node("Log", [c.b.node("Max", [x, c.scalar(1e-45)])])
-    return c.b.node("Max", [log, c.scalar(-100.0)])
+class _Sym:
+    """A tensor of the graph under construction, as an op's forward sees an array: numpy's
+    operators and the few array methods the registry's forwards use, each adding nodes."""
+
+    __array_ufunc__ = None  # numpy arrays and scalars leave the operators to this class
+
+    def __init__(self, g: _Graph, name: str, dtype: Any, dims: tuple[Dim, ...]) -> None:
+        self.g, self.name, self.dtype, self.dims = g, name, np.dtype(dtype), tuple(dims)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(map(_example, self.dims))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.dims)
+
+    def __add__(self, other: Any) -> _Sym:
+        return self.g.binary("Add", self, other)
+
+    def __radd__(self, other: Any) -> _Sym:
+        return self.g.binary("Add", other, self)
+
+    def __sub__(self, other: Any) -> _Sym:
+        return self.g.binary("Sub", self, other)
+
+    def __rsub__(self, other: Any) -> _Sym:
+        return self.g.binary("Sub", other, self)
+
+    def __mul__(self, other: Any) -> _Sym:
+        return self.g.binary("Mul", self, other)
+
+    def __rmul__(self, other: Any) -> _Sym:
+        return self.g.binary("Mul", other, self)
+
+    def __truediv__(self, other: Any) -> _Sym:
+        return self.g.binary("Div", self, other)
+
+    def __rtruediv__(self, other: Any) -> _Sym:
+        return self.g.binary("Div", other, self)
+
+    def __pow__(self, other: Any) -> _Sym:
+        if isinstance(other, numbers.Real) and other == 0.5:
+            return self.g.unary("Sqrt", self)
+        return self.g.binary("Pow", self, other)
+
+    def __rpow__(self, other: Any) -> _Sym:
+        return self.g.binary("Pow", other, self)
+
+    def __neg__(self) -> _Sym:
+        return self.g.unary("Neg", self)
+
+    def __gt__(self, other: Any) -> _Sym:
+        return self.g.binary("Greater", self, other, bool)
+
+    def __ge__(self, other: Any) -> _Sym:
+        return self.g.binary("GreaterOrEqual", self, other, bool)
+
+    def __lt__(self, other: Any) -> _Sym:
+        return self.g.binary("Less", self, other, bool)
+
+    def __le__(self, other: Any) -> _Sym:
+        return self.g.binary("LessOrEqual", self, other, bool)
+
+    def __getitem__(self, index: Any) -> _Sym:
+        # only what the loss forwards do: pick elements of a vector by integer positions
+        index = np.asarray(_host(index))
+        if self.ndim != 1 or index.dtype.kind not in "iu":
+            raise NotImplementedError(f"ONNX export: the index {index!r:.60} of a graph tensor")
+        picked = self.g.b.node("Gather", [self.name, self.g.const(index, np.int64)], axis=0)
+        return _Sym(self.g, picked, self.dtype, index.shape)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.g.reduce("ReduceSum", self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.g.reduce("ReduceMean", self, axis, keepdims)
+
+    def reshape(self, shape: Any) -> _Sym:
+        """A reshape inside a forward: the literal shape where nothing follows the batch or a
+        -1 takes it, else 1s dropped and inserted around the same dimensions."""
+        target = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        b, dims = self.g.b, self.dims
+        grows = [d for d in dims if isinstance(d, _Size)]
+        if -1 in target or not grows:
+            known = max(math.prod(n for n in target if n != -1), 1)
+            free: Dim = math.prod(self.shape) // known  # what -1 stands for in the example
+            if len(grows) == 1 and grows[0].a is not None and grows[0].c == 0:
+                rest = math.prod(d for d in dims if not isinstance(d, _Size))
+                free = _Size(grows[0].a * rest / known, Fraction(0), free)
+            elif grows:
+                free = _Size(None, None, free)
+            out = tuple(free if n == -1 else n for n in target)
+            return _Sym(self.g, b.node("Reshape", [self.name, b.ints(target)]), self.dtype, out)
+        squeeze, unsqueeze, out, i = [], [], [], 0
+        for j, n in enumerate(target):
+            while i < len(dims) and _example(dims[i]) != n and dims[i] == 1:
+                squeeze.append(i)
+                i += 1
+            if i < len(dims) and _example(dims[i]) == n:
+                out.append(dims[i])
+                i += 1
+            elif n == 1:
+                unsqueeze.append(j)
+                out.append(1)
+            else:
+                raise NotImplementedError(
+                    f"ONNX export: a reshape from {self.shape} to {target} inside a forward"
+                )
+        squeeze += [k for k in range(i, len(dims)) if dims[k] == 1]
+        name = self.name
+        if squeeze:
+            name = b.node("Squeeze", [name, b.ints(squeeze)])
+        if unsqueeze:
+            name = b.node("Unsqueeze", [name, b.ints(unsqueeze)])
+        return _Sym(self.g, name, self.dtype, tuple(out))
 
 
-@lowering("binary_cross_entropy")
-def _binary_cross_entropy(c: _Call) -> str:
-    b, p = c.b, c.x()
-    y = c.const(c.params["y"], c.dtype, "target")
-    one_minus_p = b.node("Sub", [c.scalar(1.0), p])
-    one_minus_y = b.node("Sub", [c.scalar(1.0), y])
-    total = b.node(
-        "Add",
-        [
-            b.node("Mul", [_clamped_log(c, p), y]),
-            b.node("Mul", [_clamped_log(c, one_minus_p), one_minus_y]),
-        ],
-    )
-    return _reduce_loss(c, b.node("Neg", [total]))
+class _Graph:
+    """The namespace ``ns`` of the registry's forwards, adding ONNX nodes (see ops.py)."""
+
+    def __init__(self, b: _Builder, batch_size: int | None, op: str) -> None:
+        self.b, self.batch_size, self.op = b, batch_size, op
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotImplementedError(f"ONNX export: the graph namespace has no {name!r}")
+
+    def const(self, array: Any, dtype: Any = None) -> str:
+        """A constant taken from a parameter (a target, a condition), as an initializer."""
+        array = np.asarray(_host(array), dtype=dtype)
+        _warn_if_batch_sized(array, self.batch_size, f"{self.op} parameter")
+        return self.b.const(array, "const")
+
+    def name_of(self, value: Any, dtype: Any) -> str:
+        """A graph tensor, a number or an array as the name of a tensor of ``dtype``."""
+        if isinstance(value, _Sym):
+            return value.name if value.dtype == dtype else self.b.cast(value.name, dtype)
+        if isinstance(value, (numbers.Number, np.generic)):
+            return self.b.scalar(value, dtype)
+        return self.const(value, dtype)
+
+    @staticmethod
+    def dims_of(value: Any) -> tuple[Dim, ...]:
+        return value.dims if isinstance(value, _Sym) else tuple(np.shape(_host(value)))
+
+    @staticmethod
+    def dtype_of(*values: Any) -> Any:
+        """numpy's result type (a Python number takes the other operand's type)."""
+        kinds = [v.dtype if isinstance(v, _Sym) else _host(v) for v in values]
+        return np.result_type(*kinds)
+
+    def binary(self, op_type: str, a: Any, b: Any, out_dtype: Any = None) -> _Sym:
+        dtype = self.dtype_of(a, b)
+        name = self.b.node(op_type, [self.name_of(a, dtype), self.name_of(b, dtype)])
+        dims = _broadcast(self.dims_of(a), self.dims_of(b))
+        return _Sym(self, name, dtype if out_dtype is None else out_dtype, dims)
+
+    def unary(self, op_type: str, x: _Sym, **attrs: Any) -> _Sym:
+        return _Sym(self, self.b.node(op_type, [x.name], **attrs), x.dtype, x.dims)
+
+    def reduce(self, op_type: str, x: _Sym, axis: Any, keepdims: bool) -> _Sym:
+        axes = _axes(axis, x.ndim)
+        gone = set(range(x.ndim)) if axes is None else set(axes)
+        dims = tuple(
+            1 if i in gone else d for i, d in enumerate(x.dims) if keepdims or i not in gone
+        )
+        return _Sym(self, self.b.reduce(op_type, x.name, axes, keepdims), x.dtype, dims)
+
+    def exp(self, x: _Sym) -> _Sym:
+        return self.unary("Exp", x)
+
+    def log(self, x: _Sym) -> _Sym:
+        return self.unary("Log", x)
+
+    def log1p(self, x: _Sym) -> _Sym:
+        return self.log(x + 1.0)
+
+    def expm1(self, x: _Sym) -> _Sym:
+        return self.exp(x) - 1.0
+
+    def sin(self, x: _Sym) -> _Sym:
+        return self.unary("Sin", x)
+
+    def cos(self, x: _Sym) -> _Sym:
+        return self.unary("Cos", x)
+
+    def tanh(self, x: _Sym) -> _Sym:
+        return self.unary("Tanh", x)
+
+    def abs(self, x: _Sym) -> _Sym:
+        return self.unary("Abs", x)
+
+    def sign(self, x: _Sym) -> _Sym:
+        return self.unary("Sign", x)
+
+    def erf(self, x: _Sym) -> _Sym:
+        if x.dtype == np.float64:  # NOTE: ONNX Runtime has Erf for float32 only
+            return self.cast(self.unary("Erf", self.cast(x, np.float32)), np.float64)
+        return self.unary("Erf", x)
+
+    def maximum(self, a: Any, b: Any) -> _Sym:
+        return self.binary("Max", a, b)
+
+    def minimum(self, a: Any, b: Any) -> _Sym:
+        return self.binary("Min", a, b)
+
+    def where(self, condition: Any, a: Any, b: Any) -> _Sym:
+        dtype = self.dtype_of(a, b)
+        names = [self.name_of(condition, bool), self.name_of(a, dtype), self.name_of(b, dtype)]
+        dims = _broadcast(*map(self.dims_of, (condition, a, b)))
+        return _Sym(self, self.b.node("Where", names), dtype, dims)
+
+    def clip(self, x: _Sym, low: Any, high: Any) -> _Sym:
+        if all(v is None or isinstance(v, numbers.Real) for v in (low, high)):
+            lo, hi = ("" if v is None else self.b.scalar(v, x.dtype) for v in (low, high))
+            return _Sym(self, self.b.node("Clip", [x.name, lo, hi] if hi else [x.name, lo]),
+                        x.dtype, x.dims)  # fmt: skip
+        out = x if low is None else self.maximum(x, low)  # bounds given as arrays
+        return out if high is None else self.minimum(out, high)
+
+    def amax(self, x: _Sym, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.reduce("ReduceMax", x, axis, keepdims)
+
+    def prod(self, x: _Sym, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.reduce("ReduceProd", x, axis, keepdims)
+
+    def row_max(self, x: _Sym) -> _Sym:
+        return self.reduce("ReduceMax", x, 1, False)
+
+    def row_sums(self, x: _Sym) -> _Sym:
+        return self.reduce("ReduceSum", x, 1, False)
+
+    def constant(self, kind: str, n: int, arg: Any) -> Any:
+        return np.ones(n, arg) if kind == "ones" else np.arange(0, n * arg, arg)
+
+    def matmul(self, a: _Sym, b: _Sym) -> _Sym:
+        dtype = self.dtype_of(a, b)
+        dims = _broadcast(a.dims[:-2], b.dims[:-2]) + a.dims[-2:-1] + b.dims[-1:]
+        if b.ndim == 1:
+            dims = _broadcast(a.dims[:-2]) + a.dims[-2:-1]
+        if a.ndim == 1:
+            dims = b.dims[:-2] + b.dims[-1:]
+        name = self.b.node("MatMul", [self.name_of(a, dtype), self.name_of(b, dtype)])
+        return _Sym(self, name, dtype, dims)
+
+    mm = matmul
+
+    def permute(self, x: _Sym, axes: Sequence[int]) -> _Sym:
+        perm = [int(a) % x.ndim for a in axes]
+        return _Sym(self, self.b.node("Transpose", [x.name], perm=perm), x.dtype,
+                    tuple(x.dims[a] for a in perm))  # fmt: skip
+
+    def concatenate(self, xs: Sequence[_Sym], axis: int = 0) -> _Sym:
+        dtype = self.dtype_of(*xs)
+        axis = int(axis) % xs[0].ndim
+        sizes = [x.dims[axis] for x in xs]
+        if any(isinstance(s, _Size) for s in sizes):
+            grown = [
+                s if isinstance(s, _Size) else _Size(Fraction(0), Fraction(s), s) for s in sizes
+            ]
+            ok = all(s.a is not None for s in grown)
+            size: Dim = (
+                _Size(sum(s.a for s in grown), sum(s.c for s in grown), sum(map(_example, sizes)))
+                if ok
+                else _Size(None, None, sum(map(_example, sizes)))
+            )
+        else:
+            size = sum(sizes)
+        dims = xs[0].dims[:axis] + (size,) + xs[0].dims[axis + 1 :]
+        name = self.b.node("Concat", [self.name_of(x, dtype) for x in xs], axis=axis)
+        return _Sym(self, name, dtype, dims)
+
+    def cast(self, x: _Sym, dtype: Any) -> _Sym:
+        return _Sym(self, self.b.cast(x.name, dtype), dtype, x.dims)
+
+    def to_device(self, x: _Sym, device: Any) -> _Sym:
+        # an ONNX runtime places tensors itself: a copy between devices is the identity
+        return _Sym(self, self.b.node("Identity", [x.name]), x.dtype, x.dims)
+
+    def device_of(self, x: _Sym) -> None:
+        return None
 
 
-@lowering("binary_cross_entropy_with_logits")
-def _bce_with_logits(c: _Call) -> str:
-    # max(z, 0) - z y + log(1 + e^-|z|)
-    b, z = c.b, c.x()
-    y = c.const(c.params["y"], c.dtype, "target")
-    soft = b.node(
-        "Log",
-        [b.node("Add", [c.scalar(1.0), b.node("Exp", [b.node("Neg", [b.node("Abs", [z])])])])],
-    )
-    losses = b.node(
-        "Add", [b.node("Sub", [b.node("Max", [z, c.scalar(0.0)]), b.node("Mul", [z, y])]), soft]
-    )
-    return _reduce_loss(c, losses)
+def _from_forward(c: _Call, op: Any) -> str:
+    """Lower an op by running its own forward on the graph namespace; an op with a
+    ``reduction`` runs unreduced, then ReduceMean / ReduceSum (the count stays symbolic)."""
+    g = _Graph(c.b, c.batch_size, c.op)
+    xs = [
+        _Sym(g, name, x._data.dtype, dims) if isinstance(x, Tensor) else x
+        for name, x, dims in zip(c.names, c.inputs, c.dims, strict=True)
+    ]
+    params = dict(c.params)
+    default = inspect.signature(op.forward).parameters.get("reduction")
+    reduction = params.get("reduction", None if default is None else default.default)
+    if reduction is not None:
+        params["reduction"] = "none"
+    try:
+        out, _ = op.forward(g, *xs, **params)
+    except (AttributeError, TypeError, NotImplementedError) as e:
+        raise NotImplementedError(
+            f"ONNX export: no lowering for op {op.name!r}: its forward does not run on ONNX "
+            f"tensors ({e}); add one to tinygrad_mlp.onnx.LOWERINGS"
+        ) from None
+    name = out.name if out.dtype == c.dtype else c.b.cast(out.name, c.dtype)
+    if reduction in ("mean", "sum"):
+        return c.b.reduce("ReduceMean" if reduction == "mean" else "ReduceSum", name, None, False)
+    return name
 
 
-@lowering("mse_loss")
-def _mse_loss(c: _Call) -> str:
-    diff = c.b.node("Sub", [c.x(0), c.x(1)])
-    return _reduce_loss(c, c.b.node("Mul", [diff, diff]))
+def _lower(c: _Call, op: Any) -> str:
+    """An op's ONNX nodes: its entry in LOWERINGS, its own ONNX operator, or its forward."""
+    if op.name in LOWERINGS:
+        return LOWERINGS[op.name](c)
+    if op.onnx is not None:  # one standard operator, the op's params as its attributes
+        return c.b.node(op.onnx, [c.x(i) for i in range(len(c.names))], **c.params)
+    return _from_forward(c, op)
 
 
 # ---------------------------------------------------------------- modules lowered whole
@@ -1084,12 +1132,11 @@ def _build(
                 names[id(t)] = _leaf(b, t, dims(t), shapes, batch_size)
                 continue
             op = node.op.name
-            lower = LOWERINGS.get(op)
-            if lower is None:
+            if node.op.custom is not None:
                 raise NotImplementedError(
-                    f"ONNX export: no lowering for op {op!r}; add one to "
-                    "tinygrad_mlp.onnx.LOWERINGS"
+                    f"ONNX export: no lowering for the custom op {op!r} (an autograd.Function)"
                 )
+            lower = functools.partial(_lower, op=node.op)
             ins, params = list(node.inputs), dict(getattr(node, "params", None) or {})
             if shapes is not None and op not in ("reshape", "expand", "getitem"):
                 others = [dict(_node_of(u).params or {}) for u in shapes.others(t)]
