@@ -421,10 +421,18 @@ def test_dimension_that_is_no_multiple_of_the_batch(tmp_path):
 
 def test_model_whose_graph_changes_with_the_batch_warns(tmp_path):
     def model(x):
-        return x * 2.0 if x.shape[0] < 5 else x.relu()
+        return x * 2.0 if x.shape[0] < 9 else x.relu()
 
-    with pytest.warns(UserWarning, match="different graph at batch size"):
+    with pytest.warns(UserWarning, match="different graph at batch size 9"):
         tm_onnx.export(model, tm.Tensor(np.ones((3, 2), np.float32)), tmp_path / "m.onnx")
+
+    def fixed(x):  # a reshape to the example's batch size, which fails at any other
+        return x.reshape(2, 3)
+
+    with pytest.warns(UserWarning, match="fails at batch size 6 .RuntimeError"):
+        tm_onnx.export(fixed, tm.Tensor(np.ones((3, 2), np.float32)), tmp_path / "m.onnx")
+    (got,) = session(tmp_path / "m.onnx").run(None, {"input": np.ones((3, 2), np.float32)})
+    assert got.shape == (2, 3)
 
 
 @pytest.mark.parametrize("shape", [(6,), (6, 3)], ids=["NC", "NCL"])

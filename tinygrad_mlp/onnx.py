@@ -514,52 +514,13 @@ class _Sym:
     def ndim(self) -> int:
         return len(self.dims)
 
-    def __add__(self, other: Any) -> _Sym:
-        return self.g.binary("Add", self, other)
-
-    def __radd__(self, other: Any) -> _Sym:
-        return self.g.binary("Add", other, self)
-
-    def __sub__(self, other: Any) -> _Sym:
-        return self.g.binary("Sub", self, other)
-
-    def __rsub__(self, other: Any) -> _Sym:
-        return self.g.binary("Sub", other, self)
-
-    def __mul__(self, other: Any) -> _Sym:
-        return self.g.binary("Mul", self, other)
-
-    def __rmul__(self, other: Any) -> _Sym:
-        return self.g.binary("Mul", other, self)
-
-    def __truediv__(self, other: Any) -> _Sym:
-        return self.g.binary("Div", self, other)
-
-    def __rtruediv__(self, other: Any) -> _Sym:
-        return self.g.binary("Div", other, self)
-
     def __pow__(self, other: Any) -> _Sym:
         if isinstance(other, numbers.Real) and other == 0.5:
             return self.g.unary("Sqrt", self)
         return self.g.binary("Pow", self, other)
 
-    def __rpow__(self, other: Any) -> _Sym:
-        return self.g.binary("Pow", other, self)
-
     def __neg__(self) -> _Sym:
         return self.g.unary("Neg", self)
-
-    def __gt__(self, other: Any) -> _Sym:
-        return self.g.binary("Greater", self, other, bool)
-
-    def __ge__(self, other: Any) -> _Sym:
-        return self.g.binary("GreaterOrEqual", self, other, bool)
-
-    def __lt__(self, other: Any) -> _Sym:
-        return self.g.binary("Less", self, other, bool)
-
-    def __le__(self, other: Any) -> _Sym:
-        return self.g.binary("LessOrEqual", self, other, bool)
 
     def __getitem__(self, index: Any) -> _Sym:
         # only what the loss forwards do: pick elements of a vector by integer positions
@@ -615,6 +576,34 @@ class _Sym:
         return _Sym(self.g, name, self.dtype, tuple(out))
 
 
+def _operator(op_type: str, reflected: bool = False, out_dtype: Any = None) -> Callable:
+    """numpy's operator ``op_type`` on graph tensors (``reflected``: the tensor is on the right)."""
+
+    def method(self: _Sym, other: Any) -> _Sym:
+        a, b = (other, self) if reflected else (self, other)
+        return self.g.binary(op_type, a, b, out_dtype)
+
+    return method
+
+
+for _name, _type in [("add", "Add"), ("sub", "Sub"), ("mul", "Mul"), ("truediv", "Div")]:
+    setattr(_Sym, f"__{_name}__", _operator(_type))
+    setattr(_Sym, f"__r{_name}__", _operator(_type, reflected=True))
+_Sym.__rpow__ = _operator("Pow", reflected=True)
+for _name, _type in [("gt", "Greater"), ("ge", "GreaterOrEqual"), ("lt", "Less"),
+                     ("le", "LessOrEqual")]:  # fmt: skip
+    setattr(_Sym, f"__{_name}__", _operator(_type, out_dtype=bool))
+
+
+def _elementwise(op_type: str) -> Callable:
+    """The namespace function of the ONNX operator ``op_type`` of one input."""
+
+    def function(self: _Graph, x: _Sym) -> _Sym:
+        return self.unary(op_type, x)
+
+    return function
+
+
 class _Graph:
     """The namespace ``ns`` of the registry's forwards, adding ONNX nodes (see ops.py)."""
 
@@ -665,32 +654,15 @@ class _Graph:
         )
         return _Sym(self, self.b.reduce(op_type, x.name, axes, keepdims), x.dtype, dims)
 
-    def exp(self, x: _Sym) -> _Sym:
-        return self.unary("Exp", x)
-
-    def log(self, x: _Sym) -> _Sym:
-        return self.unary("Log", x)
+    exp, log, sin, cos, tanh, abs, sign = map(
+        _elementwise, ["Exp", "Log", "Sin", "Cos", "Tanh", "Abs", "Sign"]
+    )
 
     def log1p(self, x: _Sym) -> _Sym:
         return self.log(x + 1.0)
 
     def expm1(self, x: _Sym) -> _Sym:
         return self.exp(x) - 1.0
-
-    def sin(self, x: _Sym) -> _Sym:
-        return self.unary("Sin", x)
-
-    def cos(self, x: _Sym) -> _Sym:
-        return self.unary("Cos", x)
-
-    def tanh(self, x: _Sym) -> _Sym:
-        return self.unary("Tanh", x)
-
-    def abs(self, x: _Sym) -> _Sym:
-        return self.unary("Abs", x)
-
-    def sign(self, x: _Sym) -> _Sym:
-        return self.unary("Sign", x)
 
     def erf(self, x: _Sym) -> _Sym:
         if x.dtype == np.float64:  # NOTE: ONNX Runtime has Erf for float32 only
@@ -1049,28 +1021,22 @@ def _traces(
     at = next(((x, min(a)) for x, a in zip(inputs, axes, strict=True) if a), None)
     if at is None or at[0].shape[at[1]] == 0:
         return [first], [0]
-    n = at[0].shape[at[1]]
-    try:
-        more = [
-            _trace(model, [_resized(x, a, k) for x, a in zip(inputs, axes, strict=True)])
-            for k in (2, 3)
-        ]
-    except Exception as e:  # the model's own error, whatever it is, at another batch size
+    n, kinds, more = at[0].shape[at[1]], [first.kind(x) for x in first.order], []
+    for k in (2, 3):
+        try:
+            trace = _trace(model, [_resized(x, a, k) for x, a in zip(inputs, axes, strict=True)])
+        except Exception as e:  # the model's own error, whatever it is, at another batch size
+            why = f"fails at batch size {k * n} ({type(e).__name__}: {e})"
+        else:
+            if [trace.kind(x) for x in trace.order] == kinds:
+                more.append(trace)
+                continue
+            why = f"records a different graph at batch size {k * n}"
         warnings.warn(
-            f"ONNX export: the model fails at batch size {2 * n} ({type(e).__name__}: {e}); "
-            "the file works at the example's batch size only",
+            f"ONNX export: the model {why}; the file works at the example's batch size only",
             stacklevel=4,
         )
         return [first], [n]
-    kinds = [first.kind(x) for x in first.order]
-    for trace, k in zip(more, (2, 3), strict=True):
-        if [trace.kind(x) for x in trace.order] != kinds:
-            warnings.warn(
-                f"ONNX export: the model records a different graph at batch size {k * n}; "
-                "the file works at the example's batch size only",
-                stacklevel=4,
-            )
-            return [first], [n]
     return [first, *more], [n, 2 * n, 3 * n]
 
 
