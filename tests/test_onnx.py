@@ -6,9 +6,13 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -61,11 +65,16 @@ def run_model(model, *arrays) -> np.ndarray:
 # ---------------------------------------------------------------- every op of the registry
 
 
-def test_every_registered_op_has_a_lowering():
-    missing = sorted(set(ops.OPS) - set(tm_onnx.LOWERINGS))
-    assert not missing, f"ops without an ONNX lowering in tinygrad_mlp/onnx.py: {missing}"
+def test_lowerings_name_registered_ops_and_standard_operators():
+    # every other op is lowered by running its own forward on the graph namespace; the test
+    # below runs each registered op through ONNX Runtime
     stale = sorted(set(tm_onnx.LOWERINGS) - set(ops.OPS))
     assert not stale, f"lowerings of ops that are no longer registered: {stale}"
+    declared = {op.name: op.onnx for op in ALL_OPS if op.onnx is not None}
+    declared.update({a.name: a.onnx for a in ops.ACTIVATIONS.values() if a.onnx is not None})
+    assert declared, "no op declares its ONNX operator"
+    unknown = {name: kind for name, kind in declared.items() if not onnx.defs.has(kind)}
+    assert not unknown, f"ops that declare operators ONNX does not have: {unknown}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -91,7 +100,10 @@ def test_op_lowering_matches_onnx_runtime(op, dtype, tmp_path):
         input_names=names,
         dynamic_axes={},
     )
-    check_file(path)
+    graph = check_file(path).graph
+    used = {name for node in graph.node for name in node.input}
+    unused = [n.op_type for n in graph.node if n.output[0] not in used | {"output"}]
+    assert not unused, f"nodes whose results nothing reads: {unused}"
     (got,) = session(path).run(None, dict(zip(names, values, strict=True)))
     assert got.dtype == want.dtype and got.shape == tuple(want.shape)
     # NOTE: float64 files are held to 1e-6 only: ONNX Runtime computes Erf in float32
@@ -154,8 +166,8 @@ def _activation_modules() -> list[tuple[str, nn.Module]]:
 ACTIVATIONS = _activation_modules()
 
 
-def export_and_compare(model, tmp_path, n_features, batch_sizes=(3, 7), opset=None, shape=None):
-    shape = shape or (n_features,)
+def export_and_compare(model, tmp_path, n_features, batch_sizes=(3, 1, 7), opset=None, shape=None):
+    shape = (n_features,) if shape is None else shape
     if hasattr(model, "eval"):
         model.eval()  # the comparison runs in eval mode, as the export does
     rng = np.random.default_rng(1)
@@ -299,6 +311,30 @@ def test_static_axes_when_asked(tmp_path):
     assert got.shape == (6, 2)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_between_two_inputs_follows_the_batch(reduction, tmp_path):
+    from tinygrad_mlp import functional as F
+
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+
+    def loss(x, y):
+        return F.mse_loss(model(x), y, reduction=reduction)
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "loss.onnx"
+    x, y = (rng.normal(size=(4, k)).astype(np.float32) for k in (3, 2))
+    tm_onnx.export(loss, (tm.Tensor(x), tm.Tensor(y)), path, input_names=["x", "y"])
+    check_file(path)
+    runner = session(path)
+    for n in (4, 1, 9):
+        x, y = (rng.normal(size=(n, k)).astype(np.float32) for k in (3, 2))
+        (got,) = runner.run(None, {"x": x, "y": y})
+        with tm.no_grad():
+            want = loss(tm.Tensor(x), tm.Tensor(y)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=ATOL)
+
+
 def test_loss_of_a_model(tmp_path):
     from tinygrad_mlp import functional as F
 
@@ -315,6 +351,247 @@ def test_loss_of_a_model(tmp_path):
     with tm.no_grad():
         want = F.cross_entropy(model(tm.Tensor(x)), target).item()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=ATOL)
+
+
+# ---------------------------------------------------------------- shapes from the graph
+
+
+class Reported(nn.Module):
+    """A user's model whose forward reads shapes only through the public ops."""
+
+    def __init__(self) -> None:
+        self.a = nn.Linear(6, 6)
+        self.b = nn.Linear(6, 6)
+        self.scale = nn.Parameter(tm.ones(6) * 1.5)
+
+    def forward(self, x):
+        from tinygrad_mlp.nn import functional as F
+
+        h = self.a(x).tanh() * 0.5 + self.a(x).sigmoid()
+        h = (h - h.mean(dim=1, keepdim=True)) / (h.std(dim=1, keepdim=True) + 1e-3)
+        y = self.b(h.clamp(-2, 2)) * self.scale + x
+        return F.log_softmax(y.exp().log() - y.max(dim=1, keepdim=True).values, dim=1)
+
+
+def test_reported_model_runs_at_other_batch_sizes(tmp_path):
+    tm.manual_seed(0)
+    export_and_compare(Reported(), tmp_path, 6, batch_sizes=(7, 13, 1))
+
+
+def batch_shaped(x):
+    """Sizes read off the input (x.shape[0]) and reductions over the batch."""
+    n = x.shape[0]
+    h = x.view(n, 2, -1).transpose(1, 2).flatten(1)  # (N, 6), its columns interleaved
+    h = h - h.mean(dim=0, keepdim=True)  # over the batch
+    h = h / (h.var(dim=0, keepdim=True) + 1.0)  # a count of the batch: n - 1
+    h = h.reshape(-1, 3).relu().reshape(n, -1)  # the batch folded into 2N rows and back
+    lo = h.min(dim=1, keepdim=True).values.expand(n, 6)  # expand to a batch-sized shape
+    h = h + tm.zeros(n, 6) + tm.ones_like(h) * 0.25  # constants shaped by the batch
+    total = h.sum(dim=0, keepdim=True)[:, :2].expand(n, 2)
+    return tm.cat([h - lo, h.amax(dim=1, keepdim=True), total], 1)
+
+
+def test_shapes_read_off_the_input_follow_the_batch(tmp_path):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "ONNX export")  # nothing stored at the example's size
+        proto = export_and_compare(batch_shaped, tmp_path, 6, batch_sizes=(4, 2, 9, 3))
+    kinds = {n.op_type for n in proto.graph.node}
+    assert "Shape" in kinds and "ReduceMin" in kinds
+    out = proto.graph.output[0].type.tensor_type.shape.dim
+    assert out[0].dim_param == "batch" and out[1].dim_value == 9
+
+
+def test_max_values_of_a_vector_is_not_a_fixed_index(tmp_path):
+    export_and_compare(lambda x: x.max(dim=0).values * x, tmp_path, None, (5, 1, 8), shape=())
+
+
+def test_dimension_that_is_no_multiple_of_the_batch(tmp_path):
+    def outer(x):  # an outer product flattened: N * N rows, left to Reshape's -1
+        return (x.sum(1).reshape(-1, 1) * x.sum(1).reshape(1, -1)).reshape(-1, 1) + 1.0
+
+    export_and_compare(outer, tmp_path, 2, batch_sizes=(3, 1, 5))
+
+    def padded(x):  # a constant of N * N rows: kept at the example's size, with a warning
+        n = x.shape[0]
+        return outer(x) + tm.zeros(n * n, 1)
+
+    with pytest.warns(UserWarning, match="changes with the batch size, but not as"):
+        tm_onnx.export(padded, tm.Tensor(np.ones((3, 2), np.float32)), tmp_path / "m.onnx")
+
+
+def test_model_whose_graph_changes_with_the_batch_warns(tmp_path):
+    def model(x):
+        return x * 2.0 if x.shape[0] < 9 else x.relu()
+
+    with pytest.warns(UserWarning, match="different graph at batch size 9"):
+        tm_onnx.export(model, tm.Tensor(np.ones((3, 2), np.float32)), tmp_path / "m.onnx")
+
+    def fixed(x):  # a reshape to the example's batch size, which fails at any other
+        return x.reshape(2, 3)
+
+    with pytest.warns(UserWarning, match="fails at batch size 6 .RuntimeError"):
+        tm_onnx.export(fixed, tm.Tensor(np.ones((3, 2), np.float32)), tmp_path / "m.onnx")
+    (got,) = session(tmp_path / "m.onnx").run(None, {"input": np.ones((3, 2), np.float32)})
+    assert got.shape == (2, 3)
+
+
+@pytest.mark.parametrize("shape", [(6,), (6, 3)], ids=["NC", "NCL"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_is_one_node_with_its_running_statistics(shape, affine, tmp_path):
+    tm.manual_seed(0)
+    bn = nn.BatchNorm1d(6, eps=1e-3, affine=affine)
+    rng = np.random.default_rng(3)
+    bn.running_mean._data[...] = rng.normal(0.0, 1.0, 6)
+    bn.running_var._data[...] = rng.uniform(0.5, 3.0, 6)
+    if affine:
+        bn.weight._data[...] = rng.normal(1.0, 0.3, 6)
+        bn.bias._data[...] = rng.normal(0.0, 0.3, 6)
+    model = nn.Sequential(nn.Identity(), bn, nn.Tanh())
+    proto = export_and_compare(model, tmp_path, None, (5, 1, 8), shape=shape)
+    stored = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    (node,) = [n for n in proto.graph.node if n.op_type == "BatchNormalization"]
+    names = ["1.weight", "1.bias"] if affine else [node.input[1], node.input[2]]
+    assert list(node.input[1:]) == [*names, "1.running_mean", "1.running_var"]
+    for name in ("running_mean", "running_var") + (("weight", "bias") if affine else ()):
+        np.testing.assert_array_equal(stored[f"1.{name}"], getattr(bn, name).numpy())
+    assert [a.f for a in node.attribute if a.name == "epsilon"] == [pytest.approx(1e-3)]
+    torch = pytest.importorskip("torch")  # the same values as PyTorch's BatchNorm1d in eval
+    ref = torch.nn.BatchNorm1d(6, eps=1e-3, affine=affine).eval()
+    ref.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in bn.state_dict().items()})
+    x = np.random.default_rng(4).normal(size=(3, *shape)).astype(np.float32)
+    (got,) = session(tmp_path / "model.onnx").run(None, {"input": x})
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x)).tanh().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=ATOL)
+
+
+# ---------------------------------------------------------------- random models
+
+
+def _block(kind: str, f: int, rng: np.random.Generator) -> tuple[nn.Module, int]:
+    """One block of a random model on (N, f) input: the module and its output width."""
+    from tinygrad_mlp.nn import functional as F
+
+    def fn(forward, width=f, **parts):
+        block = _Block(forward)
+        for name, part in parts.items():
+            setattr(block, name, part)
+        return block, width
+
+    k = int(rng.integers(2, 7))
+    if kind == "linear":
+        return fn(lambda b, h: b.fc(h), k, fc=nn.Linear(f, k))
+    if kind == "activation":
+        name, args = ACTIVATION_MODULES[int(rng.integers(len(ACTIVATION_MODULES)))]
+        return fn(lambda b, h: b.act(h), act=getattr(nn, name)(*args))
+    if kind == "batch_norm":
+        bn = nn.BatchNorm1d(f)
+        bn.running_mean._data[...] = rng.normal(0.0, 1.0, f)
+        bn.running_var._data[...] = rng.uniform(0.5, 2.0, f)
+        return fn(lambda b, h: b.bn(h), bn=bn)
+    if kind == "dropout":
+        return fn(lambda b, h: b.drop(h), drop=nn.Dropout(0.3))
+    if kind == "layer_norm":
+        return fn(lambda b, h: b.norm(h), norm=nn.LayerNorm(f))
+    if kind == "flatten":
+        return fn(lambda b, h: b.flat(h.unsqueeze(1).unsqueeze(3)), flat=nn.Flatten())
+    if kind == "scalars":
+        c = float(rng.uniform(0.5, 2.0))
+        return fn(lambda b, h: (c - h * c + 1.5) / c - (h / 4.0) ** 2)
+    if kind == "parameter":
+        scale = nn.Parameter(tm.Tensor(rng.normal(1.0, 0.2, f).astype(np.float32)))
+        return fn(lambda b, h: h * b.scale + b.scale, scale=scale)
+    if kind == "keepdim":
+        return fn(
+            lambda b, h: (
+                (h - h.mean(dim=1, keepdim=True))
+                / (h.std(dim=1, keepdim=True, correction=int(f > 1)) + 0.5)
+                - h.max(dim=1, keepdim=True).values * 0.1
+                + h.sum(dim=-1, keepdim=True).expand_as(h) * 0.05
+            )
+        )
+    if kind == "over_batch":
+        return fn(lambda b, h: h - h.mean(dim=0, keepdim=True) + h.amin(dim=0) * 0.1)
+    if kind == "softmax":
+        return fn(lambda b, h: F.softmax(h, dim=1) + F.log_softmax(h, dim=-1) * 0.1)
+    if kind == "clamp":
+        return fn(lambda b, h: h.clamp(-1.0, 1.5) + h.clamp(min=0.0) * 0.5)
+    if kind == "maths":
+        return fn(lambda b, h: h.tanh().exp() + (h.abs() + 1.0).log() - h.sigmoid().sqrt())
+    if kind == "reshape":
+        return fn(lambda b, h: h.reshape(-1, 1, f).view(h.shape[0], -1).unsqueeze(1).squeeze(1))
+    if kind == "transpose":
+        return fn(lambda b, h: h.reshape(h.shape[0], 1, -1).transpose(1, 2).reshape(-1, f))
+    if kind == "fold_batch":  # the batch folded into the rows
+        return fn(lambda b, h: h.reshape(-1, 1).relu().view(-1, f))
+    if kind == "branches":
+        width = f + k
+        return fn(lambda b, h: tm.cat([b.left(h).relu(), b.right(h)], 1), width,
+                  left=nn.Linear(f, f), right=nn.Linear(f, k))  # fmt: skip
+    if kind == "residual":
+        return fn(lambda b, h: h + b.fc(h).tanh(), fc=nn.Linear(f, f))
+    raise ValueError(kind)
+
+
+class _Block(nn.Module):
+    """A forward written as a function of the block and its input."""
+
+    def __init__(self, forward) -> None:
+        self._fn = forward
+
+    def forward(self, h):
+        return self._fn(self, h)
+
+
+BLOCKS = [
+    "linear", "activation", "batch_norm", "dropout", "layer_norm", "flatten", "scalars",
+    "parameter", "keepdim", "over_batch", "softmax", "clamp", "maths", "reshape", "transpose",
+    "fold_batch", "branches", "residual",
+]  # fmt: skip
+ACTIVATION_MODULES = [
+    (name, args)
+    for name, args in [
+        ("ReLU", ()), ("Tanh", ()), ("Sigmoid", ()), ("LeakyReLU", (0.2,)), ("ELU", (0.7,)),
+        ("GELU", ()), ("SiLU", ()), ("Softplus", ()), ("Mish", ()), ("Hardtanh", ()),
+        ("ReLU6", ()), ("SELU", ()), ("CELU", ()), ("Hardsigmoid", ()), ("Hardswish", ()),
+        ("LogSigmoid", ()),
+    ]
+    if hasattr(nn, name)
+]  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=6),
+    width=st.integers(1, 5),
+    traced=st.integers(2, 5),
+    other=st.integers(2, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_random_models_run_at_three_batch_sizes(kinds, width, traced, other, seed):
+    rng = np.random.default_rng(seed)
+    tm.manual_seed(seed)
+    blocks, f = [], width
+    for kind in kinds:
+        block, f = _block(kind, f, rng)
+        blocks.append(block)
+    model = nn.Sequential(*blocks).eval()
+    other = other + (other >= traced)  # a batch size that differs from the traced one
+    x = rng.normal(size=(traced, width)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "random.onnx")
+        with warnings.catch_warnings():
+            # nothing is stored at the example's batch size
+            warnings.filterwarnings("error", "ONNX export")
+            tm_onnx.export(model, tm.Tensor(x), path)
+        check_file(path)
+        runner = session(path)
+        for n in (1, traced, other):
+            xb = rng.normal(size=(n, width)).astype(np.float32)
+            (got,) = runner.run(None, {"input": xb})
+            want = run_model(model, xb)
+            assert got.shape == want.shape, (kinds, n)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=str((kinds, n)))
 
 
 # ---------------------------------------------------------------- refusals
@@ -369,7 +646,7 @@ def test_indexing_stays_dynamic(index, tmp_path):
     def model(x):
         return x[index] * 2.0
 
-    export_and_compare(model, tmp_path, 4, batch_sizes=(5, 8))
+    export_and_compare(model, tmp_path, 4, batch_sizes=(5, 1, 8))
 
 
 @pytest.mark.parametrize(

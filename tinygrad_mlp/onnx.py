@@ -1,37 +1,51 @@
-"""Export a model to ONNX: run it once, read its graph off the tape, lower each op to ONNX.
+"""Export a model to ONNX: run it, read its graph off the tape, lower each op to ONNX.
 
 ``export(model, example_input, path)`` has the shape of ``torch.onnx.export``. The model runs
-once on the example (in eval mode, with grad enabled so that every op is recorded); the graph
-behind its output is then walked from the inputs up, and every node is lowered by the entry for
-its op in ``LOWERINGS`` (one per op of the registry ``tinygrad_mlp.ops.OPS``) to standard ONNX
-operators. Parameters and buffers become initializers under their ``state_dict`` names, other
-constants become initializers too. The first dimension of every input is dynamic by default
-(``dynamic_axes``), and reshapes are written with 0 / -1 for it, so the file runs at any batch
-size.
+on the example (in eval mode, with grad enabled so that every op is recorded); the graph behind
+its output is then walked from the inputs up, and every node is lowered to standard ONNX
+operators from the registry ``tinygrad_mlp.ops.OPS`` itself: an op that names its ONNX operator
+(``Op.onnx``: Relu, Softmax, ...) becomes that node, any other runs its own forward on a
+namespace whose arrays are tensors of the ONNX graph (so each formula is written once, in
+ops.py); only reshapes, expands, indexing and the fused layers have an entry in ``LOWERINGS``.
+A module listed in ``MODULE_LOWERINGS`` (BatchNorm1d) becomes one node, as PyTorch's exporter
+writes it. Parameters and buffers become initializers under their ``state_dict`` names, other
+constants become initializers too.
+
+The first dimension of every input is dynamic by default (``dynamic_axes``). So that no size of
+the example is baked into the file, the model also runs at two and three times the example's
+batch size: a dimension that changes is ``a * batch + b``, and reshapes, expands and constants
+shaped by the batch (``tm.zeros(x.shape[0], 4)``, a variance's ``n - 1`` over the batch) are
+computed from the input's ``Shape`` in the file. A model whose graph changes with the batch
+size, or a size that is not ``a * batch + b``, draws a warning and keeps the example's value.
 
 Values computed outside the graph (comparisons, ``argmax``, anything under ``no_grad``, the
 condition of ``where``, loss targets) are stored as constants: the exported file computes with
-those fixed values. A constant whose first dimension is the batch size draws a warning.
+those fixed values. ``max(dim).values`` is the exception: its ``argmax`` index is read as a
+ReduceMax. A constant whose first dimension is the batch size draws a warning.
 
 Needs the ``onnx`` package (``pip install onnx``); ONNX Runtime runs the file.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+from . import ops as O
 from ._tensor import Tensor, enable_grad
-from .backend import looks_like_cupy, np, to_numpy
+from .backend import array_module_of, looks_like_cupy, np, to_numpy
 from .serialization import _atomic_write, _fspath
-from .viz import _auto_names, _node_of, graph_of
+from .viz import _auto_names, _node_of
 
-__all__ = ["export", "LOWERINGS", "DEFAULT_OPSET", "SUPPORTED_OPSETS"]
+__all__ = ["export", "LOWERINGS", "MODULE_LOWERINGS", "DEFAULT_OPSET", "SUPPORTED_OPSETS"]
 
 DEFAULT_OPSET = 17
 SUPPORTED_OPSETS = range(17, 22)
@@ -62,16 +76,36 @@ def _host(value: Any) -> Any:
 # ---------------------------------------------------------------- the graph under construction
 
 
+@dataclass(frozen=True)
+class _Size:
+    """A dimension that follows the batch size ``n``: ``a * n + c`` (a and c None when it
+    changes with n in another way), ``example`` at the example's batch size."""
+
+    a: Fraction | None
+    c: Fraction | None
+    example: int
+
+    @property
+    def is_batch(self) -> bool:
+        return self.a == 1 and self.c == 0
+
+
+Dim = int | _Size  # a dimension: fixed, or following the batch size
+
+
 class _Builder:
     """ONNX nodes and initializers, with fresh names and shared small constants."""
 
-    def __init__(self, onnx: Any, opset: int) -> None:
+    def __init__(self, onnx: Any, opset: int, batch: tuple[str, int] | None = None) -> None:
         self.onnx = onnx
         self.opset = opset
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.used: set[str] = set()
         self._small: dict[tuple, str] = {}
+        self.batch = batch  # (input name, axis) whose size is the batch size, if any
+        self.leaves: dict[int, str] = {}  # id(tensor) -> initializer name, for parameters
+        self.leaf_names: dict[int, str] = {}  # id(tensor) -> its state_dict name
 
     def fresh(self, hint: str) -> str:
         name, k = hint, 0
@@ -89,12 +123,20 @@ class _Builder:
         return out
 
     def initializer(self, array: Any, name: str) -> str:
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        array = np.ascontiguousarray(array).reshape(array.shape)  # NOTE: 0-d stays 0-d
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
     def const(self, array: Any, hint: str = "const") -> str:
         return self.initializer(array, self.fresh(hint))
+
+    def leaf(self, t: Tensor) -> str:
+        """A parameter or buffer as an initializer under its state_dict name (once)."""
+        if id(t) not in self.leaves:
+            name = self.leaf_names.get(id(t), "const")
+            self.leaves[id(t)] = self.const(to_numpy(t._data), name)
+        return self.leaves[id(t)]
 
     def scalar(self, value: float, dtype: Any) -> str:
         """A 0-d constant of ``dtype``, shared by every use."""
@@ -110,6 +152,45 @@ class _Builder:
         if key not in self._small:
             self._small[key] = self.const(np.asarray(key[1], dtype=np.int64), "ints")
         return self._small[key]
+
+    def size(self, dim: Dim) -> str:
+        """A dimension as a 1-D int64 tensor of one element, read off the input's shape when
+        it follows the batch size."""
+        if not isinstance(dim, _Size):
+            return self.ints([dim])
+        if dim.a is None:
+            warnings.warn(
+                f"ONNX export: a dimension of size {dim.example} changes with the batch size, "
+                f"but not as a * batch + b; the file keeps {dim.example} there",
+                stacklevel=4,
+            )
+            return self.ints([dim.example])
+        key = ("size", dim)
+        if key not in self._small:
+            name, axis = self.batch
+            out = self.node("Shape", [name], start=axis, end=axis + 1)
+            a, c = dim.a, dim.c
+            if a.numerator != 1:
+                out = self.node("Mul", [out, self.ints([a.numerator])])
+            if a.denominator != 1:
+                out = self.node("Div", [out, self.ints([a.denominator])])
+            if c:  # NOTE: c is a whole number whenever a * n + c is one at every n traced
+                out = self.node("Add", [out, self.ints([int(c)])])
+            self._small[key] = out
+        return self._small[key]
+
+    def shape(self, dims: Sequence[Dim]) -> str:
+        """A shape as a 1-D int64 tensor: a constant, or computed from the input's shape."""
+        if not any(isinstance(d, _Size) for d in dims):
+            return self.ints(dims)
+        return self.node("Concat", [self.size(d) for d in dims], axis=0)
+
+    def batch_value(self, dim: _Size, dtype: Any) -> str:
+        """``a * n + c`` as a 0-d tensor of ``dtype`` (a count that follows the batch size)."""
+        n = self.size(_Size(Fraction(1), Fraction(0), 0))
+        n = self.node("Reshape", [n, self.ints([])])
+        out = self.node("Mul", [self.cast(n, dtype), self.scalar(float(dim.a), dtype)])
+        return self.node("Add", [out, self.scalar(float(dim.c), dtype)]) if dim.c else out
 
     def reduce(self, op_type: str, x: str, axes: Sequence[int] | None, keepdims: bool) -> str:
         """A Reduce* node over ``axes`` (None: all); axes are an input from opset 18 (13 for
@@ -128,15 +209,17 @@ class _Builder:
 
 @dataclass
 class _Call:
-    """One recorded op as a lowering sees it."""
+    """One recorded op (or module) as a lowering sees it."""
 
     b: _Builder
     names: list[str]  # the ONNX names of the input tensors
     inputs: list[Tensor]
     params: dict[str, Any]
     out: Tensor
-    batched: list[bool]  # per input: does it depend on an input with a dynamic first dim?
+    dims: list[tuple[Dim, ...]]  # per input: its dimensions, fixed or following the batch
+    out_dims: tuple[Dim, ...]
     batch_size: int | None
+    op: str = ""
 
     @property
     def dtype(self) -> Any:
@@ -144,6 +227,10 @@ class _Call:
 
     def shape(self, i: int) -> tuple[int, ...]:
         return tuple(self.inputs[i].shape)
+
+    def dynamic(self, i: int) -> bool:
+        """Does input ``i`` have a dimension that follows the batch size?"""
+        return any(isinstance(d, _Size) for d in self.dims[i])
 
     def x(self, i: int = 0, dtype: Any = None) -> str:
         """Input ``i``'s name, cast to ``dtype`` (default: the output's) when it differs."""
@@ -158,14 +245,13 @@ class _Call:
     def const(self, value: Any, dtype: Any = None, hint: str = "const") -> str:
         """A constant taken from a parameter (a target, a condition), as an initializer."""
         array = np.asarray(_host(value), dtype=dtype)
-        _warn_if_batch_sized(array, self.batch_size, f"{self.out_op} parameter")
+        _warn_if_batch_sized(array, self.batch_size, f"{self.op} parameter")
         return self.b.const(array, hint)
 
-    @property
-    def out_op(self) -> str:
-        return _node_of(self.out).op.name
 
-
+# The ops whose lowering is more than their forward: sizes that follow the batch (reshape,
+# expand, indexing) and the fused layers as Gemm. Every other op names its one ONNX operator
+# beside it in the registry (``Op.onnx``) or runs its own forward on the graph namespace below.
 LOWERINGS: dict[str, Callable[[_Call], str]] = {}
 
 
@@ -198,262 +284,31 @@ def _axes(axis: Any, ndim: int) -> list[int] | None:
     return sorted(int(a) % max(ndim, 1) for a in axes) if ndim else []
 
 
-# ---------------------------------------------------------------- activations (one table)
-
-
-def _softplus(b: _Builder, x: str, dtype: Any, beta: float = 1.0, threshold: float = 20.0) -> str:
-    # log(1 + e^(bx)) / b as max(bx, 0) + log(1 + e^-|bx|), as the op computes it (ONNX
-    # Runtime has no float64 Softplus); x itself where bx > threshold, as PyTorch
-    bx = x if beta == 1 else b.node("Mul", [x, b.scalar(beta, dtype)])
-    tail = b.node("Exp", [b.node("Neg", [b.node("Abs", [bx])])])
-    soft = b.node("Add", [b.node("Relu", [bx]), _log1p(b, tail, dtype)])
-    if beta != 1:
-        soft = b.node("Div", [soft, b.scalar(beta, dtype)])
-    above = b.node("Greater", [bx, b.scalar(threshold, dtype)])
-    return b.node("Where", [above, x, soft])
-
-
-def _log1p(b: _Builder, x: str, dtype: Any) -> str:
-    return b.node("Log", [b.node("Add", [x, b.scalar(1.0, dtype)])])
-
-
-def _erf(b: _Builder, x: str, dtype: Any) -> str:
-    if np.dtype(dtype) == np.float64:  # NOTE: ONNX Runtime has Erf for float32 only
-        return b.cast(b.node("Erf", [b.cast(x, np.float32)]), dtype)
-    return b.node("Erf", [x])
-
-
-def _leaky_relu(b: _Builder, x: str, dtype: Any, negative_slope: float = 0.01) -> str:
-    if np.dtype(dtype) == np.float32:
-        return b.node("LeakyRelu", [x], alpha=float(negative_slope))
-    # NOTE: an attribute is a float32, and ONNX Runtime runs LeakyRelu in float32 only
-    scaled = b.node("Mul", [x, b.scalar(negative_slope, dtype)])
-    return b.node("Where", [b.node("Greater", [x, b.scalar(0.0, dtype)]), x, scaled])
-
-
-def _elu(b: _Builder, x: str, dtype: Any, alpha: float = 1.0) -> str:
-    if np.dtype(dtype) == np.float32:
-        return b.node("Elu", [x], alpha=float(alpha))
-    # alpha (e^min(x, 0) - 1) below 0: ONNX Runtime has Elu for float32 only
-    below = b.node(
-        "Sub", [b.node("Exp", [b.node("Min", [x, b.scalar(0.0, dtype)])]), b.scalar(1.0, dtype)]
-    )
-    below = b.node("Mul", [below, b.scalar(alpha, dtype)])
-    return b.node("Where", [b.node("Greater", [x, b.scalar(0.0, dtype)]), x, below])
-
-
-def _gelu(b: _Builder, x: str, dtype: Any, approximate: str = "none") -> str:
-    half_x = b.node("Mul", [x, b.scalar(0.5, dtype)])
-    if approximate == "tanh":
-        # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = b.node("Mul", [b.node("Mul", [x, x]), x])
-        inner = b.node("Add", [x, b.node("Mul", [cube, b.scalar(0.044715, dtype)])])
-        inner = b.node("Mul", [inner, b.scalar(math.sqrt(2 / math.pi), dtype)])
-        t = b.node("Tanh", [inner])
-    else:  # x/2 (1 + erf(x / sqrt 2))
-        t = _erf(b, b.node("Mul", [x, b.scalar(1 / math.sqrt(2), dtype)]), dtype)
-    return b.node("Mul", [half_x, b.node("Add", [t, b.scalar(1.0, dtype)])])
-
-
-def _clip(b: _Builder, x: str, dtype: Any, low: Any, high: Any) -> str:
-    lo = "" if low is None else b.scalar(low, dtype)
-    hi = "" if high is None else b.scalar(high, dtype)
-    return b.node("Clip", [x, lo, hi] if hi else [x, lo])
-
-
-# name -> fn(builder, x, dtype, **params) -> output name; the activation ops and the fused
-# stack both lower through this table
-ACTIVATIONS: dict[str, Callable[..., str]] = {
-    "relu": lambda b, x, dt: b.node("Relu", [x]),
-    "sigmoid": lambda b, x, dt: b.node("Sigmoid", [x]),
-    "tanh": lambda b, x, dt: b.node("Tanh", [x]),
-    "leaky_relu": _leaky_relu,
-    "elu": _elu,
-    "gelu": _gelu,
-    "silu": lambda b, x, dt: b.node("Mul", [x, b.node("Sigmoid", [x])]),
-    "softplus": _softplus,
-    "mish": lambda b, x, dt: b.node("Mul", [x, b.node("Tanh", [_softplus(b, x, dt)])]),
-    "hardtanh": lambda b, x, dt, min_val=-1.0, max_val=1.0: _clip(b, x, dt, min_val, max_val),
-    "relu6": lambda b, x, dt: _clip(b, x, dt, 0.0, 6.0),
-}
-
-
-def _activation(b: _Builder, x: str, dtype: Any, act: Any) -> str:
-    """Apply an mlp activation (None, a name or a (name, params) pair)."""
-    if act is None:
-        return x
-    name, params = (act, {}) if isinstance(act, str) else (act[0], dict(act[1]))
-    if name not in ACTIVATIONS:
-        raise NotImplementedError(f"ONNX export: no lowering for the activation {name!r}")
-    return ACTIVATIONS[name](b, x, dtype, **params)
-
-
-def _activation_lowering(name: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        return ACTIVATIONS[name](c.b, c.x(), c.dtype, **c.params)
-
-    return lower
-
-
-for _name in ACTIVATIONS:
-    LOWERINGS[_name] = _activation_lowering(_name)
-
-
-# ---------------------------------------------------------------- elementwise
-
-
-def _binary(op_type: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        return c.b.node(op_type, [c.x(0), c.x(1)])
-
-    return lower
-
-
-for _name, _type in {
-    "add": "Add",
-    "sub": "Sub",
-    "mul": "Mul",
-    "div": "Div",
-    "maximum": "Max",
-    "minimum": "Min",
-    "pow_tensor": "Pow",
-}.items():
-    LOWERINGS[_name] = _binary(_type)
-
-
-def _unary(op_type: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        return c.b.node(op_type, [c.x()])
-
-    return lower
-
-
-for _name, _type in {
-    "neg": "Neg",
-    "abs": "Abs",
-    "sign": "Sign",
-    "exp": "Exp",
-    "log": "Log",
-    "sin": "Sin",
-    "cos": "Cos",
-}.items():
-    LOWERINGS[_name] = _unary(_type)
-
-
-@lowering("expm1")
-def _expm1(c: _Call) -> str:
-    return c.b.node("Sub", [c.b.node("Exp", [c.x()]), c.scalar(1.0)])
-
-
-@lowering("log1p")
-def _log1p_op(c: _Call) -> str:
-    return _log1p(c.b, c.x(), c.dtype)
-
-
-@lowering("erf")
-def _erf_op(c: _Call) -> str:
-    return _erf(c.b, c.x(), c.dtype)
-
-
-@lowering("pow")
-def _pow(c: _Call) -> str:
-    exponent = c.params["exponent"]
-    if exponent == 0.5:
-        return c.b.node("Sqrt", [c.x()])
-    return c.b.node("Pow", [c.x(), c.scalar(float(exponent))])
-
-
-@lowering("clamp")
-def _clamp(c: _Call) -> str:
-    low, high = c.params["low"], c.params["high"]
-    if all(v is None or isinstance(v, numbers.Real) for v in (low, high)):
-        return _clip(c.b, c.x(), c.dtype, low, high)
-    out = c.x()  # bounds given as arrays: a maximum and a minimum
-    if low is not None:
-        out = c.b.node("Max", [out, c.const(low, c.dtype, "clamp_min")])
-    if high is not None:
-        out = c.b.node("Min", [out, c.const(high, c.dtype, "clamp_max")])
-    return out
-
-
-@lowering("where")
-def _where(c: _Call) -> str:
-    condition = c.const(c.params["condition"], bool, "condition")
-    return c.b.node("Where", [condition, c.x(0), c.x(1)])
-
-
-@lowering("to_device")
-def _to_device(c: _Call) -> str:
-    # an ONNX runtime places tensors itself: a copy between devices is the identity
-    return c.b.node("Identity", [c.names[0]])
-
-
-@lowering("cast")
-def _cast(c: _Call) -> str:
-    return c.b.cast(c.names[0], c.dtype)
-
-
-# ---------------------------------------------------------------- softmax and reductions
-
-
-@lowering("softmax")
-def _softmax(c: _Call) -> str:
-    return c.b.node("Softmax", [c.x()], axis=int(c.params["axis"]))
-
-
-@lowering("log_softmax")
-def _log_softmax(c: _Call) -> str:
-    return c.b.node("LogSoftmax", [c.x()], axis=int(c.params["axis"]))
-
-
-def _reduction(op_type: str) -> Callable[[_Call], str]:
-    def lower(c: _Call) -> str:
-        axes = _axes(c.params.get("axis"), len(c.shape(0)))
-        return c.b.reduce(op_type, c.x(), axes, c.params.get("keepdims", False))
-
-    return lower
-
-
-for _name, _type in {
-    "sum": "ReduceSum",
-    "mean": "ReduceMean",
-    "amax": "ReduceMax",
-    "prod": "ReduceProd",
-}.items():
-    LOWERINGS[_name] = _reduction(_type)
-
-
 # ---------------------------------------------------------------- shapes
 
 
 @lowering("reshape")
 def _reshape(c: _Call) -> str:
-    shape = list(c.out.shape)
-    if c.batched[0] and shape and c.shape(0):
-        # NOTE: the batch dimension stays symbolic: 0 copies it, -1 lets the first dim absorb it
-        shape[0] = 0 if shape[0] == c.shape(0)[0] else -1
-    return c.b.node("Reshape", [c.x(), c.b.ints(shape)])
-
-
-@lowering("permute")
-def _permute(c: _Call) -> str:
-    ndim = len(c.shape(0))
-    return c.b.node("Transpose", [c.x()], perm=[int(a) % ndim for a in c.params["axes"]])
+    # NOTE: a dimension that follows the batch is copied from the input (0) where it sits at the
+    # same place, left to Reshape (-1) when it is the only other one, else computed
+    dims, target = c.dims[0], []
+    for i, d in enumerate(c.out_dims):
+        if isinstance(d, _Size) and i < len(dims) and dims[i] == d:
+            target.append(0)
+        else:
+            target.append(d)
+    if sum(isinstance(d, _Size) for d in target) == 1:
+        target = [-1 if isinstance(d, _Size) else d for d in target]
+    return c.b.node("Reshape", [c.x(), c.b.shape(target)])
 
 
 @lowering("expand")
 def _expand(c: _Call) -> str:
     # Expand broadcasts both ways, so a 1 keeps every dim the input already has (batch included)
-    out, shape = list(c.out.shape), c.shape(0)
-    lead = len(out) - len(shape)
-    target = [1 if i >= lead and shape[i - lead] == n else n for i, n in enumerate(out)]
-    return c.b.node("Expand", [c.x(), c.b.ints(target)])
-
-
-@lowering("cat")
-def _cat(c: _Call) -> str:
-    axis = int(c.params["axis"])
-    return c.b.node("Concat", [c.x(i) for i in range(len(c.names))], axis=axis)
+    dims = c.dims[0]
+    lead = len(c.out_dims) - len(dims)
+    target = [1 if i >= lead and dims[i - lead] == d else d for i, d in enumerate(c.out_dims)]
+    return c.b.node("Expand", [c.x(), c.b.shape(target)])
 
 
 def _basic_index(c: _Call, parts: tuple) -> str | None:
@@ -514,15 +369,48 @@ def _basic_index(c: _Call, parts: tuple) -> str | None:
     return out
 
 
+def _extreme_along(c: _Call, index: Any) -> str | None:
+    """``x.gather(d, x.argmax(d, keepdim=True))`` (what ``max(dim).values`` records) as a
+    ReduceMax over d (ReduceMin for argmin): the same values at every batch size; None when
+    the index is not that."""
+    x = to_numpy(c.inputs[0]._data)
+    if not isinstance(index, tuple) or len(index) != x.ndim or x.dtype.kind != "f" or not x.size:
+        return None
+    arrays = [np.asarray(_host(p)) if hasattr(_host(p), "shape") else None for p in index]
+    if any(a is None or a.dtype.kind not in "iu" or a.ndim != x.ndim for a in arrays):
+        return None
+
+    def is_grid(i: int) -> bool:  # the whole of axis i, in order (as numpy's ogrid gives)
+        shape = [1] * x.ndim
+        shape[i] = x.shape[i]
+        a = arrays[i]
+        return a.shape == tuple(shape) and bool((a.reshape(-1) == np.arange(x.shape[i])).all())
+
+    picked = [i for i in range(x.ndim) if not is_grid(i)]
+    if len(picked) != 1:
+        return None
+    d = picked[0]
+    want = list(x.shape)
+    want[d] = 1
+    if arrays[d].shape != tuple(want):
+        return None
+    for arg, op_type in (("argmax", "ReduceMax"), ("argmin", "ReduceMin")):
+        if np.array_equal(arrays[d], np.expand_dims(getattr(x, arg)(axis=d), d)):
+            return c.b.reduce(op_type, c.x(), [d], True)
+    return None
+
+
 @lowering("getitem")
 def _getitem(c: _Call) -> str:
     index = c.params["index"]
     parts = index if isinstance(index, tuple) else (index,)
-    out = _basic_index(c, parts)
+    out = _extreme_along(c, index)
+    if out is None:
+        out = _basic_index(c, parts)
     if out is not None:
         return out
     # any other numpy index: gather the picked elements by their flat positions (fixed shapes)
-    if c.batched[0]:
+    if c.dynamic(0):
         warnings.warn(
             f"ONNX export: the index {index!r} is stored as fixed positions, so this part of "
             "the file works at the example's batch size only",
@@ -553,12 +441,7 @@ def _scatter(c: _Call) -> str:
     return c.b.node("Reshape", [flat, c.b.ints(shape)])
 
 
-# ---------------------------------------------------------------- matrix products and layers
-
-
-@lowering("matmul")
-def _matmul(c: _Call) -> str:
-    return c.b.node("MatMul", [c.x(0), c.x(1)])
+# ---------------------------------------------------------------- layers
 
 
 def _linear_layer(b: _Builder, x: str, ndim: int, w: str, bias: str | None) -> str:
@@ -577,82 +460,368 @@ def _linear(c: _Call) -> str:
 @lowering("mlp")
 def _mlp(c: _Call) -> str:
     # the fused stack, layer by layer: Gemm(h, W, b, transB=1), then the layer's activation
-    h = c.x(0)
+    # (its own ONNX operator, or its forward from the registry run on the graph namespace)
+    g, h = _Graph(c.b, c.batch_size, c.op), c.x(0)
     for i, act in enumerate(c.params["acts"]):
         h = _linear_layer(c.b, h, 2, c.x(2 * i + 1), c.x(2 * i + 2))
-        h = _activation(c.b, h, c.dtype, act)
+        spec = O.activation_spec(act)
+        if spec is not None:
+            entry, params = spec
+            if entry.onnx is not None:
+                h = c.b.node(entry.onnx, [h], **params)
+            else:
+                dims = (c.dims[0][0], c.shape(2 * i + 1)[0])
+                h = entry.forward(g, _Sym(g, h, c.dtype, dims), **params).name
     return h
 
 
-# ---------------------------------------------------------------- losses
+# ---------------------------------------------------------------- the graph namespace
+
+# An op with no entry in LOWERINGS and no ``onnx`` operator of its own is lowered by running its
+# own forward (tinygrad_mlp/ops.py) on this namespace: its arrays are _Graph tensors, whose
+# operators and functions add ONNX nodes, so each op's formula is written once, in the registry.
 
 
-def _reduce_loss(c: _Call, losses: str) -> str:
-    reduction = c.params.get("reduction", "mean")
-    if reduction == "none":
-        return losses
-    return c.b.reduce("ReduceMean" if reduction == "mean" else "ReduceSum", losses, None, False)
+def _broadcast(*dims: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """numpy's broadcast of shapes whose dimensions may follow the batch."""
+    out: list[Dim] = []
+    for k in range(max(map(len, dims), default=0)):
+        sizes = [d[len(d) - 1 - k] for d in dims if k < len(d)]
+        grown = [s for s in sizes if s != 1]
+        follows = [s for s in grown if isinstance(s, _Size)]
+        out.append(follows[0] if follows else grown[0] if grown else 1)
+    return tuple(reversed(out))
 
 
-@lowering("cross_entropy")
-def _cross_entropy(c: _Call) -> str:
-    b = c.b
-    log_probs = b.node("LogSoftmax", [c.x()], axis=1)
-    target = np.asarray(_host(c.params["target"]))
-    if target.ndim == 1:  # class indices: -log_softmax(z)[i, target_i]
-        index = c.const(target.reshape(-1, 1), np.int64, "target")
-        picked = b.node("GatherElements", [log_probs, index], axis=1)
-        losses = b.node("Neg", [b.node("Squeeze", [picked, b.ints([1])])])
-    else:  # class probabilities: -sum_c y_c log_softmax(z)_c
-        weighted = b.node("Mul", [log_probs, c.const(target, c.dtype, "target")])
-        losses = b.node("Neg", [b.reduce("ReduceSum", weighted, [1], False)])
-    return _reduce_loss(c, losses)
+def _example(d: Dim) -> int:
+    return d.example if isinstance(d, _Size) else d
 
 
-def _clamped_log(c: _Call, x: str) -> str:
-    # log(x) floored at -100, x raised to 1e-45 first (as the op does)
-    log = c.b.node("Log", [c.b.node("Max", [x, c.scalar(1e-45)])])
-    return c.b.node("Max", [log, c.scalar(-100.0)])
+class _Sym:
+    """A tensor of the graph under construction, as an op's forward sees an array: numpy's
+    operators and the few array methods the registry's forwards use, each adding nodes."""
+
+    __array_ufunc__ = None  # numpy arrays and scalars leave the operators to this class
+
+    def __init__(self, g: _Graph, name: str, dtype: Any, dims: tuple[Dim, ...]) -> None:
+        self.g, self.name, self.dtype, self.dims = g, name, np.dtype(dtype), tuple(dims)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(map(_example, self.dims))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.dims)
+
+    def __pow__(self, other: Any) -> _Sym:
+        if isinstance(other, numbers.Real) and other == 0.5:
+            return self.g.unary("Sqrt", self)
+        return self.g.binary("Pow", self, other)
+
+    def __neg__(self) -> _Sym:
+        return self.g.unary("Neg", self)
+
+    def __getitem__(self, index: Any) -> _Sym:
+        # only what the loss forwards do: pick elements of a vector by integer positions
+        index = np.asarray(_host(index))
+        if self.ndim != 1 or index.dtype.kind not in "iu":
+            raise NotImplementedError(f"ONNX export: the index {index!r:.60} of a graph tensor")
+        picked = self.g.b.node("Gather", [self.name, self.g.const(index, np.int64)], axis=0)
+        return _Sym(self.g, picked, self.dtype, index.shape)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.g.reduce("ReduceSum", self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.g.reduce("ReduceMean", self, axis, keepdims)
+
+    def reshape(self, shape: Any) -> _Sym:
+        """A reshape inside a forward: the literal shape where nothing follows the batch or a
+        -1 takes it, else 1s dropped and inserted around the same dimensions."""
+        target = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        b, dims = self.g.b, self.dims
+        grows = [d for d in dims if isinstance(d, _Size)]
+        if -1 in target or not grows:
+            known = max(math.prod(n for n in target if n != -1), 1)
+            free: Dim = math.prod(self.shape) // known  # what -1 stands for in the example
+            if len(grows) == 1 and grows[0].a is not None and grows[0].c == 0:
+                rest = math.prod(d for d in dims if not isinstance(d, _Size))
+                free = _Size(grows[0].a * rest / known, Fraction(0), free)
+            elif grows:
+                free = _Size(None, None, free)
+            out = tuple(free if n == -1 else n for n in target)
+            return _Sym(self.g, b.node("Reshape", [self.name, b.ints(target)]), self.dtype, out)
+        squeeze, unsqueeze, out, i = [], [], [], 0
+        for j, n in enumerate(target):
+            while i < len(dims) and _example(dims[i]) != n and dims[i] == 1:
+                squeeze.append(i)
+                i += 1
+            if i < len(dims) and _example(dims[i]) == n:
+                out.append(dims[i])
+                i += 1
+            elif n == 1:
+                unsqueeze.append(j)
+                out.append(1)
+            else:
+                raise NotImplementedError(
+                    f"ONNX export: a reshape from {self.shape} to {target} inside a forward"
+                )
+        squeeze += [k for k in range(i, len(dims)) if dims[k] == 1]
+        name = self.name
+        if squeeze:
+            name = b.node("Squeeze", [name, b.ints(squeeze)])
+        if unsqueeze:
+            name = b.node("Unsqueeze", [name, b.ints(unsqueeze)])
+        return _Sym(self.g, name, self.dtype, tuple(out))
 
 
-@lowering("binary_cross_entropy")
-def _binary_cross_entropy(c: _Call) -> str:
-    b, p = c.b, c.x()
-    y = c.const(c.params["y"], c.dtype, "target")
-    one_minus_p = b.node("Sub", [c.scalar(1.0), p])
-    one_minus_y = b.node("Sub", [c.scalar(1.0), y])
-    total = b.node(
-        "Add",
-        [
-            b.node("Mul", [_clamped_log(c, p), y]),
-            b.node("Mul", [_clamped_log(c, one_minus_p), one_minus_y]),
-        ],
+def _operator(op_type: str, reflected: bool = False, out_dtype: Any = None) -> Callable:
+    """numpy's operator ``op_type`` on graph tensors (``reflected``: the tensor is on the right)."""
+
+    def method(self: _Sym, other: Any) -> _Sym:
+        a, b = (other, self) if reflected else (self, other)
+        return self.g.binary(op_type, a, b, out_dtype)
+
+    return method
+
+
+for _name, _type in [("add", "Add"), ("sub", "Sub"), ("mul", "Mul"), ("truediv", "Div")]:
+    setattr(_Sym, f"__{_name}__", _operator(_type))
+    setattr(_Sym, f"__r{_name}__", _operator(_type, reflected=True))
+_Sym.__rpow__ = _operator("Pow", reflected=True)
+for _name, _type in [("gt", "Greater"), ("ge", "GreaterOrEqual"), ("lt", "Less"),
+                     ("le", "LessOrEqual")]:  # fmt: skip
+    setattr(_Sym, f"__{_name}__", _operator(_type, out_dtype=bool))
+
+
+def _elementwise(op_type: str) -> Callable:
+    """The namespace function of the ONNX operator ``op_type`` of one input."""
+
+    def function(self: _Graph, x: _Sym) -> _Sym:
+        return self.unary(op_type, x)
+
+    return function
+
+
+class _Graph:
+    """The namespace ``ns`` of the registry's forwards, adding ONNX nodes (see ops.py)."""
+
+    def __init__(self, b: _Builder, batch_size: int | None, op: str) -> None:
+        self.b, self.batch_size, self.op = b, batch_size, op
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotImplementedError(f"ONNX export: the graph namespace has no {name!r}")
+
+    def const(self, array: Any, dtype: Any = None) -> str:
+        """A constant taken from a parameter (a target, a condition), as an initializer."""
+        array = np.asarray(_host(array), dtype=dtype)
+        _warn_if_batch_sized(array, self.batch_size, f"{self.op} parameter")
+        return self.b.const(array, "const")
+
+    def name_of(self, value: Any, dtype: Any) -> str:
+        """A graph tensor, a number or an array as the name of a tensor of ``dtype``."""
+        if isinstance(value, _Sym):
+            return value.name if value.dtype == dtype else self.b.cast(value.name, dtype)
+        if isinstance(value, (numbers.Number, np.generic)):
+            return self.b.scalar(value, dtype)
+        return self.const(value, dtype)
+
+    @staticmethod
+    def dims_of(value: Any) -> tuple[Dim, ...]:
+        return value.dims if isinstance(value, _Sym) else tuple(np.shape(_host(value)))
+
+    @staticmethod
+    def dtype_of(*values: Any) -> Any:
+        """numpy's result type (a Python number takes the other operand's type)."""
+        kinds = [v.dtype if isinstance(v, _Sym) else _host(v) for v in values]
+        return np.result_type(*kinds)
+
+    def binary(self, op_type: str, a: Any, b: Any, out_dtype: Any = None) -> _Sym:
+        dtype = self.dtype_of(a, b)
+        name = self.b.node(op_type, [self.name_of(a, dtype), self.name_of(b, dtype)])
+        dims = _broadcast(self.dims_of(a), self.dims_of(b))
+        return _Sym(self, name, dtype if out_dtype is None else out_dtype, dims)
+
+    def unary(self, op_type: str, x: _Sym, **attrs: Any) -> _Sym:
+        return _Sym(self, self.b.node(op_type, [x.name], **attrs), x.dtype, x.dims)
+
+    def reduce(self, op_type: str, x: _Sym, axis: Any, keepdims: bool) -> _Sym:
+        axes = _axes(axis, x.ndim)
+        gone = set(range(x.ndim)) if axes is None else set(axes)
+        dims = tuple(
+            1 if i in gone else d for i, d in enumerate(x.dims) if keepdims or i not in gone
+        )
+        return _Sym(self, self.b.reduce(op_type, x.name, axes, keepdims), x.dtype, dims)
+
+    exp, log, sin, cos, tanh, abs, sign = map(
+        _elementwise, ["Exp", "Log", "Sin", "Cos", "Tanh", "Abs", "Sign"]
     )
-    return _reduce_loss(c, b.node("Neg", [total]))
+
+    def log1p(self, x: _Sym) -> _Sym:
+        return self.log(x + 1.0)
+
+    def expm1(self, x: _Sym) -> _Sym:
+        return self.exp(x) - 1.0
+
+    def erf(self, x: _Sym) -> _Sym:
+        if x.dtype == np.float64:  # NOTE: ONNX Runtime has Erf for float32 only
+            return self.cast(self.unary("Erf", self.cast(x, np.float32)), np.float64)
+        return self.unary("Erf", x)
+
+    def maximum(self, a: Any, b: Any) -> _Sym:
+        return self.binary("Max", a, b)
+
+    def minimum(self, a: Any, b: Any) -> _Sym:
+        return self.binary("Min", a, b)
+
+    def where(self, condition: Any, a: Any, b: Any) -> _Sym:
+        dtype = self.dtype_of(a, b)
+        names = [self.name_of(condition, bool), self.name_of(a, dtype), self.name_of(b, dtype)]
+        dims = _broadcast(*map(self.dims_of, (condition, a, b)))
+        return _Sym(self, self.b.node("Where", names), dtype, dims)
+
+    def clip(self, x: _Sym, low: Any, high: Any) -> _Sym:
+        if all(v is None or isinstance(v, numbers.Real) for v in (low, high)):
+            lo, hi = ("" if v is None else self.b.scalar(v, x.dtype) for v in (low, high))
+            return _Sym(self, self.b.node("Clip", [x.name, lo, hi] if hi else [x.name, lo]),
+                        x.dtype, x.dims)  # fmt: skip
+        out = x if low is None else self.maximum(x, low)  # bounds given as arrays
+        return out if high is None else self.minimum(out, high)
+
+    def amax(self, x: _Sym, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.reduce("ReduceMax", x, axis, keepdims)
+
+    def prod(self, x: _Sym, axis: Any = None, keepdims: bool = False) -> _Sym:
+        return self.reduce("ReduceProd", x, axis, keepdims)
+
+    def row_max(self, x: _Sym) -> _Sym:
+        return self.reduce("ReduceMax", x, 1, False)
+
+    def row_sums(self, x: _Sym) -> _Sym:
+        return self.reduce("ReduceSum", x, 1, False)
+
+    def constant(self, kind: str, n: int, arg: Any) -> Any:
+        return np.ones(n, arg) if kind == "ones" else np.arange(0, n * arg, arg)
+
+    def matmul(self, a: _Sym, b: _Sym) -> _Sym:
+        dtype = self.dtype_of(a, b)
+        dims = _broadcast(a.dims[:-2], b.dims[:-2]) + a.dims[-2:-1] + b.dims[-1:]
+        if b.ndim == 1:
+            dims = _broadcast(a.dims[:-2]) + a.dims[-2:-1]
+        if a.ndim == 1:
+            dims = b.dims[:-2] + b.dims[-1:]
+        name = self.b.node("MatMul", [self.name_of(a, dtype), self.name_of(b, dtype)])
+        return _Sym(self, name, dtype, dims)
+
+    mm = matmul
+
+    def permute(self, x: _Sym, axes: Sequence[int]) -> _Sym:
+        perm = [int(a) % x.ndim for a in axes]
+        return _Sym(self, self.b.node("Transpose", [x.name], perm=perm), x.dtype,
+                    tuple(x.dims[a] for a in perm))  # fmt: skip
+
+    def concatenate(self, xs: Sequence[_Sym], axis: int = 0) -> _Sym:
+        dtype = self.dtype_of(*xs)
+        axis = int(axis) % xs[0].ndim
+        sizes = [x.dims[axis] for x in xs]
+        if any(isinstance(s, _Size) for s in sizes):
+            grown = [
+                s if isinstance(s, _Size) else _Size(Fraction(0), Fraction(s), s) for s in sizes
+            ]
+            ok = all(s.a is not None for s in grown)
+            size: Dim = (
+                _Size(sum(s.a for s in grown), sum(s.c for s in grown), sum(map(_example, sizes)))
+                if ok
+                else _Size(None, None, sum(map(_example, sizes)))
+            )
+        else:
+            size = sum(sizes)
+        dims = xs[0].dims[:axis] + (size,) + xs[0].dims[axis + 1 :]
+        name = self.b.node("Concat", [self.name_of(x, dtype) for x in xs], axis=axis)
+        return _Sym(self, name, dtype, dims)
+
+    def cast(self, x: _Sym, dtype: Any) -> _Sym:
+        return _Sym(self, self.b.cast(x.name, dtype), dtype, x.dims)
+
+    def to_device(self, x: _Sym, device: Any) -> _Sym:
+        # an ONNX runtime places tensors itself: a copy between devices is the identity
+        return _Sym(self, self.b.node("Identity", [x.name]), x.dtype, x.dims)
+
+    def device_of(self, x: _Sym) -> None:
+        return None
 
 
-@lowering("binary_cross_entropy_with_logits")
-def _bce_with_logits(c: _Call) -> str:
-    # max(z, 0) - z y + log(1 + e^-|z|)
-    b, z = c.b, c.x()
-    y = c.const(c.params["y"], c.dtype, "target")
-    soft = b.node(
-        "Log",
-        [b.node("Add", [c.scalar(1.0), b.node("Exp", [b.node("Neg", [b.node("Abs", [z])])])])],
-    )
-    losses = b.node(
-        "Add", [b.node("Sub", [b.node("Max", [z, c.scalar(0.0)]), b.node("Mul", [z, y])]), soft]
-    )
-    return _reduce_loss(c, losses)
+def _from_forward(c: _Call, op: Any) -> str:
+    """Lower an op by running its own forward on the graph namespace; an op with a
+    ``reduction`` runs unreduced, then ReduceMean / ReduceSum (the count stays symbolic)."""
+    g = _Graph(c.b, c.batch_size, c.op)
+    xs = [
+        _Sym(g, name, x._data.dtype, dims) if isinstance(x, Tensor) else x
+        for name, x, dims in zip(c.names, c.inputs, c.dims, strict=True)
+    ]
+    params = dict(c.params)
+    default = inspect.signature(op.forward).parameters.get("reduction")
+    reduction = params.get("reduction", None if default is None else default.default)
+    if reduction is not None:
+        params["reduction"] = "none"
+    try:
+        out, _ = op.forward(g, *xs, **params)
+    except (AttributeError, TypeError, NotImplementedError) as e:
+        raise NotImplementedError(
+            f"ONNX export: no lowering for op {op.name!r}: its forward does not run on ONNX "
+            f"tensors ({e}); add one to tinygrad_mlp.onnx.LOWERINGS"
+        ) from None
+    name = out.name if out.dtype == c.dtype else c.b.cast(out.name, c.dtype)
+    if reduction in ("mean", "sum"):
+        return c.b.reduce("ReduceMean" if reduction == "mean" else "ReduceSum", name, None, False)
+    return name
 
 
-@lowering("mse_loss")
-def _mse_loss(c: _Call) -> str:
-    diff = c.b.node("Sub", [c.x(0), c.x(1)])
-    return _reduce_loss(c, c.b.node("Mul", [diff, diff]))
+def _lower(c: _Call, op: Any) -> str:
+    """An op's ONNX nodes: its entry in LOWERINGS, its own ONNX operator, or its forward."""
+    if op.name in LOWERINGS:
+        return LOWERINGS[op.name](c)
+    if op.onnx is not None:  # one standard operator, the op's params as its attributes
+        return c.b.node(op.onnx, [c.x(i) for i in range(len(c.names))], **c.params)
+    return _from_forward(c, op)
 
 
-# ---------------------------------------------------------------- export
+# ---------------------------------------------------------------- modules lowered whole
+
+
+def _batch_norm(c: _Call) -> str:
+    # eval mode: (x - running_mean) / sqrt(running_var + eps) * weight + bias per channel (dim 1)
+    m, b = c.params["module"], c.b
+
+    def stat(t: Tensor | None, fill: float, hint: str) -> str:
+        if t is None:
+            return b.const(np.full(m.num_features, fill, dtype=c.dtype), hint)
+        name = b.leaf(t)
+        return name if t._data.dtype == c.dtype else b.cast(name, c.dtype)
+
+    weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+    stats = [stat(weight, 1.0, "weight"), stat(bias, 0.0, "bias")]
+    stats += [stat(m.running_mean, 0.0, "mean"), stat(m.running_var, 1.0, "var")]
+    return b.node("BatchNormalization", [c.x(), *stats], epsilon=float(m.eps))
+
+
+# module class name -> (does this instance lower whole?, its lowering): the module's forward is
+# then one node, its input the module's input, as torch.onnx.export writes it
+MODULE_LOWERINGS: dict[str, tuple[Callable[[Any], bool], Callable[[_Call], str]]] = {
+    "BatchNorm1d": (
+        lambda m: m.running_mean is not None and m.running_var is not None,
+        _batch_norm,
+    ),
+}
+
+
+def _module_lowering(m: Any) -> Callable[[_Call], str] | None:
+    entry = MODULE_LOWERINGS.get(type(m).__name__)
+    return entry[1] if entry is not None and entry[0](m) else None
+
+
+# ---------------------------------------------------------------- tracing
 
 
 def _as_tuple(value: Any) -> tuple:
@@ -668,6 +837,152 @@ def _as_input(value: Any) -> Tensor:
         data = np.asarray(data, dtype=np.float32)
     floating = np.dtype(data.dtype).kind == "f"
     return Tensor(data, requires_grad=floating, dtype=data.dtype)
+
+
+def _resized(x: Tensor, axes: set[int], k: int) -> Tensor:
+    """``x`` with each of ``axes`` k times as long (its entries repeated in turn)."""
+    data = x._data
+    xp = array_module_of(data)
+    for axis in sorted(axes):
+        n = data.shape[axis]
+        data = xp.take(data, xp.arange(n * k) % n, axis=axis)
+    return Tensor(data, requires_grad=x.requires_grad, dtype=data.dtype)
+
+
+@dataclass
+class _Trace:
+    """One run of the model: its outputs, every tensor behind them (inputs before the ops that
+    read them) and the modules lowered whole (id(output) -> (module, input))."""
+
+    outputs: list[Tensor]
+    order: list[Tensor]
+    whole: dict[int, tuple[Any, Tensor, Tensor]]
+    inputs: dict[int, int]  # id(input) -> its position
+
+    def kind(self, t: Tensor) -> tuple:
+        """What made ``t``: an input, a module lowered whole, an op, or nothing (a leaf)."""
+        if id(t) in self.inputs:
+            return ("input", self.inputs[id(t)], t.ndim)
+        if id(t) in self.whole:
+            return ("module", type(self.whole[id(t)][0]).__name__)
+        node = _node_of(t)
+        return ("leaf", t.ndim) if node is None else ("op", node.op.name, t.ndim)
+
+
+def _trace(model: Callable[..., Any], inputs: list[Tensor]) -> _Trace:
+    """Run ``model`` once on ``inputs`` in eval mode with every op recorded."""
+    modules = list(model.modules()) if hasattr(model, "modules") else []
+    whole: dict[int, tuple[Any, Tensor, Tensor]] = {}
+
+    def record(m: Any, args: tuple, out: Any) -> None:
+        if isinstance(out, Tensor) and args and isinstance(args[0], Tensor):
+            whole[id(out)] = (m, args[0], out)
+
+    hooks = [m.register_forward_hook(record) for m in modules if _module_lowering(m)]
+    modes = [(m, m.training) for m in modules]
+    try:
+        for m, _ in modes:
+            m.training = False  # exported in eval mode, as torch.onnx.export does
+        with enable_grad():
+            result = model(*inputs)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for hook in hooks:
+            hook.remove()
+    outputs = list(_as_tuple(result))
+    for i, t in enumerate(outputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"ONNX export: output {i} is a {type(t).__name__}, not a Tensor")
+    ids = {id(x): i for i, x in enumerate(inputs)}
+    return _Trace(outputs, _walk(outputs, set(ids), whole), whole, ids)
+
+
+def _walk(outputs: list[Tensor], stop: set[int], whole: dict[int, tuple]) -> list[Tensor]:
+    """Every tensor behind ``outputs``, each once, inputs before the ops that read them; a
+    module lowered whole reads its input only."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack = [(t, False) for t in reversed(outputs)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if id(t) in stop:
+            continue
+        if id(t) in whole:
+            parents = [whole[id(t)][1]]
+        else:
+            node = _node_of(t)
+            if node is None:
+                continue
+            if getattr(node, "released", False):
+                raise RuntimeError(
+                    f"the graph behind op {node.op.name!r} was released by backward(); "
+                    "export before backward"
+                )
+            parents = node.inputs
+        for x in reversed(parents):
+            if isinstance(x, Tensor) and id(x) not in seen:
+                stack.append((x, False))
+    return order
+
+
+def _follow(values: Sequence[Any], sizes: Sequence[int]) -> _Size | None:
+    """The values as ``a * n + c`` of the batch sizes ``sizes`` (None when they are not)."""
+    a = Fraction(values[1] - values[0]) / (sizes[1] - sizes[0])
+    c = values[0] - a * sizes[0]
+    if a and all(a * n + c == v for n, v in zip(sizes, values, strict=True)):
+        return _Size(a, c, values[0])
+    return None
+
+
+def _same(p: Any, q: Any) -> bool:
+    """Are two recorded parameters the same (arrays by shape and values)?"""
+    if isinstance(p, (tuple, list)) and isinstance(q, (tuple, list)):
+        return len(p) == len(q) and all(_same(a, b) for a, b in zip(p, q, strict=True))
+    if isinstance(p, dict) and isinstance(q, dict):
+        return p.keys() == q.keys() and all(_same(p[k], q[k]) for k in p)
+    if isinstance(p, slice) and isinstance(q, slice):
+        return (p.start, p.stop, p.step) == (q.start, q.stop, q.step)
+    p, q = _host(p), _host(q)
+    if hasattr(p, "shape") or hasattr(q, "shape"):
+        p, q = np.asarray(p), np.asarray(q)
+        return p.shape == q.shape and bool(np.array_equal(p, q))
+    try:
+        return bool(p == q)
+    except (TypeError, ValueError):
+        return p is q
+
+
+class _Shapes:
+    """The dimensions of every traced tensor, each fixed or following the batch size, from
+    runs of the model at several batch sizes."""
+
+    def __init__(self, traces: list[_Trace], sizes: list[int]) -> None:
+        self.traces, self.sizes = traces, sizes
+        self.dims: dict[int, tuple[Dim, ...]] = {}
+        self.at: dict[int, int] = {}  # id(tensor of the first trace) -> its place in the order
+        for i, ts in enumerate(zip(*(t.order for t in traces), strict=True)):
+            self.at[id(ts[0])] = i
+            self.dims[id(ts[0])] = tuple(
+                self._dim(ds) for ds in zip(*(t.shape for t in ts), strict=True)
+            )
+
+    def _dim(self, values: tuple[int, ...]) -> Dim:
+        if len(set(values)) == 1:
+            return values[0]
+        return _follow(values, self.sizes) or _Size(None, None, values[0])
+
+    def others(self, t: Tensor) -> list[Tensor]:
+        """The tensors of the other runs at ``t``'s place."""
+        i = self.at[id(t)]
+        return [trace.order[i] for trace in self.traces[1:]]
 
 
 def _names(given: Sequence[str] | None, n: int, stem: str) -> list[str]:
@@ -692,6 +1007,39 @@ def _dims(names: list[str], tensors: Sequence[Tensor], dynamic_axes: Any) -> lis
     return out
 
 
+def _spec(dynamic_axes: dict[str, Any], name: str, ndim: int) -> set[int]:
+    spec = dynamic_axes.get(name, {})
+    return {int(a) % ndim for a in spec} if ndim else set()
+
+
+def _traces(
+    model: Callable[..., Any], inputs: list[Tensor], axes: list[set[int]]
+) -> tuple[list[_Trace], list[int]]:
+    """The model run at the example and, when some axis is dynamic, at twice and three times
+    its length; the batch sizes. Runs whose graphs differ from the example's are dropped."""
+    first = _trace(model, inputs)
+    at = next(((x, min(a)) for x, a in zip(inputs, axes, strict=True) if a), None)
+    if at is None or at[0].shape[at[1]] == 0:
+        return [first], [0]
+    n, kinds, more = at[0].shape[at[1]], [first.kind(x) for x in first.order], []
+    for k in (2, 3):
+        try:
+            trace = _trace(model, [_resized(x, a, k) for x, a in zip(inputs, axes, strict=True)])
+        except Exception as e:  # the model's own error, whatever it is, at another batch size
+            why = f"fails at batch size {k * n} ({type(e).__name__}: {e})"
+        else:
+            if [trace.kind(x) for x in trace.order] == kinds:
+                more.append(trace)
+                continue
+            why = f"records a different graph at batch size {k * n}"
+        warnings.warn(
+            f"ONNX export: the model {why}; the file works at the example's batch size only",
+            stacklevel=4,
+        )
+        return [first], [n]
+    return [first, *more], [n, 2 * n, 3 * n]
+
+
 def _build(
     model: Callable[..., Any],
     example_input: Any,
@@ -709,78 +1057,83 @@ def _build(
         )
     inputs = [_as_input(x) for x in _as_tuple(example_input)]
     in_names = _names(input_names, len(inputs), "input")
-
-    modules = list(model.modules()) if hasattr(model, "modules") else []
-    modes = [(m, m.training) for m in modules]
-    try:
-        for m, _ in modes:
-            m.training = False  # exported in eval mode, as torch.onnx.export does
-        with enable_grad():
-            result = model(*inputs)
-    finally:
-        for m, mode in modes:
-            m.training = mode
-    outputs = list(_as_tuple(result))
-    for i, t in enumerate(outputs):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"ONNX export: output {i} is a {type(t).__name__}, not a Tensor")
-    out_names = _names(output_names, len(outputs), "output")
-    if set(out_names) & set(in_names):
-        raise ValueError("input and output names must differ")
-
     default_axes = dynamic_axes is None
     if default_axes:
         dynamic_axes = {n: {0: "batch"} for n, x in zip(in_names, inputs, strict=True) if x.ndim}
-    dynamic = {id(x) for n, x in zip(in_names, inputs, strict=True) if 0 in _spec(dynamic_axes, n)}
-    batch_size = next((x.shape[0] for x in inputs if id(x) in dynamic), None)
+    axes = [_spec(dynamic_axes, n, x.ndim) for n, x in zip(in_names, inputs, strict=True)]
 
-    b = _Builder(onnx, opset)
+    traces, sizes = _traces(model, inputs, axes)
+    trace = traces[0]
+    outputs = trace.outputs
+    out_names = _names(output_names, len(outputs), "output")
+    if set(out_names) & set(in_names):
+        raise ValueError("input and output names must differ")
+    shapes = _Shapes(traces, sizes) if len(traces) > 1 else None
+    batch_size = sizes[0] or None
+
+    ref = next(((n, min(a)) for n, a in zip(in_names, axes, strict=True) if a), None)
+    b = _Builder(onnx, opset, ref)
     b.used.update(in_names + out_names)
     names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
-    order = graph_of(outputs, stop=names)
     # parameters and buffers keep their state_dict names: the model's, or else those of the
     # outermost module that holds them (a function that calls modules)
-    named = _auto_names([t for t in order if _node_of(t) is None and id(t) not in names])
     for attr in ("named_buffers", "named_parameters"):
         if hasattr(model, attr):
-            named.update({id(p): n for n, p in getattr(model, attr)()})
-    batched: dict[int, bool] = {id(x): id(x) in dynamic for x in inputs}
-    for t in order:
+            b.leaf_names.update({id(p): n for n, p in getattr(model, attr)()})
+    leaves = [t for t in trace.order if _node_of(t) is None and id(t) not in b.leaf_names]
+    b.leaf_names.update({**_auto_names(leaves), **b.leaf_names})
+
+    def dims(t: Tensor) -> tuple[Dim, ...]:
+        return shapes.dims[id(t)] if shapes is not None else tuple(t.shape)
+
+    for t in trace.order:
         if id(t) in names:
             continue
-        node = _node_of(t)
-        if node is None:  # a leaf: a parameter, a buffer or a constant
-            array = to_numpy(t._data)
-            if id(t) in named:
-                names[id(t)] = b.const(array, named[id(t)])
-            else:
-                _warn_if_batch_sized(array, batch_size, "constant tensor")
-                names[id(t)] = b.const(array, "const")
-            batched[id(t)] = False
-            continue
-        op = node.op.name
-        lower = LOWERINGS.get(op)
-        if lower is None:
-            raise NotImplementedError(
-                f"ONNX export: no lowering for op {op!r}; add one to tinygrad_mlp.onnx.LOWERINGS"
-            )
-        ins = [x for x in node.inputs]
+        if id(t) in trace.whole:
+            m, x, _ = trace.whole[id(t)]
+            params, ins, lower, op = {"module": m}, [x], _module_lowering(m), type(m).__name__
+        else:
+            node = _node_of(t)
+            if node is None:  # a leaf: a parameter, a buffer or a constant
+                names[id(t)] = _leaf(b, t, dims(t), shapes, batch_size)
+                continue
+            op = node.op.name
+            if node.op.custom is not None:
+                raise NotImplementedError(
+                    f"ONNX export: no lowering for the custom op {op!r} (an autograd.Function)"
+                )
+            lower = functools.partial(_lower, op=node.op)
+            ins, params = list(node.inputs), dict(getattr(node, "params", None) or {})
+            if shapes is not None and op not in ("reshape", "expand", "getitem"):
+                others = [dict(_node_of(u).params or {}) for u in shapes.others(t)]
+                if not all(_same(params, p) for p in others):
+                    warnings.warn(
+                        f"ONNX export: the parameters of op {op!r} change with the batch size; "
+                        "the file keeps the example's",
+                        stacklevel=3,
+                    )
         call = _Call(
             b,
             [names.get(id(x), "") for x in ins],
             ins,
-            dict(getattr(node, "params", None) or {}),
+            params,
             t,
-            [batched.get(id(x), False) for x in ins],
+            [dims(x) if isinstance(x, Tensor) else () for x in ins],
+            dims(t),
             batch_size,
+            op,
         )
         names[id(t)] = lower(call)
-        batched[id(t)] = any(call.batched)
 
-    if default_axes:  # outputs whose first axis is the batch follow it
+    if default_axes:  # every output axis that follows the batch is dynamic
         for n, t in zip(out_names, outputs, strict=True):
-            if batched.get(id(t)) and t.ndim and t.shape[0] == batch_size:
-                dynamic_axes = {**dynamic_axes, n: {0: "batch"}}
+            spec = {
+                i: "batch" if d.is_batch else f"{n}_dim{i}"
+                for i, d in enumerate(dims(t))
+                if isinstance(d, _Size)
+            }
+            if spec:
+                dynamic_axes = {**dynamic_axes, n: spec}
     for n, t in zip(out_names, outputs, strict=True):
         b.nodes.append(onnx.helper.make_node("Identity", [names[id(t)]], [n], b.fresh(n)))
 
@@ -814,9 +1167,31 @@ def _build(
     return proto
 
 
-def _spec(dynamic_axes: dict[str, Any], name: str) -> set[int]:
-    spec = dynamic_axes.get(name, {})
-    return {int(a) for a in spec}
+def _leaf(b: _Builder, t: Tensor, dims: tuple[Dim, ...], shapes: Any, batch_size: Any) -> str:
+    """A parameter or buffer under its name; a constant as an initializer, or as computed from
+    the batch size where the runs at other batch sizes show that it follows it."""
+    if id(t) in b.leaf_names:
+        return b.leaf(t)
+    array = to_numpy(t._data)
+    if shapes is not None:
+        others = [to_numpy(u._data) for u in shapes.others(t)]
+        flat = [a.reshape(-1) for a in (array, *others)]
+        if any(isinstance(d, _Size) for d in dims) and all(
+            a.size and (a == a[0]).all() and a[0] == flat[0][0] for a in flat
+        ):  # one value repeated in a shape that follows the batch: Expand it
+            return b.node("Expand", [b.scalar(flat[0][0].item(), array.dtype), b.shape(dims)])
+        if array.ndim == 0 and any(a.item() != array.item() for a in others):
+            size = _follow([array.item(), *(a.item() for a in others)], shapes.sizes)
+            if size is not None:  # a count of the batch (a variance's n - 1)
+                return b.batch_value(size, array.dtype)
+            values = [array.item()] + [a.item() for a in others]
+            warnings.warn(
+                f"ONNX export: a constant takes the values {values} at the batch sizes "
+                f"{shapes.sizes}; the file keeps {values[0]}",
+                stacklevel=4,
+            )
+    _warn_if_batch_sized(array, batch_size, "constant tensor")
+    return b.const(array, "const")
 
 
 def export(

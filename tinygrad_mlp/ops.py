@@ -81,6 +81,9 @@ class Op:
     exact: bool = False
     saves_inputs: bool = True
     custom: Any = None  # the autograd.Function subclass of a custom op (not in the registry)
+    # the one standard ONNX operator that computes this op, its params as attributes; None: the
+    # ONNX export runs ``forward`` itself on its graph namespace (tinygrad_mlp/onnx.py)
+    onnx: str | None = None
 
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
@@ -97,11 +100,12 @@ def register(
     sample: Sample | None = None,
     exact: bool = False,
     saves_inputs: bool = True,
+    onnx: str | None = None,
 ) -> Op:
     """Add an op to the registry and return it."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered")
-    op = Op(name, forward, backward, arity, sample or Sample(), exact, saves_inputs)
+    op = Op(name, forward, backward, arity, sample or Sample(), exact, saves_inputs, onnx=onnx)
     OPS[name] = op
     return op
 
@@ -485,6 +489,7 @@ class Activation:
     defaults: dict[str, Any] = field(default_factory=dict)
     in_place: Callable[..., Any] | None = None  # forward written into its argument (fast path)
     domain: str = "nonzero"  # where the tests draw inputs (away from kinks)
+    onnx: str | None = None  # the standard ONNX operator that computes it (see Op.onnx)
 
 
 ACTIVATIONS: dict[str, Activation] = {}
@@ -527,8 +532,10 @@ def _gelu_vjp(ns, g, x, out, approximate="none"):
     return g * ((ns.erf(x * (1 / math.sqrt(2))) + 1) * 0.5 + x * phi)
 
 
-def _activation(name, forward, vjp, needs_input, in_place=None, domain="nonzero", **dflt):
-    ACTIVATIONS[name] = Activation(name, forward, vjp, needs_input, dflt, in_place, domain)
+def _activation(
+    name, forward, vjp, needs_input, in_place=None, domain="nonzero", onnx=None, **dflt
+):
+    ACTIVATIONS[name] = Activation(name, forward, vjp, needs_input, dflt, in_place, domain, onnx)
 
 
 _activation(
@@ -537,6 +544,7 @@ _activation(
     lambda ns, g, x, out: g * (out > 0),  # 0 at the kink, as PyTorch
     False,
     in_place=lambda ns, x: ns.maximum_(x, 0),
+    onnx="Relu",
 )
 _activation(
     "sigmoid",
@@ -544,6 +552,7 @@ _activation(
     lambda ns, g, x, s: g * s * (1 - s),
     False,
     domain="real",
+    onnx="Sigmoid",
 )
 _activation(
     "tanh",
@@ -635,7 +644,7 @@ def _activation_op(act: Activation) -> Op:
     if act.name == "hardtanh":
         params = {"min_val": -0.53, "max_val": 0.77}
     sample = Sample(domains=(act.domain,), params=lambda s, p=params: dict(p))
-    return register(act.name, forward, backward, 1, sample, exact=True)
+    return register(act.name, forward, backward, 1, sample, exact=True, onnx=act.onnx)
 
 
 for _act in list(ACTIVATIONS.values()):
@@ -656,7 +665,9 @@ def _softmax_vjp(ns, g, saved, needs):
     return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
 
 
-SOFTMAX = register("softmax", _softmax, _softmax_vjp, 1, Sample(params=lambda s: {"axis": -1}))
+SOFTMAX = register(
+    "softmax", _softmax, _softmax_vjp, 1, Sample(params=lambda s: {"axis": -1}), onnx="Softmax"
+)
 
 
 def _log_softmax(ns, x, axis):
@@ -672,7 +683,12 @@ def _log_softmax_vjp(ns, g, saved, needs):
 
 
 LOG_SOFTMAX = register(
-    "log_softmax", _log_softmax, _log_softmax_vjp, 1, Sample(params=lambda s: {"axis": 0})
+    "log_softmax",
+    _log_softmax,
+    _log_softmax_vjp,
+    1,
+    Sample(params=lambda s: {"axis": 0}),
+    onnx="LogSoftmax",
 )
 
 
