@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from typing import Any
 
@@ -344,6 +346,22 @@ class ArrayNamespace:
         """clip(a, low, high), written into ``a``."""
         return self.xp.clip(a, low, high, out=a)
 
+    # ------------------------------------------------------------ sliding windows
+
+    def windows(self, x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
+        """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out)."""
+        return windows(x, kernel_size, dilation, padding, stride)
+
+    def fold_windows(
+        self, cols: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
+    ) -> Any:
+        """Windows (N, C, *kernel, *out) added back into (N, C, *size): windows' adjoint."""
+        return fold_windows(cols, size, kernel_size, dilation, padding, stride)
+
+    def max_windows(self, x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride):
+        """The maximum of each window and the (first) position in the window that holds it."""
+        return max_windows(x, kernel_size, dilation, padding, stride)
+
 
 def sum_to(a: Any, shape: tuple) -> Any:
     """Sum ``a`` (an array or a Tensor) over the axes that broadcasting added to ``shape``."""
@@ -358,6 +376,135 @@ def sum_to(a: Any, shape: tuple) -> Any:
     if tuple(a.shape) != tuple(shape):
         a = a.reshape(shape)
     return a
+
+
+# ---------------------------------------------------------------- sliding windows
+
+# NOTE: ``padding`` is one (before, after) pair per spatial dim; the windows of a dim of padded
+# size P start at 0, stride, 2 stride, ... while a whole window (dilation (k - 1) + 1) fits.
+
+
+def window_counts(size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride):
+    """The number of windows along each spatial dim."""
+    return tuple(
+        (n + lo + hi - d * (k - 1) - 1) // s + 1
+        for n, k, d, (lo, hi), s in zip(size, kernel_size, dilation, padding, stride, strict=True)
+    )
+
+
+def _padded(x: Any, padding: tuple, value: float) -> Any:
+    """x with its spatial dims padded by ``value`` (x itself when there is no padding)."""
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    xp = array_module_of(x)
+    size = x.shape[2:]
+    shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
+    out = xp.full(shape, value, dtype=x.dtype)
+    out[
+        (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
+    ] = x
+    return out
+
+
+def _offset_slices(offset: tuple, dilation: tuple, stride: tuple, counts: tuple) -> tuple:
+    """The index of the elements at kernel position ``offset`` of every window."""
+    return (Ellipsis,) + tuple(
+        slice(i * d, i * d + s * (m - 1) + 1, s)
+        for i, d, s, m in zip(offset, dilation, stride, counts, strict=True)
+    )
+
+
+def _offsets(kernel_size: tuple):
+    """Every position in a window, in row-major order."""
+    return itertools.product(*map(range, kernel_size))
+
+
+def windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple) -> Any:
+    """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out)."""
+    counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
+    xpad = _padded(x, padding, 0)
+    shape = x.shape[:2] + tuple(kernel_size) + counts
+    if isinstance(xpad, np.ndarray):
+        # NOTE: one strided view (every window without a copy) and one copy of it: faster than
+        # a copy per kernel offset
+        st = xpad.strides[2:]
+        strides = xpad.strides[:2] + tuple(a * d for a, d in zip(st, dilation, strict=True))
+        strides += tuple(a * s for a, s in zip(st, stride, strict=True))
+        view = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
+        return view.copy()
+    out = array_module_of(x).empty(shape, dtype=x.dtype)
+    for offset in _offsets(kernel_size):
+        out[(slice(None), slice(None)) + offset] = xpad[
+            _offset_slices(offset, dilation, stride, counts)
+        ]
+    return out
+
+
+def fold_windows(
+    cols: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple
+) -> Any:
+    """Windows (N, C, *kernel, *out) summed back into (N, C, *size): the adjoint of windows."""
+    nd = len(size)
+    counts = tuple(cols.shape[2 + nd :])
+    lead = tuple(cols.shape[:2])
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
+    xp = array_module_of(cols)
+    if all(s == k for s, k in zip(stride, kernel_size, strict=True)) and all(
+        d == 1 for d in dilation
+    ):
+        # NOTE: windows that tile without overlap (pooling): a transpose, no additions
+        axes = (0, 1) + tuple(a for i in range(nd) for a in (2 + nd + i, 2 + i))
+        tiled = xp.ascontiguousarray(cols.transpose(axes)).reshape(
+            lead + tuple(m * k for m, k in zip(counts, kernel_size, strict=True))
+        )
+        if tiled.shape[2:] == padded:
+            out = tiled
+        else:
+            out = xp.zeros(lead + padded, dtype=cols.dtype)
+            out[(Ellipsis,) + tuple(slice(0, n) for n in tiled.shape[2:])] = tiled
+    else:
+        out = xp.zeros(lead + padded, dtype=cols.dtype)
+        for offset in _offsets(kernel_size):
+            out[_offset_slices(offset, dilation, stride, counts)] += cols[
+                (slice(None), slice(None)) + offset
+            ]
+    if not any(lo or hi for lo, hi in padding):
+        return out
+    return out[
+        (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
+    ]
+
+
+def max_windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
+    """The maximum of each window of x (N, C, *size), padded by -inf, and the first position in
+    the window (a flat kernel index, int64) that holds it; a NaN wins, as in PyTorch."""
+    xp = array_module_of(x)
+    counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xpad = _padded(x, padding, low)
+    out = arg = None
+    for k, offset in enumerate(_offsets(kernel_size)):
+        v = xpad[_offset_slices(offset, dilation, stride, counts)]
+        if out is None:
+            out = v.copy()
+            arg = xp.zeros(out.shape, dtype=np.int64)
+            continue
+        better = v > out
+        if x.dtype.kind == "f":
+            better |= v != v
+        xp.copyto(out, v, where=better)
+        xp.copyto(arg, k, where=better)
+    return out, arg
+
+
+def window_one_hot(arg: Any, kernel_size: tuple) -> Any:
+    """(N, C, *kernel, *out) booleans: True at the window position ``arg`` (N, C, *out) names."""
+    xp = array_module_of(arg)
+    k = math.prod(kernel_size)
+    lead, counts = arg.shape[:2], arg.shape[2:]
+    positions = xp.arange(k).reshape((1, 1, k) + (1,) * len(counts))
+    hot = arg.reshape(lead + (1,) + counts) == positions
+    return hot.reshape(lead + tuple(kernel_size) + counts)
 
 
 def placeholder(shape: tuple, dtype: Any) -> np.ndarray:

@@ -166,6 +166,19 @@ class TensorNamespace:
     def clip_(self, a, low, high):
         return self.clip(a, low, high)
 
+    # sliding windows
+    def windows(self, x, kernel_size, dilation, padding, stride):
+        params = dict(kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
+        return apply(O.UNFOLD, x, **params)
+
+    def fold_windows(self, cols, size, kernel_size, dilation, padding, stride):
+        params = dict(kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
+        return apply(O.FOLD, cols, output_size=tuple(size), **params)
+
+    def max_windows(self, x, kernel_size, dilation, padding, stride):
+        # the maxima as constants: a rule reads only the positions of the maxima
+        return backend.max_windows(x._data, kernel_size, dilation, padding, stride)
+
 
 def _binary_lift(x: Any, like: Tensor) -> Tensor:
     from .._tensor import _lift
