@@ -348,9 +348,10 @@ class ArrayNamespace:
 
     # ------------------------------------------------------------ sliding windows
 
-    def windows(self, x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
-        """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out)."""
-        return windows(x, kernel_size, dilation, padding, stride)
+    def windows(self, x: Any, *geometry: Any, batch_inside: bool = False) -> Any:
+        """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out),
+        or (C, *kernel, N, *out) with ``batch_inside``."""
+        return windows(x, *geometry, batch_inside=batch_inside)
 
     def fold_windows(
         self, cols: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
@@ -361,6 +362,10 @@ class ArrayNamespace:
     def max_windows(self, x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride):
         """The maximum of each window and the (first) position in the window that holds it."""
         return max_windows(x, kernel_size, dilation, padding, stride)
+
+    def spread_max(self, g: Any, arg: Any, size: tuple, *geometry: Any) -> Any:
+        """Each element of g put at the position ``arg`` of its window (max pooling's VJP)."""
+        return spread_max(g, arg, size, *geometry)
 
 
 def sum_to(a: Any, shape: tuple) -> Any:
@@ -419,25 +424,36 @@ def _offsets(kernel_size: tuple):
     return itertools.product(*map(range, kernel_size))
 
 
-def windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple) -> Any:
-    """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out)."""
+def windows(
+    x: Any,
+    kernel_size: tuple,
+    dilation: tuple,
+    padding: tuple,
+    stride: tuple,
+    batch_inside: bool = False,
+) -> Any:
+    """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out) array,
+    or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch)."""
+    nd = len(kernel_size)
     counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
     xpad = _padded(x, padding, 0)
     shape = x.shape[:2] + tuple(kernel_size) + counts
+    order = (1, *range(2, 2 + nd), 0, *range(2 + nd, 2 + 2 * nd)) if batch_inside else None
     if isinstance(xpad, np.ndarray):
-        # NOTE: one strided view (every window without a copy) and one copy of it: faster than
-        # a copy per kernel offset
+        # NOTE: one strided view (every window without a copy) and one copy of it, in the
+        # order wanted: faster than a copy per kernel offset
         st = xpad.strides[2:]
         strides = xpad.strides[:2] + tuple(a * d for a, d in zip(st, dilation, strict=True))
         strides += tuple(a * s for a, s in zip(st, stride, strict=True))
         view = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
-        return view.copy()
-    out = array_module_of(x).empty(shape, dtype=x.dtype)
+        return (view if order is None else view.transpose(order)).copy()
+    xp = array_module_of(x)
+    out = xp.empty(shape, dtype=x.dtype)
     for offset in _offsets(kernel_size):
         out[(slice(None), slice(None)) + offset] = xpad[
             _offset_slices(offset, dilation, stride, counts)
         ]
-    return out
+    return out if order is None else xp.ascontiguousarray(out.transpose(order))
 
 
 def fold_windows(
@@ -449,25 +465,15 @@ def fold_windows(
     lead = tuple(cols.shape[:2])
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
     xp = array_module_of(cols)
-    if all(s == k for s, k in zip(stride, kernel_size, strict=True)) and all(
-        d == 1 for d in dilation
-    ):
-        # NOTE: windows that tile without overlap (pooling): a transpose, no additions
-        axes = (0, 1) + tuple(a for i in range(nd) for a in (2 + nd + i, 2 + i))
-        tiled = xp.ascontiguousarray(cols.transpose(axes)).reshape(
-            lead + tuple(m * k for m, k in zip(counts, kernel_size, strict=True))
-        )
-        if tiled.shape[2:] == padded:
-            out = tiled
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=True)]
+    apart = all(s >= span for s, span in zip(stride, spans, strict=True))
+    out = xp.zeros(lead + padded, dtype=cols.dtype)
+    for offset in _offsets(kernel_size):
+        place = _offset_slices(offset, dilation, stride, counts)
+        if apart:  # NOTE: windows that do not overlap (pooling): copies, no additions
+            out[place] = cols[(slice(None), slice(None)) + offset]
         else:
-            out = xp.zeros(lead + padded, dtype=cols.dtype)
-            out[(Ellipsis,) + tuple(slice(0, n) for n in tiled.shape[2:])] = tiled
-    else:
-        out = xp.zeros(lead + padded, dtype=cols.dtype)
-        for offset in _offsets(kernel_size):
-            out[_offset_slices(offset, dilation, stride, counts)] += cols[
-                (slice(None), slice(None)) + offset
-            ]
+            out[place] += cols[(slice(None), slice(None)) + offset]
     if not any(lo or hi for lo, hi in padding):
         return out
     return out[
@@ -475,26 +481,61 @@ def fold_windows(
     ]
 
 
+def _max_tree(xp: Any, values: list, first: int, nan: bool, index: Any) -> tuple[Any, Any]:
+    """The maximum over ``values`` and the position (from ``first``) of the first one that holds
+    it, by halves; with ``nan`` a NaN wins over numbers and a later NaN over an earlier one."""
+    if len(values) == 1:
+        return values[0], index(first)
+    half = len(values) // 2
+    a, where_a = _max_tree(xp, values[:half], first, nan, index)
+    b, where_b = _max_tree(xp, values[half:], first + half, nan, index)
+    later = b > a
+    if nan:
+        later |= b != b
+    top = xp.where(later, b, a) if nan else xp.maximum(a, b)
+    return top, xp.where(later, where_b, where_a)
+
+
 def max_windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
     """The maximum of each window of x (N, C, *size), padded by -inf, and the first position in
-    the window (a flat kernel index, int64) that holds it; a NaN wins, as in PyTorch."""
+    the window (a flat kernel index) that holds it; the last NaN wins, as in PyTorch."""
     xp = array_module_of(x)
     counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xpad = _padded(x, padding, low)
-    out = arg = None
-    for k, offset in enumerate(_offsets(kernel_size)):
-        v = xpad[_offset_slices(offset, dilation, stride, counts)]
-        if out is None:
-            out = v.copy()
-            arg = xp.zeros(out.shape, dtype=np.int64)
-            continue
-        better = v > out
-        if x.dtype.kind == "f":
-            better |= v != v
-        xp.copyto(out, v, where=better)
-        xp.copyto(arg, k, where=better)
+    values = [xpad[_offset_slices(o, dilation, stride, counts)] for o in _offsets(kernel_size)]
+    index = np.int8 if len(values) < 128 else np.int64
+    # NOTE: pairs of halves compared elementwise: a few passes over output-sized arrays; NaN
+    # needs one more pass per pair, so it is looked for only when the maximum holds one
+    out, arg = _max_tree(xp, values, 0, False, index)
+    if x.dtype.kind == "f" and bool(xp.isnan(out).any()):
+        out, arg = _max_tree(xp, values, 0, True, index)
+    if len(values) == 1:
+        out, arg = out.copy(), xp.zeros(out.shape, dtype=index)
     return out, arg
+
+
+def spread_max(
+    g: Any, arg: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
+) -> Any:
+    """(N, C, *size): each element of g (N, C, *out) at the position ``arg`` of its window."""
+    xp = array_module_of(g)
+    counts = tuple(g.shape[2:])
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=True)]
+    apart = all(s >= span for s, span in zip(stride, spans, strict=True))
+    out = xp.zeros(g.shape[:2] + padded, dtype=g.dtype)
+    for k, offset in enumerate(_offsets(kernel_size)):
+        place = out[_offset_slices(offset, dilation, stride, counts)]
+        if apart:  # NOTE: windows that do not overlap: each element is written once
+            xp.multiply(g, arg == k, out=place)
+        else:
+            place += xp.where(arg == k, g, 0)
+    if not any(lo or hi for lo, hi in padding):
+        return out
+    return out[
+        (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
+    ]
 
 
 def window_one_hot(arg: Any, kernel_size: tuple) -> Any:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import default_device, np, window_counts, window_one_hot
+from .backend import default_device, np, window_counts
 
 __all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
@@ -1393,36 +1393,44 @@ def _check_conv(x, w, b, groups: int) -> None:
 
 
 def _conv(ns, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
-    # out[n, o, y] = sum over c, i of w[o, c, i] xpad[n, g c, y s + i d]: per group and image, a
-    # matrix product of the flattened weight and the windows
+    # out[n, o, y] = sum over c, i of w[o, c, i] xpad[n, g c, y s + i d]: per group, one matrix
+    # product of the flattened weight (O / G, C / G * K) and the windows (C / G * K, N * L)
     _check_conv(x, w, b, groups)
     n, o, nd = x.shape[0], w.shape[0], x.ndim - 2
     geometry = (tuple(w.shape[2:]), dilation, padding, stride)
-    cols = ns.windows(x, *geometry)
+    cols = ns.windows(x, *geometry, batch_inside=True)  # (C, *kernel, N, *out)
     counts = tuple(cols.shape[2 + nd :])
-    cols = cols.reshape((n, groups, -1, math.prod(counts)))
-    out = ns.matmul(w.reshape((groups, o // groups, -1)), cols).reshape((n, o) + counts)
+    cols = cols.reshape((groups, -1, n * math.prod(counts)))
+    if groups == 1:
+        out = ns.mm(w.reshape((o, -1)), cols.reshape(cols.shape[1:]))
+    else:
+        out = ns.matmul(w.reshape((groups, o // groups, -1)), cols)
+    # NOTE: (O, N, *out) seen as (N, O, *out): the elementwise ops after a convolution keep
+    # that memory order, and the next convolution's windows read it as it is
+    out = ns.permute(out.reshape((o, n) + counts), (1, 0, *range(2, 2 + nd)))
     if b is not None:
         out = ns.iadd(out, b.reshape((o,) + (1,) * nd))
     return out, (x.shape, w, cols, geometry, groups, b is not None)
 
 
 def _conv_vjp(ns, g, saved, needs):
-    # out = W cols per group and image  =>  dcols = W^T G, folded back onto x (unfold's
-    # adjoint); dW = the sum over images of G cols^T; db = G summed over images and positions
+    # out = W cols per group  =>  dcols = W^T G, folded back onto x (unfold's adjoint);
+    # dW = G cols^T; db = G summed over images and positions
     shape, w, cols, geometry, groups, has_bias = saved
-    n, o = g.shape[:2]
-    g3 = g.reshape((n, groups, o // groups, -1))
+    n, o, nd = g.shape[0], g.shape[1], g.ndim - 2
+    g3 = ns.permute(g, (1, 0, *range(2, 2 + nd))).reshape((groups, o // groups, -1))
     wm = w.reshape((groups, o // groups, -1))
-    gx = gw = None
+    gx = gw = gb = None
     if needs[0]:
-        gcols = ns.matmul(ns.mT(wm), g3).reshape(tuple(shape[:2]) + geometry[0] + g.shape[2:])
-        gx = ns.fold_windows(gcols, tuple(shape[2:]), *geometry)
+        gcols = ns.matmul(ns.mT(wm), g3)
+        gcols = gcols.reshape((shape[1],) + geometry[0] + (n,) + tuple(g.shape[2:]))
+        order = (1 + nd, 0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd))
+        gx = ns.fold_windows(ns.permute(gcols, order), tuple(shape[2:]), *geometry)
     if needs[1]:
-        gw = ns.matmul(g3, ns.mT(cols)).sum(axis=0).reshape(w.shape)
-    if not has_bias:
-        return gx, gw
-    return gx, gw, (g.sum(axis=(0,) + tuple(range(2, g.ndim))) if needs[2] else None)
+        gw = ns.matmul(g3, ns.mT(cols)).reshape(w.shape)
+    if has_bias and needs[2]:
+        gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    return (gx, gw, gb) if has_bias else (gx, gw)
 
 
 CONV = register(
@@ -1454,12 +1462,9 @@ def _max_pool(ns, x, kernel_size, stride, padding, dilation, ceil_mode=False):
 
 def _max_pool_vjp(ns, g, saved, needs):
     # d max(window) / dx = 1 at the window's first maximum, 0 elsewhere: each output's gradient
-    # goes to that element, and adds up where windows overlap (fold)
+    # goes to that element, and adds up where windows overlap
     size, arg, geometry = saved
-    nd = len(size)
-    hot = window_one_hot(arg, geometry[0])
-    spread = g.reshape(tuple(g.shape[:2]) + (1,) * nd + tuple(g.shape[2:])) * hot
-    return (ns.fold_windows(spread, size, *geometry),)
+    return (ns.spread_max(g, arg, size, *geometry),)
 
 
 MAX_POOL = register(
