@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import default_device, np, window_counts
+from .backend import default_device, is_array, np, window_counts
 
 __all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
@@ -1511,6 +1511,8 @@ def _avg_pool(
     pairs = _pool_padding(size, kernel_size, (1,) * nd, padding, stride, ceil_mode)
     geometry = (kernel_size, (1,) * nd, pairs, stride)
     sums = ns.windows(x, *geometry).sum(axis=tuple(range(2, 2 + nd)))
+    if is_array(sums) and is_array(divisor) and divisor.dtype != sums.dtype:
+        divisor = divisor.astype(sums.dtype)  # the output keeps the input's dtype
     return sums / divisor, (size, geometry, divisor)
 
 
