@@ -24,6 +24,7 @@ from tinygrad_mlp._tensor import apply  # noqa: E402
 
 ALL_OPS = sorted(ops.OPS.values(), key=lambda op: op.name)
 ATOL = 1e-5
+ORT_FLOAT32_ONLY = {"conv", "unfold", "fold", "avg_pool"}  # lowered to Conv and AveragePool
 
 
 def sample_values(shapes, domains, rng) -> list[np.ndarray]:
@@ -80,6 +81,8 @@ def test_lowerings_name_registered_ops_and_standard_operators():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("op", ALL_OPS, ids=[op.name for op in ALL_OPS])
 def test_op_lowering_matches_onnx_runtime(op, dtype, tmp_path):
+    if dtype == np.float64 and op.name in ORT_FLOAT32_ONLY:
+        pytest.skip("ONNX Runtime's CPU provider has no float64 Conv, ConvTranspose, AveragePool")
     rng = np.random.default_rng(0)
     shapes = op.sample.shapes(3, 2)
     values = [v.astype(dtype) for v in sample_values(shapes, op.sample.domains, rng)]

@@ -235,6 +235,76 @@ def _cross_entropy_ref(z, target, reduction="mean"):
     return _reduce(-(logp * target).sum(axis=1), reduction)
 
 
+def _pool_size(n, k, s, p, d=1, ceil=False):
+    """PyTorch's pooling output length along one dim."""
+    top = n + 2 * p - d * (k - 1) - 1
+    out = -(-top // s) + 1 if ceil else top // s + 1
+    return out - 1 if ceil and (out - 1) * s >= n + p else out
+
+
+def _windows_ref(x, kernel_size, dilation, padding, stride, fill=0.0, counts=None):
+    """(N, C, kh, kw, oh, ow) windows, one output position at a time."""
+    (lo0, hi0), (lo1, hi1) = padding
+    big = 8  # room for the windows of ceil mode past the padding
+    xp = np.pad(x, ((0, 0), (0, 0), (lo0, hi0 + big), (lo1, hi1 + big)), constant_values=fill)
+    if counts is None:
+        counts = [
+            (n + lo + hi - d * (k - 1) - 1) // s + 1
+            for n, k, d, (lo, hi), s in zip(
+                x.shape[2:], kernel_size, dilation, padding, stride, strict=True
+            )
+        ]
+    out = np.zeros(x.shape[:2] + tuple(kernel_size) + tuple(counts))
+    (dh, dw), (sh, sw) = dilation, stride
+    for y in range(counts[0]):
+        for z in range(counts[1]):
+            rows = y * sh + dh * np.arange(kernel_size[0])
+            cols = z * sw + dw * np.arange(kernel_size[1])
+            out[:, :, :, :, y, z] = xp[:, :, rows][:, :, :, cols]
+    return out
+
+
+def _fold_ref(cols, output_size, kernel_size, dilation, padding, stride):
+    """The transpose of _windows_ref, as a matrix built column by column."""
+    x_size = cols.shape[:2] + tuple(output_size)
+    flat = np.zeros((math.prod(x_size), cols.size))
+    for i in range(flat.shape[0]):
+        e = np.zeros(flat.shape[0])
+        e[i] = 1
+        flat[i] = _windows_ref(e.reshape(x_size), kernel_size, dilation, padding, stride).ravel()
+    return (flat @ cols.ravel()).reshape(x_size)
+
+
+def _conv_ref(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    cols = _windows_ref(x, w.shape[2:], dilation, padding, stride)
+    xs = np.split(cols, groups, axis=1)
+    ws = np.split(w, groups, axis=0)
+    out = np.concatenate(
+        [np.einsum("ncijyz,ocij->noyz", a, v) for a, v in zip(xs, ws, strict=True)], axis=1
+    )
+    return out + (0 if b is None else b[:, None, None])
+
+
+def _pool_ref(x, kernel_size, stride, padding, dilation=(1, 1), ceil_mode=False, fill=0.0):
+    counts = [
+        _pool_size(n, k, s, p, d, ceil_mode)
+        for n, k, s, p, d in zip(x.shape[2:], kernel_size, stride, padding, dilation, strict=True)
+    ]
+    pairs = [(p, p) for p in padding]
+    return _windows_ref(x, kernel_size, dilation, pairs, stride, fill, counts)
+
+
+def _max_pool_ref(x, kernel_size, stride, padding, dilation, ceil_mode=False):
+    return _pool_ref(x, kernel_size, stride, padding, dilation, ceil_mode, -np.inf).max(axis=(2, 3))
+
+
+def _avg_pool_ref(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
+    sums = _pool_ref(x, kernel_size, stride, padding, ceil_mode=ceil_mode).sum(axis=(2, 3))
+    ones = _pool_ref(np.ones(x.shape), kernel_size, stride, padding, ceil_mode=ceil_mode)
+    assert not count_include_pad  # the sample's option: divide by the elements inside
+    return sums / ones.sum(axis=(2, 3))
+
+
 REFERENCES = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
@@ -297,6 +367,11 @@ REFERENCES = {
         -(y * np.log(_sig(z)) + (1 - y) * np.log(1 - _sig(z))), reduction
     ),
     "mse_loss": lambda p, y, reduction="mean": _reduce((p - y) ** 2, reduction),
+    "unfold": _windows_ref,
+    "fold": _fold_ref,
+    "conv": _conv_ref,
+    "max_pool": _max_pool_ref,
+    "avg_pool": _avg_pool_ref,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from typing import Any
 
@@ -344,6 +346,27 @@ class ArrayNamespace:
         """clip(a, low, high), written into ``a``."""
         return self.xp.clip(a, low, high, out=a)
 
+    # ------------------------------------------------------------ sliding windows
+
+    def windows(self, x: Any, *geometry: Any, batch_inside: bool = False) -> Any:
+        """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out),
+        or (C, *kernel, N, *out) with ``batch_inside``."""
+        return windows(x, *geometry, batch_inside=batch_inside)
+
+    def fold_windows(
+        self, cols: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
+    ) -> Any:
+        """Windows (N, C, *kernel, *out) added back into (N, C, *size): windows' adjoint."""
+        return fold_windows(cols, size, kernel_size, dilation, padding, stride)
+
+    def max_windows(self, x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride):
+        """The maximum of each window and the (first) position in the window that holds it."""
+        return max_windows(x, kernel_size, dilation, padding, stride)
+
+    def spread_max(self, g: Any, arg: Any, size: tuple, *geometry: Any) -> Any:
+        """Each element of g put at the position ``arg`` of its window (max pooling's VJP)."""
+        return spread_max(g, arg, size, *geometry)
+
 
 def sum_to(a: Any, shape: tuple) -> Any:
     """Sum ``a`` (an array or a Tensor) over the axes that broadcasting added to ``shape``."""
@@ -358,6 +381,171 @@ def sum_to(a: Any, shape: tuple) -> Any:
     if tuple(a.shape) != tuple(shape):
         a = a.reshape(shape)
     return a
+
+
+# ---------------------------------------------------------------- sliding windows
+
+# NOTE: ``padding`` is one (before, after) pair per spatial dim; the windows of a dim of padded
+# size P start at 0, stride, 2 stride, ... while a whole window (dilation (k - 1) + 1) fits.
+
+
+def window_counts(size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride):
+    """The number of windows along each spatial dim."""
+    return tuple(
+        (n + lo + hi - d * (k - 1) - 1) // s + 1
+        for n, k, d, (lo, hi), s in zip(size, kernel_size, dilation, padding, stride, strict=True)
+    )
+
+
+def _padded(x: Any, padding: tuple, value: float) -> Any:
+    """x with its spatial dims padded by ``value`` (x itself when there is no padding)."""
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    xp = array_module_of(x)
+    size = x.shape[2:]
+    shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
+    out = xp.full(shape, value, dtype=x.dtype)
+    out[
+        (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
+    ] = x
+    return out
+
+
+def _offset_slices(offset: tuple, dilation: tuple, stride: tuple, counts: tuple) -> tuple:
+    """The index of the elements at kernel position ``offset`` of every window."""
+    return (Ellipsis,) + tuple(
+        slice(i * d, i * d + s * (m - 1) + 1, s)
+        for i, d, s, m in zip(offset, dilation, stride, counts, strict=True)
+    )
+
+
+def _offsets(kernel_size: tuple):
+    """Every position in a window, in row-major order."""
+    return itertools.product(*map(range, kernel_size))
+
+
+def windows(
+    x: Any,
+    kernel_size: tuple,
+    dilation: tuple,
+    padding: tuple,
+    stride: tuple,
+    batch_inside: bool = False,
+) -> Any:
+    """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out) array,
+    or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch)."""
+    nd = len(kernel_size)
+    counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
+    xpad = _padded(x, padding, 0)
+    shape = x.shape[:2] + tuple(kernel_size) + counts
+    order = (1, *range(2, 2 + nd), 0, *range(2 + nd, 2 + 2 * nd)) if batch_inside else None
+    if isinstance(xpad, np.ndarray):
+        # NOTE: one strided view (every window without a copy) and one copy of it, in the
+        # order wanted: faster than a copy per kernel offset
+        st = xpad.strides[2:]
+        strides = xpad.strides[:2] + tuple(a * d for a, d in zip(st, dilation, strict=True))
+        strides += tuple(a * s for a, s in zip(st, stride, strict=True))
+        view = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
+        return (view if order is None else view.transpose(order)).copy()
+    xp = array_module_of(x)
+    out = xp.empty(shape, dtype=x.dtype)
+    for offset in _offsets(kernel_size):
+        out[(slice(None), slice(None)) + offset] = xpad[
+            _offset_slices(offset, dilation, stride, counts)
+        ]
+    return out if order is None else xp.ascontiguousarray(out.transpose(order))
+
+
+def fold_windows(
+    cols: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple
+) -> Any:
+    """Windows (N, C, *kernel, *out) summed back into (N, C, *size): the adjoint of windows."""
+    nd = len(size)
+    counts = tuple(cols.shape[2 + nd :])
+    lead = tuple(cols.shape[:2])
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
+    xp = array_module_of(cols)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=True)]
+    apart = all(s >= span for s, span in zip(stride, spans, strict=True))
+    out = xp.zeros(lead + padded, dtype=cols.dtype)
+    for offset in _offsets(kernel_size):
+        place = _offset_slices(offset, dilation, stride, counts)
+        if apart:  # NOTE: windows that do not overlap (pooling): copies, no additions
+            out[place] = cols[(slice(None), slice(None)) + offset]
+        else:
+            out[place] += cols[(slice(None), slice(None)) + offset]
+    if not any(lo or hi for lo, hi in padding):
+        return out
+    return out[
+        (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
+    ]
+
+
+def _max_tree(xp: Any, values: list, first: int, nan: bool, index: Any) -> tuple[Any, Any]:
+    """The maximum over ``values`` and the position (from ``first``) of the first one that holds
+    it, by halves; with ``nan`` a NaN wins over numbers and a later NaN over an earlier one."""
+    if len(values) == 1:
+        return values[0], index(first)
+    half = len(values) // 2
+    a, where_a = _max_tree(xp, values[:half], first, nan, index)
+    b, where_b = _max_tree(xp, values[half:], first + half, nan, index)
+    later = b > a
+    if nan:
+        later |= b != b
+    top = xp.where(later, b, a) if nan else xp.maximum(a, b)
+    return top, xp.where(later, where_b, where_a)
+
+
+def max_windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
+    """The maximum of each window of x (N, C, *size), padded by -inf, and the first position in
+    the window (a flat kernel index) that holds it; the last NaN wins, as in PyTorch."""
+    xp = array_module_of(x)
+    counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xpad = _padded(x, padding, low)
+    values = [xpad[_offset_slices(o, dilation, stride, counts)] for o in _offsets(kernel_size)]
+    index = np.int8 if len(values) < 128 else np.int64
+    # NOTE: pairs of halves compared elementwise: a few passes over output-sized arrays; NaN
+    # needs one more pass per pair, so it is looked for only when the maximum holds one
+    out, arg = _max_tree(xp, values, 0, False, index)
+    if x.dtype.kind == "f" and bool(xp.isnan(out).any()):
+        out, arg = _max_tree(xp, values, 0, True, index)
+    if len(values) == 1:
+        out, arg = out.copy(), xp.zeros(out.shape, dtype=index)
+    return out, arg
+
+
+def spread_max(
+    g: Any, arg: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
+) -> Any:
+    """(N, C, *size): each element of g (N, C, *out) at the position ``arg`` of its window."""
+    xp = array_module_of(g)
+    counts = tuple(g.shape[2:])
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=True)]
+    apart = all(s >= span for s, span in zip(stride, spans, strict=True))
+    out = xp.zeros(g.shape[:2] + padded, dtype=g.dtype)
+    for k, offset in enumerate(_offsets(kernel_size)):
+        place = out[_offset_slices(offset, dilation, stride, counts)]
+        if apart:  # NOTE: windows that do not overlap: each element is written once
+            xp.multiply(g, arg == k, out=place)
+        else:
+            place += xp.where(arg == k, g, 0)
+    if not any(lo or hi for lo, hi in padding):
+        return out
+    return out[
+        (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
+    ]
+
+
+def window_one_hot(arg: Any, kernel_size: tuple) -> Any:
+    """(N, C, *kernel, *out) booleans: True at the window position ``arg`` (N, C, *out) names."""
+    xp = array_module_of(arg)
+    k = math.prod(kernel_size)
+    lead, counts = arg.shape[:2], arg.shape[2:]
+    positions = xp.arange(k).reshape((1, 1, k) + (1,) * len(counts))
+    hot = arg.reshape(lead + (1,) + counts) == positions
+    return hot.reshape(lead + tuple(kernel_size) + counts)
 
 
 def placeholder(shape: tuple, dtype: Any) -> np.ndarray:

@@ -475,6 +475,119 @@ def _mlp(c: _Call) -> str:
     return h
 
 
+# ---------------------------------------------------------------- convolution and pooling
+
+
+def _window_attrs(c: _Call, pairs: Any, stride: Any, dilation: Any = None) -> dict[str, Any]:
+    attrs = {"pads": [lo for lo, _ in pairs] + [hi for _, hi in pairs], "strides": list(stride)}
+    if dilation is not None:
+        attrs["dilations"] = list(dilation)
+    return attrs
+
+
+def _one_hot_kernel(c: _Call, channels: int, kernel: Any) -> str:
+    # (C K, 1, *kernel): channel c's k-th filter picks window position k, so a grouped Conv
+    # with it lays the windows out as unfold does
+    k = math.prod(kernel)
+    eye = np.tile(
+        np.eye(k, dtype=c.dtype).reshape((k, 1, *kernel)), (channels, 1) + (1,) * len(kernel)
+    )
+    return c.b.const(eye, "windows_kernel")
+
+
+@lowering("conv")
+def _conv(c: _Call) -> str:
+    p = c.params
+    attrs = _window_attrs(c, p["padding"], p["stride"], p["dilation"])
+    ins = [c.x(0), c.x(1)] + ([c.x(2)] if len(c.names) > 2 else [])
+    return c.b.node("Conv", ins, kernel_shape=list(c.shape(1)[2:]), group=p["groups"], **attrs)
+
+
+@lowering("max_pool")
+def _max_pool(c: _Call) -> str:
+    p = c.params
+    pairs = [(q, q) for q in p["padding"]]
+    attrs = _window_attrs(c, pairs, p["stride"], p["dilation"])
+    return c.b.node(
+        "MaxPool",
+        [c.x()],
+        kernel_shape=list(p["kernel_size"]),
+        ceil_mode=int(p["ceil_mode"]),
+        **attrs,
+    )
+
+
+@lowering("avg_pool")
+def _avg_pool(c: _Call) -> str:
+    p = c.params
+    expected = O.pool_divisor(
+        c.shape(0)[2:],
+        p["kernel_size"],
+        p["stride"],
+        p["padding"],
+        p["ceil_mode"],
+        p["count_include_pad"],
+    )
+    divisor = _host(p["divisor"])
+    if np.shape(divisor) != expected.shape or not np.allclose(divisor, expected):
+        raise NotImplementedError("ONNX export: avg_pool with divisor_override has no lowering")
+    pairs = [(q, q) for q in p["padding"]]
+    return c.b.node(
+        "AveragePool",
+        [c.x()],
+        kernel_shape=list(p["kernel_size"]),
+        ceil_mode=int(p["ceil_mode"]),
+        count_include_pad=int(p["count_include_pad"]),
+        **_window_attrs(c, pairs, p["stride"]),
+    )
+
+
+@lowering("unfold")
+def _unfold(c: _Call) -> str:
+    p = c.params
+    channels, kernel = c.shape(0)[1], p["kernel_size"]
+    cols = c.b.node(
+        "Conv",
+        [c.x(), _one_hot_kernel(c, channels, kernel)],
+        kernel_shape=list(kernel),
+        group=channels,
+        **_window_attrs(c, p["padding"], p["stride"], p["dilation"]),
+    )
+    shape = [0, channels, *kernel, *tuple(c.out.shape)[2 + len(kernel) :]]
+    return c.b.node("Reshape", [cols, c.b.ints(shape)])
+
+
+@lowering("fold")
+def _fold(c: _Call) -> str:
+    # fold is unfold's adjoint: the transposed grouped Conv with the same one-hot kernel
+    p = c.params
+    shape = c.shape(0)
+    channels, kernel, nd = shape[1], p["kernel_size"], len(p["kernel_size"])
+    counts = shape[2 + nd :]
+    cols = c.b.node("Reshape", [c.x(), c.b.ints([0, channels * math.prod(kernel), *counts])])
+    extra = [
+        n + lo + hi - ((m - 1) * s + d * (k - 1) + 1)
+        for n, (lo, hi), m, s, d, k in zip(
+            p["output_size"],
+            p["padding"],
+            counts,
+            p["stride"],
+            p["dilation"],
+            kernel,
+            strict=True,
+        )
+    ]
+    return c.b.node(
+        "ConvTranspose",
+        [cols, _one_hot_kernel(c, channels, kernel)],
+        kernel_shape=list(kernel),
+        group=channels,
+        output_padding=extra,
+        **_window_attrs(c, p["padding"], p["stride"], p["dilation"]),
+    )
+
+
+
 # ---------------------------------------------------------------- the graph namespace
 
 # An op with no entry in LOWERINGS and no ``onnx`` operator of its own is lowered by running its

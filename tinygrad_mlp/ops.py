@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import default_device, np
+from .backend import default_device, is_array, np, window_counts
 
 __all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
@@ -1303,4 +1303,260 @@ MSE_LOSS = register(
     _mse_loss_vjp,
     2,
     Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("real", "real")),
+)
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+# NOTE: the window ops take their geometry per spatial dim: ``kernel_size``, ``dilation`` and
+# ``stride`` as tuples, ``padding`` as (before, after) pairs. Inputs are (N, C, *size). The
+# windows of x are cols (N, C, *kernel, *out) with cols[n, c, i, y] = xpad[n, c, y s + i d] (per
+# dim); unfold makes them and fold, its adjoint, adds them back into place. Pooling pads with
+# PyTorch's symmetric ``padding`` and, in ceil mode, with what the last window needs after it.
+
+
+def _pool_padding(size, kernel_size, dilation, padding, stride, ceil_mode) -> tuple:
+    """(before, after) pairs: PyTorch's pooling output size, as the padding that gives it."""
+    pairs = []
+    for n, k, d, p, s in zip(size, kernel_size, dilation, padding, stride, strict=True):
+        span = d * (k - 1) + 1
+        out = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= n + p:
+            out -= 1  # the last window must start inside the input or its left padding
+        pairs.append((p, max(p, (out - 1) * s + span - n - p)))
+    return tuple(pairs)
+
+
+def _unfold(ns, x, kernel_size, dilation, padding, stride):
+    geometry = (kernel_size, dilation, padding, stride)
+    return ns.windows(x, *geometry), (tuple(x.shape[2:]), geometry)
+
+
+def _unfold_vjp(ns, g, saved, needs):
+    # each window element copies one input element (or the zero padding): the gradients of the
+    # copies add up at their element, which is fold
+    size, geometry = saved
+    return (ns.fold_windows(g, size, *geometry),)
+
+
+_WINDOWS = {
+    "kernel_size": (2, 3),
+    "dilation": (1, 2),
+    "padding": ((1, 0), (1, 2)),
+    "stride": (2, 1),
+}
+
+UNFOLD = register(
+    "unfold",
+    _unfold,
+    _unfold_vjp,
+    1,
+    Sample(shapes=lambda n, m: ((n, m, 4, 5),), params=lambda s: dict(_WINDOWS)),
+    exact=True,
+    saves_inputs=False,
+)
+
+
+def _fold(ns, cols, output_size, kernel_size, dilation, padding, stride):
+    nd = len(output_size)
+    counts = window_counts(output_size, kernel_size, dilation, padding, stride)
+    if cols.ndim != 2 + 2 * nd or tuple(cols.shape[2:]) != tuple(kernel_size) + counts:
+        raise ShapeError(
+            f"fold: windows of shape {tuple(cols.shape)} do not fit output size "
+            f"{tuple(output_size)}: expected (N, C, *{tuple(kernel_size)}, *{counts})"
+        )
+    geometry = (kernel_size, dilation, padding, stride)
+    return ns.fold_windows(cols, output_size, *geometry), geometry
+
+
+def _fold_vjp(ns, g, geometry, needs):
+    # fold adds each window element into its place: its gradient is that place's, which is unfold
+    return (ns.windows(g, *geometry),)
+
+
+FOLD = register(
+    "fold",
+    _fold,
+    _fold_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((n, m, 2, 3, 2, 4),),
+        params=lambda s: dict(_WINDOWS, output_size=(4, 5)),
+    ),
+    exact=True,
+    saves_inputs=False,
+)
+
+
+def _check_conv(x, w, b, groups: int) -> None:
+    c, o = x.shape[1], w.shape[0]
+    if w.ndim != x.ndim or c != w.shape[1] * groups or o % groups:
+        raise ShapeError(
+            f"conv: given groups={groups}, weight of size {list(w.shape)}, expected input"
+            f"{list(x.shape)} to have {w.shape[1] * groups} channels, but got {c} channels "
+            f"instead (and out_channels {o} divisible by groups)"
+        )
+    if b is not None and tuple(b.shape) != (o,):
+        raise ShapeError(
+            f"conv: bias of shape {list(b.shape)} does not fit weight of size {list(w.shape)}: "
+            f"expected [{o}]"
+        )
+    if w.dtype != x.dtype or (b is not None and b.dtype != x.dtype):
+        raise DTypeError(
+            f"conv: input type ({x.dtype}), weight type ({w.dtype}) and bias type "
+            f"({None if b is None else b.dtype}) should be the same"
+        )
+
+
+def _conv(ns, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    # out[n, o, y] = sum over c, i of w[o, c, i] xpad[n, g c, y s + i d]: per group, one matrix
+    # product of the flattened weight (O / G, C / G * K) and the windows (C / G * K, N * L)
+    _check_conv(x, w, b, groups)
+    n, o, nd = x.shape[0], w.shape[0], x.ndim - 2
+    geometry = (tuple(w.shape[2:]), dilation, padding, stride)
+    cols = ns.windows(x, *geometry, batch_inside=True)  # (C, *kernel, N, *out)
+    counts = tuple(cols.shape[2 + nd :])
+    cols = cols.reshape((groups, -1, n * math.prod(counts)))
+    if groups == 1:
+        out = ns.mm(w.reshape((o, -1)), cols.reshape(cols.shape[1:]))
+    else:
+        out = ns.matmul(w.reshape((groups, o // groups, -1)), cols)
+    # NOTE: (O, N, *out) seen as (N, O, *out): the elementwise ops after a convolution keep
+    # that memory order, and the next convolution's windows read it as it is
+    out = ns.permute(out.reshape((o, n) + counts), (1, 0, *range(2, 2 + nd)))
+    if b is not None:
+        out = ns.iadd(out, b.reshape((o,) + (1,) * nd))
+    return out, (x.shape, w, cols, geometry, groups, b is not None)
+
+
+def _conv_vjp(ns, g, saved, needs):
+    # out = W cols per group  =>  dcols = W^T G, folded back onto x (unfold's adjoint);
+    # dW = G cols^T; db = G summed over images and positions
+    shape, w, cols, geometry, groups, has_bias = saved
+    n, o, nd = g.shape[0], g.shape[1], g.ndim - 2
+    g3 = ns.permute(g, (1, 0, *range(2, 2 + nd))).reshape((groups, o // groups, -1))
+    wm = w.reshape((groups, o // groups, -1))
+    gx = gw = gb = None
+    if needs[0]:
+        gcols = ns.matmul(ns.mT(wm), g3)
+        gcols = gcols.reshape((shape[1],) + geometry[0] + (n,) + tuple(g.shape[2:]))
+        order = (1 + nd, 0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd))
+        gx = ns.fold_windows(ns.permute(gcols, order), tuple(shape[2:]), *geometry)
+    if needs[1]:
+        gw = ns.matmul(g3, ns.mT(cols)).reshape(w.shape)
+    if has_bias and needs[2]:
+        gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    return (gx, gw, gb) if has_bias else (gx, gw)
+
+
+CONV = register(
+    "conv",
+    _conv,
+    _conv_vjp,
+    None,
+    Sample(
+        shapes=lambda n, m: ((n, 2 * m, 3, 4), (4, m, 2, 2), (4,)),
+        domains=("real",) * 3,
+        params=lambda s: {
+            "stride": (1, 2),
+            "padding": ((1, 0), (1, 1)),
+            "dilation": (2, 1),
+            "groups": 2,
+        },
+    ),
+    exact=True,  # the forward refuses mixed dtypes
+)
+
+
+def _max_pool(ns, x, kernel_size, stride, padding, dilation, ceil_mode=False):
+    size = tuple(x.shape[2:])
+    pairs = _pool_padding(size, kernel_size, dilation, padding, stride, ceil_mode)
+    geometry = (kernel_size, dilation, pairs, stride)
+    out, arg = ns.max_windows(x, *geometry)
+    return out, (size, arg, geometry)
+
+
+def _max_pool_vjp(ns, g, saved, needs):
+    # d max(window) / dx = 1 at the window's first maximum, 0 elsewhere: each output's gradient
+    # goes to that element, and adds up where windows overlap
+    size, arg, geometry = saved
+    return (ns.spread_max(g, arg, size, *geometry),)
+
+
+MAX_POOL = register(
+    "max_pool",
+    _max_pool,
+    _max_pool_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((n, m, 4, 5),),
+        domains=("distinct",),
+        params=lambda s: {
+            "kernel_size": (2, 3),
+            "stride": (2, 1),
+            "padding": (1, 1),
+            "dilation": (1, 1),
+            "ceil_mode": True,
+        },
+    ),
+    exact=True,
+)
+
+
+def pool_divisor(size, kernel_size, stride, padding, ceil_mode, count_include_pad) -> Any:
+    """The number each window sum of average pooling is divided by, per output position: the
+    window's size clipped to the padded input (count_include_pad) or to the input."""
+    pairs = _pool_padding(size, kernel_size, (1,) * len(size), padding, stride, ceil_mode)
+    counts = window_counts(size, kernel_size, (1,) * len(size), pairs, stride)
+    divisor = np.ones(())
+    for n, k, s, p, m in zip(size, kernel_size, stride, padding, counts, strict=True):
+        start = np.arange(m) * s - p
+        if count_include_pad:
+            along = np.minimum(start + k, n + p) - start
+        else:
+            along = np.minimum(start + k, n) - np.maximum(start, 0)
+        divisor = np.multiply.outer(divisor, along)
+    return divisor
+
+
+def _avg_pool(
+    ns, x, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True, divisor=None
+):
+    # out = the window sum / its divisor (divisor: a number, or one per output position)
+    size, nd = tuple(x.shape[2:]), x.ndim - 2
+    pairs = _pool_padding(size, kernel_size, (1,) * nd, padding, stride, ceil_mode)
+    geometry = (kernel_size, (1,) * nd, pairs, stride)
+    sums = ns.windows(x, *geometry).sum(axis=tuple(range(2, 2 + nd)))
+    if is_array(sums) and is_array(divisor) and divisor.dtype != sums.dtype:
+        divisor = divisor.astype(sums.dtype)  # the output keeps the input's dtype
+    return sums / divisor, (size, geometry, divisor)
+
+
+def _avg_pool_vjp(ns, g, saved, needs):
+    # d (sum of a window / divisor) / dx = 1 / divisor for each element of the window
+    size, geometry, divisor = saved
+    lead, counts, nd = tuple(g.shape[:2]), tuple(g.shape[2:]), len(size)
+    share = (g / divisor).reshape(lead + (1,) * nd + counts)
+    spread = ns.broadcast_to(share, lead + tuple(geometry[0]) + counts)
+    return (ns.fold_windows(spread, size, *geometry),)
+
+
+AVG_POOL = register(
+    "avg_pool",
+    _avg_pool,
+    _avg_pool_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((n, m, 4, 5),),
+        params=lambda s: {
+            "kernel_size": (2, 3),
+            "stride": (2, 2),
+            "padding": (1, 1),
+            "ceil_mode": True,
+            "count_include_pad": False,
+            "divisor": pool_divisor((4, 5), (2, 3), (2, 2), (1, 1), True, False),
+        },
+    ),
+    exact=True,
+    saves_inputs=False,
 )

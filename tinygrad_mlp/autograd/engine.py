@@ -166,6 +166,30 @@ class TensorNamespace:
     def clip_(self, a, low, high):
         return self.clip(a, low, high)
 
+    # sliding windows
+    def windows(self, x, kernel_size, dilation, padding, stride, batch_inside=False):
+        params = dict(kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
+        cols = apply(O.UNFOLD, x, **params)
+        if not batch_inside:
+            return cols
+        nd = len(kernel_size)
+        return self.permute(cols, (1, *range(2, 2 + nd), 0, *range(2 + nd, 2 + 2 * nd)))
+
+    def fold_windows(self, cols, size, kernel_size, dilation, padding, stride):
+        params = dict(kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
+        return apply(O.FOLD, cols, output_size=tuple(size), **params)
+
+    def max_windows(self, x, kernel_size, dilation, padding, stride):
+        # the maxima as constants: a rule reads only the positions of the maxima
+        return backend.max_windows(x._data, kernel_size, dilation, padding, stride)
+
+    def spread_max(self, g, arg, size, kernel_size, dilation, padding, stride):
+        # g at the window position arg: g times a constant one-hot, folded back into place
+        hot = backend.window_one_hot(arg, kernel_size)
+        nd = len(size)
+        spread = g.reshape(tuple(g.shape[:2]) + (1,) * nd + tuple(g.shape[2:])) * hot
+        return self.fold_windows(spread, size, kernel_size, dilation, padding, stride)
+
 
 def _binary_lift(x: Any, like: Tensor) -> Tensor:
     from .._tensor import _lift

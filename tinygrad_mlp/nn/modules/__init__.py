@@ -28,6 +28,7 @@ from .container import (
     Sequential,
     _plan_stack,
 )
+from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .distance import CosineSimilarity
 from .linear import Identity, Linear
 from .loss import (
@@ -42,8 +43,9 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import LoadResult, Module, Parameter
-from .normalization import BatchNorm1d, LayerNorm
-from .shape import Dropout, Flatten, Unflatten
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool1d, MaxPool2d
+from .shape import Dropout, Dropout2d, Flatten, Unflatten, Upsample
 from .sparse import Embedding
 
 __all__ = [
@@ -90,6 +92,16 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "KLDivLoss",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "BatchNorm2d",
+    "Dropout2d",
+    "Upsample",
 ]
 
 _ = (LoadResult, _plan_stack)

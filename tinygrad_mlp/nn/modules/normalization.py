@@ -14,7 +14,7 @@ from .. import functional as F
 from .linear import _dtype
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
 
 def _buffer(array: Any, device: Any) -> Tensor:
@@ -89,9 +89,12 @@ class BatchNorm1d(Module):
             if self.bias is not None:
                 self.bias._data[...] = 0
 
+    _input_dims = (2, 3)  # the input dims accepted, for the message: "2D or 3D"
+
     def forward(self, input: Tensor) -> Tensor:
-        if input.ndim not in (2, 3):
-            raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        if input.ndim not in self._input_dims:
+            dims = " or ".join(f"{d}D" for d in self._input_dims)
+            raise ValueError(f"expected {dims} input (got {input.ndim}D input)")
         if input.shape[1] != self.num_features:
             raise ShapeError(  # a RuntimeError, as PyTorch's
                 f"running_mean should contain {input.shape[1]} elements not {self.num_features}"
@@ -123,6 +126,12 @@ class BatchNorm1d(Module):
             f"affine={self.affine}, bias={self._has_bias}, "
             f"track_running_stats={self.track_running_stats}"
         )
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalisation of each channel of (N, C, H, W) input, as torch.nn.BatchNorm2d."""
+
+    _input_dims = (4,)
 
 
 class LayerNorm(Module):
