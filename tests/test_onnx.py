@@ -92,7 +92,7 @@ def test_op_lowering_matches_onnx_runtime(op, dtype, tmp_path):
         else v
         for k, v in op.sample.params(shapes).items()
     }
-    inputs = [tm.Tensor(v, requires_grad=True) for v in values]
+    inputs = [tm.tensor(v, requires_grad=True) for v in values]
     want = apply(op, *inputs, **params)
     names = [f"x{i}" for i in range(len(inputs))]
     path = tmp_path / f"{op.name}.onnx"
@@ -135,11 +135,11 @@ def test_activation_parameters(name, params, dtype, tmp_path):
     op = ops.OPS[name]
     x = (np.linspace(-8, 8, 40).reshape(4, 10)).astype(dtype)
     path = tmp_path / "act.onnx"
-    tm_onnx.export(lambda t: apply(op, t, **params), tm.Tensor(x), path)
+    tm_onnx.export(lambda t: apply(op, t, **params), tm.tensor(x), path)
     check_file(path)
     (got,) = session(path).run(None, {"input": x})
     with tm.no_grad():
-        want = apply(op, tm.Tensor(x), **params).numpy()
+        want = apply(op, tm.tensor(x), **params).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 if dtype == np.float64 else ATOL)
 
 
