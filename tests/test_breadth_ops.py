@@ -506,3 +506,189 @@ def test_refusals_match_torch(fn, kind):
 def test_floor_divide_has_no_gradient_path():
     x = tm.tensor([1.5, -2.5], requires_grad=True)
     assert not tm.floor_divide(x, 2).requires_grad
+
+
+# ---------------------------------------------------------------- torch.linalg
+
+SQ = np.eye(3) * 2 + RNG.normal(size=(3, 3)) * 0.5
+BSQ = np.eye(3) * 2 + RNG.normal(size=(2, 3, 3)) * 0.5
+
+LINALG = [
+    ("vector_norm", lambda m, x: m.linalg.vector_norm(x), [X34]),
+    ("vector_norm_1", lambda m, x: m.linalg.vector_norm(x, 1, dim=1), [X34]),
+    ("vector_norm_inf", lambda m, x: m.linalg.vector_norm(x, float("inf"), dim=(0,)), [X34]),
+    ("vector_norm_-inf", lambda m, x: m.linalg.vector_norm(x, -float("inf")), [X34]),
+    ("vector_norm_0", lambda m, x: m.linalg.vector_norm(x, 0, 1, keepdim=True), [X34]),
+    ("vector_norm_3", lambda m, x: m.linalg.vector_norm(x, 3, -1), [X34]),
+    ("vector_norm_-1", lambda m, x: m.linalg.vector_norm(x, -1, 0), [X34]),
+    ("matrix_norm_fro", lambda m, x: m.linalg.matrix_norm(x), [B234]),
+    ("matrix_norm_nuc", lambda m, x: m.linalg.matrix_norm(x, "nuc"), [B234]),
+    ("matrix_norm_2", lambda m, x: m.linalg.matrix_norm(x, 2, keepdim=True), [B234]),
+    ("matrix_norm_-2", lambda m, x: m.linalg.matrix_norm(x, -2, dim=(0, 2)), [B234]),
+    ("matrix_norm_1", lambda m, x: m.linalg.matrix_norm(x, 1), [B234]),
+    ("matrix_norm_-1", lambda m, x: m.linalg.matrix_norm(x, -1, dim=(2, 1)), [B234]),
+    ("matrix_norm_inf", lambda m, x: m.linalg.matrix_norm(x, float("inf"), keepdim=True), [B234]),
+    ("matrix_norm_-inf", lambda m, x: m.linalg.matrix_norm(x, -float("inf")), [B234]),
+    ("norm", lambda m, x: m.linalg.norm(x), [B234]),
+    ("norm_ord_2d", lambda m, x: m.linalg.norm(x, 1), [X34]),
+    ("norm_ord_1d", lambda m, x: m.linalg.norm(x, 3), [V3]),
+    ("norm_dim", lambda m, x: m.linalg.norm(x, dim=1), [X34]),
+    ("norm_dims", lambda m, x: m.linalg.norm(x, "nuc", dim=(1, 2)), [B234]),
+    ("inv", lambda m, a: m.linalg.inv(a), [SQ]),
+    ("inv_batch", lambda m, a: m.linalg.inv(a), [BSQ]),
+    ("inverse", lambda m, a: a.inverse(), [SQ]),
+    ("det", lambda m, a: m.linalg.det(a), [SQ]),
+    ("det_batch", lambda m, a: a.det(), [BSQ]),
+    ("solve", lambda m, a, b: m.linalg.solve(a, b), [SQ, X34[:, :2]]),
+    ("solve_vector", lambda m, a, b: m.linalg.solve(a, b), [SQ, V3]),
+    ("solve_batch_vector", lambda m, a, b: m.linalg.solve(a, b), [BSQ, X34[:2, :3]]),
+    ("solve_broadcast", lambda m, a, b: m.linalg.solve(a, b), [BSQ, X34[:, :2]]),
+    ("solve_right", lambda m, a, b: m.linalg.solve(a, b, left=False), [SQ, X34.T]),
+    (
+        "cholesky_of_product",
+        lambda m, x: m.linalg.cholesky(x @ x.mT + m.eye(3, dtype=m.float64)),
+        [X34],
+    ),  # fmt: skip
+    ("cholesky_upper", lambda m, x: m.linalg.cholesky(x @ x.mT + 0.5, upper=True), [B234]),
+    ("cholesky_symmetric_leaf", lambda m, a: m.linalg.cholesky(a), [SQ @ SQ.T]),
+    ("eigvalsh", lambda m, a: m.linalg.eigvalsh(a + a.mT), [B234[:, :, :3]]),
+    ("svdvals", lambda m, x: m.linalg.svdvals(x), [B234]),
+    ("svdvals_wide", lambda m, x: m.linalg.svdvals(x.mT), [X34]),
+]
+
+
+@pytest.mark.parametrize("case", LINALG, ids=[c[0] for c in LINALG])
+def test_linalg_matches_torch(case):
+    _, fn, arrays = case
+    compare(fn, *arrays, rtol=1e-6, atol=1e-8)
+
+
+def _column_signs(u):
+    """+-1 per column that makes the column's largest entry positive (our convention)."""
+    big = torch.gather(u, -2, u.abs().argmax(-2, keepdim=True))
+    return torch.where(big < 0, -1.0, 1.0).to(u.dtype).detach()
+
+
+def _eigh_fixed(m, a):
+    w, v = m.linalg.eigh(a)
+    if m is torch:
+        v = v * _column_signs(v)
+    return w, v
+
+
+def _qr_fixed(m, a, mode="reduced"):
+    q, r = m.linalg.qr(a, mode)
+    if m is torch:
+        d = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(r.dtype).detach()
+        k = d.shape[-1]
+        q = torch.cat([q[..., :k] * d.unsqueeze(-2), q[..., k:]], -1)
+        r = r * d.unsqueeze(-1)
+    return q, r
+
+
+def _svd_fixed(m, a, full_matrices=False):
+    u, s, vh = m.linalg.svd(a, full_matrices=full_matrices)
+    if m is torch:
+        k = s.shape[-1]
+        d = _column_signs(u[..., :k])
+        u = torch.cat([u[..., :k] * d, u[..., k:]], -1)
+        vh = torch.cat([vh[..., :k, :] * d.mT, vh[..., k:, :]], -2)
+    return u, s, vh
+
+
+DECOMPOSITIONS = [
+    ("eigh", lambda m, a: _eigh_fixed(m, a + a.mT), [SQ]),
+    ("eigh_batch", lambda m, a: _eigh_fixed(m, a @ a.mT), [BSQ]),
+    ("eigh_upper", lambda m, a: m.linalg.eigh(a + a.mT, UPLO="U")[0], [BSQ]),
+    ("qr_tall", lambda m, a: _qr_fixed(m, a), [X34.T]),
+    ("qr_square_batch", lambda m, a: _qr_fixed(m, a), [BSQ]),
+    ("qr_wide", lambda m, a: _qr_fixed(m, a), [X34]),
+    ("qr_r", lambda m, a: m.linalg.qr(a, "r")[1].abs(), [X34.T]),
+    ("svd_tall", lambda m, a: _svd_fixed(m, a), [X34.T]),
+    ("svd_wide_batch", lambda m, a: _svd_fixed(m, a), [B234]),
+    ("svd_full_tall", lambda m, a: _svd_fixed(m, a, True)[1:], [X34.T]),
+    ("svd_full_square", lambda m, a: _svd_fixed(m, a, True), [SQ]),
+]
+
+
+@pytest.mark.parametrize("case", DECOMPOSITIONS, ids=[c[0] for c in DECOMPOSITIONS])
+def test_decompositions_match_torch_up_to_signs(case):
+    # the sign of an eigenvector or singular vector is arbitrary: torch's are flipped to our
+    # convention (each column's largest entry positive; R's diagonal nonnegative) first.
+    # (PyTorch has no derivative for mode='r', where ours differentiates R.)
+    name, fn, arrays = case
+    compare(fn, *arrays, grad=name != "qr_r", rtol=1e-6, atol=1e-8)
+
+
+def test_full_svd_has_orthonormal_extra_columns():
+    a = tm.tensor(X34.T, requires_grad=True)
+    u, s, vh = tm.linalg.svd(a)
+    assert u.shape == (4, 4) and vh.shape == (3, 3)
+    np.testing.assert_allclose((u.mT @ u).numpy(), np.eye(4), atol=1e-12)
+    sigma = np.zeros((4, 3))
+    sigma[:3, :3] = np.diag(s.detach().numpy())
+    np.testing.assert_allclose(u.detach().numpy() @ sigma @ vh.detach().numpy(), X34.T, atol=1e-12)
+    (u.sum() + s.sum()).backward()  # the extra columns carry no gradient, as in PyTorch
+    assert a.grad is not None
+
+
+def _gauge_free(fn):
+    """Quantities that do not depend on the signs of vectors: the reconstruction and V o V."""
+
+    def out(a):
+        parts = fn(a)
+        return tuple(p * p if p.ndim >= 2 else p for p in parts)
+
+    return out
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda a: tm.linalg.eigh(a[:, :3] + a[:, :3].mT),
+        lambda a: tm.linalg.qr(a.mT),
+        lambda a: tm.linalg.qr(a),
+        lambda a: tm.linalg.svd(a, full_matrices=False),
+        lambda a: (tm.linalg.cholesky(a @ a.mT + tm.eye(3, dtype=tm.float64)),),
+        lambda a: (tm.linalg.inv(a[:, :3] + 2 * tm.eye(3, dtype=tm.float64)),),
+        lambda a: (tm.linalg.det(a[:, :3]),),
+    ],
+    ids=["eigh", "qr_tall", "qr_wide", "svd", "cholesky", "inv", "det"],
+)
+def test_decompositions_first_and_second_order_against_finite_differences(fn):
+    a = tm.tensor(X34, requires_grad=True)
+    f = _gauge_free(fn)
+    assert tm.autograd.gradcheck(f, [a])
+    assert tm.autograd.gradgradcheck(f, [a])
+
+
+LINALG_REFUSALS = [
+    ("inv_square", lambda m: m.linalg.inv(m.ones(2, 3)), RuntimeError),
+    ("inv_singular", lambda m: m.linalg.inv(m.zeros(2, 2)), RuntimeError),
+    ("inv_1d", lambda m: m.linalg.inv(m.ones(2)), RuntimeError),
+    ("cholesky_not_pd", lambda m: m.linalg.cholesky(-m.eye(2)), RuntimeError),
+    ("solve_shapes", lambda m: m.linalg.solve(m.eye(2), m.ones(3)), RuntimeError),
+    ("solve_dtypes", lambda m: m.linalg.solve(m.eye(2), m.ones(2, dtype=m.float64)), RuntimeError),
+    ("qr_mode", lambda m: m.linalg.qr(m.ones(2, 2), "full"), RuntimeError),
+    ("norm_3d_ord", lambda m: m.linalg.norm(m.ones(2, 2, 2), 2), RuntimeError),
+    ("matrix_norm_ord", lambda m: m.linalg.matrix_norm(m.ones(2, 2), 3), RuntimeError),
+    ("matrix_norm_1d", lambda m: m.linalg.matrix_norm(m.ones(2)), RuntimeError),
+    ("eigh_uplo", lambda m: m.linalg.eigh(m.eye(2), "X"), RuntimeError),
+]
+
+
+@pytest.mark.parametrize("case", LINALG_REFUSALS, ids=[c[0] for c in LINALG_REFUSALS])
+def test_linalg_refusals_match_torch(case):
+    _, fn, kind = case
+    with pytest.raises(kind):
+        fn(torch)
+    with pytest.raises(kind):
+        fn(tm)
+
+
+def test_complete_qr_of_a_tall_matrix_refuses_a_gradient():
+    q, r = tm.linalg.qr(tm.tensor(X34.T), mode="complete")
+    assert q.shape == (4, 4) and r.shape == (4, 3)
+    np.testing.assert_allclose((q @ r).numpy(), X34.T, atol=1e-12)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        tm.linalg.qr(tm.tensor(X34.T, requires_grad=True), mode="complete")
