@@ -692,3 +692,173 @@ def test_complete_qr_of_a_tall_matrix_refuses_a_gradient():
     np.testing.assert_allclose((q @ r).numpy(), X34.T, atol=1e-12)
     with pytest.raises(RuntimeError, match="not differentiable"):
         tm.linalg.qr(tm.tensor(X34.T, requires_grad=True), mode="complete")
+
+
+# ---------------------------------------------------------------- nn.functional and nn modules
+
+FUNCTIONAL = [
+    ("softmin", lambda m, x: m.nn.functional.softmin(x, dim=1), [X34]),
+    ("glu", lambda m, x: m.nn.functional.glu(x), [X34]),
+    ("glu_dim0", lambda m, x: m.nn.functional.glu(x, 0), [B234]),
+    ("threshold", lambda m, x: m.nn.functional.threshold(x, 0.2, -3.0), [X34]),
+    ("prelu", lambda m, x, w: m.nn.functional.prelu(x, w), [B234, np.array([0.1, -0.3, 2.0])]),
+    ("prelu_one", lambda m, x, w: m.nn.functional.prelu(x, w), [X34, np.array([0.25])]),
+    (
+        "bilinear",
+        lambda m, a, b, w, c: m.nn.functional.bilinear(a, b, w, c),
+        [X34, Y34[:, :3], RNG.normal(size=(2, 4, 3)), V3[:2]],
+    ),  # fmt: skip
+    ("pairwise_distance", lambda m, a, b: m.nn.functional.pairwise_distance(a, b), [X34, Y34]),
+    (
+        "pairwise_distance_p1",
+        lambda m, a, b: m.nn.functional.pairwise_distance(a, b, 1.0, 0.0, True),
+        [X34, Y34[0]],
+    ),  # fmt: skip
+    (
+        "group_norm",
+        lambda m, x, w, b: m.nn.functional.group_norm(x, 2, w, b),
+        [RNG.normal(size=(2, 4, 3)), RNG.normal(size=4), RNG.normal(size=4)],
+    ),  # fmt: skip
+    (
+        "group_norm_plain",
+        lambda m, x: m.nn.functional.group_norm(x, 1, eps=0.1),
+        [RNG.normal(size=(2, 3, 2, 2))],
+    ),  # fmt: skip
+    ("instance_norm", lambda m, x: m.nn.functional.instance_norm(x), [RNG.normal(size=(2, 3, 5))]),
+    (
+        "instance_norm_affine",
+        lambda m, x, w, b: m.nn.functional.instance_norm(x, weight=w, bias=b),
+        [RNG.normal(size=(2, 3, 2, 2)), V3, V3 + 1],
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("case", FUNCTIONAL, ids=[c[0] for c in FUNCTIONAL])
+def test_functional_matches_torch(case):
+    _, fn, arrays = case
+    compare(fn, *arrays, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_matches_torch(mode):
+    weight = RNG.normal(size=(6, 3))
+    flat, offsets = idx([1, 2, 4, 5, 4, 3, 2, 9 % 6]), idx([0, 2, 2, 5])
+
+    def bags(m, w):
+        F = m.nn.functional
+        return (
+            F.embedding_bag(m.tensor(flat), w, m.tensor(offsets), mode=mode),
+            F.embedding_bag(m.tensor(flat.reshape(2, 4)), w, mode=mode),
+            F.embedding_bag(m.tensor(flat), w, m.tensor(offsets), mode=mode, padding_idx=4),
+            F.embedding_bag(
+                m.tensor(flat), w, m.tensor(idx([0, 3, 8])), mode=mode, include_last_offset=True
+            ),
+        )
+
+    compare(bags, weight)
+
+
+def test_embedding_bag_per_sample_weights_match_torch():
+    def fn(m, w, s):
+        return m.nn.functional.embedding_bag(
+            m.tensor(idx([0, 2, 1, 2])), w, m.tensor(idx([0, 1])), mode="sum", per_sample_weights=s
+        )
+
+    compare(fn, RNG.normal(size=(3, 2)), RNG.normal(size=4))
+
+
+def _copy_parameters(ours, theirs):
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            p.copy_(torch.tensor(dict(ours.named_parameters())[name].numpy()))
+
+
+MODULES = [
+    ("PReLU", lambda m: m.nn.PReLU(), (3, 4)),
+    ("PReLU3", lambda m: m.nn.PReLU(3, init=0.1), (2, 3, 4)),
+    ("Softmin", lambda m: m.nn.Softmin(dim=0), (3, 4)),
+    ("GLU", lambda m: m.nn.GLU(1), (3, 4)),
+    ("Threshold", lambda m: m.nn.Threshold(0.1, 20), (3, 4)),
+    ("GroupNorm", lambda m: m.nn.GroupNorm(2, 4), (3, 4, 5)),
+    ("GroupNorm_plain", lambda m: m.nn.GroupNorm(4, 4, affine=False), (3, 4, 2, 2)),
+    ("InstanceNorm1d", lambda m: m.nn.InstanceNorm1d(3), (2, 3, 5)),
+    ("InstanceNorm1d_unbatched", lambda m: m.nn.InstanceNorm1d(3, affine=True), (3, 5)),
+    ("InstanceNorm2d", lambda m: m.nn.InstanceNorm2d(3, affine=True), (2, 3, 2, 3)),
+    ("PairwiseDistance", lambda m: m.nn.PairwiseDistance(), (3, 4)),
+    ("Bilinear", lambda m: m.nn.Bilinear(4, 4, 2), (3, 4)),
+    ("Unflatten", lambda m: m.nn.Unflatten(1, (2, 2)), (3, 4)),
+    ("Identity", lambda m: m.nn.Identity(54, unused="x"), (3, 4)),
+]
+
+
+@pytest.mark.parametrize("case", MODULES, ids=[c[0] for c in MODULES])
+def test_modules_match_torch(case):
+    name, make, shape = case
+    tm.manual_seed(0)
+    ours, theirs = make(tm).double(), make(torch).double()
+    _copy_parameters(ours, theirs)
+    assert repr(ours) == repr(theirs)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    x = RNG.normal(size=shape)
+    two = name in ("PairwiseDistance", "Bilinear")
+    a, b = tm.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out = ours(a, a * 2) if two else ours(a)
+    want = theirs(b, b * 2) if two else theirs(b)
+    np.testing.assert_allclose(out.detach().numpy(), want.detach().numpy(), rtol=1e-7, atol=1e-9)
+    w = RNG.normal(size=tuple(want.shape))
+    (out * tm.tensor(w)).sum().backward()
+    (want * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-7, atol=1e-9)
+    for (n, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-7, atol=1e-9, err_msg=n)
+
+
+def test_instance_norm_running_statistics_match_torch():
+    ours = tm.nn.InstanceNorm1d(3, track_running_stats=True)
+    theirs = torch.nn.InstanceNorm1d(3, track_running_stats=True)
+    for seed in range(3):
+        x = np.random.default_rng(seed).normal(size=(4, 3, 5)).astype(np.float32)
+        ours(tm.tensor(x)), theirs(torch.tensor(x))
+    np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-5)
+    ours.eval(), theirs.eval()
+    x = np.random.default_rng(9).normal(size=(2, 3, 5)).astype(np.float32)
+    np.testing.assert_allclose(
+        ours(tm.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
+NN_REFUSALS = [
+    ("glu_odd", lambda m: m.nn.functional.glu(m.ones(3, 3)), RuntimeError),
+    ("group_norm_groups", lambda m: m.nn.functional.group_norm(m.ones(2, 3, 4), 2), RuntimeError),
+    ("GroupNorm_groups", lambda m: m.nn.GroupNorm(2, 3), ValueError),
+    ("prelu_channels", lambda m: m.nn.functional.prelu(m.ones(2, 3), m.ones(2)), RuntimeError),
+    (
+        "embedding_bag_mode",
+        lambda m: m.nn.functional.embedding_bag(
+            m.tensor([0, 1]), m.ones(3, 2), m.tensor([0]), mode="min"
+        ),
+        ValueError,
+    ),  # fmt: skip
+    (
+        "embedding_bag_weights",
+        lambda m: m.nn.functional.embedding_bag(
+            m.tensor([0, 1]), m.ones(3, 2), m.tensor([0]), per_sample_weights=m.ones(2)
+        ),
+        NotImplementedError,
+    ),  # fmt: skip
+    (
+        "embedding_bag_2d_offsets",
+        lambda m: m.nn.functional.embedding_bag(m.tensor([[0, 1]]), m.ones(3, 2), m.tensor([0])),
+        ValueError,
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("case", NN_REFUSALS, ids=[c[0] for c in NN_REFUSALS])
+def test_nn_refusals_match_torch(case):
+    _, fn, kind = case
+    with pytest.raises(kind):
+        fn(torch)
+    with pytest.raises(kind):
+        fn(tm)

@@ -4,6 +4,7 @@ from .activation import (
     CELU,
     ELU,
     GELU,
+    GLU,
     SELU,
     Hardsigmoid,
     Hardswish,
@@ -12,13 +13,16 @@ from .activation import (
     LogSigmoid,
     LogSoftmax,
     Mish,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
+    Softmin,
     Softplus,
     Tanh,
+    Threshold,
 )
 from .container import (
     ModuleDict,
@@ -28,8 +32,8 @@ from .container import (
     Sequential,
     _plan_stack,
 )
-from .distance import CosineSimilarity
-from .linear import Identity, Linear
+from .distance import CosineSimilarity, PairwiseDistance
+from .linear import Bilinear, Identity, Linear
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -42,11 +46,21 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import LoadResult, Module, Parameter
-from .normalization import BatchNorm1d, LayerNorm
+from .normalization import BatchNorm1d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from .shape import Dropout, Flatten, Unflatten
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 
 __all__ = [
+    "Softmin",
+    "GLU",
+    "PReLU",
+    "Threshold",
+    "PairwiseDistance",
+    "Bilinear",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "EmbeddingBag",
     "Parameter",
     "Module",
     "Sequential",
