@@ -862,3 +862,64 @@ def test_nn_refusals_match_torch(case):
         fn(torch)
     with pytest.raises(kind):
         fn(tm)
+
+
+# ---------------------------------------------------------------- LBFGS
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr=0.5, max_iter=5, history_size=3),
+        dict(line_search_fn="strong_wolfe"),
+        dict(line_search_fn="strong_wolfe", max_iter=4, history_size=2, tolerance_change=1e-12),
+    ],
+    ids=["plain", "short", "strong_wolfe", "strong_wolfe_short"],
+)
+def test_lbfgs_matches_torch(kw):
+    data = np.random.default_rng(3)
+    a, target = data.normal(size=(6, 3)), data.normal(size=6)
+    w0, b0 = data.normal(size=3), np.array([0.3])
+
+    def run(lib):
+        w, b = lib.tensor(w0, requires_grad=True), lib.tensor(b0, requires_grad=True)
+        opt = lib.optim.LBFGS([w, b], **kw)
+        x, y = lib.tensor(a), lib.tensor(target)
+
+        def closure():
+            opt.zero_grad()
+            # a smooth non-quadratic loss: the line search has work to do
+            loss = ((x @ w + b - y) ** 2).mean() + (w**4).sum() * 0.1 + (b * w[0]).sin().sum()
+            loss.backward()
+            return loss
+
+        trace = []
+        for _ in range(3):
+            loss = opt.step(closure)
+            trace.append((float(loss), w.detach().numpy().copy(), b.detach().numpy().copy()))
+        return trace, opt.state[opt.param_groups[0]["params"][0]]
+
+    ours, ours_state = run(tm)
+    theirs, theirs_state = run(torch)
+    for (lo, wo, bo), (lt, wt, bt) in zip(ours, theirs, strict=True):
+        assert lo == pytest.approx(lt, rel=1e-9, abs=1e-12)
+        np.testing.assert_allclose(wo, wt, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(bo, bt, rtol=1e-8, atol=1e-10)
+    assert ours_state["func_evals"] == theirs_state["func_evals"]
+    assert ours_state["n_iter"] == theirs_state["n_iter"]
+
+
+def test_lbfgs_refusals_match_torch():
+    for lib in (tm, torch):
+        p = lib.tensor([1.0], requires_grad=True)
+
+        def closure(p=p):
+            loss = (p * p).sum()
+            loss.backward()
+            return loss
+
+        with pytest.raises(RuntimeError):
+            lib.optim.LBFGS([p], line_search_fn="backtracking").step(closure)
+        with pytest.raises(ValueError):
+            lib.optim.LBFGS([{"params": [p]}, {"params": [lib.tensor([2.0], requires_grad=True)]}])
