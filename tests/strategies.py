@@ -19,7 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid")
+DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid", "matrix")
 
 # The side lengths and the numbers of dimensions that tests draw: small, so Jacobians are cheap.
 sizes = st.integers(min_value=1, max_value=4)
@@ -75,11 +75,20 @@ def _distinct(draw, shape: tuple[int, ...]) -> np.ndarray:
     return values.reshape(shape)
 
 
+def _near_diagonal(noise: np.ndarray) -> np.ndarray:
+    v = np.array(noise, dtype=np.float64)
+    k = min(v.shape[-2:])
+    v[..., range(k), range(k)] += np.arange(1, k + 1)
+    return v
+
+
 def arrays(shape: tuple[int, ...], domain: str = "real") -> st.SearchStrategy:
     """float64 arrays of ``shape`` with values in ``domain`` (one of DOMAINS)."""
     shape = tuple(shape)
     if domain == "distinct":
         return _distinct(shape)
+    if domain == "matrix":
+        return hnp.arrays(np.float64, shape, elements=_floats(-0.1, 0.1)).map(_near_diagonal)
     if domain not in _ELEMENTS:
         raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
     return hnp.arrays(np.float64, shape, elements=_ELEMENTS[domain])

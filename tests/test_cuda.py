@@ -148,6 +148,8 @@ def test_gradcheck_ops_on_cuda(op):
         v = rng.uniform(0.2, 0.8, shape)  # positive, nonzero, inside (0, 1), no ties
         if domain == "real":
             v -= 0.5
+        if domain == "matrix":
+            v = v * 0.1 + np.diag(np.arange(1.0, min(shape) + 1))[: shape[0], : shape[1]]
         inputs.append(T(cp.asarray(v), requires_grad=True))
 
     def on_gpu(value):

@@ -25,7 +25,7 @@ from tinygrad_mlp._tensor import apply
 from tinygrad_mlp.ops import OPS
 
 OP_NAMES = sorted(OPS)
-DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid")
+DOMAINS = ("real", "positive", "nonzero", "unit", "distinct", "grid", "offgrid", "matrix")
 _BOUND = 4.0  # "real" inputs larger than this are squashed with 3 tanh(x) first
 
 
@@ -64,6 +64,8 @@ def _input(ref: Ref, pool: list[T], leaves: list[T]) -> T:
         x = x.tanh() * 0.1 + ref.const
     elif ref.domain in ("grid", "offgrid"):  # multiples of 0.5 (offgrid: moved by 0.25), +-0.05
         x = x.tanh() * 0.05 + ref.const
+    elif ref.domain == "matrix":  # diag(1, 2, ...) on the last two axes, +-0.1
+        x = x.tanh() * 0.1 + ref.const
     return x
 
 
@@ -149,6 +151,12 @@ class Builder:
             ref.const = self.rng.permutation(x.size).reshape(x.shape) * 0.5
         elif domain in ("grid", "offgrid"):
             ref.const = self.rng.integers(-4, 4, x.shape) / 2 + (0.25 if domain == "offgrid" else 0)
+        elif domain == "matrix":
+            if x.ndim < 2:
+                raise ValueError("the matrix domain needs at least two dimensions")
+            ref.const = np.zeros(x.shape)
+            k = min(x.shape[-2:])
+            ref.const[..., range(k), range(k)] = np.arange(1, k + 1)
         return ref
 
     def _vary(self, params: dict[str, Any], shape) -> dict[str, Any]:

@@ -48,6 +48,32 @@ SCHEDULES = [
     ),
     ("LambdaLR", dict(lr_lambda=lambda e: 0.95**e + 0.1)),
     ("MultiplicativeLR", dict(lr_lambda=lambda e: 0.9 if e % 2 else 1.0)),
+    ("PolynomialLR", dict(total_iters=6, power=2.0)),
+    ("PolynomialLR", dict()),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)),
+    (
+        "CyclicLR",
+        dict(
+            base_lr=[0.01, 0.02],
+            max_lr=0.1,
+            step_size_up=2,
+            step_size_down=5,
+            mode="triangular2",
+            base_momentum=0.7,
+        ),
+    ),  # fmt: skip
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4, mode="exp_range", gamma=0.9)),
+    (
+        "CyclicLR",
+        dict(
+            base_lr=0.01,
+            max_lr=0.1,
+            step_size_up=3,
+            scale_fn=lambda x: 0.5**x,
+            scale_mode="iterations",
+            cycle_momentum=False,
+        ),
+    ),  # fmt: skip
 ]
 
 
@@ -85,6 +111,46 @@ def test_sequence_matches_torch_exactly(name, kwargs, kind):
             ours.step()
             theirs.step()
     assert ours.last_epoch == theirs.last_epoch
+
+
+def test_chained_scheduler_matches_torch_exactly():
+    torch = pytest.importorskip("torch")
+    tl = torch.optim.lr_scheduler
+    opt = _opt(1.0)
+    topt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=1.0, momentum=0.9)
+    ours = L.ChainedScheduler(
+        [L.ConstantLR(opt, factor=0.1, total_iters=2), L.ExponentialLR(opt, gamma=0.9)]
+    )
+    theirs = tl.ChainedScheduler(
+        [tl.ConstantLR(topt, factor=0.1, total_iters=2), tl.ExponentialLR(topt, gamma=0.9)]
+    )
+    for _ in range(8):
+        assert ours.get_last_lr() == theirs.get_last_lr()
+        opt.step(), topt.step(), ours.step(), theirs.step()
+    assert ours.get_last_lr() == theirs.get_last_lr()
+    state = ours.state_dict()
+    assert sorted(state) == sorted(theirs.state_dict())
+    with pytest.raises(ValueError):
+        L.ChainedScheduler([])
+    with pytest.raises(ValueError):
+        L.ChainedScheduler([L.ReduceLROnPlateau(opt)])
+
+
+def test_polynomial_and_cyclic_by_hand():
+    opt = _opt(1.0)
+    seq = _sequence(L.PolynomialLR(opt, total_iters=4, power=2.0), 6, opt)
+    expected = [(1 - min(e, 4) / 4) ** 2 for e in range(6)]
+    np.testing.assert_allclose(seq, expected, rtol=1e-12, atol=1e-15)
+    opt = _opt(1.0)
+    sched = L.CyclicLR(opt, base_lr=0.0, max_lr=1.0, step_size_up=2, mode="triangular2")
+    seq = _sequence(sched, 9, opt)
+    np.testing.assert_allclose(seq, [0, 0.5, 1, 0.5, 0, 0.25, 0.5, 0.25, 0], atol=1e-15)
+    # epoch 9: half way up the third triangle, of height 1/4: momentum moves the other way
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.9 - 0.1 * 0.5 * 0.25)
+    with pytest.raises(ValueError, match="momentum"):
+        L.CyclicLR(optim.Adagrad([tm.Tensor(np.zeros(2), requires_grad=True)]), 0.1, 1.0)
+    with pytest.raises(ValueError, match="mode"):
+        L.CyclicLR(opt, 0.1, 1.0, mode="square")
 
 
 def test_step_lr_and_multistep_by_hand():

@@ -542,6 +542,9 @@ ACTIVATIONS = [
     nn.LogSoftmax(),
     nn.LogSoftmax(0),
     nn.Identity(),
+    nn.Softmin(1),
+    nn.GLU(),
+    nn.Threshold(0.3, -1.0),
 ]
 
 

@@ -13,7 +13,8 @@ import tinygrad_mlp as tm
 from tinygrad_mlp import optim
 from tinygrad_mlp.serialization import load, save
 
-NAMES = [n for n in optim.__all__ if n not in ("Optimizer", "lr_scheduler")]
+# LBFGS steps with a closure that recomputes the loss: test_breadth_ops.py checks it against torch
+NAMES = [n for n in optim.__all__ if n not in ("Optimizer", "lr_scheduler", "LBFGS")]
 P0 = np.array([[0.5, -1.0, 2.0], [0.25, 3.0, -0.75]])
 GRADS = [
     np.array([[0.1, -0.2, 0.3], [0.4, -0.5, 0.6]]),
@@ -161,6 +162,57 @@ def _nadam(
     return step
 
 
+def _radam(
+    lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+    maximize=False,
+):  # fmt: skip
+    b1, b2 = betas
+    rho_inf = 2 / (1 - b2) - 1
+
+    def step(p, g, s):
+        g = -g if maximize else g
+        t = s["t"] = s.get("t", 0) + 1
+        if decoupled_weight_decay:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
+        s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
+        m_hat = s["m"] / (1 - b1**t)
+        rho = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if rho <= 5:
+            return p - lr * m_hat
+        r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        return p - lr * m_hat * r * math.sqrt(1 - b2**t) / (np.sqrt(s["v"]) + eps)
+
+    return step
+
+
+def _adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
+    def step(p, g, s):
+        g = -g if maximize else g
+        g = g + weight_decay * p
+        s["sq"] = rho * s.get("sq", 0) + (1 - rho) * g * g
+        delta = np.sqrt(s.get("acc", 0) + eps) / np.sqrt(s["sq"] + eps) * g
+        s["acc"] = rho * s.get("acc", 0) + (1 - rho) * delta * delta
+        return p - lr * delta
+
+    return step
+
+
+def _asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False):
+    def step(p, g, s):
+        g = -g if maximize else g
+        t = s["t"] = s.get("t", 0) + 1
+        g = g + weight_decay * p
+        eta = s.get("eta", lr)
+        p = p * (1 - lambd * eta) - eta * g
+        s["eta"] = lr / (1 + lambd * lr * t) ** alpha
+        return p
+
+    return step
+
+
 BY_HAND = {
     "SGD": _sgd,
     "Adam": _adam,
@@ -169,6 +221,9 @@ BY_HAND = {
     "Adagrad": _adagrad,
     "Adamax": _adamax,
     "NAdam": _nadam,
+    "RAdam": _radam,
+    "Adadelta": _adadelta,
+    "ASGD": _asgd,
 }
 CONFIGS = {
     "SGD": [
@@ -195,6 +250,22 @@ CONFIGS = {
         dict(),
         dict(lr=0.05, weight_decay=0.1, momentum_decay=0.01),
         dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+    ],
+    "RAdam": [
+        dict(),
+        dict(lr=0.05, betas=(0.5, 0.7), weight_decay=0.1),
+        dict(lr=0.05, betas=(0.5, 0.6), weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.05, betas=(0.6, 0.8), maximize=True),
+    ],
+    "Adadelta": [
+        dict(),
+        dict(lr=0.5, rho=0.7, weight_decay=0.1),
+        dict(lr=0.5, eps=1e-3, maximize=True),
+    ],
+    "ASGD": [
+        dict(),
+        dict(lr=0.1, lambd=0.01, alpha=0.5, weight_decay=0.1),
+        dict(lr=0.1, lambd=0.01, t0=2, maximize=True),
     ],
 }
 CASES = [(name, kw) for name in NAMES for kw in CONFIGS.get(name, [None])]
@@ -238,9 +309,9 @@ def test_update_matches_torch(name, kw):
     tp = torch.tensor(P0, requires_grad=True)
     opt = getattr(optim, name)([p], **kw)
     topt = getattr(torch.optim, name)([tp], **kw)
-    # NOTE: torch keeps NAdam's mu_product as a float32 tensor; we keep a Python float, so
-    # the two agree to float32's rounding of that product only
-    rtol = 1e-7 if name == "NAdam" else 1e-10
+    # NOTE: torch keeps NAdam's mu_product and ASGD's eta and mu as float32 tensors; we keep
+    # Python floats, so the two agree to float32's rounding of those only
+    rtol = {"NAdam": 1e-7, "ASGD": 1e-6}.get(name, 1e-10)
     for i in range(8):
         g = GRADS[i % len(GRADS)] * (1 + i)
         set_grad(p, g)

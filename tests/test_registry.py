@@ -54,9 +54,20 @@ def _domain_values(rng, shape, domain: str) -> np.ndarray:
         v = rng.integers(-4, 5, n) / 2 + rng.uniform(-0.05, 0.05, n)
     elif domain == "offgrid":
         v = rng.integers(-4, 4, n) / 2 + 0.25 + rng.uniform(-0.05, 0.05, n)
+    elif domain == "matrix":
+        return near_diagonal(rng.uniform(-0.1, 0.1, shape))
     else:
         raise ValueError(f"unknown domain {domain!r}")
     return v.reshape(shape)
+
+
+def near_diagonal(noise: np.ndarray) -> np.ndarray:
+    """diag(1, 2, 3, ...) on the last two axes plus ``noise`` (|noise| <= 0.1): invertible,
+    positive-definite in its symmetric part, with eigenvalues and singular values apart."""
+    v = np.array(noise, dtype=np.float64)
+    k = min(v.shape[-2:])
+    v[..., range(k), range(k)] += np.arange(1, k + 1)
+    return v
 
 
 def sample(op: O.Op, n: int = 2, m: int = 3, seed: int = 0, shape_list=None):
@@ -305,6 +316,41 @@ def _avg_pool_ref(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
     return sums / ones.sum(axis=(2, 3))
 
 
+def _cholesky_ref(a):
+    # Cholesky-Banachiewicz, row by row, on the symmetric part
+    a = (a + a.T) / 2
+    n = len(a)
+    low = np.zeros_like(a)
+    for i in range(n):
+        for j in range(i + 1):
+            rest = a[i, j] - low[i, :j] @ low[j, :j]
+            low[i, j] = math.sqrt(rest) if i == j else rest / low[j, j]
+    return low
+
+
+def _signs(v):
+    # each column's largest entry positive; the R of a QR with a nonnegative diagonal
+    return np.where(v[np.argmax(np.abs(v), axis=0), range(v.shape[1])] < 0, -1.0, 1.0)
+
+
+def _packed_eigh_ref(a):
+    # numpy's LAPACK routine, packed as the op packs it (the invariants of the decompositions
+    # are checked against PyTorch in test_breadth_ops.py)
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return np.vstack([w, v * _signs(v)])
+
+
+def _packed_ref(name, a):
+    if name == "qr":
+        q, r = np.linalg.qr(a)
+        d = np.where(np.diag(r) < 0, -1.0, 1.0)
+        parts = (q * d, r * d[:, None])
+    else:
+        u, s, vh = np.linalg.svd(a, full_matrices=False)
+        parts = (u * _signs(u), s, vh * _signs(u)[:, None])
+    return np.concatenate([p.reshape(-1) for p in parts])
+
+
 REFERENCES = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
@@ -372,6 +418,18 @@ REFERENCES = {
     "conv": _conv_ref,
     "max_pool": _max_pool_ref,
     "avg_pool": _avg_pool_ref,
+    "atan": lambda x: np.angle(1 + 1j * x),
+    "asin": lambda x: np.angle(np.sqrt(1 - x * x) + 1j * x),
+    "acos": lambda x: np.angle(x + 1j * np.sqrt(1 - x * x)),
+    "atan2": lambda y, x: np.angle(x + 1j * y),
+    "cumsum": lambda x, axis: x @ np.triu(np.ones((x.shape[1], x.shape[1]))),
+    "einsum": lambda a, b, c, equation: (a @ b @ c).T,
+    "linalg_solve": lambda a, b: np.linalg.inv(a) @ b,
+    "linalg_det": lambda a: np.prod(np.linalg.eigvals(a)).real,
+    "linalg_cholesky": _cholesky_ref,
+    "linalg_eigh": _packed_eigh_ref,
+    "linalg_qr": lambda a: _packed_ref("qr", a),
+    "linalg_svd": lambda a: _packed_ref("svd", a),
 }
 
 

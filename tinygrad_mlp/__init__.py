@@ -3,11 +3,13 @@
 from . import (
     _functions,
     _method_functions,
+    _tensor_maths,
     autograd,
     backend,
     cuda,
     datasets,
     distributed,
+    linalg,
     nn,
     onnx,
     ops,
@@ -21,6 +23,7 @@ from ._device import device
 from ._functions import *  # noqa: F403  (tm.zeros, tm.cat, ...: PyTorch's top level)
 from ._method_functions import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
 from ._tensor import Tensor
+from ._tensor_maths import *  # noqa: F403  (tm.floor, tm.sort, tm.scatter, tm.einsum, ...)
 from .autograd import (
     Function,
     GradcheckError,
@@ -61,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     *_functions.__all__,
     *_method_functions.__all__,
+    *_tensor_maths.__all__,
     "Tensor",
     "Function",
     "Generator",
@@ -110,6 +114,7 @@ __all__ = [
     "nn",
     "optim",
     "autograd",
+    "linalg",
     "utils",
     "distributed",
     "onnx",

@@ -315,6 +315,53 @@ class ArrayNamespace:
     def device_of(self, a: Any) -> str:
         return device_of(a)
 
+    # ------------------------------------------------------------ linear algebra
+
+    def _column_signs(self, v: Any) -> Any:
+        """+-1 per column (shape (..., 1, k)) that makes each column's largest entry positive."""
+        # NOTE: eigenvectors and singular vectors are defined up to sign; LAPACK's choice may
+        # flip between nearby matrices, this one does not (short of a tie in magnitude)
+        xp = self.xp
+        big = xp.take_along_axis(v, xp.argmax(xp.abs(v), axis=-2)[..., None, :], axis=-2)
+        return xp.where(big < 0, -1.0, 1.0).astype(v.dtype)
+
+    def linalg_solve(self, a: Any, b: Any) -> Any:
+        """X with A X = B for square A (..., n, n) and B (..., n, k)."""
+        return _linalg(self.xp, "solve", a, b)
+
+    def linalg_det(self, a: Any) -> Any:
+        """The determinant of each square matrix."""
+        return self.xp.linalg.det(a)
+
+    def linalg_cholesky(self, a: Any) -> Any:
+        """The lower Cholesky factor of the symmetric part of each matrix."""
+        return _linalg(self.xp, "cholesky", (a + self.mT(a)) * 0.5)
+
+    def linalg_eigh(self, a: Any) -> Any:
+        """Eigenvalues (row 0, ascending) above the eigenvectors (as columns) of the symmetric
+        part of each matrix, in one array of shape (..., n + 1, n)."""
+        w, v = _linalg(self.xp, "eigh", (a + self.mT(a)) * 0.5)
+        v = v * self._column_signs(v)
+        return self.xp.concatenate([w[..., None, :], v], axis=-2)
+
+    def linalg_qr(self, a: Any) -> Any:
+        """The reduced Q and R of each matrix, flattened side by side along the last axis."""
+        q, r = self.xp.linalg.qr(a, mode="reduced")
+        # NOTE: R's diagonal made nonnegative: the one QR that varies smoothly with A
+        signs = self.xp.where(self.xp.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+        q, r = q * signs[..., None, :], r * signs[..., :, None]
+        lead = a.shape[:-2]
+        return self.xp.concatenate([q.reshape(lead + (-1,)), r.reshape(lead + (-1,))], axis=-1)
+
+    def linalg_svd(self, a: Any) -> Any:
+        """The reduced U, S and Vh of each matrix, flattened side by side along the last axis."""
+        u, s, vh = _linalg(self.xp, "svd", a, full_matrices=False)
+        signs = self._column_signs(u)
+        u, vh = u * signs, vh * self.mT(signs)
+        lead = a.shape[:-2]
+        parts = [u.reshape(lead + (-1,)), s, vh.reshape(lead + (-1,))]
+        return self.xp.concatenate(parts, axis=-1)
+
     # ------------------------------------------------------------ in-place where allowed
 
     def imul(self, a: Any, b: Any) -> Any:
@@ -366,6 +413,19 @@ class ArrayNamespace:
     def spread_max(self, g: Any, arg: Any, size: tuple, *geometry: Any) -> Any:
         """Each element of g put at the position ``arg`` of its window (max pooling's VJP)."""
         return spread_max(g, arg, size, *geometry)
+
+
+class LinAlgError(RuntimeError):
+    """A matrix that a decomposition or a solve cannot take (singular, not positive-definite,
+    no convergence): a RuntimeError, as PyTorch's torch.linalg.LinAlgError."""
+
+
+def _linalg(xp: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``xp.linalg.<name>``, with numpy's LinAlgError raised as a RuntimeError naming the op."""
+    try:
+        return getattr(xp.linalg, name)(*args, **kwargs)
+    except xp.linalg.LinAlgError as e:
+        raise LinAlgError(f"linalg.{name}: {e}") from None
 
 
 def sum_to(a: Any, shape: tuple) -> Any:

@@ -441,7 +441,76 @@ def _scatter(c: _Call) -> str:
     return c.b.node("Reshape", [flat, c.b.ints(shape)])
 
 
-# ---------------------------------------------------------------- layers
+# ---------------------------------------------------------------- inverse trigonometry, scans,
+# einsum and linear algebra
+
+
+def _float32_unary(op_type: str) -> Callable[[_Call], str]:
+    # NOTE: ONNX Runtime has these in float32 only: a float64 file computes them in float32
+    def lower(c: _Call) -> str:
+        if c.dtype == np.float32:
+            return c.b.node(op_type, [c.x()])
+        return c.b.cast(c.b.node(op_type, [c.x(dtype=np.float32)]), c.dtype)
+
+    return lower
+
+
+for _name, _type in {"atan": "Atan", "asin": "Asin", "acos": "Acos"}.items():
+    LOWERINGS[_name] = _float32_unary(_type)
+
+
+@lowering("atan2")
+def _atan2(c: _Call) -> str:
+    # atan(y / x), moved by +-pi where x < 0 (the sign of y picks which)
+    b, y, x = c.b, c.x(0), c.x(1)
+    ratio = b.node("Div", [y, x])
+    if c.dtype == np.float32:
+        base = b.node("Atan", [ratio])
+    else:  # ONNX Runtime's Atan is float32 only
+        base = b.cast(b.node("Atan", [b.cast(ratio, np.float32)]), c.dtype)
+    turn = b.node(
+        "Where", [b.node("Less", [y, c.scalar(0.0)]), c.scalar(-math.pi), c.scalar(math.pi)]
+    )
+    shift = b.node("Where", [b.node("Less", [x, c.scalar(0.0)]), turn, c.scalar(0.0)])
+    return b.node("Add", [base, shift])
+
+
+@lowering("cumsum")
+def _cumsum(c: _Call) -> str:
+    return c.b.node("CumSum", [c.x(), c.b.scalar(int(c.params["axis"]), np.int64)])
+
+
+@lowering("einsum")
+def _einsum(c: _Call) -> str:
+    inputs = [c.x(i) for i in range(len(c.names))]
+    return c.b.node("Einsum", inputs, equation=c.params["equation"])
+
+
+@lowering("linalg_det")
+def _det(c: _Call) -> str:
+    if c.dtype == np.float32:
+        return c.b.node("Det", [c.x()])
+    # NOTE: ONNX Runtime's Det is float32 only: a float64 file computes it in float32
+    return c.b.cast(c.b.node("Det", [c.x(dtype=np.float32)]), c.dtype)
+
+
+def _no_onnx_operator(c: _Call) -> str:
+    raise NotImplementedError(
+        f"ONNX export: ONNX has no operator for {c.op} (linalg.solve, cholesky, eigh, qr "
+        "and svd cannot be exported)"
+    )
+
+
+for _name in ("linalg_solve", "linalg_cholesky", "linalg_eigh", "linalg_qr", "linalg_svd"):
+    LOWERINGS[_name] = _no_onnx_operator
+
+
+# ---------------------------------------------------------------- matrix products and layers
+
+
+@lowering("matmul")
+def _matmul(c: _Call) -> str:
+    return c.b.node("MatMul", [c.x(0), c.x(1)])
 
 
 def _linear_layer(b: _Builder, x: str, ndim: int, w: str, bias: str | None) -> str:

@@ -90,6 +90,43 @@ class TensorNamespace:
     def where(self, condition, a, b):
         return where(condition, a, b)
 
+    def arctan(self, x):
+        return apply(O.ATAN, x)
+
+    def arcsin(self, x):
+        return apply(O.ASIN, x)
+
+    def arccos(self, x):
+        return apply(O.ACOS, x)
+
+    def arctan2(self, y, x):
+        return _binary(O.ATAN2, y, x)
+
+    def cumsum(self, x, axis):
+        return apply(O.CUMSUM, x, axis=axis)
+
+    def einsum(self, equation, *xs):
+        return apply(O.EINSUM, *[self._t(x) for x in xs], equation=equation)
+
+    # linear algebra
+    def linalg_solve(self, a, b):
+        return apply(O.LINALG_SOLVE, self._t(a), self._t(b, a))
+
+    def linalg_det(self, a):
+        return apply(O.LINALG_DET, a)
+
+    def linalg_cholesky(self, a):
+        return apply(O.LINALG_CHOLESKY, a)
+
+    def linalg_eigh(self, a):
+        return apply(O.LINALG_EIGH, a)
+
+    def linalg_qr(self, a):
+        return apply(O.LINALG_QR, a)
+
+    def linalg_svd(self, a):
+        return apply(O.LINALG_SVD, a)
+
     # reductions and shapes
     def amax(self, x, axis=None, keepdims=False):
         return apply(O.AMAX, x, axis=axis, keepdims=keepdims)

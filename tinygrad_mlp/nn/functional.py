@@ -16,6 +16,7 @@ from typing import Any
 from .. import backend
 from .. import ops as O
 from .._tensor import Tensor, apply
+from .._tensor_maths import einsum
 from ..backend import np
 
 __all__ = [
@@ -46,6 +47,15 @@ __all__ = [
     "layer_norm",
     "batch_norm",
     "embedding",
+    "softmin",
+    "glu",
+    "threshold",
+    "prelu",
+    "bilinear",
+    "pairwise_distance",
+    "group_norm",
+    "instance_norm",
+    "embedding_bag",
     "pad",
     "conv1d",
     "conv2d",
@@ -451,6 +461,225 @@ def embedding(
             keep = _const((~pad)[..., None].astype(weight._data.dtype), out)
             out = out * keep + weight.detach()[idx] * (1 - keep)
     return out
+
+
+# ---------------------------------------------------------------- more layers: softmin, glu,
+# threshold, prelu, bilinear, distances, group and instance normalisation, embedding bags
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None):
+    """softmax(-x) along ``dim``."""
+    return softmax(-input, dim, dtype)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """The gated linear unit: the first half of ``dim`` times the sigmoid of the second."""
+    d = dim % max(input.ndim, 1)
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    if input.shape[d] % 2:
+        raise RuntimeError(
+            f"Halving dimension must be even, but dimension {d} is size {input.shape[d]}"
+        )
+    a, b = input.chunk(2, d)
+    return a * b.sigmoid()
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, ``value`` elsewhere."""
+    out = _where((input > threshold)._data, input, value)
+    return input.copy_(out.detach()) if inplace else out
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x where x >= 0, weight * x elsewhere (one weight, or one per channel of dim 1)."""
+    if weight.ndim != 1 or (
+        weight.shape[0] != 1 and (input.ndim < 2 or weight.shape[0] != input.shape[1])
+    ):
+        raise RuntimeError(
+            f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+            f"{weight.numel()} and channel size = {input.shape[1] if input.ndim > 1 else 1}."
+        )
+    w = (
+        weight
+        if weight.shape[0] == 1 or input.ndim < 2
+        else weight.reshape(-1, *([1] * (input.ndim - 2)))
+    )
+    return _where((input >= 0)._data, input, input * w)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None):
+    """y_o = x1^T W_o x2 + b_o for each output feature o."""
+    if (
+        weight.ndim != 3
+        or input1.shape[-1] != weight.shape[1]
+        or input2.shape[-1] != weight.shape[2]
+    ):
+        raise RuntimeError(
+            f"bilinear: input1 {tuple(input1.shape)}, input2 {tuple(input2.shape)} and weight "
+            f"{tuple(weight.shape)} do not fit: expected weight (out, in1, in2)"
+        )
+    out = einsum("...i,oij,...j->...o", input1, weight, input2)
+    return out if bias is None else out + bias
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:  # fmt: skip
+    """||x1 - x2 + eps||_p along the last dimension."""
+    diff = x1 - x2 + eps
+    return diff.norm(p, -1, keepdim)
+
+
+def _normalised(x: Tensor, axes: tuple, eps: float) -> Tensor:
+    mean = x.mean(axes, True)
+    centred = x - mean
+    var = (centred * centred).mean(axes, True)  # the biased variance, as PyTorch
+    return centred * (var + eps) ** -0.5
+
+
+def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    shape = (1, -1) + (1,) * (out.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(*shape)
+    if bias is not None:
+        out = out + bias.reshape(*shape)
+    return out
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:  # fmt: skip
+    """Normalise each group of channels (dim 1) of each sample by its own mean and variance."""
+    if input.ndim < 2:
+        raise RuntimeError(
+            f"Expected at least 2 dimensions for input tensor but received {input.ndim}"
+        )
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise RuntimeError(
+            f"Expected number of channels in input to be divisible by num_groups, but got input "
+            f"of shape {list(input.shape)} and num_groups={num_groups}"
+        )
+    grouped = input.reshape(n, num_groups, -1)
+    out = _normalised(grouped, (2,), eps).reshape(*input.shape)
+    return _affine(out, weight, bias)
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:  # fmt: skip
+    """Normalise each channel of each sample over its spatial dims; with running statistics
+    and ``use_input_stats``, they are updated (the mean over the batch of each sample's)."""
+    if input.ndim < 3:
+        raise ValueError(
+            f"instance_norm expects an input of at least 3 dimensions, got {input.ndim}D"
+        )
+    axes = tuple(range(2, input.ndim))
+    c = input.shape[1]
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        out = _normalised(input, axes, eps)
+        count = math.prod(input.shape[2:])
+        data = input._data
+        if running_mean is not None:
+            mean = data.mean(axis=axes).mean(axis=0)
+            m = running_mean._data
+            m *= 1 - momentum
+            m += momentum * mean.astype(m.dtype)
+        if running_var is not None:
+            var = data.var(axis=axes, ddof=1 if count > 1 else 0).mean(axis=0)
+            v = running_var._data
+            v *= 1 - momentum
+            v += momentum * var.astype(v.dtype)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError(
+                "Expected running_mean and running_var to be defined when use_input_stats is false"
+            )
+        mean = _const(running_mean._data.reshape(shape).astype(input._data.dtype), input)
+        inv = (running_var._data.reshape(shape) + eps) ** -0.5
+        out = (input - mean) * _const(inv.astype(input._data.dtype), input)
+    return _affine(out, weight, bias)
+
+
+def embedding_bag(
+    input: Any,
+    weight: Tensor,
+    offsets: Any = None,
+    max_norm: float | None = None,
+    norm_type: float = 2,
+    scale_grad_by_freq: bool = False,
+    mode: str = "mean",
+    sparse: bool = False,
+    per_sample_weights: Tensor | None = None,
+    include_last_offset: bool = False,
+    padding_idx: int | None = None,
+) -> Tensor:
+    """The sum, mean or max of the rows of ``weight`` picked by each bag of indices: the rows
+    of a 2-D ``input``, or the runs of a 1-D one that start at ``offsets``. Empty bags give 0."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError(
+            "embedding_bag: max_norm, scale_grad_by_freq and sparse are not supported"
+        )
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    idx = backend.to_numpy(idx)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"embedding_bag: expected indices of an integer dtype, got {idx.dtype}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(
+            "embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+            f"supported for mode='sum' (got mode='{mode}'). Please open a feature request"
+        )
+    if idx.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None")
+        bags = idx.shape[0]
+        bag_of = np.repeat(np.arange(bags), idx.shape[1])
+        idx = idx.reshape(-1)
+    elif idx.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        starts = backend.to_numpy(
+            offsets._data if isinstance(offsets, Tensor) else np.asarray(offsets)
+        )
+        starts = starts.astype(np.int64).reshape(-1)
+        if include_last_offset:
+            starts = starts[:-1]
+        bags = len(starts)
+        if bags and (starts[0] != 0 or (np.diff(starts) < 0).any() or starts[-1] > len(idx)):
+            raise ValueError(
+                f"offsets must start at 0 and rise to at most {len(idx)}, got {starts.tolist()}"
+            )
+        bag_of = np.searchsorted(starts, np.arange(len(idx)), side="right") - 1
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {idx.ndim}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    keep = np.ones(len(idx), bool)
+    if padding_idx is not None:
+        keep = idx != padding_idx % n
+    idx, bag_of = idx[keep], bag_of[keep]
+    device = weight.device
+    rows = weight[backend.to_device(idx, device)]
+    if per_sample_weights is not None:
+        w = per_sample_weights.reshape(-1)[backend.to_device(np.nonzero(keep)[0], device)]
+        rows = rows * w.reshape(-1, 1)
+    target = backend.to_device(bag_of, device)
+    zeros = weight.new_zeros(bags, weight.shape[1])
+    if mode == "max":
+        full = backend.to_device(np.repeat(bag_of[:, None], weight.shape[1], 1), device)
+        return zeros.scatter_reduce(
+            0, Tensor._wrap(full, False, None), rows, "amax", include_self=False
+        )
+    total = zeros.index_add(0, Tensor._wrap(target, False, None), rows)
+    if mode == "sum":
+        return total
+    counts = np.bincount(bag_of, minlength=bags).astype(weight._data.dtype)
+    counts = backend.to_device(np.maximum(counts, 1)[:, None], device)
+    return total / _const(counts, total)
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None):

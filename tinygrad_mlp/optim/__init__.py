@@ -2,11 +2,15 @@
 ``optim.lr_scheduler``."""
 
 from . import lr_scheduler
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .asgd import ASGD
+from .lbfgs import LBFGS
 from .nadam import NAdam
 from .optimizer import Optimizer
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
@@ -19,5 +23,9 @@ __all__ = [
     "Adagrad",
     "Adamax",
     "NAdam",
+    "RAdam",
+    "Adadelta",
+    "ASGD",
+    "LBFGS",
     "lr_scheduler",
 ]

@@ -4,6 +4,7 @@ from .activation import (
     CELU,
     ELU,
     GELU,
+    GLU,
     SELU,
     Hardsigmoid,
     Hardswish,
@@ -12,13 +13,16 @@ from .activation import (
     LogSigmoid,
     LogSoftmax,
     Mish,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
+    Softmin,
     Softplus,
     Tanh,
+    Threshold,
 )
 from .container import (
     ModuleDict,
@@ -29,8 +33,8 @@ from .container import (
     _plan_stack,
 )
 from .conv import Conv1d, Conv2d, ConvTranspose2d
-from .distance import CosineSimilarity
-from .linear import Identity, Linear
+from .distance import CosineSimilarity, PairwiseDistance
+from .linear import Bilinear, Identity, Linear
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -43,12 +47,29 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import LoadResult, Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool1d, MaxPool2d
 from .shape import Dropout, Dropout2d, Flatten, Unflatten, Upsample
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 
 __all__ = [
+    "Softmin",
+    "GLU",
+    "PReLU",
+    "Threshold",
+    "PairwiseDistance",
+    "Bilinear",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "EmbeddingBag",
     "Parameter",
     "Module",
     "Sequential",

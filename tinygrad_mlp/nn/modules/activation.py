@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..._tensor import Tensor
+from ...backend import np
 from .. import functional as F
-from .module import Module
+from .linear import _dtype
+from .module import Module, Parameter
 
 __all__ = [
     "ReLU",
@@ -28,6 +30,10 @@ __all__ = [
     "Tanh",
     "Softmax",
     "LogSoftmax",
+    "Softmin",
+    "GLU",
+    "Threshold",
+    "PReLU",
 ]
 
 
@@ -273,3 +279,64 @@ class LogSoftmax(Softmax):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.log_softmax(input, self.dim)
+
+
+class Softmin(Module):
+    """softmax(-x) along ``dim``."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softmin(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class GLU(Module):
+    """The first half of ``dim`` times the sigmoid of the second."""
+
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Threshold(Module):
+    """x where x > threshold, ``value`` elsewhere."""
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
+        self.threshold = threshold
+        self.value = value
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.threshold(input, self.threshold, self.value, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}" + (
+            ", inplace=True" if self.inplace else ""
+        )
+
+
+class PReLU(Module):
+    """x where x >= 0, a * x elsewhere, with ``a`` learned (one, or one per channel)."""
+
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None
+    ) -> None:
+        self.num_parameters = int(num_parameters)
+        self.init = init
+        weight = np.full(self.num_parameters, init, dtype=_dtype(dtype))
+        self.weight = Parameter(weight, device=device)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

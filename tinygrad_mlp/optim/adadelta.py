@@ -1,0 +1,83 @@
+"""Adadelta, as torch.optim.Adadelta."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..backend import array_module_of
+from .optimizer import Optimizer, _flag, _non_negative
+
+__all__ = ["Adadelta"]
+
+
+class Adadelta(Optimizer):
+    """Adadelta, exactly as torch.optim.Adadelta: g = g + weight_decay * p;
+    s = rho s + (1 - rho) g^2; delta = sqrt(a + eps) / sqrt(s + eps) * g;
+    a = rho a + (1 - rho) delta^2; p = p - lr delta."""
+
+    _state_names = frozenset({"step", "square_avg", "acc_delta"})
+    _required_state = frozenset({"step", "square_avg", "acc_delta"})
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    _hyper_checks = {
+        "lr": _non_negative,
+        "rho": lambda name, value: _unit(name, value),
+        "eps": _non_negative,
+        "weight_decay": _non_negative,
+        "maximize": _flag,
+    }
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one Adadelta update to every parameter whose grad is not None."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, rho, eps, weight_decay = (
+                group["lr"],
+                group["rho"],
+                group["eps"],
+                group["weight_decay"],
+            )
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad._data
+                data = p._data
+                xp = array_module_of(data)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = xp.zeros_like(data)
+                    state["acc_delta"] = xp.zeros_like(data)
+                state["step"] += 1
+                if group["maximize"]:
+                    g = -g
+                if weight_decay != 0:
+                    g = g + weight_decay * data
+                square, acc = state["square_avg"], state["acc_delta"]
+                square *= rho
+                square += (1 - rho) * g * g
+                delta = xp.sqrt(acc + eps) / xp.sqrt(square + eps) * g
+                acc *= rho
+                acc += (1 - rho) * delta * delta
+                data -= lr * delta
+        return loss
+
+
+def _unit(name: str, value: Any) -> float:
+    value = _non_negative(name, value)
+    if value > 1:
+        raise ValueError(f"invalid {name}: {value!r} (must be in [0, 1])")
+    return value
