@@ -15,7 +15,9 @@ from typing import Any
 
 from . import backend
 from . import ops as O
+from ._dtype import Size, wrap_dtype
 from ._grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
+from ._printing import backward_name, tensor_repr
 from .backend import np
 
 __all__ = [
@@ -35,6 +37,17 @@ DEFAULT_DTYPE = np.dtype(np.float32)
 _INT64 = np.dtype(np.int64)
 _BOOL = np.dtype(bool)
 
+_TYPE_NAMES = {
+    "float16": "HalfTensor",
+    "float32": "FloatTensor",
+    "float64": "DoubleTensor",
+    "int8": "CharTensor",
+    "uint8": "ByteTensor",
+    "int16": "ShortTensor",
+    "int32": "IntTensor",
+    "int64": "LongTensor",
+    "bool": "BoolTensor",
+}
 max_result = namedtuple("max", ["values", "indices"])
 min_result = namedtuple("min", ["values", "indices"])
 
@@ -56,6 +69,7 @@ class Node:
         "released",
         "trace",
         "ctx",
+        "label",
     )
 
     def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple, params: dict) -> None:
@@ -70,9 +84,11 @@ class Node:
         self.ctx = None
 
     def name(self) -> str:
-        """The PyTorch-style name of the backward of this op, e.g. 'MulBackward0'."""
-        words = self.op.name.split("_")
-        return "".join(w[:1].upper() + w[1:] for w in words) + "Backward0"
+        """PyTorch's name for the backward of this op, e.g. 'MulBackward0'."""
+        label = getattr(self, "label", None)
+        if label is None:
+            label = backward_name(self.op.name, self.params, self.inputs)
+        return label
 
     @property
     def next_functions(self) -> tuple:
@@ -81,6 +97,8 @@ class Node:
 
     def release(self) -> None:
         """Free what forward saved and the links to the inputs."""
+        if self.op is O.MATMUL or self.op is O.LINEAR:
+            self.label = self.name()  # the name depends on the inputs' dims
         self.saved = None
         self.inputs = ()
         self.released = True
@@ -151,6 +169,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
 
 
 _new = object.__new__
+_new_size = tuple.__new__
 
 # NOTE: tm.compile sets this to its recorder while it traces a step; apply then reports each op
 # application (op, input tensors, params, output tensor). None otherwise: one global read per op.
@@ -488,15 +507,15 @@ class Tensor:
         self._data = array
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        """The sizes of the dimensions."""
-        return self._data.shape
+    def shape(self) -> Size:
+        """The sizes of the dimensions, as a ``Size``."""
+        return _new_size(Size, self._data.shape)
 
     def size(self, dim: int | None = None) -> Any:
-        """The shape, or the size of dimension ``dim``."""
+        """The shape (a ``Size``), or the size of dimension ``dim``."""
         shape = self._data.shape
         if dim is None:
-            return shape
+            return _new_size(Size, shape)
         return shape[_one_dim(dim, len(shape))] if shape else 1
 
     @property
@@ -518,8 +537,8 @@ class Tensor:
 
     @property
     def dtype(self):
-        """The dtype of the elements (a numpy dtype: tm.float32 == numpy.float32)."""
-        return self._data.dtype
+        """The dtype of the elements (``tm.float32``, equal to numpy.float32)."""
+        return wrap_dtype(self._data.dtype)
 
     @property
     def itemsize(self) -> int:
@@ -601,23 +620,19 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        values = self.numpy()
-        body = np.array2string(values, separator=", ", prefix="tensor(", threshold=200)
-        extra = ""
-        if values.dtype not in (DEFAULT_DTYPE, _INT64, _BOOL):
-            extra += f", dtype=tm.{values.dtype}"
-        if self.device != "cpu":
-            extra += f", device='{self.device}'"
-        if self._node is not None:
-            extra += f", grad_fn={self._node!r}"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        node = self._node
+        name = None if node is None else node.name()
+        return tensor_repr(self.numpy(), self.dtype, self.device, name, self.requires_grad)
 
     def __format__(self, spec: str) -> str:
-        if spec and self.numel() == 1:
-            return format(self.item(), spec)
-        return format(repr(self), spec)
+        if self._data.ndim == 0:
+            return format(self.item(), spec)  # as PyTorch: a 0-d tensor formats as its number
+        if spec:
+            raise TypeError(
+                f"unsupported format string {spec!r} passed to Tensor.__format__ (shape "
+                f"{tuple(self.shape)}; only a 0-d tensor formats as a number)"
+            )
+        return repr(self)
 
     def __array__(self, dtype=None, copy=None):
         array = self.numpy()
@@ -747,7 +762,7 @@ class Tensor:
     def type(self, dtype: Any = None) -> Any:
         """The dtype's name without an argument, else ``to(dtype)``."""
         if dtype is None:
-            return str(self.dtype)
+            return f"tinygrad_mlp.{_TYPE_NAMES.get(self._data.dtype.name, 'Tensor')}"
         return self.to(dtype)
 
     def type_as(self, other: Tensor) -> Tensor:
@@ -1315,7 +1330,7 @@ class Tensor:
             return self.maximum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return self.amax(keepdim=keepdim) if keepdims else self.amax()
+            return _labelled(self.amax(keepdim=keepdim) if keepdims else self.amax(), "Max")
         return _extreme(self, dim, keepdim, "argmax", max_result)
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
@@ -1325,7 +1340,7 @@ class Tensor:
             return self.minimum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return self.amin(keepdim=keepdim) if keepdims else self.amin()
+            return _labelled(self.amin(keepdim=keepdim) if keepdims else self.amin(), "Min")
         return _extreme(self, dim, keepdim, "argmin", min_result)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1616,7 +1631,7 @@ class Tensor:
             return apply(O.GETITEM, self, index=_index(index))
         except IndexError as e:
             raise IndexError(
-                f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
+                f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
             ) from None
 
     # ------------------------------------------------------------ in-place ops
@@ -1800,7 +1815,7 @@ class Tensor:
             self._data[_index(index)] = v
         except IndexError as e:
             raise IndexError(
-                f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
+                f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
             ) from None
         except ValueError as e:
             raise RuntimeError(f"__setitem__: cannot assign into shape {self.shape}: {e}") from None
@@ -1886,12 +1901,19 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, arg: str, result) -> Any:
     return result(values, _wrap(idx))
 
 
+def _labelled(t: Tensor, name: str) -> Tensor:
+    """``t`` with PyTorch's name for a full reduction (``MaxBackward1``) on its node."""
+    if t._node is not None:
+        t._node.label = f"{name}Backward1"
+    return t
+
+
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with numpy's rules for 1-D and 2-D operands; shapes are checked first."""
     if not isinstance(a, Tensor):
         a = _lift(a, b)
     b = _lift(b, a)
-    sa, sb = a.shape, b.shape
+    sa, sb = a._data.shape, b._data.shape
     if not sa or not sb:
         raise RuntimeError(
             f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and "
