@@ -228,6 +228,8 @@ CASES = {
     "max": lambda x, w, b, lib: x.max(),
     "min": lambda x, w, b, lib: x.min(),
     "amax": lambda x, w, b, lib: x.amax(1),
+    "max_dim": lambda x, w, b, lib: x.max(1).values,
+    "min_dim_keepdim": lambda x, w, b, lib: x.min(0, keepdim=True).values,
     "select": lambda x, w, b, lib: x[0],
     "select2": lambda x, w, b, lib: x[1, 2],
     "select_after_slice": lambda x, w, b, lib: x[1:, 0],

@@ -105,7 +105,7 @@ class Node:
         self.ctx = None
 
     def __repr__(self) -> str:
-        return f"<{self.name()}>"
+        return f"<{self.name()} object at {id(self):#x}>"
 
 
 # NOTE: an op's output is always created after its inputs, so ordering the nodes of a graph by
@@ -1330,7 +1330,8 @@ class Tensor:
             return self.maximum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return _labelled(self.amax(keepdim=keepdim) if keepdims else self.amax(), "Max")
+            out = self.amax(keepdim=keepdim) if keepdims else self.amax()
+            return _labelled(out, "MaxBackward1")
         return _extreme(self, dim, keepdim, "argmax", max_result)
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
@@ -1340,7 +1341,8 @@ class Tensor:
             return self.minimum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return _labelled(self.amin(keepdim=keepdim) if keepdims else self.amin(), "Min")
+            out = self.amin(keepdim=keepdim) if keepdims else self.amin()
+            return _labelled(out, "MinBackward1")
         return _extreme(self, dim, keepdim, "argmin", min_result)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1898,13 +1900,14 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, arg: str, result) -> Any:
     if not keepdim:
         values = values.squeeze(d)
         idx = idx.squeeze(d)
-    return result(values, _wrap(idx))
+    return result(_labelled(values, f"{arg[3:].capitalize()}Backward0"), _wrap(idx))
 
 
 def _labelled(t: Tensor, name: str) -> Tensor:
-    """``t`` with PyTorch's name for a full reduction (``MaxBackward1``) on its node."""
+    """``t`` with PyTorch's name (``MaxBackward1``) on its node, where the ops that made it
+    would name it otherwise."""
     if t._node is not None:
-        t._node.label = f"{name}Backward1"
+        t._node.label = name
     return t
 
 
