@@ -60,6 +60,10 @@ def arrays(draw):
 @given(arrays())
 def test_repr_and_str_match_torch(array):
     assert_prints_alike(array)
+    if array.dtype.kind == "f":
+        ours, theirs = tm.tensor(array, requires_grad=True), torch.tensor(array, requires_grad=True)
+        assert torch_text(repr(ours)) == repr(theirs)
+        assert torch_text(repr(ours * 2)) == repr(theirs * 2)
 
 
 @st.composite

@@ -103,10 +103,9 @@ def _summarised(values: Any) -> Any:
         return np.concatenate([values[:edge], values[-edge:]]) if len(values) > 2 * edge else values
     if not edge:
         return values[(slice(0, 0),) * values.ndim]
-    rows = list(values)
-    if len(rows) > 2 * edge:
-        rows = rows[:edge] + rows[-edge:]
-    return np.stack([_summarised(r) for r in rows])
+    if len(values) > 2 * edge:
+        values = np.concatenate([values[:edge], values[-edge:]])
+    return np.stack([_summarised(row) for row in values])
 
 
 def _vector(values: Any, indent: int, summarise: bool, formatter: _Formatter) -> str:
@@ -143,12 +142,15 @@ def _with_suffixes(text: str, suffixes: list[str], indent: int) -> str:
     out = [text]
     last_line = len(text) - text.rfind("\n") + 1
     for suffix in suffixes:
-        if last_line + len(suffix) + 2 > _options["linewidth"]:
+        # NOTE: measured as PyTorch's text ("torch.float64"), so that a tensor breaks its lines
+        # where PyTorch's does, whatever the length of this module's name
+        size = len(suffix.replace("tinygrad_mlp.", "torch."))
+        if last_line + size + 2 > _options["linewidth"]:
             out.append(",\n" + " " * indent + suffix)
-            last_line = indent + len(suffix)
+            last_line = indent + size
         else:
             out.append(", " + suffix)
-            last_line += len(suffix) + 2
+            last_line += size + 2
     return "".join(out) + ")"
 
 

@@ -97,7 +97,7 @@ class Node:
 
     def release(self) -> None:
         """Free what forward saved and the links to the inputs."""
-        if self.op is O.MATMUL or self.op is O.LINEAR:
+        if self.op in _NAMED_BY_DIMS:
             self.label = self.name()  # the name depends on the inputs' dims
         self.saved = None
         self.inputs = ()
@@ -114,6 +114,7 @@ class Node:
 # carries a stamp above the node's, and while no in-place change at all is newer than a node
 # (_Mode.last_inplace) the engine need not look at its inputs.
 _creation_order = itertools.count(1)
+_NAMED_BY_DIMS = (O.MATMUL, O.LINEAR)
 _data_of = attrgetter("_data")
 _requires_grad_of = attrgetter("requires_grad")
 _ndarray = np.ndarray
