@@ -61,22 +61,24 @@ class _Formatter:
                 self.max_width = max(len(str(v)) for v in flat.tolist())
         else:
             finite = flat[np.isfinite(flat) & (flat != 0)].astype(np.float64)
-            if finite.size:
-                magnitude = np.abs(finite)
-                low, high = magnitude.min(), magnitude.max()
-                self.int_mode = bool(np.all(finite == np.ceil(finite)))
-                wide = high / low > 1000.0 or high > 1.0e8
-                if self.int_mode and not wide:
-                    spec, extra = ".0f", 1  # room for the point that marks a float
-                elif wide or low < 1.0e-4:
-                    self.sci_mode = True
-                    spec, extra = f".{precision}e", 0
-                else:
-                    spec, extra = f".{precision}f", 0
-                widths = (len(format(v, spec)) + extra for v in finite.tolist())
-                self.max_width = max(self.max_width, *widths)
-        if _options["sci_mode"] is not None:
-            self.sci_mode = _options["sci_mode"]
+            if not finite.size:
+                return  # zeros, NaNs and infinities only: the defaults
+            magnitude = np.abs(finite)
+            low, high = magnitude.min(), magnitude.max()
+            self.int_mode = bool(np.all(finite == np.ceil(finite)))
+            self.sci_mode = (
+                high / low > 1000.0 or high > 1.0e8 or low < 1.0e-4
+                if _options["sci_mode"] is None
+                else _options["sci_mode"]
+            )
+            if self.sci_mode:
+                spec, extra = f".{precision}e", 0
+            elif self.int_mode:
+                spec, extra = ".0f", 1  # room for the point that marks a float
+            else:
+                spec, extra = f".{precision}f", 0
+            widths = (len(format(v, spec)) + extra for v in finite.tolist())
+            self.max_width = max(self.max_width, *widths)
 
     def format(self, value: Any) -> str:
         """One element, right-aligned to the common width."""
