@@ -367,7 +367,7 @@ def test_tensor_attributes():
 def test_repr_item_numpy_detach_and_to():
     x = T([1.5, -2.0], requires_grad=True, device="cpu")
     r = repr(x)
-    assert r == "tensor([ 1.5, -2. ], requires_grad=True)"  # PyTorch's form
+    assert r == "tensor([ 1.5000, -2.0000], requires_grad=True)"  # PyTorch's form
     assert "grad_fn=<MulBackward0>" in repr(x * 2.0)
     assert "dtype=" in repr(T([1.0], dtype="float64"))
     assert T([[4.25]]).item() == 4.25 and isinstance(T([[4.25]]).item(), float)

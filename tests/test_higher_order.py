@@ -303,11 +303,12 @@ def test_module_forward_hooks_see_and_replace_values_and_unfuse_sequential():
     # the pre-hook doubled the input; the forward hook saw layer 0's output of the doubled input
     w, b = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
     np.testing.assert_allclose(seen[0].numpy(), 2 * x.numpy() @ w.T + b, rtol=1e-6)
-    assert y.grad_fn.name() == "LinearBackward0"  # layer by layer while a hook is registered
+    assert y.op == "linear"  # layer by layer while a hook is registered
     hook.remove()
     pre.remove()
     y2 = model(x)
-    assert y2.grad_fn.name() == "MlpBackward0" and len(seen) == 1
+    assert y2.op == "mlp" and len(seen) == 1
+    assert y.grad_fn.name() == y2.grad_fn.name() == "AddmmBackward0"  # PyTorch's name for both
     replace = model[2].register_forward_hook(lambda m, args, out: out * 0)
     assert float(model(x).abs().sum()) == 0.0
     replace.remove()

@@ -397,3 +397,18 @@ def test_cupy_arrays_are_saved_from_the_host(tmp_path):
     got = load(tmp_path / "g.npz")["w"]
     assert isinstance(got, np.ndarray) and got.dtype == np.float32
     np.testing.assert_array_equal(got, np.arange(4, dtype=np.float32))
+
+
+def test_load_takes_map_location_and_weights_only_as_torch(tmp_path):
+    path = tmp_path / "state.npz"
+    state = {"w": tm.tensor([[1.0, 2.0]]), "nested": [tm.tensor([3])]}
+    tm.save(state, path)
+    for location in ("cpu", tm.device("cpu"), {"cpu": "cpu"}, lambda array, where: array):
+        loaded = tm.load(path, map_location=location, weights_only=True)
+        np.testing.assert_array_equal(loaded["w"], [[1.0, 2.0]])
+        assert loaded["nested"][0].tolist() == [3]
+    assert tm.load(path, "cpu", weights_only=False)["w"].shape == (1, 2)
+    with pytest.raises(TypeError, match="weights_only"):
+        tm.load(path, weights_only="yes")
+    with pytest.raises(TypeError, match="map_location"):
+        tm.load(path, map_location=3)

@@ -547,7 +547,9 @@ def test_broadcasting_gradient_is_summed_back():
 
 def test_python_protocol():
     loss = tm.tensor(0.123456)
-    assert f"{loss:.4f}" == "0.1235" and f"{tm.tensor([2.5]):.1f}" == "2.5"
+    assert f"{loss:.4f}" == "0.1235" and f"{loss}" == "0.12345600128173828"
+    with pytest.raises(TypeError, match="0-d"):
+        f"{tm.tensor([2.5]):.1f}"  # as PyTorch: only a 0-d tensor formats as a number
     assert tm.tensor(5).item() == 5 and isinstance(tm.tensor(5).item(), int)
     assert tm.tensor([[4.25]]).item() == 4.25
     assert tm.tensor([[1, 2], [3, 4]]).tolist() == [[1, 2], [3, 4]]
@@ -574,14 +576,14 @@ def test_python_protocol():
 def test_repr_like_pytorch():
     assert repr(tm.tensor([1, 2])) == "tensor([1, 2])"
     assert repr(tm.tensor([1.0, 2.0])) == "tensor([1., 2.])"
-    assert repr(tm.tensor([True])) == "tensor([ True])"
+    assert repr(tm.tensor([True])) == "tensor([True])"
+    assert repr(tm.tensor([True, False])) == "tensor([ True, False])"
     x = leaf([1.0, 2.0])
     assert repr(x) == "tensor([1., 2.], requires_grad=True)"
     assert repr(x * 2) == "tensor([2., 4.], grad_fn=<MulBackward0>)"
     assert repr(tm.tensor([[1.0, 2.0], [3.0, 4.0]])) == "tensor([[1., 2.],\n        [3., 4.]])"
-    assert "dtype=" in repr(tm.tensor([1.0], dtype=tm.float64)) and "float64" in repr(
-        tm.tensor([1.0], dtype=tm.float64)
-    )
+    assert repr(tm.tensor([1.0], dtype=tm.float64)) == "tensor([1.], dtype=tinygrad_mlp.float64)"
+    assert repr(tm.tensor([0.5, 1e-5])) == "tensor([5.0000e-01, 1.0000e-05])"
 
 
 # ---------------------------------------------------------------- autograd attributes

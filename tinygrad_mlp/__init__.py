@@ -4,8 +4,10 @@ from . import (
     _functions,
     _method_functions,
     _tensor_maths,
+    accelerator,
     autograd,
     backend,
+    backends,
     cuda,
     datasets,
     distributed,
@@ -20,8 +22,12 @@ from . import (
 )
 from . import numpy as numpy  # the differentiable numpy namespace (tm.numpy)
 from ._device import device
+from ._dtype import Size, dtype, wrap_dtype
 from ._functions import *  # noqa: F403  (tm.zeros, tm.cat, ...: PyTorch's top level)
 from ._method_functions import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
+from ._out import OUT_FUNCTIONS, with_out
+from ._printing import set_printoptions
+from ._sampling import bincount, histc, histogram, multinomial
 from ._tensor import Tensor
 from ._tensor_maths import *  # noqa: F403  (tm.floor, tm.sort, tm.scatter, tm.einsum, ...)
 from .autograd import (
@@ -40,7 +46,21 @@ from .autograd import (
     set_anomaly_detection,
     set_grad_enabled,
 )
-from .backend import Generator, cupy_available, get_array_module, manual_seed, set_default_device
+from .backend import (
+    Generator,
+    cupy_available,
+    default_generator,
+    get_array_module,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_default_device,
+)
+from .backends import (
+    are_deterministic_algorithms_enabled,
+    is_deterministic_algorithms_warn_only_enabled,
+    use_deterministic_algorithms,
+)
 from .classifier import NNClassifier as NNClassifier
 from .compile import compile  # noqa: A004  (PyTorch's name: tm.compile(fn), tm.compile(model))
 from .datasets import image_folder, make_moons, make_xor, mnist
@@ -48,17 +68,20 @@ from .nn import functional
 from .serialization import load, save
 from .utils.data import DataLoader
 
-_np = backend.np
-float16 = half = _np.dtype("float16")
-float32 = float = _np.dtype("float32")
-float64 = double = _np.dtype("float64")
-int8 = _np.dtype("int8")
-uint8 = _np.dtype("uint8")
-int16 = short = _np.dtype("int16")
-int32 = int = _np.dtype("int32")
-int64 = long = _np.dtype("int64")
-bool = _np.dtype("bool")  # noqa: A001  (PyTorch's name, shadowing the builtin only here)
-dtype = type(float32)
+float16 = half = wrap_dtype("float16")
+float32 = float = wrap_dtype("float32")
+float64 = double = wrap_dtype("float64")
+int8 = wrap_dtype("int8")
+uint8 = wrap_dtype("uint8")
+int16 = short = wrap_dtype("int16")
+int32 = int = wrap_dtype("int32")
+int64 = long = wrap_dtype("int64")
+bool = wrap_dtype("bool")  # noqa: A001  (PyTorch's name, shadowing the builtin only here)
+
+# out= on the functions that take it in PyTorch (the registry-facing functions stay as they are)
+multinomial, histc, histogram = with_out(multinomial), with_out(histc), with_out(histogram)
+for _name in OUT_FUNCTIONS:
+    globals()[_name] = with_out(globals()[_name])
 
 __version__ = "0.1.0"
 __all__ = [
@@ -66,6 +89,20 @@ __all__ = [
     *_method_functions.__all__,
     *_tensor_maths.__all__,
     "Tensor",
+    "Size",
+    "set_printoptions",
+    "multinomial",
+    "histogram",
+    "histc",
+    "bincount",
+    "backends",
+    "accelerator",
+    "use_deterministic_algorithms",
+    "are_deterministic_algorithms_enabled",
+    "is_deterministic_algorithms_warn_only_enabled",
+    "seed",
+    "initial_seed",
+    "default_generator",
     "Function",
     "Generator",
     "device",

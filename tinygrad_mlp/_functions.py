@@ -8,6 +8,7 @@ from typing import Any
 
 from . import backend
 from . import ops as O
+from ._dtype import wrap_dtype
 from ._tensor import (
     DEFAULT_DTYPE,
     Tensor,
@@ -88,7 +89,7 @@ def is_tensor(obj: Any) -> bool:
 
 def get_default_dtype():
     """The dtype of floats given without a dtype: float32."""
-    return DEFAULT_DTYPE
+    return wrap_dtype(DEFAULT_DTYPE)
 
 
 def numel(t: Tensor) -> int:

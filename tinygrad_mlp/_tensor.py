@@ -15,7 +15,9 @@ from typing import Any
 
 from . import backend
 from . import ops as O
+from ._dtype import Size, wrap_dtype
 from ._grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
+from ._printing import backward_name, tensor_repr
 from .backend import np
 
 __all__ = [
@@ -35,6 +37,17 @@ DEFAULT_DTYPE = np.dtype(np.float32)
 _INT64 = np.dtype(np.int64)
 _BOOL = np.dtype(bool)
 
+_TYPE_NAMES = {
+    "float16": "HalfTensor",
+    "float32": "FloatTensor",
+    "float64": "DoubleTensor",
+    "int8": "CharTensor",
+    "uint8": "ByteTensor",
+    "int16": "ShortTensor",
+    "int32": "IntTensor",
+    "int64": "LongTensor",
+    "bool": "BoolTensor",
+}
 max_result = namedtuple("max", ["values", "indices"])
 min_result = namedtuple("min", ["values", "indices"])
 
@@ -56,6 +69,7 @@ class Node:
         "released",
         "trace",
         "ctx",
+        "label",
     )
 
     def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple, params: dict) -> None:
@@ -70,9 +84,11 @@ class Node:
         self.ctx = None
 
     def name(self) -> str:
-        """The PyTorch-style name of the backward of this op, e.g. 'MulBackward0'."""
-        words = self.op.name.split("_")
-        return "".join(w[:1].upper() + w[1:] for w in words) + "Backward0"
+        """PyTorch's name for the backward of this op, e.g. 'MulBackward0'."""
+        label = getattr(self, "label", None)
+        if label is None:
+            label = backward_name(self.op.name, self.params, self.inputs)
+        return label
 
     @property
     def next_functions(self) -> tuple:
@@ -81,13 +97,15 @@ class Node:
 
     def release(self) -> None:
         """Free what forward saved and the links to the inputs."""
+        if self.op in _NAMED_BY_DIMS:
+            self.label = self.name()  # the name depends on the inputs' dims
         self.saved = None
         self.inputs = ()
         self.released = True
         self.ctx = None
 
     def __repr__(self) -> str:
-        return f"<{self.name()}>"
+        return f"<{self.name()} object at {id(self):#x}>"
 
 
 # NOTE: an op's output is always created after its inputs, so ordering the nodes of a graph by
@@ -96,6 +114,7 @@ class Node:
 # carries a stamp above the node's, and while no in-place change at all is newer than a node
 # (_Mode.last_inplace) the engine need not look at its inputs.
 _creation_order = itertools.count(1)
+_NAMED_BY_DIMS = (O.MATMUL, O.LINEAR)
 _data_of = attrgetter("_data")
 _requires_grad_of = attrgetter("requires_grad")
 _ndarray = np.ndarray
@@ -151,6 +170,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
 
 
 _new = object.__new__
+_new_size = tuple.__new__
 
 # NOTE: tm.compile sets this to its recorder while it traces a step; apply then reports each op
 # application (op, input tensors, params, output tensor). None otherwise: one global read per op.
@@ -489,15 +509,15 @@ class Tensor:
         self._data = array
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        """The sizes of the dimensions."""
-        return self._data.shape
+    def shape(self) -> Size:
+        """The sizes of the dimensions, as a ``Size``."""
+        return _new_size(Size, self._data.shape)
 
     def size(self, dim: int | None = None) -> Any:
-        """The shape, or the size of dimension ``dim``."""
+        """The shape (a ``Size``), or the size of dimension ``dim``."""
         shape = self._data.shape
         if dim is None:
-            return shape
+            return _new_size(Size, shape)
         return shape[_one_dim(dim, len(shape))] if shape else 1
 
     @property
@@ -519,8 +539,8 @@ class Tensor:
 
     @property
     def dtype(self):
-        """The dtype of the elements (a numpy dtype: tm.float32 == numpy.float32)."""
-        return self._data.dtype
+        """The dtype of the elements (``tm.float32``, equal to numpy.float32)."""
+        return wrap_dtype(self._data.dtype)
 
     @property
     def itemsize(self) -> int:
@@ -602,23 +622,19 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        values = self.numpy()
-        body = np.array2string(values, separator=", ", prefix="tensor(", threshold=200)
-        extra = ""
-        if values.dtype not in (DEFAULT_DTYPE, _INT64, _BOOL):
-            extra += f", dtype=tm.{values.dtype}"
-        if self.device != "cpu":
-            extra += f", device='{self.device}'"
-        if self._node is not None:
-            extra += f", grad_fn={self._node!r}"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        node = self._node
+        name = None if node is None else node.name()
+        return tensor_repr(self.numpy(), self.dtype, self.device, name, self.requires_grad)
 
     def __format__(self, spec: str) -> str:
-        if spec and self.numel() == 1:
-            return format(self.item(), spec)
-        return format(repr(self), spec)
+        if self._data.ndim == 0:
+            return format(self.item(), spec)  # as PyTorch: a 0-d tensor formats as its number
+        if spec:
+            raise TypeError(
+                f"unsupported format string {spec!r} passed to Tensor.__format__ (shape "
+                f"{tuple(self.shape)}; only a 0-d tensor formats as a number)"
+            )
+        return repr(self)
 
     def __array__(self, dtype=None, copy=None):
         array = self.numpy()
@@ -748,7 +764,7 @@ class Tensor:
     def type(self, dtype: Any = None) -> Any:
         """The dtype's name without an argument, else ``to(dtype)``."""
         if dtype is None:
-            return str(self.dtype)
+            return f"tinygrad_mlp.{_TYPE_NAMES.get(self._data.dtype.name, 'Tensor')}"
         return self.to(dtype)
 
     def type_as(self, other: Tensor) -> Tensor:
@@ -1319,7 +1335,8 @@ class Tensor:
             return self.maximum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return self.amax(keepdim=keepdim) if keepdims else self.amax()
+            out = self.amax(keepdim=keepdim) if keepdims else self.amax()
+            return _labelled(out, "MaxBackward1")
         return _extreme(self, dim, keepdim, "argmax", max_result)
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
@@ -1329,7 +1346,8 @@ class Tensor:
             return self.minimum(dim)
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if dim is None:
-            return self.amin(keepdim=keepdim) if keepdims else self.amin()
+            out = self.amin(keepdim=keepdim) if keepdims else self.amin()
+            return _labelled(out, "MinBackward1")
         return _extreme(self, dim, keepdim, "argmin", min_result)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1620,7 +1638,7 @@ class Tensor:
             return apply(O.GETITEM, self, index=_index(index))
         except IndexError as e:
             raise IndexError(
-                f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
+                f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
             ) from None
 
     # ------------------------------------------------------------ in-place ops
@@ -1804,7 +1822,7 @@ class Tensor:
             self._data[_index(index)] = v
         except IndexError as e:
             raise IndexError(
-                f"index {index!r:.80} is invalid for shape {self.shape}: {e}"
+                f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
             ) from None
         except ValueError as e:
             raise RuntimeError(f"__setitem__: cannot assign into shape {self.shape}: {e}") from None
@@ -1887,7 +1905,15 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, arg: str, result) -> Any:
     if not keepdim:
         values = values.squeeze(d)
         idx = idx.squeeze(d)
-    return result(values, _wrap(idx))
+    return result(_labelled(values, f"{arg[3:].capitalize()}Backward0"), _wrap(idx))
+
+
+def _labelled(t: Tensor, name: str) -> Tensor:
+    """``t`` with PyTorch's name (``MaxBackward1``) on its node, where the ops that made it
+    would name it otherwise."""
+    if t._node is not None:
+        t._node.label = name
+    return t
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -1895,7 +1921,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     if not isinstance(a, Tensor):
         a = _lift(a, b)
     b = _lift(b, a)
-    sa, sb = a.shape, b.shape
+    sa, sb = a._data.shape, b._data.shape
     if not sa or not sb:
         raise RuntimeError(
             f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and "

@@ -21,6 +21,9 @@ __all__ = [
     "to_numpy",
     "cupy_available",
     "manual_seed",
+    "seed",
+    "initial_seed",
+    "default_generator",
     "rng",
 ]
 
@@ -158,20 +161,69 @@ def looks_like_cupy(obj: Any) -> bool:
     return module.startswith("cupy") or module == "tinygrad_mlp.testing.simulated_cuda"
 
 
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed: int) -> None:
-    """Seed the generator behind every random initialisation and dropout mask."""
-    global _rng
+def _checked_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    _rng = np.random.default_rng(int(seed))
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise RuntimeError(f"seed {seed} is out of range: it must fit in 64 bits")
+    return seed % 2**64  # NOTE: as PyTorch, a negative seed wraps around to 2**64 + seed
+
+
+class Generator:
+    """A random generator of its own, as ``torch.Generator``: ``Generator().manual_seed(0)``."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self.seed()
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Reseed and return this generator."""
+        self._seed = _checked_seed(seed)
+        self.rng = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self) -> int:
+        """Reseed from the operating system's entropy and return the new seed."""
+        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self.rng = np.random.default_rng(self._seed)
+        return self._seed
+
+    def initial_seed(self) -> int:
+        """The seed this generator was last seeded with."""
+        return self._seed
+
+    def get_state(self) -> dict:
+        """The state of the generator, for set_state."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> Generator:
+        """Restore a state from get_state."""
+        self.rng.bit_generator.state = state
+        return self
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the generator behind every random initialisation and dropout mask; returns it."""
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    """Seed the global generator from the operating system's entropy; returns the seed."""
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    """The seed the global generator was last seeded with."""
+    return default_generator.initial_seed()
 
 
 def rng() -> np.random.Generator:
     """The global numpy random generator (random numbers are drawn on the host)."""
-    return _rng
+    return default_generator.rng
 
 
 # ---------------------------------------------------------------- the array namespace of the rules
@@ -665,41 +717,11 @@ def namespace_of(array: Any) -> ArrayNamespace:
     return ns
 
 
-class Generator:
-    """A random generator of its own, as ``torch.Generator``: ``Generator().manual_seed(0)``."""
-
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-        self._seed = int(np.random.SeedSequence().entropy % (2**63))
-        self.rng = np.random.default_rng(self._seed)
-
-    def manual_seed(self, seed: int) -> Generator:
-        """Reseed and return this generator."""
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        self._seed = int(seed)
-        self.rng = np.random.default_rng(self._seed)
-        return self
-
-    def initial_seed(self) -> int:
-        """The seed this generator was last seeded with."""
-        return self._seed
-
-    def get_state(self) -> dict:
-        """The state of the generator, for set_state."""
-        return self.rng.bit_generator.state
-
-    def set_state(self, state: dict) -> Generator:
-        """Restore a state from get_state."""
-        self.rng.bit_generator.state = state
-        return self
-
-
 def generator(gen: Any = None) -> np.random.Generator:
     """The numpy generator behind ``gen``: None (the global one), an int seed, a numpy
     Generator or a tinygrad_mlp Generator."""
     if gen is None:
-        return _rng
+        return default_generator.rng
     if isinstance(gen, Generator):
         return gen.rng
     if isinstance(gen, np.random.Generator):

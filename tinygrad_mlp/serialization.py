@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from .backend import is_array, looks_like_cupy, np, to_numpy
+from .backend import is_array, looks_like_cupy, np, to_device, to_numpy
 
 __all__ = ["save", "load"]
 
@@ -225,14 +225,49 @@ def save(
     _atomic_write(target, lambda f: np.savez(f, **arrays))
 
 
-def load(path: str | os.PathLike, *, format: str | None = None) -> Any:
-    """Read a file written by save(), or any pickle-free ``.npz``, as host numpy arrays.
+def load(
+    path: str | os.PathLike,
+    map_location: Any = None,
+    *,
+    weights_only: bool | None = None,
+    format: str | None = None,
+) -> Any:
+    """Read a file written by save(), or any pickle-free ``.npz``, as numpy arrays.
 
     A plain ``.npz`` without tinygrad_mlp's structure loads as a dict of member name -> array.
-    Object (pickled) arrays are refused, so loading never runs code from the file. A path
+    Object (pickled) arrays are refused, so loading never runs code from the file: every load
+    is what PyTorch calls ``weights_only`` (so both values of it are accepted). A path
     ending in ``.safetensors`` (or ``format="safetensors"``) loads as a dict of name -> array.
+    ``map_location`` is where the arrays go, as in PyTorch: a device ('cpu', 'cuda'), a dict
+    from the saved device to another, or a function ``(array, 'cpu') -> array``.
     """
-    source = _fspath(path)
+    if weights_only is not None and not isinstance(weights_only, bool):
+        raise TypeError(f"load(): weights_only must be a bool or None, got {weights_only!r}")
+    loaded = _load(_fspath(path), format)
+    return loaded if map_location is None else _mapped(loaded, map_location)
+
+
+def _mapped(value: Any, map_location: Any) -> Any:
+    """``value`` with each array moved as ``map_location`` says (arrays are saved from the host,
+    so their saved location is 'cpu')."""
+    if isinstance(value, dict):
+        return {k: _mapped(v, map_location) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_mapped(v, map_location) for v in value)
+    if not isinstance(value, np.ndarray):
+        return value
+    if callable(map_location):
+        return map_location(value, "cpu")
+    target = map_location.get("cpu", "cpu") if isinstance(map_location, dict) else map_location
+    if not isinstance(target, str):
+        raise TypeError(
+            "load(): map_location must be a device name, a dict of device names or a function, "
+            f"got {type(map_location).__name__}"
+        )
+    return to_device(value, target)
+
+
+def _load(source: str, format: str | None) -> Any:
     if _format_of(source, format) == "safetensors":
         return _load_safetensors(source)
     try:

@@ -254,7 +254,8 @@ def _seed(out: Tensor, grad: Any, create_graph: bool):
     if grad is None:
         if data.size != 1:
             raise RuntimeError(
-                f"grad can be implicitly created only for scalar outputs, got shape {out.shape}; "
+                "grad can be implicitly created only for scalar outputs, got shape "
+                f"{tuple(out.shape)}; "
                 "reduce the output with .sum() or .mean(), or pass gradient="
             )
         # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
@@ -276,7 +277,7 @@ def _seed(out: Tensor, grad: Any, create_graph: bool):
         g = xp.array(grad, dtype=data.dtype)  # a private copy: the caller's array is never aliased
     except (TypeError, ValueError) as e:
         raise TypeError(
-            f"backward: gradient must be numeric, like the output {out.shape}: {e}"
+            f"backward: gradient must be numeric, like the output {tuple(out.shape)}: {e}"
         ) from None
     if g.shape != out.shape:
         raise RuntimeError(

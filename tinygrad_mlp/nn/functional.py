@@ -248,7 +248,7 @@ def _linear(op: O.Op, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if x._data.dtype != dtype or (bias is not None and bias._data.dtype != dtype):
         what, other = ("input", x) if x._data.dtype != dtype else ("bias", bias)
         raise O.DTypeError(  # a RuntimeError, as PyTorch's
-            f"linear: {what} dtype {other.dtype} differs from weight dtype {dtype}"
+            f"linear: {what} dtype {other._data.dtype} differs from weight dtype {dtype}"
             + ("; cast the input with .to(dtype)" if what == "input" else "")
         )
     if bias is None:

@@ -11,7 +11,7 @@ import math
 import numbers
 from typing import Any
 
-from ..backend import device_of, is_array, looks_like_cupy, np, rng, to_device
+from ..backend import Generator, device_of, is_array, looks_like_cupy, np, rng, to_device
 
 __all__ = [
     "calculate_gain",
@@ -80,6 +80,8 @@ def _generator(generator: GeneratorLike) -> np.random.Generator:
         return rng()
     if isinstance(generator, np.random.Generator):
         return generator
+    if isinstance(generator, Generator):
+        return generator.rng
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
     raise TypeError(
