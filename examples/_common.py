@@ -69,8 +69,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 THREADS_NOTE = (
-    "BLAS runs on --threads threads (1 unless given), whatever the machine's cores or load, so "
-    "the same command prints the same numbers everywhere; the option sets OPENBLAS_NUM_THREADS, "
+    "BLAS runs on --threads threads (1 unless given), whatever the machine's cores or load, so\n"
+    "the same command prints the same numbers everywhere. The option sets OPENBLAS_NUM_THREADS,\n"
     "OMP_NUM_THREADS and MKL_NUM_THREADS, replacing values in the environment."
 )
 
@@ -154,15 +154,15 @@ def load_mnist(data_dir: str | None) -> tuple[Any, Any, Any, Any]:
     if not folder.is_dir():
         raise SystemExit(
             f"--data-dir {folder}: no such folder; give the folder that holds the four MNIST "
-            f"files ({files}), or leave --data-dir out to use the library's cache (downloaded "
-            "on first use)"
+            f"files ({files}), or leave --data-dir out to use ../shared/datasets/mnist or the "
+            "library's cache (downloaded on first use)"
         )
     missing = [name for name in tm.datasets.MNIST_FILES if not (folder / name).is_file()]
     if missing:
         raise SystemExit(
             f"--data-dir {folder} lacks {', '.join(missing)}; copy the missing files there "
-            "(--data-dir never downloads), or leave --data-dir out to use the library's cache "
-            "(downloaded on first use)"
+            "(--data-dir never downloads), or leave --data-dir out to use ../shared/datasets/mnist "
+            "or the library's cache (downloaded on first use)"
         )
     try:
         return tm.mnist(folder, download=False)

@@ -1,0 +1,230 @@
+"""The numbers the README quotes are the ones its commands print: each claim below holds the
+README's words verbatim (so an edit of either fails here until both agree), the command beside
+them, and the value; the test runs the command exactly as written (plus --metrics to read the
+value back) and compares. The full MNIST runs are marked slow."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_mlp as tm
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
+HAVE_MNIST = all((MNIST_DIR / name).is_file() for name in tm.datasets.MNIST_FILES)
+HAVE_PILLOW = __import__("importlib").util.find_spec("PIL") is not None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A number (or a range over seeds) in the README and the command that prints it."""
+
+    quote: str  # the README's words, verbatim (whitespace-insensitive)
+    command: str  # as the README writes it, from the repository root
+    key: str  # the --metrics key holding the value
+    percent: float | tuple[float, float]  # as the README shows it, in %; (low, high) over seeds
+    decimals: int
+    seeds: tuple[int, ...] = (0,)  # 0 is the command as written; others add --seed N
+    slow: bool = True
+    needs: str = "mnist"
+    shown: str = ""  # how the README writes the command, when not as `command` less its python
+
+    @property
+    def written(self) -> str:
+        return self.shown or self.command.removeprefix("python examples/")
+
+
+CLASSIC_80 = (
+    "python examples/mnist.py --arch 784-80-80-10 --init he --optimizer sgd --lr 0.1 "
+    "--weight-decay 1e-4 --batch-size 256 --epochs 10 --schedule none --val-size 10000"
+)
+CLASSIC_16 = (
+    "python examples/mnist.py --arch 784-16-10 --init normal0.1 --loss mse --out-activation "
+    "sigmoid --optimizer sgd --lr 0.1 --batch-size 64 --epochs 50 --schedule none"
+)
+BEANS_FAKE = (
+    "python examples/beans.py --make-fake-data DIR --fake-count 40 --standardize --lr 0.01 "
+    "--epochs 200"
+)
+SHOWN_80 = CLASSIC_80.removeprefix("python examples/")
+SHOWN_BEANS = BEANS_FAKE.removeprefix("python examples/beans.py ")
+
+CLAIMS = {
+    "mnist default": Claim(
+        "reaches **98.34 % test accuracy** (seed 0", "python examples/mnist.py",
+        "test_accuracy", 98.34, 2,
+    ),
+    "mnist default seeds 0-4": Claim(
+        "98.28–98.43 % (mean 98.37 %, seeds 0–4)", "python examples/mnist.py",
+        "test_accuracy", (98.28, 98.43), 2, seeds=(0, 1, 2, 3, 4), shown="mnist.py",
+    ),
+    "pytorch_mnist default": Claim(
+        "94.62 % after its default 500 steps", "python examples/pytorch_mnist.py",
+        "test_accuracy", 94.62, 2, slow=False,
+    ),
+    "pytorch_mnist 1000 steps": Claim(
+        "95.96 % with `--steps 1000`", "python examples/pytorch_mnist.py --steps 1000",
+        "test_accuracy", 95.96, 2, slow=False, shown="pytorch_mnist.py",
+    ),
+    "classic 784-16-10": Claim("| 92.43 %;", CLASSIC_16, "test_accuracy", 92.43, 2),
+    "classic 784-16-10 lr 1": Claim(
+        "95.06 % with `--lr 1.0`", CLASSIC_16.replace("--lr 0.1", "--lr 1.0"),
+        "test_accuracy", 95.06, 2, shown=CLASSIC_16.removeprefix("python examples/"),
+    ),
+    "classic 784-80-80-10": Claim(
+        "96.3 / 96.4 % test (seeds 0 / 1)", CLASSIC_80, "test_accuracy", (96.3, 96.4), 1,
+        seeds=(0, 1),
+    ),
+    "classic 784-80-80-10 lr 0.001": Claim(
+        "gives 77.6 / 79.5 % (seeds 0 / 1)", CLASSIC_80.replace("--lr 0.1", "--lr 0.001"),
+        "test_accuracy", (77.6, 79.5), 1, seeds=(0, 1), shown=SHOWN_80,
+    ),
+    "classic 784-80-80-10 lr 0.256": Claim(
+        "97.4 / 96.1 %", CLASSIC_80.replace("--lr 0.1", "--lr 0.256"),
+        "test_accuracy", (97.4, 96.1), 1, seeds=(0, 1), shown=SHOWN_80,
+    ),
+    "beans fake train": Claim(
+        "100 % train, 94.9 % validation (seeds 0, 1)", BEANS_FAKE, "train_accuracy",
+        (100.0, 100.0), 1, seeds=(0, 1), slow=False, needs="pillow", shown=SHOWN_BEANS,
+    ),
+    "beans fake validation": Claim(
+        "100 % train, 94.9 % validation (seeds 0, 1)", BEANS_FAKE, "val_accuracy",
+        (94.9, 94.9), 1, seeds=(0, 1), slow=False, needs="pillow", shown=SHOWN_BEANS,
+    ),
+    "moons test split": Claim(
+        "97 % on the 100-point test split", "python examples/moons.py", "test_accuracy", 97.0, 0,
+        slow=False, needs="",
+    ),
+    "moons init seeds": Claim(
+        "(96–98 % over 10 init seeds)", "python examples/moons.py", "test_accuracy",
+        (96.0, 98.0), 0, seeds=tuple(range(10)), needs="",
+    ),
+    "moons fresh points": Claim(
+        "97.1 % on 10,000 fresh points", "python examples/moons.py", "fresh_accuracy", 97.1, 1,
+        slow=False, needs="",
+    ),
+    "xor": Claim(
+        "100 % (seeds 0–9)", "python examples/xor.py", "accuracy", (100.0, 100.0), 0,
+        seeds=tuple(range(10)), needs="",
+    ),
+    "classifier xor": Claim(
+        "XOR solved for 50 of 50 seeds", "python examples/classifier.py --only xor",
+        "xor_accuracy", (100.0, 100.0), 0, seeds=tuple(range(50)), needs="", shown="classifier.py",
+    ),
+    "classifier mnist": Claim(
+        "MNIST 84.4–84.7 % on the 10k test set (seeds 0–2)",
+        "python examples/classifier.py --only mnist", "mnist_test_accuracy", (84.4, 84.7), 1,
+        seeds=(0, 1, 2), shown="classifier.py",
+    ),
+}  # fmt: skip
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())
+
+
+def run_claim(claim: Claim, seed: int, tmp_path: Path) -> dict:
+    """Run the claim's command as written (DIR: a fresh folder; --seed N for a seed other than
+    0) and return its metrics."""
+    words = claim.command.split()
+    assert words[0] == "python" and words[1].startswith("examples/")
+    args = [str(tmp_path / f"data{seed}") if w == "DIR" else w for w in words[2:]]
+    if seed:
+        args += ["--seed", str(seed)]
+    if claim.needs == "mnist":  # ../shared/datasets/mnist, which the command finds by itself
+        args += ["--data-dir", str(MNIST_DIR)]
+    metrics = tmp_path / f"metrics{seed}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYGRAD_MLP_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / words[1]), *args, "--metrics", str(metrics)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads(metrics.read_text())
+
+
+def test_every_claim_is_quoted_in_the_readme():
+    readme = _squeeze(README)
+    for name, claim in CLAIMS.items():
+        assert _squeeze(claim.quote) in readme, f"{name}: the README no longer says {claim.quote!r}"
+        assert _squeeze(claim.written) in readme, f"{name}: the README lacks {claim.written!r}"
+
+
+def _params():
+    for name, claim in CLAIMS.items():
+        marks = [pytest.mark.slow] if claim.slow else []
+        if claim.needs == "mnist":
+            marks.append(pytest.mark.skipif(not HAVE_MNIST, reason=f"no MNIST in {MNIST_DIR}"))
+        if claim.needs == "pillow":
+            marks.append(pytest.mark.skipif(not HAVE_PILLOW, reason="Pillow is not installed"))
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_params()))
+def test_the_command_prints_the_quoted_number(name, tmp_path):
+    claim = CLAIMS[name]
+    values = [
+        round(100 * run_claim(claim, seed, tmp_path)[claim.key], claim.decimals)
+        for seed in claim.seeds
+    ]
+    if isinstance(claim.percent, tuple) and len(claim.seeds) == 2:  # "a / b (seeds 0 / 1)"
+        expected = list(claim.percent)
+    elif isinstance(claim.percent, tuple):  # "low–high over seeds ..."
+        expected, values = list(claim.percent), [min(values), max(values)]
+    else:
+        expected = [claim.percent]
+    assert values == expected, f"{claim.command} gives {values} %, README: {claim.quote}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_MNIST, reason=f"no MNIST in {MNIST_DIR}")
+def test_pytorch_mnist_predictions_match_torch_on_one_thread(tmp_path):
+    """The README: with `import torch` (one thread each), the same losses to 6 decimals and all
+    10,000 test predictions identical, after `--steps 1000`."""
+    pytest.importorskip("torch")
+    quote = "with `import torch` on one thread (`OMP_NUM_THREADS=1`) the same losses"
+    assert _squeeze(quote) in _squeeze(README)
+    script = ROOT / "examples" / "pytorch_mnist.py"
+    first, rest = script.read_text().split("\n", 1)
+    assert first.startswith("import tinygrad_mlp as torch")
+    on_torch = tmp_path / "on_torch.py"
+    on_torch.write_text("import torch\n" + rest)
+    outputs = []
+    for path in (script, on_torch):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        args = ["--steps", "1000", "--data-dir", str(MNIST_DIR), "--print-predictions"]
+        done = subprocess.run(
+            [sys.executable, str(path), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(done.stdout)
+    ours, theirs = (
+        {
+            "losses": re.findall(r"^step\s+\d+ loss (\S+)", out, re.M),
+            "predictions": np.array(re.search(r"^predictions (.*)$", out, re.M).group(1).split()),
+        }
+        for out in outputs
+    )
+    assert ours["losses"] == theirs["losses"] and len(ours["losses"]) == 21  # 6 decimals each
+    assert len(ours["predictions"]) == 10_000
+    assert (ours["predictions"] == theirs["predictions"]).all()
