@@ -109,6 +109,7 @@ class _Builder:
         self.batch = batch  # (input name, axis) whose size is the batch size, if any
         self.leaves: dict[int, str] = {}  # id(tensor) -> initializer name, for parameters
         self.leaf_names: dict[int, str] = {}  # id(tensor) -> its state_dict name
+        self.arrays: dict[int, tuple[str, Any]] = {}  # id(a traced tensor's array) -> name, dtype
 
     def fresh(self, hint: str) -> str:
         name, k = hint, 0
@@ -628,6 +629,9 @@ class _Graph:
             return value.name if value.dtype == dtype else self.b.cast(value.name, dtype)
         if isinstance(value, (numbers.Number, np.generic)):
             return self.b.scalar(value, dtype)
+        if id(value) in self.b.arrays:  # a parameter that is a traced tensor's values
+            name, own = self.b.arrays[id(value)]
+            return name if own == dtype else self.b.cast(name, dtype)
         return self.const(value, dtype)
 
     @staticmethod
@@ -868,6 +872,7 @@ class _Trace:
     applied: dict[int, tuple[Any, tuple, dict, Tensor]]
     inputs: dict[int, int]  # id(input) -> its position
     order: list[Tensor] = field(default_factory=list)
+    by_data: dict[int, Tensor] = field(default_factory=dict)  # id(array) -> the tensor made it
 
     def made(self, t: Tensor) -> tuple[str, Any, list, dict] | None:
         """How ``t`` was made: ("module", module, [input], params), ("op", op, inputs, params)
@@ -891,7 +896,8 @@ class _Trace:
         base = t._get_extra("base")
         if isinstance(base, Tensor) and base._data is t._data:  # t = base.detach()
             return "detach", None, [base], {}
-        return None
+        source = self.by_data.get(id(t._data))  # a new tensor around a traced tensor's array
+        return None if source is None or source is t else ("detach", None, [source], {})
 
     def kind(self, t: Tensor) -> tuple:
         """What made ``t`` (an input, a module, an op, a detach or nothing), and its rank."""
@@ -917,11 +923,14 @@ def _trace(model: Callable[..., Any], inputs: list[Tensor]) -> _Trace:
 
     def on_apply(op: Any, ins: tuple, params: dict, out: Tensor) -> None:
         trace.applied[id(out)] = (op, ins, params, out)
+        if not any(out._data is x._data for x in ins):  # memory of its own
+            trace.by_data.setdefault(id(out._data), out)
         if outer is not None:
             outer(op, ins, params, out)
 
     hooks = [m.register_forward_hook(record) for m in modules if _module_lowering(m)]
     modes = [(m, m.training) for m in modules]
+    trace.by_data.update({id(x._data): x for x in inputs})
     try:
         for m, _ in modes:
             m.training = False  # exported in eval mode, as torch.onnx.export does
@@ -1114,6 +1123,7 @@ def _build(
     b = _Builder(onnx, opset, ref)
     b.used.update(in_names + out_names)
     names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
+    b.arrays = {id(x._data): (n, x._data.dtype) for n, x in zip(in_names, inputs, strict=True)}
     # parameters and buffers keep their state_dict names: the model's, or else those of the
     # outermost module that holds them (a function that calls modules)
     for attr in ("named_buffers", "named_parameters"):
@@ -1166,6 +1176,7 @@ def _build(
             name,
         )
         names[id(t)] = lower(call)
+        b.arrays.setdefault(id(t._data), (names[id(t)], t._data.dtype))
 
     if default_axes:  # every output axis that follows the batch is dynamic
         for n, t in zip(out_names, outputs, strict=True):
