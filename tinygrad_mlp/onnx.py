@@ -1228,11 +1228,13 @@ def _leaf(b: _Builder, t: Tensor, dims: tuple[Dim, ...], shapes: Any, batch_size
     array = to_numpy(t._data)
     if shapes is not None:
         others = [to_numpy(u._data) for _, u in shapes.others(t)]
-        flat = [a.reshape(-1) for a in (array, *others)]
-        if any(isinstance(d, _Size) for d in dims) and all(
-            a.size and (a == a[0]).all() and a[0] == flat[0][0] for a in flat
+        one = _uniform(array)
+        if (
+            one is not None
+            and any(isinstance(d, _Size) for d in dims)
+            and all(_uniform(a) == one for a in others)
         ):  # one value repeated in a shape that follows the batch: Expand it
-            return b.node("Expand", [b.scalar(flat[0][0].item(), array.dtype), b.shape(dims)])
+            return b.node("Expand", [b.scalar(one, array.dtype), b.shape(dims)])
         if array.ndim == 0 and any(a.item() != array.item() for a in others):
             size = _follow([array.item(), *(a.item() for a in others)], shapes.sizes)
             if size is not None:  # a count of the batch (a variance's n - 1)
