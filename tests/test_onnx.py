@@ -416,6 +416,24 @@ def test_shapes_read_off_the_input_follow_the_batch(tmp_path):
     assert out[0].dim_param == "batch" and out[1].dim_value == 9
 
 
+def detaching(x):
+    """Public functions that compute a part of their values on detached tensors."""
+    from tinygrad_mlp.nn import functional as F
+
+    with tm.no_grad():
+        shift = x.mean() * 0.0 + 0.25  # recorded although no gradient is wanted
+    out = x.logsumexp(dim=1, keepdim=True) + F.normalize(x, dim=1) + shift
+    out = out + F.cosine_similarity(x, x.flip(1)).unsqueeze(1) + x.norm(dim=1, keepdim=True)
+    out = out + x.detach().relu() * 0.5 + F.softplus(x) + F.selu(x) + F.logsigmoid(x)
+    return out + F.mse_loss(x, x.detach() * 0.5, reduction="none")  # its target held as a copy
+
+
+def test_detached_values_follow_the_batch(tmp_path):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "ONNX export")  # nothing stored at the example's size
+        export_and_compare(detaching, tmp_path, 5, batch_sizes=(4, 1, 9))
+
+
 def test_max_values_of_a_vector_is_not_a_fixed_index(tmp_path):
     export_and_compare(lambda x: x.max(dim=0).values * x, tmp_path, None, (5, 1, 8), shape=())
 
@@ -527,6 +545,8 @@ def _block(kind: str, f: int, rng: np.random.Generator) -> tuple[nn.Module, int]
         )
     if kind == "over_batch":
         return fn(lambda b, h: h - h.mean(dim=0, keepdim=True) + h.amin(dim=0) * 0.1)
+    if kind == "detached":
+        return fn(lambda b, h: h.logsumexp(dim=1, keepdim=True) + F.normalize(h, dim=-1))
     if kind == "softmax":
         return fn(lambda b, h: F.softmax(h, dim=1) + F.log_softmax(h, dim=-1) * 0.1)
     if kind == "clamp":
@@ -561,7 +581,7 @@ class _Block(nn.Module):
 BLOCKS = [
     "linear", "activation", "batch_norm", "dropout", "layer_norm", "flatten", "scalars",
     "parameter", "keepdim", "over_batch", "softmax", "clamp", "maths", "reshape", "transpose",
-    "fold_batch", "branches", "residual",
+    "fold_batch", "branches", "residual", "detached",
 ]  # fmt: skip
 ACTIVATION_MODULES = [
     (name, args)
@@ -575,7 +595,7 @@ ACTIVATION_MODULES = [
 ]  # fmt: skip
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     kinds=st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=6),
     width=st.integers(1, 5),

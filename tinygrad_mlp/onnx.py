@@ -1,8 +1,9 @@
 """Export a model to ONNX: run it, read its graph off the tape, lower each op to ONNX.
 
 ``export(model, example_input, path)`` has the shape of ``torch.onnx.export``. The model runs
-on the example (in eval mode, with grad enabled so that every op is recorded); the graph behind
-its output is then walked from the inputs up, and every node is lowered to standard ONNX
+on the example in eval mode with every op application recorded (``apply``'s recorder: ops under
+``no_grad`` too; a ``detach()`` is the identity); the graph behind its output is then walked from
+the inputs up, and every node is lowered to standard ONNX
 operators from the registry ``tinygrad_mlp.ops.OPS`` itself: an op that names its ONNX operator
 (``Op.onnx``: Relu, Softmax, ...) becomes that node, any other runs its own forward on a
 namespace whose arrays are tensors of the ONNX graph (so each formula is written once, in
@@ -18,10 +19,11 @@ shaped by the batch (``tm.zeros(x.shape[0], 4)``, a variance's ``n - 1`` over th
 computed from the input's ``Shape`` in the file. A model whose graph changes with the batch
 size, or a size that is not ``a * batch + b``, draws a warning and keeps the example's value.
 
-Values computed outside the graph (comparisons, ``argmax``, anything under ``no_grad``, the
+Values computed outside the registry's ops (comparisons, ``argmax``, ``isfinite``, the
 condition of ``where``, loss targets) are stored as constants: the exported file computes with
-those fixed values. ``max(dim).values`` is the exception: its ``argmax`` index is read as a
-ReduceMax. A constant whose first dimension is the batch size draws a warning.
+those fixed values. Exceptions: ``max(dim).values`` reads its ``argmax`` index as a ReduceMax,
+and a constant holding one value everywhere follows the batch. Any other constant whose first
+dimension is the batch size draws a warning.
 
 Needs the ``onnx`` package (``pip install onnx``); ONNX Runtime runs the file.
 """
@@ -35,10 +37,11 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from . import _tensor
 from . import ops as O
 from ._tensor import Tensor, enable_grad
 from .backend import array_module_of, looks_like_cupy, np, to_numpy
@@ -106,6 +109,7 @@ class _Builder:
         self.batch = batch  # (input name, axis) whose size is the batch size, if any
         self.leaves: dict[int, str] = {}  # id(tensor) -> initializer name, for parameters
         self.leaf_names: dict[int, str] = {}  # id(tensor) -> its state_dict name
+        self.arrays: dict[int, tuple[str, Any]] = {}  # id(a traced tensor's array) -> name, dtype
 
     def fresh(self, hint: str) -> str:
         name, k = hint, 0
@@ -807,6 +811,9 @@ class _Graph:
             return value.name if value.dtype == dtype else self.b.cast(value.name, dtype)
         if isinstance(value, (numbers.Number, np.generic)):
             return self.b.scalar(value, dtype)
+        if id(value) in self.b.arrays:  # a parameter that is a traced tensor's values
+            name, own = self.b.arrays[id(value)]
+            return name if own == dtype else self.b.cast(name, dtype)
         return self.const(value, dtype)
 
     @staticmethod
@@ -859,6 +866,11 @@ class _Graph:
 
     def where(self, condition: Any, a: Any, b: Any) -> _Sym:
         dtype = self.dtype_of(a, b)
+        if not isinstance(condition, _Sym):  # a constant that holds one value: that value
+            one = _uniform(_host(condition))
+            shape = np.broadcast_shapes(*(tuple(map(_example, self.dims_of(v))) for v in (a, b)))
+            if one is not None and np.broadcast_shapes(np.shape(_host(condition)), shape) == shape:
+                condition = bool(one)
         names = [self.name_of(condition, bool), self.name_of(a, dtype), self.name_of(b, dtype)]
         dims = _broadcast(*map(self.dims_of, (condition, a, b)))
         return _Sym(self, self.b.node("Where", names), dtype, dims)
@@ -1034,58 +1046,98 @@ def _resized(x: Tensor, axes: set[int], k: int) -> Tensor:
 @dataclass
 class _Trace:
     """One run of the model: its outputs, every tensor behind them (inputs before the ops that
-    read them) and the modules lowered whole (id(output) -> (module, input))."""
+    read them), the modules lowered whole (id(output) -> (module, input, output)) and every op
+    applied, recorded or not (id(output) -> (op, inputs, params, output))."""
 
     outputs: list[Tensor]
-    order: list[Tensor]
     whole: dict[int, tuple[Any, Tensor, Tensor]]
+    applied: dict[int, tuple[Any, tuple, dict, Tensor]]
     inputs: dict[int, int]  # id(input) -> its position
+    order: list[Tensor] = field(default_factory=list)
+    by_data: dict[int, Tensor] = field(default_factory=dict)  # id(array) -> the tensor made it
+
+    def made(self, t: Tensor) -> tuple[str, Any, list, dict] | None:
+        """How ``t`` was made: ("module", module, [input], params), ("op", op, inputs, params)
+        or ("detach", None, [tensor], {}) (the same values); None for an input or a leaf."""
+        if id(t) in self.inputs:
+            return None
+        if id(t) in self.whole:
+            m, x, _ = self.whole[id(t)]
+            return "module", m, [x], {"module": m}
+        node = _node_of(t)
+        if node is not None:
+            if getattr(node, "released", False):
+                raise RuntimeError(
+                    f"the graph behind op {node.op.name!r} was released by backward(); "
+                    "export before backward"
+                )
+            return "op", node.op, list(node.inputs), dict(getattr(node, "params", None) or {})
+        if id(t) in self.applied:  # an op on tensors that need no gradient
+            op, inputs, params, _ = self.applied[id(t)]
+            return "op", op, list(inputs), dict(params)
+        base = t._get_extra("base")
+        if isinstance(base, Tensor) and base._data is t._data:  # t = base.detach()
+            return "detach", None, [base], {}
+        source = self.by_data.get(id(t._data))  # a new tensor around a traced tensor's array
+        return None if source is None or source is t else ("detach", None, [source], {})
 
     def kind(self, t: Tensor) -> tuple:
-        """What made ``t``: an input, a module lowered whole, an op, or nothing (a leaf)."""
+        """What made ``t`` (an input, a module, an op, a detach or nothing), and its rank."""
         if id(t) in self.inputs:
             return ("input", self.inputs[id(t)], t.ndim)
-        if id(t) in self.whole:
-            return ("module", type(self.whole[id(t)][0]).__name__)
-        node = _node_of(t)
-        return ("leaf", t.ndim) if node is None else ("op", node.op.name, t.ndim)
+        made = self.made(t)
+        if made is None:
+            return ("leaf", t.ndim)
+        what = made[1] if made[0] == "op" else type(made[1]).__name__
+        return (made[0], getattr(what, "name", what), t.ndim)
 
 
 def _trace(model: Callable[..., Any], inputs: list[Tensor]) -> _Trace:
-    """Run ``model`` once on ``inputs`` in eval mode with every op recorded."""
+    """Run ``model`` once on ``inputs`` in eval mode, every op application recorded."""
     modules = list(model.modules()) if hasattr(model, "modules") else []
-    whole: dict[int, tuple[Any, Tensor, Tensor]] = {}
+    trace = _Trace([], {}, {}, {id(x): i for i, x in enumerate(inputs)})
 
     def record(m: Any, args: tuple, out: Any) -> None:
         if isinstance(out, Tensor) and args and isinstance(args[0], Tensor):
-            whole[id(out)] = (m, args[0], out)
+            trace.whole[id(out)] = (m, args[0], out)
+
+    outer = _tensor._recorder  # NOTE: apply's recorder sees the ops the tape leaves out
+
+    def on_apply(op: Any, ins: tuple, params: dict, out: Tensor) -> None:
+        trace.applied[id(out)] = (op, ins, params, out)
+        if not any(out._data is x._data for x in ins):  # memory of its own
+            trace.by_data.setdefault(id(out._data), out)
+        if outer is not None:
+            outer(op, ins, params, out)
 
     hooks = [m.register_forward_hook(record) for m in modules if _module_lowering(m)]
     modes = [(m, m.training) for m in modules]
+    trace.by_data.update({id(x._data): x for x in inputs})
     try:
         for m, _ in modes:
             m.training = False  # exported in eval mode, as torch.onnx.export does
+        _tensor._recorder = on_apply
         with enable_grad():
             result = model(*inputs)
     finally:
+        _tensor._recorder = outer
         for m, mode in modes:
             m.training = mode
         for hook in hooks:
             hook.remove()
-    outputs = list(_as_tuple(result))
-    for i, t in enumerate(outputs):
+    trace.outputs = list(_as_tuple(result))
+    for i, t in enumerate(trace.outputs):
         if not isinstance(t, Tensor):
             raise TypeError(f"ONNX export: output {i} is a {type(t).__name__}, not a Tensor")
-    ids = {id(x): i for i, x in enumerate(inputs)}
-    return _Trace(outputs, _walk(outputs, set(ids), whole), whole, ids)
+    trace.order = _walk(trace)
+    return trace
 
 
-def _walk(outputs: list[Tensor], stop: set[int], whole: dict[int, tuple]) -> list[Tensor]:
-    """Every tensor behind ``outputs``, each once, inputs before the ops that read them; a
-    module lowered whole reads its input only."""
+def _walk(trace: _Trace) -> list[Tensor]:
+    """Every tensor behind the outputs, each once, inputs before the ops that read them."""
     order: list[Tensor] = []
     seen: set[int] = set()
-    stack = [(t, False) for t in reversed(outputs)]
+    stack = [(t, False) for t in reversed(trace.outputs)]
     while stack:
         t, expanded = stack.pop()
         if expanded:
@@ -1095,21 +1147,8 @@ def _walk(outputs: list[Tensor], stop: set[int], whole: dict[int, tuple]) -> lis
             continue
         seen.add(id(t))
         stack.append((t, True))
-        if id(t) in stop:
-            continue
-        if id(t) in whole:
-            parents = [whole[id(t)][1]]
-        else:
-            node = _node_of(t)
-            if node is None:
-                continue
-            if getattr(node, "released", False):
-                raise RuntimeError(
-                    f"the graph behind op {node.op.name!r} was released by backward(); "
-                    "export before backward"
-                )
-            parents = node.inputs
-        for x in reversed(parents):
+        made = trace.made(t)
+        for x in reversed(made[2] if made else []):
             if isinstance(x, Tensor) and id(x) not in seen:
                 stack.append((x, False))
     return order
@@ -1124,6 +1163,12 @@ def _follow(values: Sequence[Any], sizes: Sequence[int]) -> _Size | None:
     return None
 
 
+def _uniform(array: Any) -> Any:
+    """The one value of an array that holds one value everywhere, else None."""
+    flat = np.asarray(array).reshape(-1)
+    return flat[0].item() if flat.size and bool((flat == flat[0]).all()) else None
+
+
 def _same(p: Any, q: Any) -> bool:
     """Are two recorded parameters the same (arrays by shape and values)?"""
     if isinstance(p, (tuple, list)) and isinstance(q, (tuple, list)):
@@ -1135,7 +1180,10 @@ def _same(p: Any, q: Any) -> bool:
     p, q = _host(p), _host(q)
     if hasattr(p, "shape") or hasattr(q, "shape"):
         p, q = np.asarray(p), np.asarray(q)
-        return p.shape == q.shape and bool(np.array_equal(p, q))
+        if p.shape == q.shape and bool(np.array_equal(p, q)):
+            return True
+        one = _uniform(p)  # one value everywhere, in shapes that may follow the batch
+        return one is not None and one == _uniform(q) and p.ndim == q.ndim
     try:
         return bool(p == q)
     except (TypeError, ValueError):
@@ -1161,10 +1209,10 @@ class _Shapes:
             return values[0]
         return _follow(values, self.sizes) or _Size(None, None, values[0])
 
-    def others(self, t: Tensor) -> list[Tensor]:
-        """The tensors of the other runs at ``t``'s place."""
+    def others(self, t: Tensor) -> list[tuple[_Trace, Tensor]]:
+        """The other runs, each with its tensor at ``t``'s place."""
         i = self.at[id(t)]
-        return [trace.order[i] for trace in self.traces[1:]]
+        return [(trace, trace.order[i]) for trace in self.traces[1:]]
 
 
 def _names(given: Sequence[str] | None, n: int, stem: str) -> list[str]:
@@ -1257,12 +1305,13 @@ def _build(
     b = _Builder(onnx, opset, ref)
     b.used.update(in_names + out_names)
     names: dict[int, str] = {id(x): n for n, x in zip(in_names, inputs, strict=True)}
+    b.arrays = {id(x._data): (n, x._data.dtype) for n, x in zip(in_names, inputs, strict=True)}
     # parameters and buffers keep their state_dict names: the model's, or else those of the
     # outermost module that holds them (a function that calls modules)
     for attr in ("named_buffers", "named_parameters"):
         if hasattr(model, attr):
             b.leaf_names.update({id(p): n for n, p in getattr(model, attr)()})
-    leaves = [t for t in trace.order if _node_of(t) is None and id(t) not in b.leaf_names]
+    leaves = [t for t in trace.order if trace.made(t) is None and id(t) not in b.leaf_names]
     b.leaf_names.update({**_auto_names(leaves), **b.leaf_names})
 
     def dims(t: Tensor) -> tuple[Dim, ...]:
@@ -1271,29 +1320,32 @@ def _build(
     for t in trace.order:
         if id(t) in names:
             continue
-        if id(t) in trace.whole:
-            m, x, _ = trace.whole[id(t)]
-            params, ins, lower, op = {"module": m}, [x], _module_lowering(m), type(m).__name__
+        made = trace.made(t)
+        if made is None:  # a leaf: a parameter, a buffer or a constant
+            names[id(t)] = _leaf(b, t, dims(t), shapes, batch_size)
+            continue
+        how, op, ins, params = made
+        if how == "detach":  # the same values, cut from the graph: the same tensor in the file
+            names[id(t)] = names[id(ins[0])]
+            continue
+        if how == "module":
+            lower, name = _module_lowering(op), type(op).__name__
         else:
-            node = _node_of(t)
-            if node is None:  # a leaf: a parameter, a buffer or a constant
-                names[id(t)] = _leaf(b, t, dims(t), shapes, batch_size)
-                continue
-            op = node.op.name
-            if node.op.custom is not None:
+            name = op.name
+            if op.custom is not None:
                 raise NotImplementedError(
-                    f"ONNX export: no lowering for the custom op {op!r} (an autograd.Function)"
+                    f"ONNX export: no lowering for the custom op {name!r} (an autograd.Function)"
                 )
-            lower = functools.partial(_lower, op=node.op)
-            ins, params = list(node.inputs), dict(getattr(node, "params", None) or {})
-            if shapes is not None and op not in ("reshape", "expand", "getitem"):
-                others = [dict(_node_of(u).params or {}) for u in shapes.others(t)]
-                if not all(_same(params, p) for p in others):
-                    warnings.warn(
-                        f"ONNX export: the parameters of op {op!r} change with the batch size; "
-                        "the file keeps the example's",
-                        stacklevel=3,
-                    )
+            lower = functools.partial(_lower, op=op)
+            others = [u.made(x)[3] for u, x in shapes.others(t)] if shapes is not None else []
+            if name not in ("reshape", "expand", "getitem") and not all(
+                _same(params, p) for p in others
+            ):
+                warnings.warn(
+                    f"ONNX export: the parameters of op {name!r} change with the batch size; "
+                    "the file keeps the example's",
+                    stacklevel=3,
+                )
         call = _Call(
             b,
             [names.get(id(x), "") for x in ins],
@@ -1303,9 +1355,10 @@ def _build(
             [dims(x) if isinstance(x, Tensor) else () for x in ins],
             dims(t),
             batch_size,
-            op,
+            name,
         )
         names[id(t)] = lower(call)
+        b.arrays.setdefault(id(t._data), (names[id(t)], t._data.dtype))
 
     if default_axes:  # every output axis that follows the batch is dynamic
         for n, t in zip(out_names, outputs, strict=True):
@@ -1356,12 +1409,14 @@ def _leaf(b: _Builder, t: Tensor, dims: tuple[Dim, ...], shapes: Any, batch_size
         return b.leaf(t)
     array = to_numpy(t._data)
     if shapes is not None:
-        others = [to_numpy(u._data) for u in shapes.others(t)]
-        flat = [a.reshape(-1) for a in (array, *others)]
-        if any(isinstance(d, _Size) for d in dims) and all(
-            a.size and (a == a[0]).all() and a[0] == flat[0][0] for a in flat
+        others = [to_numpy(u._data) for _, u in shapes.others(t)]
+        one = _uniform(array)
+        if (
+            one is not None
+            and any(isinstance(d, _Size) for d in dims)
+            and all(_uniform(a) == one for a in others)
         ):  # one value repeated in a shape that follows the batch: Expand it
-            return b.node("Expand", [b.scalar(flat[0][0].item(), array.dtype), b.shape(dims)])
+            return b.node("Expand", [b.scalar(one, array.dtype), b.shape(dims)])
         if array.ndim == 0 and any(a.item() != array.item() for a in others):
             size = _follow([array.item(), *(a.item() for a in others)], shapes.sizes)
             if size is not None:  # a count of the batch (a variance's n - 1)
