@@ -14,6 +14,9 @@ Benchmarks:
 * ``xor``: one training step of a 2-8-1 network (tanh, sigmoid, MSE, SGD lr 0.5) on 4 samples.
 * ``memory``: tracemalloc peak of one MNIST epoch (numpy by hand and tinygrad_mlp), and what a
   compiled step allocates once its plan replays.
+* ``cnn``: one epoch of examples/mnist_cnn.py's network over 2,048 MNIST images (640 with
+  --quick), tinygrad_mlp against PyTorch eager, each in its own one-thread process
+  (benchmarks/cnn_bench.py, which also runs alone).
 
 Besides numpy by hand, tinygrad_mlp (``nn.Sequential``, whose Linear+activation runs fuse) and
 PyTorch eager, the MNIST epoch runs: the same network as a user's own ``nn.Module``
@@ -77,6 +80,7 @@ TARGET_XOR = 0.5  # tinygrad_mlp / pytorch, XOR step time
 TARGET_MEMORY = 1.3  # tinygrad_mlp / numpy-by-hand, MNIST epoch peak memory
 TARGET_COMPILED_MNIST = 0.90  # compiled tinygrad_mlp / numpy-by-hand, MNIST epoch time
 TARGET_COMPILED_XOR = 0.15  # compiled tinygrad_mlp / pytorch, XOR step time
+TARGET_CNN = 1.0  # tinygrad_mlp / pytorch, MNIST CNN epoch time (benchmarks/cnn_bench.py)
 # bytes 20 compiled MNIST steps may keep (nothing: a few Python objects' worth of tracemalloc
 # noise) and allocate at their peak (no array: numpy iterators' buffers) after the first replay
 TARGET_STEP_KEPT = 1024
@@ -1055,6 +1059,22 @@ def _compile_module() -> Any:
         return None
 
 
+def bench_cnn(args: argparse.Namespace, report: Report) -> None:
+    """The MNIST CNN epoch against PyTorch, each contender in its own one-thread process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import cnn_bench
+
+    images = 640 if args.quick else 2048
+    print(f"cnn epoch: {images} images, {args.repeats} processes per contender", flush=True)
+    result = cnn_bench.compare(images, args.repeats, args.data_dir)
+    cnn_bench.print_result(result)
+    times = {TINY: result["seconds"]["tinygrad_mlp"], TORCH: result["seconds"]["pytorch"]}
+    add_rows(report, f"cnn epoch of {images} images", "s", 1.0, times, True)
+    if not result["same_start_loss"]:
+        report.note(f"cnn epoch: the contenders start from different losses {result['start_loss']}")
+    report.checks.append({"benchmark": "cnn epoch", "blas": result["blas"]})
+
+
 def find_row(report: Report, prefix: str, contender: str) -> dict[str, Any] | None:
     """The first table row whose benchmark starts with ``prefix``, for ``contender``."""
     for row in report.rows:
@@ -1083,6 +1103,7 @@ def verdicts(report: Report, device: str, judged: bool = True) -> None:
         ("allocation over 20 mnist steps, kept", TINY_MODULE_COMPILED, "median", TARGET_STEP_KEPT),
         ("allocation over 20 mnist steps, peak", TINY_COMPILED, "median", TARGET_STEP_PEAK),
         ("allocation over 20 mnist steps, peak", TINY_MODULE_COMPILED, "median", TARGET_STEP_PEAK),
+        ("cnn epoch", TINY, "ratio_vs_torch", TARGET_CNN),
     ]
     what = {
         "mnist epoch": "MNIST epoch time",
@@ -1091,6 +1112,7 @@ def verdicts(report: Report, device: str, judged: bool = True) -> None:
         "memory peak, mnist epoch of full": "MNIST epoch of full batches, peak memory",
         "allocation over 20 mnist steps, kept": "bytes kept by 20 replayed MNIST steps",
         "allocation over 20 mnist steps, peak": "peak bytes of 20 replayed MNIST steps",
+        "cnn epoch": "MNIST CNN epoch time (one thread, own process)",
     }
     if judged:
         print("\ntargets:")
@@ -1262,7 +1284,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: 6,400 rows, 2 repeats, 200 XOR steps"
     )
     ap.add_argument(
-        "--only", choices=["mnist", "xor", "memory"], default=None, help="run a single benchmark"
+        "--only",
+        choices=["mnist", "xor", "memory", "cnn"],
+        default=None,
+        help="run a single benchmark",
     )
     ap.add_argument(
         "--device",
@@ -1344,7 +1369,7 @@ def main(argv: list[str] | None = None) -> int:
         if text is not None:
             report.note(text)
 
-    wanted = [args.only] if args.only else ["mnist", "xor", "memory"]
+    wanted = [args.only] if args.only else ["mnist", "xor", "memory", "cnn"]
     if args.device == "cuda":
         for name in wanted:
             if name != "mnist":
@@ -1368,6 +1393,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_xor(args, report, libs)
     if "memory" in wanted:
         bench_memory(args, report, libs, data)
+    if "cnn" in wanted and libs["torch"] is not None:
+        bench_cnn(args, report)
 
     print_table(report)
     if hasattr(os, "getloadavg"):

@@ -786,7 +786,7 @@ def _conv(name, nd, input, weight, bias, stride, padding, dilation, groups) -> T
     if not isinstance(weight, Tensor) or weight.ndim != nd + 2:
         raise RuntimeError(
             f"{name}: expected a {nd + 2}D weight (out_channels, in_channels / groups, "
-            f"*kernel_size), got {getattr(weight, 'shape', weight)!r}"
+            f"*kernel_size), got {list(getattr(weight, 'shape', [weight]))}"
         )
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
         raise RuntimeError(f"{name}: non-positive groups is not supported, got {groups!r}")
@@ -843,7 +843,7 @@ def conv_transpose2d(
     x, unbatched = _batched("conv_transpose2d", input, 2)
     stride = _ints("stride", stride, 2, 1)
     dilation = _ints("dilation", dilation, 2, 1)
-    pad = _ints("padding", padding, 2)
+    pads = _ints("padding", padding, 2)
     extra = _ints("output_padding", output_padding, 2)
     if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation, strict=True)):
         raise RuntimeError(
@@ -862,7 +862,7 @@ def conv_transpose2d(
     kernel, o = tuple(weight.shape[2:]), weight.shape[1] * groups
     size = tuple(
         (m - 1) * s - 2 * p + d * (k - 1) + e + 1
-        for m, s, p, d, k, e in zip(x.shape[2:], stride, pad, dilation, kernel, extra, strict=True)
+        for m, s, p, d, k, e in zip(x.shape[2:], stride, pads, dilation, kernel, extra, strict=True)
     )
     if min(size) < 1:
         raise RuntimeError(
@@ -877,16 +877,21 @@ def conv_transpose2d(
     length = x.shape[2] * x.shape[3]
     wm = weight.reshape(groups, c // groups, -1).transpose(1, 2)
     cols = (wm @ x.reshape(n, groups, c // groups, length)).reshape(n, o, *kernel, *x.shape[2:])
-    pairs = tuple((p, p) for p in pad)
+    # NOTE: output padding adds rows after the last window: they come out of the crop of the
+    # after-padding, and the rest (beyond the padding) are zeros appended
+    pairs = tuple((p, max(p - e, 0)) for p, e in zip(pads, extra, strict=True))
+    beyond = [max(e - p, 0) for p, e in zip(pads, extra, strict=True)]
     out = apply(
         O.FOLD,
         cols,
-        output_size=size,
+        output_size=tuple(n - b for n, b in zip(size, beyond, strict=True)),
         kernel_size=kernel,
         dilation=dilation,
         padding=pairs,
         stride=stride,
     )
+    if any(beyond):
+        out = pad(out, (0, beyond[1], 0, beyond[0]))
     if bias is not None:
         out = out + bias.reshape(o, 1, 1)
     return _unbatched(out, unbatched)
@@ -897,11 +902,11 @@ def _pool_args(name, nd, kernel_size, stride, padding, dilation, size):
     stride = kernel if stride is None or stride == [] else _ints("stride", stride, nd, 1)
     padding = _ints("padding", padding, nd)
     dilation = _ints("dilation", dilation, nd, 1)
-    for p, k, d in zip(padding, kernel, dilation, strict=True):
-        if 2 * p > d * (k - 1) + 1:
+    for p, k in zip(padding, kernel, strict=True):
+        if p > k // 2:
             raise RuntimeError(
-                f"{name}: pad should be at most half of effective kernel size, but got pad={p}, "
-                f"kernel_size={k} and dilation={d}"
+                f"{name}: pad should be at most half of kernel size, but got pad={p} and "
+                f"kernel_size={k}"
             )
     return kernel, stride, padding, dilation
 
@@ -974,12 +979,6 @@ def max_pool2d(
 def _avg_pool(name, nd, input, kernel_size, stride, padding, ceil_mode, include_pad, override):
     x, unbatched = _batched(name, input, nd)
     kernel, stride, padding, _ = _pool_args(name, nd, kernel_size, stride, padding, 1, None)
-    for p, k in zip(padding, kernel, strict=True):
-        if 2 * p > k:
-            raise RuntimeError(
-                f"{name}: pad should be at most half of kernel size, but got pad={p} and "
-                f"kernel_size={k}"
-            )
     _pool_check_size(name, x, kernel, stride, padding, (1,) * nd, ceil_mode)
     if override is not None:
         if isinstance(override, bool) or not isinstance(override, numbers.Real) or override == 0:
