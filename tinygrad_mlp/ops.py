@@ -1255,6 +1255,7 @@ ATAN2 = register(
 
 
 def _cumsum(ns, x, axis):
+    (axis,) = norm_axes(axis, x.ndim) or (0,)
     return ns.cumsum(x, axis=axis), axis
 
 
@@ -1316,7 +1317,11 @@ EINSUM = register(
 
 
 def _solve(ns, a, b):
-    _square("solve", a)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != a.shape[-2] or b.shape[-2] != a.shape[-1]:
+        raise ShapeError(
+            f"linalg.solve: A of shape {tuple(a.shape)} and B of shape {tuple(b.shape)} do not "
+            "fit A X = B: A must be square matrices (..., n, n) and B (..., n, k)"
+        )
     out = ns.linalg_solve(a, b)
     return out, (a, out)
 
@@ -1431,7 +1436,12 @@ def qr_split(packed, m: int, n: int):
 
 
 def _qr(ns, a):
-    m, n = a.shape[-2:]
+    m, n = a.shape[-2:] if a.ndim >= 2 else (0, 1)
+    if m < n:  # tinygrad_mlp.linalg.qr splits wide matrices into a square part and the rest
+        raise ShapeError(
+            f"linalg_qr: expected matrices with at least as many rows as columns, got shape "
+            f"{tuple(a.shape)}"
+        )
     out = ns.linalg_qr(a)
     return out, (qr_split(out, m, n), m, n)
 
@@ -1440,11 +1450,6 @@ def _qr_vjp(ns, g, saved, needs):
     # A = QR (reduced, m >= n): M = R gR^T - gQ^T Q, dA = (gQ + Q copyltu(M)) R^-T, where
     # copyltu copies the lower triangle of M onto its upper one
     (q, r), m, n = saved
-    if m < n:
-        raise RuntimeError(
-            f"linalg.qr: the derivative is implemented for matrices with at least as many rows "
-            f"as columns; got a ({m}, {n}) matrix"
-        )
     gq, gr = qr_split(g, m, n)
     mm = ns.matmul(r, ns.mT(gr)) - ns.matmul(ns.mT(gq), q)
     low = mm * _tril_mask(ns, n, mm.dtype, -1)
@@ -1475,6 +1480,8 @@ def svd_split(packed, m: int, n: int):
 
 
 def _svd(ns, a):
+    if a.ndim < 2:
+        raise ShapeError(f"linalg_svd: expected matrices, got shape {tuple(a.shape)}")
     m, n = a.shape[-2:]
     out = ns.linalg_svd(a)
     return out, (svd_split(out, m, n), m, n)
