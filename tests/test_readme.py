@@ -1,5 +1,5 @@
-"""The README's Python examples run as they are written (each in a fresh process, in a temporary
-folder), so the README stays true to the code."""
+"""The Python examples of the README and of the manual (docs/*.md) run as they are written (each
+in a fresh process, in a temporary folder), so the documentation stays true to the code."""
 
 from __future__ import annotations
 
@@ -18,7 +18,14 @@ from tinygrad_mlp.datasets import MNIST_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# every Python block, in page order, with the page it stands on
+PLACED = [
+    (page.relative_to(ROOT).as_posix(), block)
+    for page in PAGES
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+]
+BLOCKS = [block for _, block in PLACED]
 # illustrations of a whole program that need names the block does not define
 ILLUSTRATIONS = ("make_model(",)
 
@@ -55,11 +62,11 @@ def missing_requirements(
 
 
 def _params():
-    for i, block in enumerate(BLOCKS):
+    for i, (page, block) in enumerate(PLACED):
         marks = (
             [pytest.mark.slow] if "tm.mnist(" in block or "check_backprop_property" in block else []
         )
-        yield pytest.param(i, block, marks=marks, id=f"block{i}")
+        yield pytest.param(i, block, marks=marks, id=f"{page}:block{i}")
 
 
 @pytest.mark.parametrize(("index", "block"), list(_params()))
@@ -72,6 +79,7 @@ def test_readme_block_runs(index, block, tmp_path):
     if "tm.mnist(" in block:
         block = block.replace('"../shared/datasets/mnist"', repr(str(MNIST)))
     if "check_backprop_property" in block:  # the block continues the one before it
+        assert PLACED[index - 1][0] == PLACED[index][0], "the block it continues is on its page"
         block = BLOCKS[index - 1] + block
     # the README's examples run as a user runs them: on the default CPU device
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINYGRAD_MLP_")}
@@ -84,7 +92,8 @@ def test_readme_block_runs(index, block, tmp_path):
         text=True,
         timeout=600,
     )
-    assert result.returncode == 0, f"README block {index} failed:\n{block}\n{result.stderr[-3000:]}"
+    page = PLACED[index][0]
+    assert result.returncode == 0, f"{page} block {index} failed:\n{block}\n{result.stderr[-3000:]}"
     if "print(y.item())" in block:
         assert result.stdout.splitlines()[0] == "8.0"  # the value the README's comment states
 

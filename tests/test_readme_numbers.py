@@ -19,7 +19,10 @@ import pytest
 import tinygrad_mlp as tm
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+# the README and the manual's pages (docs/*.md), where the numbers are quoted
+README = "\n".join(
+    page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+)
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
 HAVE_MNIST = all((MNIST_DIR / name).is_file() for name in tm.datasets.MNIST_FILES)
 HAVE_PILLOW = __import__("importlib").util.find_spec("PIL") is not None
