@@ -27,7 +27,10 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
+from ._functions import cat as _cat
+from ._functions import stack as _stack
 from ._tensor import Tensor
+from ._tensor import where as _where
 from .backend import array_module_of
 from .backend import np as _np
 
@@ -144,18 +147,6 @@ def _any_tensor(*values: Any) -> bool:
     return builtins.any(isinstance(v, Tensor) for v in values)
 
 
-def _core(name: str):
-    """A function of the top-level package (tm.where, tm.cat, ...) once the core has it."""
-    import tinygrad_mlp
-
-    return getattr(tinygrad_mlp, name, None)
-
-
-def _method(x: Tensor, name: str):
-    """A Tensor method (x.log1p, x.square, ...) when the core has it, else None."""
-    return getattr(x, name, None) if hasattr(type(x), name) else None
-
-
 def _common_dtype(values: Sequence[Any]):
     """The tensors' floating dtype; without one, numpy's promotion of everything given."""
     floating = [_dtype(v) for v in values if isinstance(v, Tensor) and _dtype(v).kind == "f"]
@@ -219,20 +210,7 @@ def _permute(t: Tensor, axes: Sequence[int]) -> Tensor:
 
 def _amax(t: Tensor, axis: Any, keepdims: bool) -> Tensor:
     """Maximum over ``axis`` (None: all); ties share the gradient."""
-    amax = _method(t, "amax")
-    if amax is not None:
-        return amax(axis=axis if axis is None else _axes(axis, t.ndim), keepdims=keepdims)
-    if axis is None:
-        out = t.max()
-        return out.reshape(*([1] * t.ndim)) if keepdims else out
-    axes = sorted(set(_axes(axis, t.ndim)), reverse=True)
-    out = t
-    for ax in axes:
-        out = out.max(axis=ax, keepdims=True)
-        out = out if isinstance(out, Tensor) else out[0]  # PyTorch's (values, indices) pair
-    if not keepdims:
-        out = out.reshape(*(s for i, s in enumerate(t.shape) if i not in axes))
-    return out
+    return t.amax(axis=axis if axis is None else _axes(axis, t.ndim), keepdims=keepdims)
 
 
 def _values(x: Any):
@@ -361,43 +339,22 @@ def _unary(name: str, composed):
     return fn
 
 
-def _log1p(x: Tensor) -> Tensor:
-    core = _method(x, "log1p")
-    return core() if core else (x + 1.0).log()
-
-
-def _expm1(x: Tensor) -> Tensor:
-    core = _method(x, "expm1")
-    return core() if core else x.exp() - 1.0
-
-
-def _square(x: Tensor) -> Tensor:
-    core = _method(x, "square")
-    return core() if core else x * x
-
-
-def _sign(x: Tensor) -> Tensor:
-    # sign is piecewise constant: its derivative is 0 wherever it exists
-    core = _method(x, "sign")
-    return core() if core else _constant(_xp(x).sign(x._data), x)
-
-
 exp = _unary("exp", Tensor.exp)
 exp.__doc__ = "Elementwise e**x."
 log = _unary("log", Tensor.log)
 log.__doc__ = "Elementwise natural logarithm."
-log1p = _unary("log1p", _log1p)
+log1p = _unary("log1p", Tensor.log1p)
 log1p.__doc__ = "Elementwise log(1 + x)."
-expm1 = _unary("expm1", _expm1)
+expm1 = _unary("expm1", Tensor.expm1)
 expm1.__doc__ = "Elementwise e**x - 1."
 sqrt = _unary("sqrt", Tensor.sqrt)
 sqrt.__doc__ = "Elementwise square root."
-square = _unary("square", _square)
+square = _unary("square", Tensor.square)
 square.__doc__ = "Elementwise x**2."
 abs = _unary("abs", Tensor.abs)
 abs.__doc__ = "Elementwise |x| (gradient sign(x), 0 at 0)."
 absolute = abs
-sign = _unary("sign", _sign)
+sign = _unary("sign", Tensor.sign)
 sign.__doc__ = "Elementwise sign(x): -1, 0 or 1 (gradient 0)."
 tanh = _unary("tanh", Tensor.tanh)
 tanh.__doc__ = "Elementwise hyperbolic tangent."
@@ -415,13 +372,7 @@ def where(condition: Any, x: Any = None, y: Any = None):
     if mask.dtype.kind != "b":
         mask = mask != 0  # numpy's where takes any truthy array
     a, b = _tensors(x, y)
-    core = _core("where")
-    if core is not None:
-        return core(mask, a, b)
-    # NOTE: composed as a blend of the two sides; a nan or inf on the side not chosen still
-    # reaches the result's gradient as nan, as with any 0 * inf
-    chosen = _constant(mask.astype(_dtype(a)), a)
-    return a * chosen + b * (1 - chosen)
+    return _where(mask, a, b)
 
 
 def maximum(x1: Any, x2: Any, out: Any = None):
@@ -430,8 +381,7 @@ def maximum(x1: Any, x2: Any, out: Any = None):
         return _np.maximum(x1, x2)
     _no_out("maximum", out)
     a, b = _tensors(x1, x2)
-    core = _core("maximum")
-    return core(a, b) if core is not None else where(a._data >= b._data, a, b)
+    return a.maximum(b)
 
 
 def minimum(x1: Any, x2: Any, out: Any = None):
@@ -440,8 +390,7 @@ def minimum(x1: Any, x2: Any, out: Any = None):
         return _np.minimum(x1, x2)
     _no_out("minimum", out)
     a, b = _tensors(x1, x2)
-    core = _core("minimum")
-    return core(a, b) if core is not None else where(a._data <= b._data, a, b)
+    return a.minimum(b)
 
 
 def _is_scalar(v: Any) -> bool:
@@ -631,25 +580,6 @@ def _slice(t: Tensor, axis: int, start: int, stop: int) -> Tensor:
     return t[tuple(index)]
 
 
-def _prod_axis(t: Tensor, axis: int) -> Tensor:
-    """Product along one axis by halving: pairs of slices multiplied, the odd one carried."""
-    while t.shape[axis] > 1:
-        n = t.shape[axis]
-        half = n // 2
-
-        paired = _slice(t, axis, 0, half) * _slice(t, axis, half, 2 * half)
-        if n % 2:
-            # the odd last slice joins the first pair only: a factor of (last, 1, 1, ...)
-            first = _np.zeros([half if i == axis else 1 for i in range(t.ndim)], dtype=_dtype(t))
-            first.reshape(-1)[0] = 1.0
-            last = _slice(t, axis, n - 1, n)
-            paired = paired * (last * _constant(first, t) + _constant(1.0 - first, t))
-        t = paired
-    index = [slice(None)] * t.ndim
-    index[axis] = 0
-    return t[tuple(index)]
-
-
 def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False):
     """Product over ``axis`` (all axes when None); exact gradients also where elements are 0."""
     plain, t = _reduction("prod", a, axis, dtype, out, keepdims)
@@ -658,16 +588,7 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     axes = _axes(axis, t.ndim)
     if t.ndim == 0:
         return t
-    core = _method(t, "prod")
-    if core is not None:
-        return core(axis=axis if axis is None else axes, keepdims=keepdims)
-    kept_shape = tuple(1 if i in axes else s for i, s in enumerate(t.shape))
-    if 0 in t.shape:
-        ones_ = _np.ones(kept_shape if keepdims else t.sum(axis=axes).shape, dtype=_dtype(t))
-        return t.sum(axis=axes, keepdims=keepdims) * 0.0 + ones_
-    for ax in sorted(axes, reverse=True):
-        t = _prod_axis(t, ax)
-    return t.reshape(kept_shape) if keepdims else t
+    return t.prod(axis=axis if axis is None else axes, keepdims=keepdims)
 
 
 def argmax(a: Any, axis: int | None = None, out: Any = None, keepdims: bool = False):
@@ -731,15 +652,6 @@ def expand_dims(a: Any, axis: Any):
     return a.reshape(*(1 if i in axes else next(sizes) for i in range(ndim)))
 
 
-def _placed(t: Tensor, start: int, total: int) -> Tensor:
-    """t (with the joined axis last) moved into columns start.. of a width-``total`` result."""
-    n = t.shape[-1]
-    placement = _np.zeros((n, total), dtype=_dtype(t))
-    placement[_np.arange(n), start + _np.arange(n)] = 1.0
-    # NOTE: a product with a 0/1 placement matrix is exact for finite values
-    return t @ _constant(placement, t)
-
-
 def concatenate(arrays: Sequence[Any], axis: int | None = 0, out: Any = None):
     """Join arrays along an existing axis (flattened first when axis is None)."""
     arrays = list(arrays)
@@ -758,18 +670,7 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0, out: Any = None):
     if builtins.any(t.ndim != ndim for t in tensors) or len(set(others)) != 1:
         shapes = ", ".join(str(t.shape) for t in tensors)
         raise ValueError(f"concatenate: shapes {shapes} differ outside axis {axis}")
-    core = _core("cat")
-    if core is not None:
-        return core(tensors, axis)
-    order = [i for i in range(ndim) if i != axis] + [axis]
-    inverse = [order.index(i) for i in range(ndim)]
-    total = _builtin_sum(t.shape[axis] for t in tensors)
-    result, start = None, 0
-    for t in tensors:
-        part = _placed(_permute(t, order), start, total)
-        result = part if result is None else result + part
-        start += t.shape[axis]
-    return _permute(result, inverse)
+    return _cat(tensors, axis)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0, out: Any = None):
@@ -782,10 +683,7 @@ def stack(arrays: Sequence[Any], axis: int = 0, out: Any = None):
     if len({t.shape for t in tensors}) != 1:
         raise ValueError("all input arrays must have the same shape")
     axis = int(axis) % (tensors[0].ndim + 1)
-    core = _core("stack")
-    if core is not None:
-        return core(tensors, axis)
-    return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
+    return _stack(tensors, axis)
 
 
 # ---------------------------------------------------------------- linalg
