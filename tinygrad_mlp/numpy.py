@@ -183,12 +183,6 @@ def _xp(t: Tensor):
     return array_module_of(t._data)
 
 
-def _constant(array: Any, like: Tensor) -> Tensor:
-    """A tensor that does not require grad, on the device of ``like``, keeping the dtype."""
-    array = array_module_of(array).asarray(array)  # NOTE: a 0-d result may be a numpy scalar
-    return Tensor(array, dtype=array.dtype, device=like.device)
-
-
 def _dtype(t: Tensor):
     """The numpy dtype of a tensor's array (numpy's and CuPy's are numpy dtypes)."""
     return t._data.dtype
