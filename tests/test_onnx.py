@@ -437,6 +437,11 @@ def test_dimension_that_is_no_multiple_of_the_batch(tmp_path):
         tm_onnx.export(padded, tm.Tensor(np.ones((3, 2), np.float32)), tmp_path / "m.onnx")
 
 
+def test_slice_bound_read_off_the_batch_warns(tmp_path):
+    with pytest.warns(UserWarning, match="changes with the batch size; the file keeps"):
+        tm_onnx.export(lambda x: x[: x.shape[0] // 2], tm.Tensor(np.ones((4, 2))), tmp_path / "m")
+
+
 def test_model_whose_graph_changes_with_the_batch_warns(tmp_path):
     def model(x):
         return x * 2.0 if x.shape[0] < 9 else x.relu()
