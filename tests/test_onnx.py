@@ -535,8 +535,8 @@ def _block(kind: str, f: int, rng: np.random.Generator) -> tuple[nn.Module, int]
         )
     if kind == "over_batch":
         return fn(lambda b, h: h - h.mean(dim=0, keepdim=True) + h.amin(dim=0) * 0.1)
-    if kind == "detached":
-        return fn(lambda b, h: h.logsumexp(dim=1, keepdim=True) + F.normalize(h, dim=-1))
+    if kind == "detached":  # (a norm's mask of zero rows is a comparison: a constant)
+        return fn(lambda b, h: h.logsumexp(dim=1, keepdim=True) + F.normalize(h.exp(), dim=-1))
     if kind == "softmax":
         return fn(lambda b, h: F.softmax(h, dim=1) + F.log_softmax(h, dim=-1) * 0.1)
     if kind == "clamp":
