@@ -419,6 +419,23 @@ def test_detached_values_follow_the_batch(tmp_path):
         export_and_compare(detaching, tmp_path, 5, batch_sizes=(4, 1, 9))
 
 
+def test_embedding_gathers_the_input_rows(tmp_path):
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 3), nn.Flatten(), nn.Linear(6, 2))
+    rng = np.random.default_rng(0)
+    path = tmp_path / "embedding.onnx"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "ONNX export")  # nothing stored at the example's size
+        tm_onnx.export(model, tm.tensor(rng.integers(0, 10, (3, 2))), path)
+    check_file(path)
+    runner = session(path)
+    for n in (3, 1, 7):
+        x = rng.integers(0, 10, (n, 2))
+        (got,) = runner.run(None, {"input": x})
+        with tm.no_grad():
+            np.testing.assert_allclose(got, model(tm.tensor(x)).numpy(), rtol=1e-6, atol=ATOL)
+
+
 def test_max_values_of_a_vector_is_not_a_fixed_index(tmp_path):
     export_and_compare(lambda x: x.max(dim=0).values * x, tmp_path, None, (5, 1, 8), shape=())
 

@@ -409,6 +409,10 @@ def _extreme_along(c: _Call, index: Any) -> str | None:
 def _getitem(c: _Call) -> str:
     index = c.params["index"]
     parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) == 1 and id(parts[0]) in c.b.arrays:  # rows picked by a traced tensor
+        name, dtype = c.b.arrays[id(parts[0])]  # (an embedding's indices): a Gather of them
+        if np.dtype(dtype).kind in "iu":
+            return c.b.node("Gather", [c.x(), name], axis=0)
     out = _extreme_along(c, index)
     if out is not None:
         return out
