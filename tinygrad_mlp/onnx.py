@@ -224,6 +224,7 @@ class _Call:
     out_dims: tuple[Dim, ...]
     batch_size: int | None
     op: str = ""
+    varies: bool = False  # do the op's params change with the batch size?
 
     @property
     def dtype(self) -> Any:
@@ -408,13 +409,24 @@ def _extreme_along(c: _Call, index: Any) -> str | None:
 def _getitem(c: _Call) -> str:
     index = c.params["index"]
     parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) == 1 and id(parts[0]) in c.b.arrays:  # rows picked by a traced tensor
+        name, dtype = c.b.arrays[id(parts[0])]  # (an embedding's indices): a Gather of them
+        if np.dtype(dtype).kind in "iu":
+            return c.b.node("Gather", [c.x(), name], axis=0)
     out = _extreme_along(c, index)
-    if out is None:
-        out = _basic_index(c, parts)
+    if out is not None:
+        return out
+    if c.varies:
+        warnings.warn(
+            f"ONNX export: the index {index!r:.80} changes with the batch size; the file keeps "
+            "the example's",
+            stacklevel=3,
+        )
+    out = _basic_index(c, parts)
     if out is not None:
         return out
     # any other numpy index: gather the picked elements by their flat positions (fixed shapes)
-    if c.dynamic(0):
+    if c.dynamic(0) and not c.varies:
         warnings.warn(
             f"ONNX export: the index {index!r} is stored as fixed positions, so this part of "
             "the file works at the example's batch size only",
@@ -1328,6 +1340,7 @@ def _build(
         if how == "detach":  # the same values, cut from the graph: the same tensor in the file
             names[id(t)] = names[id(ins[0])]
             continue
+        varies = False
         if how == "module":
             lower, name = _module_lowering(op), type(op).__name__
         else:
@@ -1338,9 +1351,8 @@ def _build(
                 )
             lower = functools.partial(_lower, op=op)
             others = [u.made(x)[3] for u, x in shapes.others(t)] if shapes is not None else []
-            if name not in ("reshape", "expand", "getitem") and not all(
-                _same(params, p) for p in others
-            ):
+            varies = not all(_same(params, p) for p in others)
+            if varies and name not in ("reshape", "expand", "getitem"):  # these read the sizes
                 warnings.warn(
                     f"ONNX export: the parameters of op {name!r} change with the batch size; "
                     "the file keeps the example's",
@@ -1356,6 +1368,7 @@ def _build(
             dims(t),
             batch_size,
             name,
+            how == "op" and varies,
         )
         names[id(t)] = lower(call)
         b.arrays.setdefault(id(t._data), (names[id(t)], t._data.dtype))
@@ -1445,7 +1458,9 @@ def export(
     ``example_input`` is a tensor (or array) or a tuple of them, passed to ``model`` as its
     arguments. ``dynamic_axes`` maps input and output names to the axes that stay symbolic
     (``{"input": {0: "batch"}}`` or ``{"input": [0]}``); by default the first axis of every
-    input, and of every output that follows it, is. Raises NotImplementedError naming the op
+    input, and every output axis that follows it, is. With a dynamic axis the model also runs at
+    two and three times its example length, so that sizes that follow it are computed in the
+    file rather than stored. Raises NotImplementedError naming the op
     when an op has no lowering; nothing is written then, and a written file replaces ``path``
     only once complete.
     """
