@@ -923,3 +923,33 @@ def test_lbfgs_refusals_match_torch():
             lib.optim.LBFGS([p], line_search_fn="backtracking").step(closure)
         with pytest.raises(ValueError):
             lib.optim.LBFGS([{"params": [p]}, {"params": [lib.tensor([2.0], requires_grad=True)]}])
+
+
+NAMES = (
+    "floor ceil trunc frac tan atan atan2 asin acos sinh cosh cumsum cumprod sort argsort topk "
+    "kthvalue median mode narrow select index_select masked_select take scatter scatter_add "
+    "scatter_reduce index_add index_fill index_copy tril triu diag diagonal diag_embed roll flip "
+    "rot90 repeat_interleave tile movedim swapdims logical_and logical_or logical_not "
+    "logical_xor remainder fmod floor_divide mv addmm addmv baddbmm einsum tensordot kron hstack "
+    "vstack dstack column_stack meshgrid std_mean var_mean aminmax clamp_min clamp_max lerp "
+    "addcmul addcdiv det inverse"
+).split()
+
+
+@pytest.mark.parametrize("name", NAMES + [n + "_" for n in NAMES] + ["relu_", "sigmoid_"])
+def test_the_name_is_where_pytorch_has_it(name):
+    assert hasattr(tm, name) == hasattr(torch, name)
+    assert hasattr(tm.Tensor, name) == hasattr(torch.Tensor, name) or name == "swapdims_"
+
+
+@pytest.mark.parametrize("name", tm._tensor_maths.TOP_LEVEL_IN_PLACE)
+def test_top_level_in_place_functions_match_torch(name):
+    if name == "addmv_":
+        array, args = V3, [X34[:, :3], V3]
+    else:
+        array, args = X34 * 0.3, [0.1] if name.startswith("clamp") else []
+    ours, theirs = tm.tensor(array), torch.tensor(array)
+    wrap = [(tm.tensor(a), torch.tensor(a)) if isinstance(a, np.ndarray) else (a, a) for a in args]
+    assert getattr(tm, name)(ours, *[w[0] for w in wrap]) is ours
+    getattr(torch, name)(theirs, *[w[1] for w in wrap])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-7, atol=1e-9)

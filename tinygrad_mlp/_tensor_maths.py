@@ -1305,16 +1305,13 @@ Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
 Tensor.negative_ = Tensor.neg_
 Tensor.absolute_ = Tensor.abs_
 
-clamp_min_ = Tensor.clamp_min_
-clamp_max_ = Tensor.clamp_max_
-relu_ = Tensor.relu_
-sigmoid_ = Tensor.sigmoid_
-tanh_ = Tensor.tanh_
-exp_ = Tensor.exp_
-log_ = Tensor.log_
-neg_ = Tensor.neg_
-sqrt_ = Tensor.sqrt_
-abs_ = Tensor.abs_
+# the in-place forms that PyTorch also has at its top level (tm.relu_(x) is x.relu_())
+TOP_LEVEL_IN_PLACE = (
+    "clamp_min_ clamp_max_ relu_ sigmoid_ tanh_ exp_ log_ neg_ sqrt_ abs_ floor_ ceil_ trunc_ "
+    "fix_ frac_ tan_ atan_ asin_ acos_ arctan_ arcsin_ arccos_ sinh_ cosh_ addmv_"
+).split()
+for _name in TOP_LEVEL_IN_PLACE:
+    globals()[_name] = getattr(Tensor, _name)
 
 __all__ = [
     *METHODS,
@@ -1332,15 +1329,6 @@ __all__ = [
     "atleast_1d",
     "atleast_2d",
     "atleast_3d",
-    "clamp_min_",
-    "clamp_max_",
-    "relu_",
-    "sigmoid_",
-    "tanh_",
-    "exp_",
-    "log_",
-    "neg_",
-    "sqrt_",
-    "abs_",
+    *TOP_LEVEL_IN_PLACE,
 ]
 del _method_function
