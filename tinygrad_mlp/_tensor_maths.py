@@ -362,7 +362,8 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
         raise IndexError(
             f"start out of range (expected to be in range of [{-n}, {n}], but got {start})"
         )
-    start %= max(n, 1) if start < 0 else n + 1
+    if start < 0:
+        start += n
     if length < 0 or start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     return x[_along(d, slice(start, start + length))]
@@ -717,11 +718,14 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     return moved[(Ellipsis, rows, cols)]
 
 
+_diagonal_of = diagonal  # diag's argument is named diagonal, as in PyTorch
+
+
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """A 1-D input as the diagonal ``diagonal`` of a square matrix; a 2-D input's diagonal."""
     x = _tensor(input)
     if x.ndim == 2:
-        return globals()["diagonal"](x, diagonal)
+        return _diagonal_of(x, diagonal)
     if x.ndim != 1:
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
     return diag_embed(x, diagonal)
