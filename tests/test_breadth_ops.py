@@ -953,3 +953,26 @@ def test_top_level_in_place_functions_match_torch(name):
     assert getattr(tm, name)(ours, *[w[0] for w in wrap]) is ours
     getattr(torch, name)(theirs, *[w[1] for w in wrap])
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    st.integers(0, 2),
+    st.integers(0, 10**6),
+)
+def test_index_and_scatter_ops_drawn_shapes(shape, dim, seed):
+    dim %= len(shape)
+    gen = np.random.default_rng(seed)
+    x = gen.normal(size=shape)
+    n = shape[dim]
+    picks = idx(gen.integers(0, n, size=gen.integers(1, 4)))
+    compare(lambda m, x, i: m.index_select(x, dim, i), x, picks)
+    rows = list(shape)
+    rows[dim] = len(picks)
+    compare(lambda m, x, i, s: m.index_add(x, dim, i, s), x, picks, gen.normal(size=rows))
+    where = idx(gen.integers(0, n, size=shape))
+    compare(lambda m, x, i, s: m.scatter_add(x, dim, i, s), x, where, gen.normal(size=shape))
+    compare(lambda m, x, i: m.gather(x, dim, i), x, where)
+    compare(lambda m, x: m.roll(x, int(seed % 5) - 2, dim), x)
+    compare(lambda m, x: m.movedim(x, dim, -1), x)
