@@ -976,3 +976,25 @@ def test_index_and_scatter_ops_drawn_shapes(shape, dim, seed):
     compare(lambda m, x, i: m.gather(x, dim, i), x, where)
     compare(lambda m, x: m.roll(x, int(seed % 5) - 2, dim), x)
     compare(lambda m, x: m.movedim(x, dim, -1), x)
+
+
+def test_lbfgs_state_dict_round_trip_resumes_exactly():
+    def make(values):
+        w = tm.tensor(values, requires_grad=True)
+        opt = tm.optim.LBFGS([w], max_iter=3, history_size=2)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((w - 1) ** 4).sum() + (w**2).sum()
+            loss.backward()
+            return loss
+
+        return w, opt, closure
+
+    w, opt, closure = make(V3)
+    opt.step(closure)
+    w2, opt2, closure2 = make(w.detach().numpy())
+    opt2.load_state_dict(opt.state_dict())
+    opt.step(closure)
+    opt2.step(closure2)
+    np.testing.assert_array_equal(w.detach().numpy(), w2.detach().numpy())
