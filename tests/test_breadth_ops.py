@@ -998,3 +998,19 @@ def test_lbfgs_state_dict_round_trip_resumes_exactly():
     opt.step(closure)
     opt2.step(closure2)
     np.testing.assert_array_equal(w.detach().numpy(), w2.detach().numpy())
+
+
+def test_embedding_bag_module_matches_torch():
+    ours = tm.nn.EmbeddingBag(5, 3, mode="max", padding_idx=1).double()
+    theirs = torch.nn.EmbeddingBag(5, 3, mode="max", padding_idx=1).double()
+    assert ours.weight.numpy()[1].tolist() == [0.0, 0.0, 0.0]
+    _copy_parameters(ours, theirs)
+    assert repr(ours) == repr(theirs)
+    flat, offsets = idx([0, 1, 4, 4, 2, 1]), idx([0, 2, 3])
+    out = ours(tm.tensor(flat), tm.tensor(offsets))
+    want = theirs(torch.tensor(flat), torch.tensor(offsets))
+    np.testing.assert_allclose(out.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+    w = RNG.normal(size=tuple(want.shape))
+    (out * tm.tensor(w)).sum().backward()
+    (want * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-12)
