@@ -923,3 +923,94 @@ def test_lbfgs_refusals_match_torch():
             lib.optim.LBFGS([p], line_search_fn="backtracking").step(closure)
         with pytest.raises(ValueError):
             lib.optim.LBFGS([{"params": [p]}, {"params": [lib.tensor([2.0], requires_grad=True)]}])
+
+
+NAMES = (
+    "floor ceil trunc frac tan atan atan2 asin acos sinh cosh cumsum cumprod sort argsort topk "
+    "kthvalue median mode narrow select index_select masked_select take scatter scatter_add "
+    "scatter_reduce index_add index_fill index_copy tril triu diag diagonal diag_embed roll flip "
+    "rot90 repeat_interleave tile movedim swapdims logical_and logical_or logical_not "
+    "logical_xor remainder fmod floor_divide mv addmm addmv baddbmm einsum tensordot kron hstack "
+    "vstack dstack column_stack meshgrid std_mean var_mean aminmax clamp_min clamp_max lerp "
+    "addcmul addcdiv det inverse"
+).split()
+
+
+@pytest.mark.parametrize("name", NAMES + [n + "_" for n in NAMES] + ["relu_", "sigmoid_"])
+def test_the_name_is_where_pytorch_has_it(name):
+    assert hasattr(tm, name) == hasattr(torch, name)
+    assert hasattr(tm.Tensor, name) == hasattr(torch.Tensor, name) or name == "swapdims_"
+
+
+@pytest.mark.parametrize("name", tm._tensor_maths.TOP_LEVEL_IN_PLACE)
+def test_top_level_in_place_functions_match_torch(name):
+    if name == "addmv_":
+        array, args = V3, [X34[:, :3], V3]
+    else:
+        array, args = np.abs(X34) * 0.3 + 0.1, [0.1] if name.startswith("clamp") else []
+    ours, theirs = tm.tensor(array), torch.tensor(array)
+    wrap = [(tm.tensor(a), torch.tensor(a)) if isinstance(a, np.ndarray) else (a, a) for a in args]
+    assert getattr(tm, name)(ours, *[w[0] for w in wrap]) is ours
+    getattr(torch, name)(theirs, *[w[1] for w in wrap])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    st.integers(0, 2),
+    st.integers(0, 10**6),
+)
+def test_index_and_scatter_ops_drawn_shapes(shape, dim, seed):
+    dim %= len(shape)
+    gen = np.random.default_rng(seed)
+    x = gen.normal(size=shape)
+    n = shape[dim]
+    picks = idx(gen.integers(0, n, size=gen.integers(1, 4)))
+    compare(lambda m, x, i: m.index_select(x, dim, i), x, picks)
+    rows = list(shape)
+    rows[dim] = len(picks)
+    compare(lambda m, x, i, s: m.index_add(x, dim, i, s), x, picks, gen.normal(size=rows))
+    where = idx(gen.integers(0, n, size=shape))
+    compare(lambda m, x, i, s: m.scatter_add(x, dim, i, s), x, where, gen.normal(size=shape))
+    compare(lambda m, x, i: m.gather(x, dim, i), x, where)
+    compare(lambda m, x: m.roll(x, int(seed % 5) - 2, dim), x)
+    compare(lambda m, x: m.movedim(x, dim, -1), x)
+
+
+def test_lbfgs_state_dict_round_trip_resumes_exactly():
+    def make(values):
+        w = tm.tensor(values, requires_grad=True)
+        opt = tm.optim.LBFGS([w], max_iter=3, history_size=2)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((w - 1) ** 4).sum() + (w**2).sum()
+            loss.backward()
+            return loss
+
+        return w, opt, closure
+
+    w, opt, closure = make(V3)
+    opt.step(closure)
+    w2, opt2, closure2 = make(w.detach().numpy())
+    opt2.load_state_dict(opt.state_dict())
+    opt.step(closure)
+    opt2.step(closure2)
+    np.testing.assert_array_equal(w.detach().numpy(), w2.detach().numpy())
+
+
+def test_embedding_bag_module_matches_torch():
+    ours = tm.nn.EmbeddingBag(5, 3, mode="max", padding_idx=1).double()
+    theirs = torch.nn.EmbeddingBag(5, 3, mode="max", padding_idx=1).double()
+    assert ours.weight.numpy()[1].tolist() == [0.0, 0.0, 0.0]
+    _copy_parameters(ours, theirs)
+    assert repr(ours) == repr(theirs)
+    flat, offsets = idx([0, 1, 4, 4, 2, 1]), idx([0, 2, 3])
+    out = ours(tm.tensor(flat), tm.tensor(offsets))
+    want = theirs(torch.tensor(flat), torch.tensor(offsets))
+    np.testing.assert_allclose(out.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+    w = RNG.normal(size=tuple(want.shape))
+    (out * tm.tensor(w)).sum().backward()
+    (want * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-12)

@@ -148,8 +148,10 @@ def test_gradcheck_ops_on_cuda(op):
         v = rng.uniform(0.2, 0.8, shape)  # positive, nonzero, inside (0, 1), no ties
         if domain == "real":
             v -= 0.5
-        if domain == "matrix":
-            v = v * 0.1 + np.diag(np.arange(1.0, min(shape) + 1))[: shape[0], : shape[1]]
+        if domain == "matrix":  # diag(1, 2, ...) on the last two axes, +-0.1
+            v = v * 0.1
+            k = min(shape[-2:])
+            v[..., range(k), range(k)] += np.arange(1, k + 1)
         inputs.append(T(cp.asarray(v), requires_grad=True))
 
     def on_gpu(value):

@@ -64,6 +64,8 @@ from .backends import (
 from .classifier import NNClassifier as NNClassifier
 from .compile import compile  # noqa: A004  (PyTorch's name: tm.compile(fn), tm.compile(model))
 from .datasets import image_folder, make_moons, make_xor, mnist
+from .linalg import det
+from .linalg import inv as inverse
 from .nn import functional
 from .serialization import load, save
 from .utils.data import DataLoader
@@ -152,6 +154,8 @@ __all__ = [
     "optim",
     "autograd",
     "linalg",
+    "det",
+    "inverse",
     "utils",
     "distributed",
     "onnx",

@@ -362,7 +362,8 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
         raise IndexError(
             f"start out of range (expected to be in range of [{-n}, {n}], but got {start})"
         )
-    start %= max(n, 1) if start < 0 else n + 1
+    if start < 0:
+        start += n
     if length < 0 or start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     return x[_along(d, slice(start, start + length))]
@@ -717,11 +718,14 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     return moved[(Ellipsis, rows, cols)]
 
 
+_diagonal_of = diagonal  # diag's argument is named diagonal, as in PyTorch
+
+
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """A 1-D input as the diagonal ``diagonal`` of a square matrix; a 2-D input's diagonal."""
     x = _tensor(input)
     if x.ndim == 2:
-        return globals()["diagonal"](x, diagonal)
+        return _diagonal_of(x, diagonal)
     if x.ndim != 1:
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
     return diag_embed(x, diagonal)
@@ -1305,16 +1309,13 @@ Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
 Tensor.negative_ = Tensor.neg_
 Tensor.absolute_ = Tensor.abs_
 
-clamp_min_ = Tensor.clamp_min_
-clamp_max_ = Tensor.clamp_max_
-relu_ = Tensor.relu_
-sigmoid_ = Tensor.sigmoid_
-tanh_ = Tensor.tanh_
-exp_ = Tensor.exp_
-log_ = Tensor.log_
-neg_ = Tensor.neg_
-sqrt_ = Tensor.sqrt_
-abs_ = Tensor.abs_
+# the in-place forms that PyTorch also has at its top level (tm.relu_(x) is x.relu_())
+TOP_LEVEL_IN_PLACE = (
+    "clamp_min_ clamp_max_ relu_ sigmoid_ tanh_ exp_ log_ neg_ sqrt_ abs_ floor_ ceil_ trunc_ "
+    "fix_ frac_ tan_ atan_ asin_ acos_ arctan_ arcsin_ arccos_ sinh_ cosh_ addmv_"
+).split()
+for _name in TOP_LEVEL_IN_PLACE:
+    globals()[_name] = getattr(Tensor, _name)
 
 __all__ = [
     *METHODS,
@@ -1332,15 +1333,6 @@ __all__ = [
     "atleast_1d",
     "atleast_2d",
     "atleast_3d",
-    "clamp_min_",
-    "clamp_max_",
-    "relu_",
-    "sigmoid_",
-    "tanh_",
-    "exp_",
-    "log_",
-    "neg_",
-    "sqrt_",
-    "abs_",
+    *TOP_LEVEL_IN_PLACE,
 ]
 del _method_function

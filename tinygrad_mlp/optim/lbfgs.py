@@ -83,6 +83,20 @@ class LBFGS(Optimizer):
         "line_search_fn": _line_search,
     }
 
+    def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
+        """The saved state as it is: its vectors span all parameters, not one."""
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"state of parameter {index} must be a dict, got a {type(entry).__name__}"
+            )
+        unknown = set(entry) - self._state_names
+        if unknown:
+            raise ValueError(
+                f"state of parameter {index} has unknown entries {sorted(map(str, unknown))} "
+                f"for LBFGS (expected {sorted(self._state_names)})"
+            )
+        return {name: _copied(value) for name, value in entry.items()}
+
     # ------------------------------------------------------------ the flat vector
 
     def _xp(self) -> Any:
@@ -213,6 +227,14 @@ class LBFGS(Optimizer):
             prev_flat_grad=prev_flat_grad, prev_loss=prev_loss,
         )  # fmt: skip
         return orig_loss
+
+
+def _copied(value: Any) -> Any:
+    """Arrays (and tensors, and lists of them) copied, other values as they are."""
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    data = getattr(value, "_data", value)
+    return data.copy() if hasattr(data, "copy") and hasattr(data, "shape") else value
 
 
 # ---------------------------------------------------------------- the strong-Wolfe line search

@@ -128,4 +128,5 @@ class EmbeddingBag(Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, mode='{self.mode}'"
+        out = f"{self.num_embeddings}, {self.embedding_dim}, mode='{self.mode}'"
+        return out if self.padding_idx is None else f"{out}, padding_idx={self.padding_idx}"
