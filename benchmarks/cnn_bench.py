@@ -31,6 +31,7 @@ CONTENDERS = ("tinygrad_mlp", "pytorch")
 TARGET = 1.0  # tinygrad_mlp / PyTorch, CNN epoch time
 BATCH = 64
 CHANNELS = (16, 32)
+BATCH_NORM = True  # nn.BatchNorm2d after each convolution, as the example's default
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 UNSET_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -119,17 +120,20 @@ def run_one(contender: str, images: int, data_dir: str | None) -> dict[str, Any]
             super().__init__()
             self.conv1 = nn.Conv2d(1, CHANNELS[0], 3, 1, padding=1)
             self.conv2 = nn.Conv2d(CHANNELS[0], CHANNELS[1], 3, 1, padding=1)
+            norm = nn.BatchNorm2d if BATCH_NORM else (lambda c: nn.Identity())
+            self.bn1, self.bn2 = norm(CHANNELS[0]), norm(CHANNELS[1])
             self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
             self.fc1, self.fc2 = nn.Linear(CHANNELS[1] * 49, 128), nn.Linear(128, 10)
 
         def forward(self, x: Any) -> Any:
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = self.dropout1(F.max_pool2d(F.relu(self.conv2(x)), 2))
+            x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+            x = self.dropout1(F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2))
             x = self.dropout2(F.relu(self.fc1(lib.flatten(x, 1))))
             return F.log_softmax(self.fc2(x), dim=1)
 
     model = Net()
-    model.load_state_dict({k: tensor(v.copy()) for k, v in weights.items()})
+    # the batch norms keep their defaults (weight 1, bias 0, running mean 0, variance 1)
+    model.load_state_dict({k: tensor(v.copy()) for k, v in weights.items()}, strict=False)
     optimizer = lib.optim.Adam(model.parameters(), lr=1e-3)
     model.eval()
     with lib.no_grad():

@@ -50,21 +50,25 @@ MEAN, STD = 0.1307, 0.3081  # of MNIST's training pixels, as PyTorch's example n
 
 
 class Net(nn.Module):
-    """conv 3x3 -> ReLU -> max pool 2 -> conv 3x3 -> ReLU -> max pool 2 -> dropout -> linear ->
-    ReLU -> dropout -> linear -> log-softmax."""
+    """conv 3x3 -> batch norm -> ReLU -> max pool 2, twice -> dropout -> linear -> ReLU ->
+    dropout -> linear -> log-softmax."""
 
-    def __init__(self, channels: tuple[int, int] = (16, 32), hidden: int = 128) -> None:
+    def __init__(
+        self, channels: tuple[int, int] = (16, 32), hidden: int = 128, batch_norm: bool = True
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, channels[0], 3, 1, padding=1)
         self.conv2 = nn.Conv2d(channels[0], channels[1], 3, 1, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels[0]) if batch_norm else nn.Identity()
+        self.bn2 = nn.BatchNorm2d(channels[1]) if batch_norm else nn.Identity()
         self.dropout1 = nn.Dropout(0.25)
         self.dropout2 = nn.Dropout(0.5)
         self.fc1 = nn.Linear(channels[1] * 7 * 7, hidden)
         self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x: tm.Tensor) -> tm.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
         x = self.dropout1(x)
         x = tm.flatten(x, 1)
         x = self.dropout2(F.relu(self.fc1(x)))
@@ -88,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.7, help="StepLR: lr factor per epoch")
     p.add_argument(
         "--channels", type=int, nargs=2, default=(16, 32), help="channels of the two convolutions"
+    )
+    p.add_argument(
+        "--batch-norm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="nn.BatchNorm2d after each convolution",
     )
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N images")
     p.add_argument("--test-limit", type=int, default=None, help="test on the first N images")
@@ -133,7 +143,7 @@ def train(args: argparse.Namespace) -> dict:
     wall_start = time.perf_counter()
     tm.manual_seed(args.seed)
     x_train, y_train, x_test, y_test = load_data(args)
-    model = Net(tuple(args.channels)).to(args.device)
+    model = Net(tuple(args.channels), batch_norm=args.batch_norm).to(args.device)
     optimizer = tm.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = StepLR(optimizer, step_size=1, gamma=args.gamma)
     order = np.random.default_rng(args.seed)
@@ -189,6 +199,7 @@ def train(args: argparse.Namespace) -> dict:
         "lr": args.lr,
         "gamma": args.gamma,
         "channels": list(args.channels),
+        "batch_norm": args.batch_norm,
         "optimizer": "adam",
         "train_images": len(x_train),
         "test_images": len(x_test),

@@ -588,43 +588,39 @@ def _conv(c: _Call) -> str:
     return c.b.node("Conv", ins, kernel_shape=list(c.shape(1)[2:]), group=p["groups"], **attrs)
 
 
+def _pool_pairs(c: _Call, dilation: Any) -> Any:
+    # NOTE: PyTorch's ceil mode drops a last window that would start in the right padding,
+    # ONNX's does not: the exact output size comes from explicit after-padding instead
+    p = c.params
+    size = c.shape(0)[2:]
+    return O.pool_padding(
+        size, p["kernel_size"], dilation, p["padding"], p["stride"], p["ceil_mode"]
+    )
+
+
 @lowering("max_pool")
 def _max_pool(c: _Call) -> str:
     p = c.params
-    pairs = [(q, q) for q in p["padding"]]
-    attrs = _window_attrs(c, pairs, p["stride"], p["dilation"])
-    return c.b.node(
-        "MaxPool",
-        [c.x()],
-        kernel_shape=list(p["kernel_size"]),
-        ceil_mode=int(p["ceil_mode"]),
-        **attrs,
-    )
+    attrs = _window_attrs(c, _pool_pairs(c, p["dilation"]), p["stride"], p["dilation"])
+    return c.b.node("MaxPool", [c.x()], kernel_shape=list(p["kernel_size"]), **attrs)
 
 
 @lowering("avg_pool")
 def _avg_pool(c: _Call) -> str:
+    # the mean over the elements inside the input, rescaled to the op's divisor when it differs
     p = c.params
-    expected = O.pool_divisor(
-        c.shape(0)[2:],
-        p["kernel_size"],
-        p["stride"],
-        p["padding"],
-        p["ceil_mode"],
-        p["count_include_pad"],
+    nd = len(p["kernel_size"])
+    attrs = _window_attrs(c, _pool_pairs(c, (1,) * nd), p["stride"])
+    out = c.b.node(
+        "AveragePool", [c.x()], kernel_shape=list(p["kernel_size"]), count_include_pad=0, **attrs
     )
-    divisor = _host(p["divisor"])
-    if np.shape(divisor) != expected.shape or not np.allclose(divisor, expected):
-        raise NotImplementedError("ONNX export: avg_pool with divisor_override has no lowering")
-    pairs = [(q, q) for q in p["padding"]]
-    return c.b.node(
-        "AveragePool",
-        [c.x()],
-        kernel_shape=list(p["kernel_size"]),
-        ceil_mode=int(p["ceil_mode"]),
-        count_include_pad=int(p["count_include_pad"]),
-        **_window_attrs(c, pairs, p["stride"]),
+    inside = O.pool_divisor(
+        c.shape(0)[2:], p["kernel_size"], p["stride"], p["padding"], p["ceil_mode"], False
     )
+    scale = inside / np.asarray(_host(p["divisor"]), dtype=np.float64)
+    if np.all(scale == 1):
+        return out
+    return c.b.node("Mul", [out, c.const(np.broadcast_to(scale, inside.shape), c.dtype)])
 
 
 @lowering("unfold")

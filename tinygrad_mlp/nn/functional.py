@@ -912,7 +912,7 @@ def _pool_args(name, nd, kernel_size, stride, padding, dilation, size):
 
 
 def _pool_check_size(name, x, kernel, stride, padding, dilation, ceil_mode) -> None:
-    pairs = O._pool_padding(tuple(x.shape[2:]), kernel, dilation, padding, stride, ceil_mode)
+    pairs = O.pool_padding(tuple(x.shape[2:]), kernel, dilation, padding, stride, ceil_mode)
     counts = backend.window_counts(tuple(x.shape[2:]), kernel, dilation, pairs, stride)
     if min(counts) < 1:
         raise RuntimeError(
@@ -933,7 +933,7 @@ def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode
         return out
     # the flat position in the (unpadded) input plane of each window's first maximum
     size = tuple(x.shape[2:])
-    pairs = O._pool_padding(size, kernel, dilation, padding, stride, bool(ceil_mode))
+    pairs = O.pool_padding(size, kernel, dilation, padding, stride, bool(ceil_mode))
     _, arg = backend.max_windows(x._data, kernel, dilation, pairs, stride)
     xp = backend.array_module_of(arg)
     where = xp.zeros(arg.shape, dtype=np.int64)
