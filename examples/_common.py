@@ -148,7 +148,11 @@ def load_mnist(data_dir: str | None) -> tuple[Any, Any, Any, Any]:
     With a folder (--data-dir, or the shared one) nothing is downloaded; with None the files
     come from the library's cache, downloaded when missing."""
     if data_dir is None:
-        return tm.mnist(None, download=True)
+        try:
+            return tm.mnist(None, download=True)
+        except (OSError, ValueError) as e:  # no network, no mirror, a damaged cached file
+            message = f"MNIST: {e}; or pass --data-dir DIR, a folder with the files"
+            raise SystemExit(message) from None
     folder = Path(data_dir).expanduser()
     files = ", ".join(tm.datasets.MNIST_FILES)
     if not folder.is_dir():
