@@ -892,9 +892,13 @@ def _copy_slices_rule(ns, g, saved, needs):
     )
 
 
-def _copy_slices(ns, base, value, positions, keep):
+def _copy_slices(ns, base, value, positions=None, keep=None):
     # base with value written at the flat positions (keep is False exactly there): PyTorch's
-    # CopySlices, the new history of a base written through a view or by index assignment
+    # CopySlices, the new history of a base written through a view or by index assignment;
+    # without positions, value is written over all of base
+    if positions is None:
+        keep = np.zeros(tuple(base.shape), dtype=bool)
+        positions = np.arange(keep.size).reshape(keep.shape)
     written = ns.scatter(value, positions, (keep.size,)).reshape(keep.shape)
     return ns.where(keep, base, written), (positions, keep)
 
