@@ -175,12 +175,17 @@ def _link_view(t: Tensor, out: Any, op: O.Op, inputs: tuple, params: dict) -> No
                 t._data = out.copy()  # flip and friends are copies in PyTorch
                 return
             t._extra = {"base": inp, "view": (op, params)}
-            views = inp._get_extra("views")
-            if views is None:
-                views = weakref.WeakSet()
-                inp._set_extra("views", views)
-            views.add(t)
+            _views_of(inp).add(t)
             return
+
+
+def _views_of(t: Tensor) -> Any:
+    """The live tensors that share ``t``'s memory as views (or detached aliases) of it."""
+    views = t._get_extra("views")
+    if views is None:
+        views = weakref.WeakSet()
+        t._set_extra("views", views)
+    return views
 
 
 def _steps_back(index: Any) -> bool:
@@ -686,11 +691,7 @@ class Tensor:
         """A tensor sharing the values (and the version counter), cut from the graph."""
         t = _wrap(self._data)
         t._extra = {"base": self}
-        views = self._get_extra("views")
-        if views is None:
-            views = weakref.WeakSet()
-            self._set_extra("views", views)
-        views.add(t)
+        _views_of(self).add(t)
         return t
 
     def detach_(self) -> Tensor:
@@ -1737,7 +1738,7 @@ class Tensor:
                 f"a view of a leaf Variable that requires grad is being used in an in-place "
                 f"operation ({name}); update it under tm.no_grad(), or use the out-of-place form"
             )
-        stamp = self._bump()
+        stamp = next(_creation_order)  # drawn first: the op's own nodes come after the change
         old = _snapshot(root)
         src = old
         for op, params in chain:
@@ -1748,30 +1749,36 @@ class Tensor:
             src = src.clone()
         out = _fit_inplace(name, compute(src), self)
         self._data[...] = out._data
+        self._bump(stamp)
+        old._version, old._extra["changed_at"] = root._version, stamp
+        old._extra["changes"] = root._extra["changes"]
+        node = out._node
+        if node is not None and node.seq > stamp and _engine()._saves_output(node.saved, out._data):
+            # the op keeps its output: it now lives in this tensor's memory, so that a later
+            # change of it is caught at backward (output 0 of the op, as in PyTorch)
+            node.saved = _saved_into(node.saved, out._data, self._data)
+            if chain:
+                out._data, out._extra = self._data, {"base": self}
+                _views_of(self).add(out)
         if chain:
             positions = _positions(root._data, chain)
             keep = backend.array_module_of(root._data).ones(root.shape, dtype=bool)
             keep.reshape(-1)[positions.reshape(-1)] = False
             node = apply(O.COPY_SLICES, old, out, positions=positions, keep=keep)._node
-        else:
-            node = out._node
-            if node is not None and out._data is not self._data:
-                node.saved = _saved_into(node.saved, out._data, self._data)
         root._node, root.requires_grad = node, node is not None
         root._extra.setdefault("history", []).append((stamp, old))
         _remake_views(root, stamp)
         return self
 
-    def _bump(self) -> int:
+    def _bump(self, stamp: int | None = None) -> None:
         """Count one in-place change, here, in the tensors this one is a view of and in every
-        view of those (a saved view of a changed tensor then refuses its backward). Returns
-        the change's stamp."""
+        view of those (a saved view of a changed tensor then refuses its backward)."""
         chain, t = [], self
         while t is not None:
             chain.append(t)
             t = t._get_extra("base")
         seen = set()
-        stamp = next(_creation_order)
+        stamp = next(_creation_order) if stamp is None else stamp
         _Mode.last_inplace = stamp
         while chain:
             t = chain.pop()
@@ -1787,7 +1794,6 @@ class Tensor:
                 views = t._extra.get("views")
                 if views:
                     chain.extend(views)
-        return stamp
 
     def _inplace(self, name: str, ufunc: str, other: Any) -> Tensor:
         value = other._data if isinstance(other, Tensor) else other
