@@ -1765,9 +1765,12 @@ class Tensor:
             keep = backend.array_module_of(root._data).ones(root.shape, dtype=bool)
             keep.reshape(-1)[positions.reshape(-1)] = False
             node = apply(O.COPY_SLICES, old, out, positions=positions, keep=keep)._node
+        # NOTE: ops recorded before this point (the op's own included) keep seeing the state
+        # before it: the engine hands them the snapshot (see _inputs_then)
+        swap = _Mode.last_inplace = next(_creation_order)
         root._node, root.requires_grad = node, node is not None
-        root._extra.setdefault("history", []).append((stamp, old))
-        _remake_views(root, stamp)
+        root._extra.setdefault("history", []).append((swap, old))
+        _remake_views(root, swap)
         return self
 
     def _bump(self, stamp: int | None = None) -> None:
