@@ -794,22 +794,36 @@ def test_an_input_of_exp_changed_in_place_makes_backward_raise():
     close(x2.grad, np.exp([1.0, 2.0]), 1e-6)
 
 
-def test_changing_w_data_after_a_forward_that_saved_w_makes_backward_raise():
-    w = tm.tensor([1.0, 2.0], requires_grad=True)
+def test_changing_w_through_data_is_not_counted_but_through_detach_is_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    w, wt = tm.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()  # warm: nothing changed
+    w.grad, y, yt = None, (w * w).sum(), (wt * wt).sum()
+    w.data.add_(1.0)  # .data shares the memory but not the version counter
+    wt.data.add_(1.0)
+    y.backward()
+    yt.backward()
+    close(w.grad, wt.grad.numpy())
     y = (w * w).sum()
-    w.data.add_(1.0)
-    with pytest.raises(RuntimeError, match="inplace operation.*'mul'"):
+    w.detach().add_(1.0)  # detach() shares both
+    with pytest.raises(RuntimeError, match="inplace operation.*'mul'.*version 1; expected version 0"):
         y.backward()
 
 
-def test_inplace_on_a_non_leaf_inside_the_graph_is_refused():
-    x = tm.tensor([1.0, 2.0], requires_grad=True)
-    h = x * 2
-    with pytest.raises(RuntimeError, match="in-place"):
-        h.add_(1.0)
-    h += 1  # rebinds to an out-of-place result, recorded correctly
-    h.sum().backward()
-    close(x.grad, [2.0, 2.0])
+def test_inplace_on_a_non_leaf_inside_the_graph_is_recorded_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    x, xt = tm.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
+    h, ht = x * 2, xt * 2
+    alias = h
+    h.add_(1.0)
+    ht.add_(1.0)
+    h += x  # the same object, as in PyTorch
+    ht += xt
+    assert h is alias and h.grad_fn is not None
+    (h * h).sum().backward()
+    (ht * ht).sum().backward()
+    close(h, ht.detach().numpy())
+    close(x.grad, xt.grad.numpy())
 
 
 def test_inplace_dtype_that_does_not_fit_is_refused():
@@ -822,12 +836,13 @@ def test_an_output_saved_by_its_op_changed_in_place_makes_backward_raise():
     y = x.exp()  # exp's backward reads its output
     with tm.no_grad():
         y.mul_(2.0)
-    with pytest.raises(RuntimeError, match="inplace operation: output 0 of op 'exp'"):
+    with pytest.raises(RuntimeError, match="output 0 of op 'exp', is at version 1; expected ver"):
         y.sum().backward()
     x = tm.tensor([0.0, 1.0], requires_grad=True)
-    y = x.sigmoid()
-    y.data.zero_()
-    with pytest.raises(RuntimeError, match="output 0 of op 'sigmoid'"):
+    y = x.relu()
+    y.relu_()  # recorded: relu_'s own output is saved at version 1
+    y.mul_(2.0)
+    with pytest.raises(RuntimeError, match="output 0 of op 'relu', is at version 2; expected ver"):
         y.sum().backward()
     x = tm.tensor([0.0, 1.0], requires_grad=True)
     y = x * 2.0  # mul does not need its output: changing it is harmless

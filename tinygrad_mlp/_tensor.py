@@ -153,9 +153,9 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     t._extra = None
     if type(out) is _ndarray:
         if out.base is not None:
-            _link_view(t, out, inputs)  # reshape, getitem, ...: memory shared with an input
+            _link_view(t, out, op, inputs, params)  # reshape, getitem, ...: shares memory
     elif out.base is not None:  # a CuPy view
-        _link_view(t, out, inputs)
+        _link_view(t, out, op, inputs, params)
     if _recorder is not None:  # tm.compile is tracing a step (see compile.py)
         _recorder(op, inputs, params, t)
     if _Mode.grad_enabled:
@@ -172,6 +172,9 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
 _new = object.__new__
 _new_size = tuple.__new__
 
+# the ops whose output is a view of their input in PyTorch (when numpy's output shares memory)
+_VIEW_OPS = frozenset({"reshape", "permute", "expand", "getitem", "diagonal"})
+
 # NOTE: tm.compile sets this to its recorder while it traces a step; apply then reports each op
 # application (op, input tensors, params, output tensor). None otherwise: one global read per op.
 _recorder = None
@@ -181,19 +184,35 @@ class _ShapeMismatch(RuntimeError, ValueError):
     """Shapes that do not fit an op: a RuntimeError as in PyTorch (and a ValueError, as before)."""
 
 
-def _link_view(t: Tensor, out: Any, inputs: tuple) -> None:
-    """Tie a view to the input whose memory it shares, so that an in-place change of either
-    counts as a change of both (PyTorch's version counter, shared by a tensor and its views)."""
+def _link_view(t: Tensor, out: Any, op: O.Op, inputs: tuple, params: dict) -> None:
+    """Tie a view to the input whose memory it shares, so that a write through either is seen
+    by both and counts as a change of both (PyTorch's version counter, shared by a tensor and
+    its views). The view keeps the op that made it, to be made again from a rebased base."""
     may_share_memory = backend.array_module_of(out).may_share_memory
     for inp in inputs:
         if may_share_memory(out, inp._data):
-            t._set_extra("base", inp)
-            views = inp._get_extra("views")
-            if views is None:
-                views = weakref.WeakSet()
-                inp._set_extra("views", views)
-            views.add(t)
+            if op.name not in _VIEW_OPS or (op is O.GETITEM and _steps_back(params["index"])):
+                t._data = out.copy()  # flip and friends are copies in PyTorch
+                return
+            t._extra = {"base": inp, "view": (op, params)}
+            _views_of(inp).add(t)
             return
+
+
+def _views_of(t: Tensor) -> Any:
+    """The live tensors that share ``t``'s memory as views (or detached aliases) of it."""
+    views = t._get_extra("views")
+    if views is None:
+        views = weakref.WeakSet()
+        t._set_extra("views", views)
+    return views
+
+
+def _steps_back(index: Any) -> bool:
+    """True for an index holding a slice with a negative step (a copy here, as in PyTorch's
+    flip; PyTorch refuses such slices)."""
+    items = index if type(index) is tuple else (index,)
+    return any(type(i) is slice and i.step is not None and i.step < 0 for i in items)
 
 
 def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
@@ -496,10 +515,9 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """The values as a tensor cut from the graph, sharing memory with this one."""
-        t = _wrap(self._data)
-        t._set_extra("base", self)
-        return t
+        """The values as a tensor cut from the graph, sharing memory with this one (changes
+        through it are not counted by the version counter, as in PyTorch)."""
+        return _wrap(self._data)
 
     @data.setter
     def data(self, value: Any) -> None:
@@ -687,9 +705,10 @@ class Tensor:
         return self._data.reshape(()).item()
 
     def detach(self) -> Tensor:
-        """A tensor sharing the values, cut from the graph."""
+        """A tensor sharing the values (and the version counter), cut from the graph."""
         t = _wrap(self._data)
-        t._set_extra("base", self)
+        t._extra = {"base": self}
+        _views_of(self).add(t)
         return t
 
     def detach_(self) -> Tensor:
@@ -706,9 +725,9 @@ class Tensor:
         """This tensor when its memory is C-contiguous, else a differentiable C-ordered copy."""
         if self._data.flags.c_contiguous:
             return self
-        # NOTE: the expand op's forward fills a new C-ordered array; to its own shape it is a
-        # copy whose gradient is g itself
-        return apply(O.EXPAND, self, shape=self.shape)
+        out = apply(O.CAST, self, dtype=self._data.dtype)  # a copy whose gradient is g itself
+        out._data = backend.array_module_of(out._data).ascontiguousarray(out._data)
+        return out
 
     def is_contiguous(self, memory_format: Any = None) -> bool:
         """True when the values lie in memory in C (row-major) order, without gaps."""
@@ -1448,7 +1467,34 @@ class Tensor:
                 f"shape '{list(shape)}' is invalid for input of size {self.numel()}"
             ) from None
 
-    view = reshape
+    def view(self, *shape: Any) -> Tensor:
+        """The same memory seen in a new shape; refused where that needs a copy (reshape
+        copies there)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list)):
+            dtype = to_dtype(shape[0])  # view(dtype): the same bytes read as another dtype
+            if dtype.itemsize != self._data.dtype.itemsize or self.requires_grad:
+                raise RuntimeError(
+                    f"view(dtype): only between dtypes of one size and without grad here, got "
+                    f"{self.dtype} to {dtype}"
+                )
+            return _wrap(self._data.view(dtype))
+        sizes = _sizes(shape, "view: the new shape")
+        if self.numel() and sizes != self.shape:
+            try:
+                backend.array_module_of(self._data).reshape(self._data, sizes, copy=False)
+            except ValueError as e:
+                if "copy" not in str(e):
+                    raise RuntimeError(
+                        f"shape '{list(sizes)}' is invalid for input of size {self.numel()}"
+                    ) from None
+                raise RuntimeError(
+                    f"view size is not compatible with input tensor's size and stride (at least "
+                    f"one dimension spans across two contiguous subspaces): shape {self.shape}, "
+                    f"strides {self.stride()}, view {list(sizes)}. Use .reshape(...) instead."
+                ) from None
+            except TypeError:
+                pass  # an array module without copy=: reshape decides
+        return self.reshape(*sizes)
 
     def view_as(self, other: Tensor) -> Tensor:
         """This tensor in ``other``'s shape."""
@@ -1602,6 +1648,42 @@ class Tensor:
         lead = (slice(None),) * d
         return tuple(self[lead + (i,)] for i in range(self.shape[d]))
 
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """The view of ``length`` elements from ``start`` along ``dim``."""
+        d = _one_dim(dim, self.ndim)
+        n = self.shape[d]
+        start = int(start) + (n if start < 0 else 0)
+        if not 0 <= start <= n or length < 0 or start + length > n:
+            raise IndexError(
+                f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({n}) "
+                f"of dim {d}"
+            )
+        return self[(slice(None),) * d + (slice(start, start + int(length)),)]
+
+    def select(self, dim: int, index: int) -> Tensor:
+        """The view at ``index`` along ``dim``, without that dimension."""
+        d = _one_dim(dim, self.ndim)
+        n = self.shape[d]
+        if not -n <= index < n:
+            raise IndexError(
+                f"select(): index {index} out of range for tensor of size {self.shape} at "
+                f"dimension {d}"
+            )
+        return self[(slice(None),) * d + (int(index) % n,)]
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        """The view of the diagonal ``offset`` of dims ``dim1`` and ``dim2``, appended last."""
+        a, b = _one_dim(dim1, self.ndim), _one_dim(dim2, self.ndim)
+        if a == b:
+            raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        return apply(O.DIAGONAL, self, offset=int(offset), dim1=a, dim2=b)
+
+    def stride(self, dim: int | None = None) -> Any:
+        """The step, in elements, between neighbours along each dimension (or ``dim``)."""
+        size = self._data.dtype.itemsize
+        steps = tuple(s // size for s in self._data.strides)
+        return steps if dim is None else steps[_one_dim(dim, self.ndim)]
+
     def flip(self, *dims: Any) -> Tensor:
         """The elements in reverse order along ``dims``."""
         dims = _sizes(dims, "flip: dims")
@@ -1634,8 +1716,11 @@ class Tensor:
         return self.gather(dim, indices)
 
     def __getitem__(self, index: Any) -> Tensor:
+        idx = _index(index)
+        if type(idx) is int or (type(idx) is tuple and all(type(i) is int for i in idx)):
+            idx = (*idx, ...) if type(idx) is tuple else (idx, ...)  # a 0-d view, not a copy
         try:
-            return apply(O.GETITEM, self, index=_index(index))
+            return apply(O.GETITEM, self, index=idx)
         except IndexError as e:
             raise IndexError(
                 f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
@@ -1643,27 +1728,74 @@ class Tensor:
 
     # ------------------------------------------------------------ in-place ops
 
-    def _check_inplace(self, name: str, *others: Any) -> None:
+    def _recorded(self, name: str, *others: Any) -> bool:
+        """Whether an in-place op on this tensor goes on the tape: grad mode is on and this
+        tensor, or a value written into it, requires grad. Refuses what PyTorch refuses."""
+        if self._extra is not None and "view" in self._extra:
+            _refuse_overlap(name, self._data)
         if not _Mode.grad_enabled:
-            return
+            return False
         if self.requires_grad:
             if self._node is None:
                 raise RuntimeError(
                     f"a leaf Variable that requires grad is being used in an in-place operation "
                     f"({name}); update it under tm.no_grad(), or use the out-of-place form"
                 )
-            raise RuntimeError(
-                f"{name}: in-place operations on a tensor that is part of the graph (made by op "
-                f"'{self._node.op.name}') are not recorded; use the out-of-place form"
-            )
-        for o in others:
-            if isinstance(o, Tensor) and o.requires_grad:
-                raise RuntimeError(
-                    f"{name}: writing a tensor that requires grad into one that does not is not "
-                    "recorded; build the result out of place (tm.where, tm.cat, ...)"
-                )
+            return True
+        return any(isinstance(o, Tensor) and o.requires_grad for o in others)
 
-    def _bump(self) -> None:
+    def _record(self, name: str, compute: Any, reads_self: bool) -> Tensor:
+        """Write ``compute(values before the op)`` into this tensor and rebase its history on
+        that op, as PyTorch does: the tensor's grad_fn becomes the op's node, whose input is the
+        tensor's previous state. On a view the base is rebased (PyTorch's CopySlices: the base's
+        new node writes the view's new value into the old base) and every live view of the
+        base is made again from the new base."""
+        chain, root = [], self
+        while root._extra is not None and "view" in root._extra:
+            chain.append(root._extra["view"])
+            root = root._extra["base"]
+        chain.reverse()
+        if chain and root.requires_grad and root._node is None:
+            raise RuntimeError(
+                f"a view of a leaf Variable that requires grad is being used in an in-place "
+                f"operation ({name}); update it under tm.no_grad(), or use the out-of-place form"
+            )
+        stamp = next(_creation_order)  # drawn first: the op's own nodes come after the change
+        old = _snapshot(root)
+        src = old
+        for op, params in chain:
+            src = apply(op, src, **params)
+        if reads_self:
+            # NOTE: the op may keep its input for its backward, and the write below changes
+            # that memory: it reads a copy (PyTorch keeps `original_self` the same way)
+            src = src.clone()
+        out = _fit_inplace(name, compute(src), self)
+        self._data[...] = out._data
+        self._bump(stamp)
+        old._version, old._extra["changed_at"] = root._version, stamp
+        old._extra["changes"] = root._extra["changes"]
+        node = out._node
+        if node is not None and node.seq > stamp and _engine()._saves_output(node.saved, out._data):
+            # the op keeps its output: it now lives in this tensor's memory, so that a later
+            # change of it is caught at backward (output 0 of the op, as in PyTorch)
+            node.saved = _saved_into(node.saved, out._data, self._data)
+            if chain:
+                out._data, out._extra = self._data, {"base": self}
+                _views_of(self).add(out)
+        if chain:
+            positions = _positions(root._data, chain)
+            keep = backend.array_module_of(root._data).ones(root.shape, dtype=bool)
+            keep.reshape(-1)[positions.reshape(-1)] = False
+            node = apply(O.COPY_SLICES, old, out, positions=positions, keep=keep)._node
+        # NOTE: ops recorded before this point (the op's own included) keep seeing the state
+        # before it: the engine hands them the snapshot (see _inputs_then)
+        swap = _Mode.last_inplace = next(_creation_order)
+        root._node, root.requires_grad = node, node is not None
+        root._extra.setdefault("history", []).append((swap, old))
+        _remake_views(root, swap)
+        return self
+
+    def _bump(self, stamp: int | None = None) -> None:
         """Count one in-place change, here, in the tensors this one is a view of and in every
         view of those (a saved view of a changed tensor then refuses its backward)."""
         chain, t = [], self
@@ -1671,7 +1803,7 @@ class Tensor:
             chain.append(t)
             t = t._get_extra("base")
         seen = set()
-        stamp = next(_creation_order)
+        stamp = next(_creation_order) if stamp is None else stamp
         _Mode.last_inplace = stamp
         while chain:
             t = chain.pop()
@@ -1679,12 +1811,16 @@ class Tensor:
                 seen.add(id(t))
                 t._version += 1
                 t._set_extra("changed_at", stamp)
-                views = t._get_extra("views")
+                changes = t._extra.get("changes")
+                if changes is None:
+                    t._extra["changes"] = [stamp]
+                else:
+                    changes.append(stamp)
+                views = t._extra.get("views")
                 if views:
                     chain.extend(views)
 
     def _inplace(self, name: str, ufunc: str, other: Any) -> Tensor:
-        self._check_inplace(name, other)
         value = other._data if isinstance(other, Tensor) else other
         xp = backend.array_module_of(self._data)
         if backend.is_array(value) and backend.device_of(value) != self.device:
@@ -1706,48 +1842,38 @@ class Tensor:
 
     def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self += alpha * other, in place."""
+        if self._recorded("add_", other):
+            return self._record("add_", lambda t: t.add(other, alpha=alpha), False)
         return self._inplace("add_", "add", other if alpha == 1 else _scaled(other, alpha))
 
     def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self -= alpha * other, in place."""
+        if self._recorded("sub_", other):
+            return self._record("sub_", lambda t: t.sub(other, alpha=alpha), False)
         return self._inplace("sub_", "subtract", other if alpha == 1 else _scaled(other, alpha))
 
     def mul_(self, other: Any) -> Tensor:
         """self *= other, in place."""
+        if self._recorded("mul_", other):
+            return self._record("mul_", lambda t: t.mul(other), True)
         return self._inplace("mul_", "multiply", other)
 
     def div_(self, other: Any) -> Tensor:
         """self /= other, in place."""
+        if self._recorded("div_", other):
+            return self._record("div_", lambda t: t.div(other), True)
         return self._inplace("div_", "true_divide", other)
 
     def pow_(self, exponent: Any) -> Tensor:
         """self **= exponent, in place."""
+        if self._recorded("pow_", exponent):
+            return self._record("pow_", lambda t: t.pow(exponent), True)
         return self._inplace("pow_", "power", exponent)
 
-    def __iadd__(self, other: Any) -> Tensor:
-        if self._rebinds():
-            return self + other
-        return self.add_(other)
-
-    def __isub__(self, other: Any) -> Tensor:
-        if self._rebinds():
-            return self - other
-        return self.sub_(other)
-
-    def __imul__(self, other: Any) -> Tensor:
-        if self._rebinds():
-            return self * other
-        return self.mul_(other)
-
-    def __itruediv__(self, other: Any) -> Tensor:
-        if self._rebinds():
-            return self / other
-        return self.div_(other)
-
-    def _rebinds(self) -> bool:
-        # NOTE: `h += x` on a tensor inside the graph becomes `h = h + x`: recorded correctly
-        # for the name being assigned (other references to the old tensor keep its values)
-        return _Mode.grad_enabled and self._node is not None
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
 
     def zero_(self) -> Tensor:
         """Fill with zeros in place."""
@@ -1755,14 +1881,17 @@ class Tensor:
 
     def fill_(self, value: Any) -> Tensor:
         """Fill with ``value`` in place."""
-        self._check_inplace("fill_", value)
+        if self._recorded("fill_", value):
+            return self._record("fill_", lambda t: _overwrite(t, value), False)
         self._data[...] = value._data if isinstance(value, Tensor) else value
         self._bump()
         return self
 
     def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
         """Copy ``src`` (broadcast, cast and moved as needed) into this tensor."""
-        self._check_inplace("copy_", src)
+        if self._recorded("copy_", src):
+            source = src.to(self.device)._cast(self.dtype)
+            return self._record("copy_", lambda t: _overwrite(t, source), False)
         value = src._data if isinstance(src, Tensor) else src
         if not (backend.is_array(value) or backend.looks_like_cupy(value)):
             value = np.asarray(value)
@@ -1779,7 +1908,8 @@ class Tensor:
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
         """Clip into [min, max] in place."""
-        self._check_inplace("clamp_", min, max)
+        if self._recorded("clamp_", min, max):
+            return self._record("clamp_", lambda t: t.clamp(min, max), True)
         out = self.detach().clamp(min, max)._data
         self._data[...] = out
         self._bump()
@@ -1789,13 +1919,42 @@ class Tensor:
 
     def masked_fill_(self, mask: Any, value: Any) -> Tensor:
         """``value`` where ``mask`` is True, in place."""
-        self._check_inplace("masked_fill_", value)
+        if self._recorded("masked_fill_", value):
+            return self._record("masked_fill_", lambda t: t.masked_fill(mask, value), False)
         mask = _bool_mask("masked_fill_", mask)
         xp = backend.array_module_of(self._data)
         fill = value._data if isinstance(value, Tensor) else value
         self._data[...] = xp.where(mask, fill, self._data)
         self._bump()
         return self
+
+    def _unary_(self, name: str, compute: Any) -> Tensor:
+        """An elementwise op written into this tensor: ``compute`` of its values."""
+        if self._recorded(name):
+            return self._record(name, compute, True)
+        self._data[...] = compute(self.detach())._data
+        self._bump()
+        return self
+
+    def relu_(self) -> Tensor:
+        """max(x, 0) in place."""
+        return self._unary_("relu_", Tensor.relu)
+
+    def sigmoid_(self) -> Tensor:
+        """The logistic sigmoid in place."""
+        return self._unary_("sigmoid_", Tensor.sigmoid)
+
+    def tanh_(self) -> Tensor:
+        """tanh in place."""
+        return self._unary_("tanh_", Tensor.tanh)
+
+    def exp_(self) -> Tensor:
+        """e**x in place."""
+        return self._unary_("exp_", Tensor.exp)
+
+    def neg_(self) -> Tensor:
+        """-x in place."""
+        return self._unary_("neg_", Tensor.neg)
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
         """Fill with draws from N(mean, std^2) in place."""
@@ -1808,18 +1967,23 @@ class Tensor:
         return self._fill_draws("uniform_", draws)
 
     def _fill_draws(self, name: str, draws: Any) -> Tensor:
-        self._check_inplace(name)
-        self._data[...] = backend.to_device(draws.astype(self.dtype), self.device)
+        values = backend.to_device(draws.astype(self.dtype), self.device)
+        if self._recorded(name):
+            return self._record(name, lambda t: _overwrite(t, _wrap(values)), False)
+        self._data[...] = values
         self._bump()
         return self
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._check_inplace("__setitem__", value)
+        idx = _index(index)
+        if self._recorded("__setitem__", value):
+            self._record("__setitem__", _index_put(self, index, idx, value), False)
+            return
         v = value._data if isinstance(value, Tensor) else value
         if backend.is_array(v) and backend.device_of(v) != self.device:
             v = backend.to_device(v, self.device)
         try:
-            self._data[_index(index)] = v
+            self._data[idx] = v
         except IndexError as e:
             raise IndexError(
                 f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
@@ -1827,6 +1991,134 @@ class Tensor:
         except ValueError as e:
             raise RuntimeError(f"__setitem__: cannot assign into shape {self.shape}: {e}") from None
         self._bump()
+
+
+# ---------------------------------------------------------------- in-place helpers
+
+
+def _refuse_overlap(name: str, data: Any) -> None:
+    """Refuse writing into a view where several elements share one memory location."""
+    if any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape, strict=True)):
+        raise RuntimeError(
+            f"{name}: unsupported operation: more than one element of the written-to tensor "
+            f"(shape {tuple(data.shape)}, strides {data.strides}) refers to a single memory "
+            "location. Please clone() the tensor before performing the operation."
+        )
+
+
+def _snapshot(t: Tensor) -> Tensor:
+    """The state of ``t`` before an in-place op: its history and versions, with its memory."""
+    old = _wrap(t._data, t.requires_grad, t._node)
+    old._version = t._version
+    old._extra = {"changed_at": t._get_extra("changed_at"), "changes": t._get_extra("changes")}
+    return old
+
+
+def _fit_inplace(name: str, out: Tensor, target: Tensor) -> Tensor:
+    """An in-place op's result checked against the tensor it is written into: the same shape
+    (the target is never broadcast), a dtype that casts to the target's."""
+    if out.shape != target.shape:
+        raise RuntimeError(
+            f"{name}: output with shape {list(target.shape)} doesn't match the broadcast shape "
+            f"{list(out.shape)}"
+        )
+    if out.dtype != target.dtype:
+        if not np.can_cast(out.dtype, target.dtype, "same_kind"):
+            raise RuntimeError(
+                f"{name}: result type {out.dtype} can't be cast to the desired output type "
+                f"{target.dtype}"
+            )
+        out = out._cast(target.dtype)
+    return out
+
+
+def _saved_into(saved: Any, out: Any, data: Any) -> Any:
+    """What a node saved, with its own output array replaced by the memory it was written
+    into (so that a later change of that memory is caught at backward)."""
+    if saved is out:
+        return data
+    if type(saved) is tuple:
+        return tuple(data if s is out else s for s in saved)
+    return saved
+
+
+def _positions(data: Any, chain: list) -> Any:
+    """The flat positions, in an array like ``data``, of the elements of the view that the
+    view ops of ``chain`` make of it."""
+    xp = backend.array_module_of(data)
+    ns = _NUMPY if xp is np else backend.namespace_of(data)
+    positions = xp.arange(data.size).reshape(data.shape)
+    for op, params in chain:
+        positions = op.forward(ns, positions, **params)[0]
+    return positions
+
+
+def _remake_views(t: Tensor, stamp: int) -> None:
+    """Give every live view of the rebased ``t`` its history again, as a view of the new
+    ``t`` (PyTorch regenerates a view's grad_fn when its base changed in place)."""
+    views = t._get_extra("views")
+    if not views:
+        return
+    for view in list(views):
+        made = view._get_extra("view")
+        if made is None:
+            continue  # detach(): shares the memory and the versions, not the history
+        op, params = made
+        old = _snapshot(view)
+        node = apply(op, t, **params)._node
+        view._node, view.requires_grad = node, node is not None
+        view._extra.setdefault("history", []).append((stamp, old))
+        _remake_views(view, stamp)
+
+
+def _inputs_then(node: Node) -> tuple:
+    """A node's inputs as they were when it was made: an input rebased by a later in-place op
+    is replaced by its state from before that op (PyTorch's edges point at grad_fns)."""
+    inputs = node.inputs
+    for i, inp in enumerate(inputs):
+        history = None if inp._extra is None else inp._extra.get("history")
+        if history and history[-1][0] > node.seq:
+            state = next(old for stamp, old in history if stamp > node.seq)
+            inputs = inputs[:i] + (state,) + inputs[i + 1 :]
+    return inputs
+
+
+def _version_at(t: Tensor, seq: int) -> int:
+    """The version ``t`` had when the op numbered ``seq`` was recorded."""
+    return sum(1 for stamp in (t._get_extra("changes") or ()) if stamp < seq)
+
+
+def _overwrite(t: Tensor, value: Any) -> Tensor:
+    """``value`` (broadcast) everywhere in ``t``'s shape, differentiable in both (``t`` gets a
+    zero gradient): fill_ and copy_ on the tape."""
+    xp = backend.array_module_of(t._data)
+    return where(_wrap(xp.zeros(t.shape, dtype=bool)), t, value)
+
+
+def _index_put(target: Tensor, index: Any, idx: Any, value: Any) -> Any:
+    """The computation of ``target[index] = value`` on the tape: a copy_slices of ``value``
+    (broadcast and cast to the target) at the indexed positions."""
+    xp = backend.array_module_of(target._data)
+    try:
+        positions = xp.asarray(xp.arange(target._data.size).reshape(target.shape)[idx])
+    except IndexError as e:
+        raise IndexError(f"index {index!r:.80} is invalid for shape {target.shape}: {e}") from None
+    value = _lift(value, target).to(target.device)._cast(target.dtype)
+    try:
+        value = value.expand(*positions.shape) if value.ndim <= positions.ndim else value
+        value = value.reshape(positions.shape)
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"__setitem__: cannot assign shape {value.shape} into shape {positions.shape}: {e}"
+        ) from None
+    flat = positions.reshape(-1)
+    unique, last = xp.unique(flat[::-1], return_index=True)
+    if unique.size != flat.size:  # repeated positions: the last write wins, as in numpy
+        keep_at = flat.size - 1 - last
+        positions, value = flat[keep_at], value.reshape(-1)[keep_at]
+    keep = xp.ones(target.shape, dtype=bool)
+    keep.reshape(-1)[positions.reshape(-1)] = False
+    return lambda t: apply(O.COPY_SLICES, t, value, positions=positions, keep=keep)
 
 
 # ---------------------------------------------------------------- helpers of the methods

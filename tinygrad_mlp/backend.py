@@ -345,6 +345,13 @@ class ArrayNamespace:
         out[...] = a  # NOTE: cheaper than broadcast_to(...).copy()
         return out
 
+    def expand_view(self, a: Any, shape: tuple) -> Any:
+        """``a`` broadcast to ``shape`` as a view of its memory, writable where ``a`` is."""
+        out = self.xp.broadcast_to(a, shape)
+        if self.xp is np:
+            out = np.lib.stride_tricks.as_strided(a, out.shape, out.strides)
+        return out
+
     def sum_to(self, a: Any, shape: tuple) -> Any:
         """Sum a broadcast array back to ``shape``."""
         return sum_to(a, shape)

@@ -837,7 +837,10 @@ PERMUTE = register(
 
 
 def _expand_op(ns, x, shape):
-    return ns.broadcast_to(x, shape), x.shape
+    # on arrays a writable strided view (stride 0 along the new dimensions), as PyTorch's
+    if ns.differentiable:
+        return ns.broadcast_to(x, shape), x.shape
+    return ns.expand_view(x, shape), x.shape
 
 
 def _expand_vjp(ns, g, shape, needs):
@@ -892,6 +895,92 @@ SCATTER = register(
     Sample(
         shapes=lambda n, m: ((3, m),),
         params=lambda s: {"index": np.array([0, 2, 0]), "shape": (4, s[0][1])},
+    ),
+    saves_inputs=False,
+)
+
+
+def _copy_slices_rule(ns, g, saved, needs):
+    # out = base outside the written positions, value at them: d base = g with the written
+    # positions zeroed; d value = g picked at those positions
+    positions, keep = saved
+    return (
+        ns.where(keep, g, 0.0) if needs[0] else None,
+        g.reshape(-1)[positions] if needs[1] else None,
+    )
+
+
+def _copy_slices(ns, base, value, positions=None, keep=None):
+    # base with value written at the flat positions (keep is False exactly there): PyTorch's
+    # CopySlices, the new history of a base written through a view or by index assignment;
+    # without positions, value is written over all of base
+    if positions is None:
+        keep = np.zeros(tuple(base.shape), dtype=bool)
+        positions = np.arange(keep.size).reshape(keep.shape)
+    written = ns.scatter(value, positions, (keep.size,)).reshape(keep.shape)
+    return ns.where(keep, base, written), (positions, keep)
+
+
+def _slices_sample(shapes):
+    n, m = shapes[0]
+    positions = np.array([m * n - 1, 0, m])
+    keep = np.ones((n, m), dtype=bool)
+    keep.reshape(-1)[positions] = False
+    return {"positions": positions, "keep": keep}
+
+
+COPY_SLICES = register(
+    "copy_slices",
+    _copy_slices,
+    _copy_slices_rule,
+    2,
+    Sample(
+        shapes=lambda n, m: ((max(n, 2), m), (3,)),
+        domains=("real", "real"),
+        params=_slices_sample,
+    ),
+    saves_inputs=False,
+)
+
+
+def _diagonal(ns, x, offset, dim1, dim2):
+    out = x.diagonal(offset, dim1, dim2)
+    if not ns.differentiable and not out.flags.writeable and x.flags.writeable:
+        out.flags.writeable = True  # NOTE: numpy's diagonal is a read-only view; PyTorch's writes
+    return out, (x.shape, _diagonal_index(x.shape, offset, dim1, dim2))
+
+
+def _diagonal_index(shape: tuple, offset: int, dim1: int, dim2: int) -> tuple:
+    """The advanced index that picks the diagonal out of an array of ``shape``, as numpy's
+    diagonal lays it out (the other dimensions first, the diagonal last)."""
+    n = len(shape)
+    a, b = dim1 % n, dim2 % n
+    length = max(0, min(shape[a] - max(-offset, 0), shape[b] - max(offset, 0)))
+    others = [d for d in range(n) if d not in (a, b)]
+    k = len(others) + 1
+    index: list[Any] = [None] * n
+    for j, d in enumerate(others):
+        index[d] = np.arange(shape[d]).reshape((1,) * j + (-1,) + (1,) * (k - j - 1))
+    diag = np.arange(length)
+    index[a] = diag + max(-offset, 0)
+    index[b] = diag + max(offset, 0)
+    return tuple(index)
+
+
+def _diagonal_vjp(ns, g, saved, needs):
+    # the diagonal picks elements: their gradients go back to the same places, zeros elsewhere
+    shape, index = saved
+    return (ns.scatter(g, index, shape),)
+
+
+DIAGONAL = register(
+    "diagonal",
+    _diagonal,
+    _diagonal_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((n, m, 3),),
+        params=lambda s: {"offset": 1, "dim1": 0, "dim2": 1},
     ),
     saves_inputs=False,
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import backend
 from .. import ops as O
-from .._tensor import Node, Tensor, _binary, _wrap, apply, where
+from .._tensor import Node, Tensor, _binary, _inputs_then, _version_at, _wrap, apply, where
 from ..backend import np
 from .grad_mode import _Mode, enable_grad, no_grad
 
@@ -301,13 +301,20 @@ def _check_versions(node: Node, create_graph: bool) -> None:
     if not (op.saves_inputs or create_graph or op.custom is not None):
         return
     for i, inp in enumerate(node.inputs):
-        if (inp._get_extra("changed_at") or 0) > node.seq:
-            raise RuntimeError(
-                f"one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: input {i} of op '{op.name}' (shape {tuple(inp.shape)}) was "
-                f"changed after the op saved it and is now at version {inp._version}; compute "
-                "the op again after the change, or change a copy (clone()) instead"
-            )
+        if (inp._get_extra("changed_at") or 0) > node.seq and (
+            create_graph or op.custom is not None or _reads_input(op.name, i, node.needs)
+        ):
+            raise _modified_error(inp, f"input {i}", node)
+
+
+def _reads_input(name: str, i: int, needs: tuple) -> bool:
+    """Whether the rule reads input ``i``'s value: a product's factor only for the gradient
+    of the other factor, a quotient's numerator only for the denominator's."""
+    if name in ("mul", "matmul"):
+        return needs[1 - i]
+    if name == "div":
+        return i == 1 or needs[1]
+    return True
 
 
 def _saves_output(saved: Any, out: Any) -> bool:
@@ -315,11 +322,12 @@ def _saves_output(saved: Any, out: Any) -> bool:
     return saved is out or (type(saved) is tuple and any(s is out for s in saved))
 
 
-def _output_modified_error(node: Node, t: Tensor) -> RuntimeError:
+def _modified_error(t: Tensor, which: str, node: Node) -> RuntimeError:
     return RuntimeError(
         "one of the variables needed for gradient computation has been modified by an inplace "
-        f"operation: output 0 of op '{node.op.name}' (shape {tuple(t.shape)}) is at version "
-        f"{t._version}; expected version 0 instead"
+        f"operation: [{t.dtype} {list(t.shape)}], which is {which} of op '{node.op.name}', is at "
+        f"version {t._version}; expected version {_version_at(t, node.seq)} instead. Compute the "
+        "op again after the change, or change a copy (clone()) instead"
     )
 
 
@@ -582,8 +590,9 @@ def _before_rule(run: _Run, t: Tensor, node: Node, g: Any) -> Any:
         run.deliver(t, g, False, hooked=True)
     if _Mode.last_inplace > node.seq:
         _check_versions(node, create_graph)
-    if t._version and _saves_output(node.saved, t._data):
-        raise _output_modified_error(node, t)
+        node.inputs = _inputs_then(node)  # inputs rebased since: their states back then
+    if t._version and t._get_extra("changed_at") > node.seq and _saves_output(node.saved, t._data):
+        raise _modified_error(t, "output 0", node)
     return g
 
 

@@ -106,17 +106,23 @@ def _where(mask: Any, a: Tensor, b: Tensor | float) -> Tensor:
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    """max(x, 0) elementwise."""
+    """max(x, 0) elementwise (``inplace=True``: written into ``input``)."""
+    if inplace:
+        return input._unary_("relu_", relu)
     return _act("relu", input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
+    if inplace:
+        return input._unary_("leaky_relu_", lambda t: leaky_relu(t, negative_slope))
     return _act("leaky_relu", input, negative_slope=float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (e**x - 1) otherwise."""
+    if inplace:
+        return input._unary_("elu_", lambda t: elu(t, alpha))
     return _act("elu", input, alpha=float(alpha))
 
 
@@ -129,6 +135,8 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
+    if inplace:
+        return input._unary_("silu_", silu)
     return _act("silu", input)
 
 
@@ -139,6 +147,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
+    if inplace:
+        return input._unary_("mish_", mish)
     return _act("mish", input)
 
 
@@ -148,11 +158,15 @@ def hardtanh(
     """x clipped into [min_val, max_val] (gradient 1 strictly inside)."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
+    if inplace:
+        return input._unary_("hardtanh_", lambda t: hardtanh(t, min_val, max_val))
     return _act("hardtanh", input, min_val=float(min_val), max_val=float(max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6)."""
+    if inplace:
+        return input._unary_("relu6_", relu6)
     return _act("relu6", input)
 
 
@@ -167,6 +181,8 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
+    if inplace:
+        return input._unary_("selu_", selu)
     return elu(input, _SELU_ALPHA) * _SELU_SCALE
 
 
@@ -174,6 +190,8 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (e**(x / alpha) - 1))."""
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    if inplace:
+        return input._unary_("celu_", lambda t: celu(t, alpha))
     # NOTE: exp only sees min(x, 0), so it never overflows; relu's 0 at the kink and the
     # clamp's 1 there give celu'(0) = 1, as PyTorch
     return input.relu() + (input.clamp(max=0) / alpha).expm1() * alpha
@@ -181,11 +199,15 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x + 3, 0), 6) / 6 (gradient 1/6 strictly inside (-3, 3), as PyTorch)."""
+    if inplace:
+        return input._unary_("hardsigmoid_", hardsigmoid)
     return (hardtanh(input, -3.0, 3.0) + 3) / 6
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * min(max(x + 3, 0), 6) / 6 (gradient 0 at -3 and 1 at 3, as PyTorch)."""
+    if inplace:
+        return input._unary_("hardswish_", hardswish)
     return input * (hardtanh(input, -3.0, 3.0) + 3) / 6
 
 
