@@ -35,10 +35,66 @@ RTOL, ATOL = 1e-7, 1e-10
 
 # one-sided refusals that are known and explained in the README (kind: why), by step name and
 # by the side that refuses
+_FLOAT_ONLY = "PyTorch refuses integer or bool input; ours computes in float32"
 KNOWN_REFUSALS = {
     # PyTorch refuses a second backward through any node that saved tensors; ours refuses only
     # where the rule reads saved arrays (where's mask and an index are kept)
     ("backward2", "torch"): "a second backward through where / advanced indexing",
+    **{
+        (name, "torch"): _FLOAT_ONLY
+        for name in (
+            "gelu",
+            "gelu_tanh",
+            "mish",
+            "silu",
+            "selu",
+            "elu",
+            "celu",
+            "leaky_relu",
+            "softplus",
+            "logsigmoid",
+            "hardswish",
+            "hardsigmoid",
+            "relu6",
+            "relu",
+            "hardtanh",
+            "softmax",
+            "log_softmax",
+            "logsumexp",
+            "tanh",
+            "sigmoid",
+            "exp",
+            "log",
+            "sqrt",
+            "rsqrt",
+            "sin",
+            "cos",
+            "erf",
+            "expm1",
+            "log1p",
+            "log2",
+            "reciprocal",
+        )
+    },  # fmt: skip
+    ("masked_fill", "torch"): "a value of a higher kind than the tensor, or a value with dims",
+    ("masked_fill_", "torch"): "a value of a higher kind than the tensor",
+    ("maximum", "torch"): "maximum/minimum given Python numbers or mixed dtypes",
+    ("minimum", "torch"): "maximum/minimum given Python numbers or mixed dtypes",
+    ("where", "torch"): "where given two Python numbers of different kinds",
+    ("clamp", "torch"): "clamp of a bool tensor, or int bounds mixed with a tensor",
+    ("clamp_", "torch"): "clamp_ of an int tensor with float bounds",
+    ("argmax", "torch"): "argmax/argmin of a bool tensor",
+    ("argmin", "torch"): "argmax/argmin of a bool tensor",
+    ("sub_alpha", "torch"): "a float alpha with integer tensors",
+    ("add_alpha", "torch"): "a float alpha with integer tensors",
+    ("div_trunc", "torch"): "rounding division of bool tensors",
+    ("div_floor", "torch"): "rounding division of bool tensors",
+    ("remainder", "torch"): "remainder of bool tensors",
+    ("mod", "torch"): "remainder of bool tensors",
+    ("floordiv", "torch"): "floor division of bool tensors",
+    ("prod", "torch"): "prod of a bool tensor over a tuple of dims",
+    ("mean", "torch"): "mean with dim=() or a repeated dim",
+    ("setitem", "torch"): "index assignment of a value that needs a cast PyTorch refuses",
 }
 
 COUNTS: Counter = Counter()
@@ -248,6 +304,8 @@ def _print_counts():
     """With ``-s``: the programs run, the refusals on both sides and on one side by kind."""
     yield
     print("\n[differential] " + "; ".join(f"{k}: {COUNTS[k]}" for k in sorted(COUNTS)))
+    for message in FOUND:
+        print("[differential] " + message.split("\n")[0][:300])
 
 
 # ---------------------------------------------------------------- inputs
@@ -793,7 +851,9 @@ SCHEDULERS = {
     "cosine": lambda s, opt: s.CosineAnnealingLR(opt, T_max=3, eta_min=0.001),
     "linear": lambda s, opt: s.LinearLR(opt, start_factor=0.5, total_iters=3),
     "constant": lambda s, opt: s.ConstantLR(opt, factor=0.5, total_iters=2),
-    "onecycle": lambda s, opt: s.OneCycleLR(opt, max_lr=0.2, total_steps=10),
+    "onecycle": lambda s, opt: s.OneCycleLR(
+        opt, max_lr=0.2, total_steps=10, cycle_momentum="betas" in opt.defaults
+    ),
     "warm_restarts": lambda s, opt: s.CosineAnnealingWarmRestarts(opt, T_0=2),
     "plateau": lambda s, opt: s.ReduceLROnPlateau(opt, patience=0, factor=0.5),
 }

@@ -1117,8 +1117,8 @@ class Tensor:
         return apply(O.POW, _as_float(self), exponent=0.5)
 
     def rsqrt(self) -> Tensor:
-        """Elementwise 1 / sqrt(x)."""
-        return apply(O.POW, _as_float(self), exponent=-0.5)
+        """Elementwise 1 / sqrt(x) (-inf at -0.0, as PyTorch's)."""
+        return self.sqrt().reciprocal()
 
     def square(self) -> Tensor:
         """Elementwise x ** 2."""
