@@ -441,13 +441,22 @@ def test_float32_losses_stay_float32():
         F.cross_entropy(z, np.full((2, 3), 1 / 3)),
         F.nll_loss(z, [0, 1]),
         F.mse_loss(z, np.ones((2, 3))),
-        F.mse_loss(z, T(np.ones((2, 3)), dtype=F64)),
-        F.l1_loss(z, T(np.ones((2, 3)), dtype=F64)),
         F.l1_loss(z, np.ones((2, 3))),
         F.binary_cross_entropy_with_logits(z, np.ones((2, 3))),
         F.binary_cross_entropy(z.sigmoid(), np.ones((2, 3))),
     ):
         assert out.dtype == np.float32
+        out.backward()
+    assert z.grad.numpy().dtype == np.float32
+
+
+def test_a_float64_target_tensor_widens_a_float32_loss():
+    # PyTorch's type promotion: float32 input, float64 target tensor -> a float64 loss, while
+    # the input's gradient stays float32
+    z = tensor(np.zeros((2, 3)), dtype=np.float32, requires_grad=True)
+    y = tm.Tensor(np.ones((2, 3)), dtype=F64)
+    for out in (F.mse_loss(z, y), F.l1_loss(z, y), F.smooth_l1_loss(z, y), F.kl_div(z, y)):
+        assert out.dtype == np.float64
         out.backward()
     assert z.grad.numpy().dtype == np.float32
 

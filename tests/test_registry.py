@@ -356,6 +356,7 @@ REFERENCES = {
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b,
+    "remainder": lambda a, b: a - b * np.floor(a / b),
     "neg": lambda x: 0 - x,
     "pow": lambda x, exponent: np.exp(exponent * np.log(x)),
     "pow_tensor": lambda a, b: np.exp(b * np.log(a)),

@@ -180,7 +180,9 @@ def test_inplace_ops_inside_the_graph_differentiate_as_in_pytorch(name):
     (h * h).sum().backward()
     (ht * ht).sum().backward()
     same(x.grad, xt.grad)
-    same(y.grad if y.grad is not None else tm.zeros(3, 4), yt.grad if yt.grad is not None else 0 * yt)
+    same(
+        y.grad if y.grad is not None else tm.zeros(3, 4), yt.grad if yt.grad is not None else 0 * yt
+    )
 
 
 def test_inplace_mul_by_a_tensor_that_requires_grad_keeps_the_old_value():

@@ -99,9 +99,11 @@ class Node:
         """Free what forward saved and the links to the inputs."""
         if self.op in _NAMED_BY_DIMS:
             self.label = self.name()  # the name depends on the inputs' dims
+        self.released = True
+        if not self.op.saves_inputs and self.ctx is None:
+            return
         self.saved = None
         self.inputs = ()
-        self.released = True
         self.ctx = None
 
     def __repr__(self) -> str:
@@ -140,7 +142,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
         raise  # the op's own message already names the op, the shapes or dtypes
     except (ValueError, TypeError) as e:
         shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
-        kind = _ShapeMismatch if isinstance(e, ValueError) else TypeError
+        kind = _ShapeMismatch if isinstance(e, ValueError) else O.DTypeError
         raise kind(
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
@@ -358,6 +360,11 @@ def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
     elif type(b) is not Tensor and not isinstance(b, Tensor):
         b = _lift(b, a)
     if a._data.dtype is not b._data.dtype:
+        if op is O.SUB and "b" in (a._data.dtype.kind, b._data.dtype.kind):
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
         a, b = _promote(a, b)
     return apply(op, a, b)
 
@@ -922,13 +929,20 @@ class Tensor:
         return _true_divide(_lift(other, self), self)
 
     def __floordiv__(self, other: Any) -> Tensor:
-        return self._no_grad_binary("floor_divide", other)
+        return _binary(_FLOOR_DIVIDE, self, other)
 
     def __rfloordiv__(self, other: Any) -> Tensor:
-        return _lift(other, self)._no_grad_binary("floor_divide", self)
+        return _binary(_FLOOR_DIVIDE, other, self)
 
     def __mod__(self, other: Any) -> Tensor:
-        return self._no_grad_binary("remainder", other)
+        return self.remainder(other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _lift(other, self).remainder(self)
+
+    def remainder(self, other: Any) -> Tensor:
+        """self - other * floor(self / other), the sign of other's (gradient 1 for self)."""
+        return _binary(O.REMAINDER, self, other)
 
     def __neg__(self) -> Tensor:
         if self._data.dtype.kind == "b":
@@ -956,8 +970,10 @@ class Tensor:
     def _no_grad_binary(self, name: str, other: Any) -> Tensor:
         other = _lift(other, self)
         a, b = _promote(self, other)
+        if name != "power":
+            O._refuse_integer_zero(a._data, b._data)
         xp = backend.array_module_of(a._data)
-        return _wrap(getattr(xp, name)(a._data, b._data))
+        return _wrap(xp.asarray(getattr(xp, name)(a._data, b._data)))
 
     # ------------------------------------------------------------ comparisons
 
@@ -1076,11 +1092,15 @@ class Tensor:
 
     def add(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self + alpha * other."""
-        return self + (other if alpha == 1 else other * alpha)
+        if alpha == 1:
+            return self + other
+        return _with_alpha(self + other, self, other, alpha, operator.add)
 
     def sub(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self - alpha * other."""
-        return self - (other if alpha == 1 else other * alpha)
+        if alpha == 1:
+            return self - other
+        return _with_alpha(self - other, self, other, alpha, operator.sub)
 
     subtract = sub
 
@@ -1098,11 +1118,14 @@ class Tensor:
             raise ValueError(
                 f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}"
             )
-        q = self._no_grad_binary("true_divide", other)
-        xp = backend.array_module_of(q._data)
-        out = xp.floor(q._data) if rounding_mode == "floor" else xp.trunc(q._data)
-        dtype = _promote(self, _lift(other, self))[0].dtype
-        return _wrap(out.astype(dtype) if dtype.kind in "iu" else out)
+        if rounding_mode == "floor":  # Python's //, as PyTorch's (1.0 // 0.1 is 9)
+            out = self._no_grad_binary("floor_divide", other)
+        else:
+            q = self._no_grad_binary("true_divide", other)
+            dtype = _promote(self, _lift(other, self))[0].dtype
+            q = backend.array_module_of(q._data).trunc(q._data)
+            out = _wrap(q.astype(dtype) if dtype.kind in "iu" else q)
+        return _zero_gradient(out, self, other)
 
     divide = true_divide = div
 
@@ -1116,6 +1139,8 @@ class Tensor:
         """self ** exponent, for a number or a tensor exponent."""
         c = _scalar_exponent(exponent)
         if c is None:
+            if self._data.dtype.kind in "biu" and _data_of_any(exponent).dtype.kind in "biu":
+                return self._no_grad_binary("power", exponent)  # int ** int stays int64
             return _binary(O.POW_TENSOR, _as_float(self), exponent)
         base = self
         if self._data.dtype.kind in "biu":
@@ -1129,12 +1154,13 @@ class Tensor:
         return apply(O.POW, _as_float(self), exponent=0.5)
 
     def rsqrt(self) -> Tensor:
-        """Elementwise 1 / sqrt(x)."""
-        return apply(O.POW, _as_float(self), exponent=-0.5)
+        """Elementwise 1 / sqrt(x) (-inf at -0.0, as PyTorch's)."""
+        return self.sqrt().reciprocal()
 
     def square(self) -> Tensor:
         """Elementwise x ** 2."""
-        return self * self
+        x = self._cast(_INT64) if self._data.dtype.kind == "b" else self  # bool: int64
+        return x * x
 
     def reciprocal(self) -> Tensor:
         """Elementwise 1 / x."""
@@ -1178,6 +1204,8 @@ class Tensor:
 
     def abs(self) -> Tensor:
         """Elementwise |x|."""
+        if self._data.dtype.kind == "b":
+            raise RuntimeError("\"abs\" not implemented for 'Bool'")
         if self._data.dtype.kind in "biu":
             return _wrap(abs(self._data))
         return apply(O.ABS, self)
@@ -1197,7 +1225,7 @@ class Tensor:
             if decimals != 0 or self._data.dtype.kind == "b":
                 raise NotImplementedError(f'"round" not implemented for {self.dtype}')
             return _wrap(self._data.copy())
-        out = _wrap(xp.round(self._data, int(decimals)))
+        out = _wrap(xp.asarray(xp.round(self._data, int(decimals))))
         if not (self.requires_grad and is_grad_enabled()):
             return out
         # NOTE: a where that never picks self records the op with a zero gradient for self
@@ -1230,12 +1258,7 @@ class Tensor:
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
-            out = self
-            if min is not None:
-                out = out.maximum(min)
-            if max is not None:
-                out = out.minimum(max)
-            return out
+            return _clamp_tensors(self, min, max)
         for name, bound in (("min", min), ("max", max)):
             if bound is not None and not (_is_number(bound) or isinstance(bound, bool)):
                 raise TypeError(f"clamp: {name} must be a number, a tensor or None, got {bound!r}")
@@ -1308,17 +1331,21 @@ class Tensor:
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         x = self if dtype is None else self.to(dtype)
         if x._data.dtype.kind in "biu":
-            x = x._cast(_INT64) if x._data.dtype.kind != "u" else x
+            x = x._cast(_INT64)
         return apply(O.SUM, x, axis=dim, keepdims=keepdim)
 
     def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None) -> Tensor:
         """Mean over ``dim`` (all dims when None)."""
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-        x = _as_float(self if dtype is None else self.to(dtype))
+        x = self if dtype is None else self.to(dtype)
+        _need_float(x, "mean(): could not infer output dtype. Input dtype must be either a "
+                    "floating point or complex dtype")  # fmt: skip
         return apply(O.MEAN, x, axis=dim, keepdims=keepdim)
 
     def nansum(self, dim=None, keepdim=False) -> Tensor:
         """Sum treating NaN as 0."""
+        if self._data.dtype.kind in "biu":
+            return self.sum(dim, keepdim)
         return where(self.isnan(), 0.0, self).sum(dim, keepdim)
 
     def prod(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None) -> Tensor:
@@ -1395,7 +1422,8 @@ class Tensor:
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
-        x = _as_float(self)
+        _need_float(self, "std and var only support floating point and complex dtypes")
+        x = self
         axes = O.norm_axes(dim, x.ndim)
         n = x.numel() if axes is None else math.prod(x.shape[a] for a in axes)
         centred = x - x.mean(dim, keepdim=True)
@@ -1405,11 +1433,12 @@ class Tensor:
             keepdims=None) -> Tensor:  # fmt: skip
         """Standard deviation over ``dim`` (the square root of ``var``)."""
         v = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
-        return v.sqrt()
+        return _root(v, 0.5)  # NOTE: the gradient at a zero deviation is 0, as PyTorch's
 
     def norm(self, p: Any = "fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         """The vector p-norm over ``dim`` (all elements when None); 'fro' is the 2-norm."""
-        x = _as_float(self if dtype is None else self.to(dtype))
+        x = self if dtype is None else self.to(dtype)
+        _need_float(x, "linalg.vector_norm: Expected a floating point or complex tensor as input")
         if isinstance(dim, list):
             dim = tuple(dim)
         if p in ("fro", 2, 2.0):
@@ -1424,7 +1453,10 @@ class Tensor:
             return (x != 0).sum(dim, keepdim).to(x.dtype)
         if not _is_number(p):
             raise ValueError(f"norm: unsupported p={p!r}")
-        return _root((x.abs() ** p).sum(dim, keepdim), 1.0 / p)
+        a = x.abs()
+        nonzero = a > 0  # NOTE: |x|^p at 0 with a zero gradient there, as PyTorch's norms
+        powered = where(nonzero, where(nonzero, a, 1.0) ** p, 0.0)
+        return _root(powered.sum(dim, keepdim), 1.0 / p)
 
     def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) over ``dim``, computed stably."""
@@ -2157,6 +2189,72 @@ def _add_hook(t: Tensor, kind: str, hook: Any) -> _Handle:
         t._set_extra(kind, hooks)
     hooks.append(hook)
     return _Handle(hooks, hook)
+
+
+def _clamp_tensors(x: Tensor, low: Any, high: Any) -> Tensor:
+    """clamp with tensor bounds: min(max(x, low), high), with PyTorch's gradients: to x where
+    low <= x <= high (ties included), to low where x < low < high, to high where x > high or
+    high < low, to none where low == high > x."""
+    for name, bound in (("min", low), ("max", high)):
+        if bound is not None and not isinstance(bound, Tensor):
+            raise TypeError(
+                f"clamp() received an invalid combination of arguments: {name} must be a tensor "
+                "(or None) when the other bound is a tensor"
+            )
+    if low is None:
+        return where(x > high, high, x)
+    if high is None:
+        return where(x < low, low, x)
+    with no_grad():
+        value = x.detach().maximum(low.detach()).minimum(high.detach())
+    to_low = (x < low) & (low < high)
+    to_high = (x > high) | (high < low)
+    inside = (x >= low) & (x <= high)
+    return where(to_high, high, where(to_low, low, where(inside, x, value)))
+
+
+def _with_alpha(plain: Tensor, a: Any, b: Any, alpha: Any, fn) -> Tensor:
+    """a + alpha * b (or a - alpha * b) in the dtype of a + b, as PyTorch's."""
+    if plain.dtype.kind in "biu" and isinstance(alpha, float):
+        raise RuntimeError(
+            "For integral input tensors, argument alpha must not be a floating point number."
+        )
+    out = fn(a, b * alpha)
+    return out if out.dtype == plain.dtype else out._cast(plain.dtype)
+
+
+def _floor_divide(ns, a, b):
+    O._refuse_integer_zero(a, b)
+    return a // b, None
+
+
+def _floor_divide_vjp(ns, g, saved, needs):
+    raise RuntimeError("the derivative for 'floor_divide' is not implemented")
+
+
+# NOTE: recorded (as PyTorch records it), so that a backward through // fails, naming the op
+_FLOOR_DIVIDE = O.Op("floor_divide", _floor_divide, _floor_divide_vjp, 2, saves_inputs=False)
+
+
+def _need_float(x: Tensor, message: str) -> None:
+    """Refuse an integer or bool tensor where PyTorch wants a floating one."""
+    if x._data.dtype.kind not in _FLOAT_KINDS:
+        raise RuntimeError(f"{message}. Got: {x.dtype}")
+
+
+def _data_of_any(value: Any) -> Any:
+    """A tensor's or an array's data, as an array (its dtype is read)."""
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _zero_gradient(out: Tensor, *inputs: Any) -> Tensor:
+    """``out`` recorded with a zero gradient for each input tensor that requires one (the
+    derivative of a rounding op, as PyTorch gives it)."""
+    for t in inputs:
+        if isinstance(t, Tensor) and t.requires_grad and is_grad_enabled():
+            never = _wrap(backend.array_module_of(out._data).zeros(out.shape, dtype=bool))
+            out = where(never, t, out)  # NOTE: where never picks t: its gradient is 0
+    return out
 
 
 def _scaled(other: Any, alpha: Any) -> Any:

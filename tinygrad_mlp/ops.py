@@ -214,6 +214,34 @@ DIV = register(
 )
 
 
+def _refuse_integer_zero(a, b) -> None:
+    """Integer division by zero raises, as in PyTorch (numpy would give 0)."""
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and bool((b == 0).any()):
+        raise RuntimeError("ZeroDivisionError: integer division or modulo by zero")
+
+
+def _remainder(ns, a, b):
+    _refuse_integer_zero(a, b)
+    # NOTE: the floor quotient is kept as a constant: it is piecewise constant in a and b
+    if ns.differentiable:
+        return a % b, a.detach() // b.detach()
+    return a % b, a // b
+
+
+def _remainder_vjp(ns, g, quotient, needs):
+    # a mod b = a - b floor(a / b)  =>  d/da = 1, d/db = -floor(a / b)
+    return g, (-(g * quotient) if needs[1] else None)
+
+
+REMAINDER = register(
+    "remainder",
+    _remainder,
+    _remainder_vjp,
+    2,
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("offgrid", "positive"), broadcast=True),
+)
+
+
 def _neg(ns, x):
     return -x, None
 
@@ -237,6 +265,13 @@ def _pow_vjp(ns, g, saved, needs):
         return (g * 0,)
     if c == 1:
         return (g,)
+    # NOTE: the square root's and its reciprocal's derivatives read the root itself, so that
+    # at -0.0 they keep its sign (-inf and +inf), as PyTorch's do
+    if c == 0.5:
+        return (g * 0.5 / x**0.5,)
+    if c == -0.5:
+        root = x**-0.5
+        return (g * -0.5 * (root * root * root),)
     return (g * (c * x ** (c - 1)),)
 
 
@@ -251,13 +286,18 @@ def _pow_tensor(ns, a, b):
 
 
 def _pow_tensor_vjp(ns, g, saved, needs):
-    # d/da a^b = b a^(b-1); d/db a^b = a^b log a (taken as 0 where a <= 0)
+    # d/da a^b = b a^(b-1); d/db a^b = a^b log a: NaN for a < 0, and 0 at a = 0 when b >= 0
+    # (as PyTorch; at a = 0, b < 0 it is inf * log 0 = -inf)
     a, b, out = saved
-    ga = g * b * a ** (b - 1) if needs[0] else None
+    # NOTE: 0 where b = 0 (a^0 is constant), never 0 * inf = NaN at a = 0, as PyTorch
+    ga = ns.where(b == 0, 0.0, g * b * a ** (b - 1)) if needs[0] else None
     gb = None
     if needs[1]:
-        positive = a > 0
-        gb = g * out * ns.log(ns.where(positive, a, 1)) * positive
+        # NOTE: log only ever sees positive values (no warnings); the edge cases are put in by
+        # wheres with one tensor branch each, so that they keep the dtype
+        logs = ns.log(ns.where(a > 0, a, 1))
+        logs = ns.where((a == 0) & (b < 0), -math.inf, ns.where(a < 0, math.nan, logs))
+        gb = g * (out * logs)
     return ga, gb
 
 
@@ -266,7 +306,8 @@ POW_TENSOR = register(
     _pow_tensor,
     _pow_tensor_vjp,
     2,
-    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("positive", "real"), broadcast=True),
+    # NOTE: the exponent stays away from 0, where d/da is 0 by PyTorch's convention (a kink)
+    Sample(shapes=lambda n, m: ((n, m), (n, m)), domains=("positive", "nonzero"), broadcast=True),
 )
 
 
@@ -574,7 +615,11 @@ _activation(
 _activation(
     "elu",
     lambda ns, x, alpha=1.0: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * alpha),
-    lambda ns, g, x, out, alpha=1.0: ns.where(x > 0, g, g * (out + alpha)),
+    # alpha e^x for x <= 0; e^x is read at min(x, 0) taken by a where, so that the second
+    # derivative at 0 is 0, as PyTorch's
+    lambda ns, g, x, out, alpha=1.0: ns.where(
+        x > 0, g, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha
+    ),
     True,
     alpha=1.0,
 )

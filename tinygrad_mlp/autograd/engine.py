@@ -577,7 +577,7 @@ def _before_rule(run: _Run, t: Tensor, node: Node, g: Any) -> Any:
     """What comes before a node's rule, when anything does: refusing a released graph or a
     saved tensor changed in place, running ``t``'s hooks, handing a retained or wanted non-leaf
     its gradient. Returns the gradient the rule gets."""
-    if node.released:
+    if node.released and not node.inputs:  # a node that saved nothing is kept whole
         raise _released_error(node)
     create_graph, wanted = run.create_graph, run.wanted
     if t._extra is not None:

@@ -16,6 +16,7 @@ from typing import Any
 from .. import backend
 from .. import ops as O
 from .._tensor import Tensor, apply
+from .._tensor import where as _select
 from .._tensor_maths import einsum
 from ..backend import np
 
@@ -97,9 +98,8 @@ def _act(name: str, x: Tensor, **params: Any) -> Tensor:
 
 
 def _where(mask: Any, a: Tensor, b: Tensor | float) -> Tensor:
-    """a where the constant boolean ``mask`` holds, else b (both finite)."""
-    m = _const(mask.astype(a._data.dtype), a)
-    return a * m + b * (1 - m)
+    """a where the constant boolean ``mask`` holds, else b (inf in the other never leaks)."""
+    return _select(_const(mask, a), a, b)
 
 
 # ---------------------------------------------------------------- activations
@@ -160,6 +160,8 @@ def hardtanh(
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
         return input._unary_("hardtanh_", lambda t: hardtanh(t, min_val, max_val))
+    if input._data.dtype.kind in "iu":  # PyTorch keeps the dtype, the bounds truncated
+        return input.clamp(int(min_val), int(max_val))
     return _act("hardtanh", input, min_val=float(min_val), max_val=float(max_val))
 
 
@@ -192,9 +194,9 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
         raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
     if inplace:
         return input._unary_("celu_", lambda t: celu(t, alpha))
-    # NOTE: exp only sees min(x, 0), so it never overflows; relu's 0 at the kink and the
-    # clamp's 1 there give celu'(0) = 1, as PyTorch
-    return input.relu() + (input.clamp(max=0) / alpha).expm1() * alpha
+    # NOTE: alpha elu(x / alpha) below 0 and x itself above: elu's rule gives celu'(0) = 1 and a
+    # second derivative 0 there, as PyTorch
+    return _select(input > 0, input, elu(input / alpha) * alpha)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
@@ -208,7 +210,10 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * min(max(x + 3, 0), 6) / 6 (gradient 0 at -3 and 1 at 3, as PyTorch)."""
     if inplace:
         return input._unary_("hardswish_", hardswish)
-    return input * (hardtanh(input, -3.0, 3.0) + 3) / 6
+    # NOTE: x * 0 at and below -3: NaN at -inf as PyTorch's, with the gradient 0 there
+    inside = input > -3
+    x = _select(inside, input, 0.0)  # so that no inf meets a zero gradient
+    return _select(inside, x * (hardtanh(x, -3.0, 3.0) + 3) / 6, input * 0.0)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -461,9 +466,19 @@ def batch_norm(
 
 
 def embedding(
-    input: Any, weight: Tensor, padding_idx: int | None = None, *args: Any, **kwargs: Any
+    input: Any,
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
 ) -> Tensor:
-    """Rows of ``weight`` picked by integer ``input``; the padding row receives no gradient."""
+    """Rows of ``weight`` picked by integer ``input``; the padding row receives no gradient.
+    With ``max_norm``, each picked row whose ``norm_type``-norm exceeds it is first scaled down
+    to it, in place in ``weight`` (as PyTorch)."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(
@@ -471,17 +486,18 @@ def embedding(
             f"types: Long, Int; but got {idx.dtype} instead"
         )
     n = weight.shape[0]
-    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
         raise IndexError("index out of range in self")
     idx = backend.to_device(idx, weight.device) if type(idx) is not type(weight._data) else idx
+    if max_norm is not None:
+        _renorm_rows(weight, idx, float(max_norm), float(norm_type))
     out = weight[idx]
     if padding_idx is not None and weight.requires_grad:
         padding_idx = padding_idx % n
         pad = idx % n == padding_idx
         if bool(pad.any()):
             # the padding row as a constant: the same values, no gradient to that row
-            keep = _const((~pad)[..., None].astype(weight._data.dtype), out)
-            out = out * keep + weight.detach()[idx] * (1 - keep)
+            out = _select(_const(~pad[..., None], out), out, weight.detach()[idx])
     return out
 
 
@@ -702,6 +718,21 @@ def embedding_bag(
     counts = np.bincount(bag_of, minlength=bags).astype(weight._data.dtype)
     counts = backend.to_device(np.maximum(counts, 1)[:, None], device)
     return total / _const(counts, total)
+
+
+def _renorm_rows(weight: Tensor, idx: Any, max_norm: float, p: float) -> None:
+    """Scale the rows ``idx`` of ``weight`` whose p-norm exceeds ``max_norm`` down to it, in
+    place and unrecorded: row * max_norm / (norm + 1e-7), as PyTorch's embedding_renorm_."""
+    w = weight._data
+    xp = backend.array_module_of(w)
+    rows = xp.unique(idx.reshape(-1))
+    picked = xp.abs(w[rows])
+    norms = xp.sqrt((picked * picked).sum(1)) if p == 2 else (picked**p).sum(1) ** (1 / p)
+    big = norms > max_norm
+    if bool(big.any()):
+        rows = rows[big]
+        w[rows] *= (max_norm / (norms[big] + 1e-7))[:, None].astype(w.dtype)
+        weight._bump()
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None):
@@ -1381,7 +1412,16 @@ def _nll(name, logp, target, weight, ignore_index, reduction, shape):
         return losses.reshape(*shape)
     if reduction == "sum":
         return losses.sum()
-    return losses.sum() / _const(w.sum(), logp)
+    return _mean_over(losses.sum(), w.sum(), logp)
+
+
+def _mean_over(total: Tensor, denom: Any, like: Tensor) -> Tensor:
+    """total / denom for a weighted mean; NaN with a zero gradient when nothing counts (every
+    target ignored), as PyTorch's."""
+    if float(denom) == 0.0:
+        nothing = _const(backend.array_module_of(like._data).zeros((), dtype=bool), like)
+        return _select(nothing, total, float("nan"))
+    return total / _const(denom, like)
 
 
 def nll_loss(
@@ -1443,6 +1483,9 @@ def cross_entropy(
         # the common case, class indices in an array on the logits' device
         if not n or int(target.view(_UNSIGNED[target.dtype.itemsize]).max()) < c:
             return apply(O.CROSS_ENTROPY, input, target=target, reduction=reduction)
+    graph_target = _graph_target(target)
+    if graph_target is not None and graph_target.shape == input.shape and input.ndim >= 1:
+        return _cross_entropy_probs(input, graph_target, weight, reduction, label_smoothing)
     t = _target_array("cross_entropy", target, input)
     if t.dtype.kind == "f" and t.shape == tuple(input.shape) and input.ndim >= 1:
         return _cross_entropy_probs(input, t, weight, reduction, label_smoothing)
@@ -1476,22 +1519,23 @@ def cross_entropy(
     else:
         safe = xp.where(ignored, 0, t)
         denom = (~ignored).sum() if w is None else (w[safe] * ~ignored).sum()
-        smooth = smooth.sum() / _const(xp.asarray(denom, dtype=logp._data.dtype), logp)
+        smooth = _mean_over(smooth.sum(), xp.asarray(denom, dtype=logp._data.dtype), logp)
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
 
 
 def _cross_entropy_probs(input, t, weight, reduction, label_smoothing):
     """Cross-entropy of class probabilities: -sum_c w_c y_c log softmax(x)_c; the mean divides by
-    the number of samples (not by the weights)."""
+    the number of samples (not by the weights). ``t`` is an array, or a tensor in the graph."""
     dim = 0 if input.ndim == 1 else 1
     c = input.shape[dim]
-    t = t.astype(input._data.dtype, copy=False)
+    graph = isinstance(t, Tensor)
+    t = t.to(input.dtype) if graph else t.astype(input._data.dtype, copy=False)
     if label_smoothing > 0:
         t = t * (1 - label_smoothing) + label_smoothing / c
-    if weight is None and input.ndim == 2:
+    if weight is None and input.ndim == 2 and not graph:
         return apply(O.CROSS_ENTROPY, input, target=t, reduction=reduction)
     logp = input.log_softmax(dim)
-    prod = logp * _const(t, input)
+    prod = logp * (t if graph else _const(t, input))
     if weight is not None:
         w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
         shape = [1] * input.ndim
@@ -1535,16 +1579,22 @@ def binary_cross_entropy(
     """-w (y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1], logs clamped at -100."""
     _check_reduction("binary_cross_entropy", reduction)
     _check_tensors("binary_cross_entropy", input=input)
-    y = _same_shape_target("binary_cross_entropy", target, input)
+    graph_target = _graph_target(target)
+    y = _same_shape_target("binary_cross_entropy", _detached(target), input)
     p = input._data
     if p.size and not (p.min() >= 0 and p.max() <= 1):  # NaN fails both, as in PyTorch
         raise RuntimeError(
             "binary_cross_entropy: all elements of input should be between 0 and 1 (apply "
             "sigmoid first, or use binary_cross_entropy_with_logits)"
         )
-    if weight is None:
+    if weight is None and graph_target is None:
         return apply(O.BINARY_CROSS_ENTROPY, input, y=y, reduction=reduction)
     losses = apply(O.BINARY_CROSS_ENTROPY, input, y=y, reduction="none")
+    if graph_target is not None:
+        # the loss is linear in y, d/dy = log(1 - p) - log(p) (logs floored at -100): a term
+        # that is 0 in value carries that gradient (and the mixed second derivative)
+        logs = (1 - input).log().clamp(min=-100) - input.log().clamp(min=-100)
+        losses = losses + (graph_target - graph_target.detach()) * logs
     return _weighted("binary_cross_entropy", losses, weight, reduction)
 
 
@@ -1565,11 +1615,15 @@ def binary_cross_entropy_with_logits(
     name = "binary_cross_entropy_with_logits"
     _check_reduction(name, reduction)
     _check_tensors(name, input=input)
-    y = _same_shape_target(name, target, input)
+    graph_target = _graph_target(target)
+    y = _same_shape_target(name, _detached(target), input)
     if pos_weight is None:
-        if weight is None:
+        if weight is None and graph_target is None:
             return apply(O.BCE_WITH_LOGITS, input, y=y, reduction=reduction)
         losses = apply(O.BCE_WITH_LOGITS, input, y=y, reduction="none")
+        if graph_target is not None:
+            # linear in y with d/dy = -x: a term that is 0 in value carries it
+            losses = losses - (graph_target - graph_target.detach()) * input
         return _weighted(name, losses, weight, reduction)
     pw = pos_weight._data if isinstance(pos_weight, Tensor) else np.asarray(pos_weight)
     pw = backend.to_device(np.asarray(backend.to_numpy(pw)), input.device).astype(y.dtype)
@@ -1578,16 +1632,42 @@ def binary_cross_entropy_with_logits(
     # is right at x = 0 too (a sum of relu(-x) and |x| terms would have 0 there)
     softplus_neg = softplus(-input, threshold=float("inf"))
     losses = input * _const(1 - y, input) + softplus_neg * _const(log_weight, input)
+    if graph_target is not None:
+        # d/dy = -x + (pos_weight - 1) log(1 + e^-x)
+        slope = softplus_neg * _const(pw - 1, input) - input
+        losses = losses + (graph_target - graph_target.detach()) * slope
     return _weighted(name, losses, weight, reduction)
 
 
-def _pair(name: str, input: Tensor, target: Any, warn: bool = True) -> Tensor:
-    """The target as a tensor (kept in the graph when it requires grad). As in PyTorch, a target
-    of another shape that broadcasts with the input is broadcast, with a UserWarning unless
-    ``warn`` is False; one that does not broadcast raises RuntimeError."""
+def _graph_target(target: Any) -> Tensor | None:
+    """The target when it is a tensor that requires grad (soft labels, distillation)."""
+    return target if isinstance(target, Tensor) and target.requires_grad else None
+
+
+def _detached(target: Any) -> Any:
+    return target.detach() if isinstance(target, Tensor) and target.requires_grad else target
+
+
+def _pair(
+    name: str, input: Tensor, target: Any, warn: bool = True, promote: bool = True
+) -> tuple[Tensor, Tensor]:
+    """The input and the target as tensors (the target kept in the graph when it requires
+    grad). With ``promote``, a float target of a wider dtype widens the input, as PyTorch's type
+    promotion does. As in PyTorch, a target of another shape that broadcasts with the input is
+    broadcast, with a UserWarning unless ``warn`` is False; one that does not broadcast raises
+    RuntimeError."""
     _check_tensors(name, input=input)
+    data = target._data if isinstance(target, Tensor) else None
+    if (
+        promote
+        and data is not None
+        and data.dtype.kind == "f"
+        and input._data.dtype.kind == "f"
+        and data.dtype.itemsize > input._data.dtype.itemsize
+    ):
+        input = input.to(data.dtype)
     if isinstance(target, Tensor) and target.requires_grad:
-        y = target
+        y = target if target.dtype == input.dtype else target.to(input.dtype)
     else:
         t = _target_array(name, target, input)
         y = _const(t.astype(input._data.dtype, copy=False), input)
@@ -1607,7 +1687,7 @@ def _pair(name: str, input: Tensor, target: Any, warn: bool = True) -> Tensor:
                 UserWarning,
                 stacklevel=3,
             )
-    return y
+    return input, y
 
 
 def mse_loss(
@@ -1620,7 +1700,7 @@ def mse_loss(
 ) -> Tensor:
     """Mean squared error (x - y)**2 (a target of another shape broadcasts, with a warning)."""
     _check_reduction("mse_loss", reduction)
-    y = _pair("mse_loss", input, target)
+    input, y = _pair("mse_loss", input, target)
     if weight is not None or y.shape != input.shape:  # a weight, or a broadcast target
         d = input - y
         return _weighted("mse_loss", d * d, weight, reduction)
@@ -1632,7 +1712,7 @@ def l1_loss(
 ) -> Tensor:
     """Mean absolute error |x - y|; shapes must match exactly."""
     _check_reduction("l1_loss", reduction)
-    y = _pair("l1_loss", input, target)
+    input, y = _pair("l1_loss", input, target)
     return _reduce((input - y).abs(), reduction)
 
 
@@ -1656,7 +1736,7 @@ def smooth_l1_loss(
     _check_reduction("smooth_l1_loss", reduction)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
-    y = _pair("smooth_l1_loss", input, target)
+    input, y = _pair("smooth_l1_loss", input, target)
     if beta == 0:
         return _reduce((input - y).abs(), reduction)
     return _reduce(_smooth(input, y, float(beta)), reduction)
@@ -1669,7 +1749,7 @@ def huber_loss(
     _check_reduction("huber_loss", reduction)
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    y = _pair("huber_loss", input, target)
+    input, y = _pair("huber_loss", input, target, promote=False)
     return _weighted(
         "huber_loss", _smooth(input, y, float(delta)) * float(delta), weight, reduction
     )
@@ -1686,7 +1766,7 @@ def kl_div(
     """Pointwise KL divergence y (log y - x) of log-probabilities x (y given as log y when
     ``log_target``); 'batchmean' divides the sum by the batch size, as the maths wants."""
     _check_reduction("kl_div", reduction, (*_REDUCTIONS, "batchmean"))
-    y = _pair("kl_div", input, target, warn=False)  # PyTorch broadcasts silently
+    input, y = _pair("kl_div", input, target, warn=False)  # PyTorch broadcasts silently
     if log_target:
         losses = y.exp() * (y - input)
     elif y.requires_grad:

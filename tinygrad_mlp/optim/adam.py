@@ -97,7 +97,7 @@ class Adam(Optimizer):
                         g = decayed
                 # m = beta1 * m + (1 - beta1) * g
                 # NOTE: written as m = m + (1 - beta1) * (g - m), the lerp PyTorch uses
-                tmp = g - m
+                tmp = xp.subtract(g, m, out=xp.empty_like(m))  # an array even for 0-d m
                 tmp *= 1.0 - beta1
                 m += tmp
                 # v = beta2 * v + (1 - beta2) * g * g

@@ -87,14 +87,18 @@ class SGD(Optimizer):
                 data = p._data
                 # d = -g if maximize else g; d = d + wd * p (each a fresh array, never g itself)
                 fresh = True
+                # NOTE: copies then in-place ops: arithmetic on a 0-d array gives a numpy scalar,
+                # which the in-place updates of the momentum buffer below would only rebind
                 if weight_decay != 0.0:
-                    d = data * weight_decay
+                    d = data.copy()
+                    d *= weight_decay
                     if maximize:
                         d -= g
                     else:
                         d += g
                 elif maximize:
-                    d = -g
+                    d = g.copy()
+                    d *= -1.0
                 else:
                     d, fresh = g, False
                 if momentum != 0.0:

@@ -76,6 +76,7 @@ class Sequential(Module):
     # each, which forward records as one op; `first` is the position of the run's first layer.
     _planned: tuple = ()
     _plan: list = []
+    _live: tuple = ()  # (module, fused form) of activations with settings (a slope, an alpha)
 
     def forward(self, input: Any) -> Any:
         layers = tuple(self._modules.values())
@@ -86,9 +87,10 @@ class Sequential(Module):
             for name, m in self._modules.items():  # hooks see each call: nothing is fused
                 x = _named_call(name, m, x)
             return x
-        if layers != self._planned:
+        if layers != self._planned or (self._live and _settings_changed(self._live)):
             self.__dict__["_plan"] = _plan_stack(layers)
             self.__dict__["_planned"] = layers
+            self.__dict__["_live"] = _settings_of(layers)
         for linears, acts, first in self._plan:
             if linears is None:
                 x = acts(x)
@@ -171,6 +173,21 @@ def _fusable(m: Module) -> Any:
         return None
     name = act if isinstance(act, str) else act[0]
     return act if name in O.ACTIVATIONS else None
+
+
+def _settings_of(layers: tuple) -> tuple:
+    """(module, fused form now) of each activation whose fused form is read from its settings,
+    so that a change of them (``m[1].negative_slope = 0.5``) makes a new plan."""
+    return tuple(
+        (m, _fusable(m))
+        for m in layers
+        if isinstance(getattr(type(m), "_fused_act", None), property)
+    )
+
+
+def _settings_changed(live: tuple) -> bool:
+    """True when some activation's settings changed since the plan was made."""
+    return any(_fusable(m) != form for m, form in live)
 
 
 def _plan_stack(layers: tuple) -> list[tuple[Any, Any, int]]:

@@ -121,7 +121,9 @@ class Module:
     training: bool
     _version = 1
     # attributes that hold the registries and caches, never searched for legacy members
-    _internal_names = frozenset({"_parameters", "_buffers", "_modules", "_planned", "_plan"})
+    _internal_names = frozenset(
+        {"_parameters", "_buffers", "_modules", "_planned", "_plan", "_live"}
+    )
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Module:
         self = super().__new__(cls)

@@ -1,0 +1,350 @@
+"""Gradients, values, dtypes and refusals that once differed from PyTorch, each checked against
+a value worked out by hand, a numpy formula, finite differences, or PyTorch itself."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_mlp as tm
+import tinygrad_mlp.nn.functional as F
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def leaf(values, dtype=np.float64):
+    return tm.tensor(np.asarray(values, dtype=dtype), requires_grad=True)
+
+
+def grad_of(fn, values):
+    x = leaf(values)
+    fn(x).sum().backward()
+    return x.grad.numpy()
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def test_remainder_has_gradient_one_for_self_and_minus_floor_for_other():
+    a, b = leaf([1.5, -2.5, 7.0]), leaf([2.0, 2.0, -3.0])
+    (a % b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 1.0])
+    # d(a mod b)/db = -floor(a / b): floor(0.75) = 0, floor(-1.25) = -2, floor(-2.33) = -3
+    np.testing.assert_array_equal(b.grad.numpy(), [0.0, 2.0, 3.0])
+    x = leaf([1.5, -2.5])
+    (x % 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_reflected_remainder_of_a_number():
+    np.testing.assert_array_equal((5 % tm.tensor([2.0, 3.0, -3.0])).numpy(), [1.0, 2.0, -1.0])
+    out = 5 % tm.tensor([2, 3, -3])
+    assert out.dtype == tm.int64 and out.tolist() == [1, 2, -1]
+
+
+def test_std_of_equal_values_has_zero_gradient():
+    np.testing.assert_array_equal(grad_of(lambda x: x.std(), [2.0, 2.0, 2.0]), [0.0] * 3)
+    # away from the tie: d std / dx_i = (x_i - mean) / ((n - 1) std)
+    x = np.array([1.0, 2.0, 4.0])
+    expected = (x - x.mean()) / ((len(x) - 1) * x.std(ddof=1))
+    np.testing.assert_allclose(grad_of(lambda t: t.std(), x), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+def test_mean_loss_with_every_target_ignored_is_nan_with_zero_gradient(fn):
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    inp = x if fn == "cross_entropy" else x.log_softmax(1)
+    loss = getattr(F, fn)(inp, tm.tensor([-100, -100]))
+    loss.backward()
+    assert math.isnan(loss.item())
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 2)))
+
+
+def test_clamp_with_tensor_bounds_gives_ties_to_the_input():
+    x, low = leaf([1.0, 2.0, 0.5]), leaf([1.0, 0.0, 1.0])
+    x.clamp(min=low).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(low.grad.numpy(), [0.0, 0.0, 1.0])
+    x, high = leaf([1.0, 3.0]), leaf([1.0, 2.0])
+    x.clamp(max=high).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0])
+    np.testing.assert_array_equal(high.grad.numpy(), [0.0, 1.0])
+
+
+def test_clamp_with_both_tensor_bounds_matches_pytorch_when_the_bounds_cross():
+    values = ([0.0, 1.0, 3.0, 0.5, 2.0], [1.0, 0.0, 1.0, 1.0, 2.0], [2.0, 2.0, 2.0, 1.0, 1.0])
+    ours = [leaf(v) for v in values]
+    theirs = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    out = ours[0].clamp(ours[1], ours[2])
+    ref = theirs[0].clamp(theirs[1], theirs[2])
+    out.sum().backward()
+    ref.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), ref.detach().numpy())
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+def test_clamp_refuses_a_tensor_bound_with_a_number_bound():
+    with pytest.raises(TypeError):
+        tm.tensor([1.0]).clamp(tm.tensor([0.0]), 2.0)
+
+
+def test_norm_with_p_below_one_has_zero_gradient_at_zero():
+    # ||x||_p = (sum |x|^p)^(1/p); d/dx_i = sign(x_i) |x_i|^(p-1) ||x||^(1-p), 0 where x_i = 0
+    x = np.array([0.0, 1.0, 4.0])
+    norm = (np.abs(x) ** 0.5).sum() ** 2
+    expected = np.where(x == 0, 0.0, np.abs(np.where(x == 0, 1, x)) ** -0.5 * norm**0.5)
+    np.testing.assert_allclose(grad_of(lambda t: t.norm(p=0.5), x), expected, rtol=1e-12)
+
+
+def test_hardswish_at_minus_infinity():
+    x = leaf([-math.inf, -3.0, -1.0, 3.0, 4.0])
+    out = F.hardswish(x)
+    out.sum().backward()
+    assert math.isnan(out.numpy()[0])  # -inf * 0, as PyTorch
+    # d/dx x (x + 3) / 6 = (2x + 3) / 6 inside (-3, 3); 0 below, 1 above (0 at -3, 1 at 3)
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 0.0, 1 / 6, 1.0, 1.0], rtol=1e-12)
+
+
+def test_pow_gradient_for_the_exponent_at_negative_and_zero_bases():
+    a = tm.tensor([-2.0, 2.0, 0.0, 0.0])
+    b = leaf([2.0, 3.0, 2.0, 0.0])
+    (a**b).sum().backward()
+    # d/db a^b = a^b log a: NaN for a < 0; 8 log 2 at (2, 3); 0 at a = 0 with b >= 0
+    np.testing.assert_allclose(b.grad.numpy(), [math.nan, 8 * math.log(2), 0.0, 0.0])
+
+
+def test_pow_gradient_for_the_base_where_the_exponent_is_zero():
+    x = leaf([0.0, 2.0])
+    (x**x).sum().backward()
+    # d/da a^b = b a^(b-1): 0 at b = 0 (no 0 * inf); at 2: 2 * 2 + 4 log 2 (both paths)
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 4 + 4 * math.log(2)], rtol=1e-12)
+
+
+def test_sqrt_gradient_keeps_the_sign_of_minus_zero():
+    np.testing.assert_array_equal(grad_of(lambda x: x.sqrt(), [-0.0, 0.0]), [-math.inf, math.inf])
+
+
+@pytest.mark.parametrize("name", ["elu", "selu", "celu"])
+def test_second_derivative_of_exponential_units_at_zero_is_zero(name):
+    x = leaf([0.0, -0.5, 0.5])
+    (g,) = tm.autograd.grad(getattr(F, name)(x).sum(), x, create_graph=True)
+    (h,) = tm.autograd.grad(g.sum(), x)
+    scale = 1.0507009873554804934 if name == "selu" else 1.0
+    alpha = 1.6732632423543772848 if name == "selu" else 1.0
+    # f''(x) = scale alpha e^x below 0, 0 above, and 0 at 0 (as PyTorch); f'(0) from below
+    np.testing.assert_allclose(h.numpy(), [0.0, scale * alpha * math.exp(-0.5), 0.0])
+    np.testing.assert_allclose(g.numpy()[0], scale * alpha)
+
+
+def test_div_with_rounding_mode_gives_zero_gradients():
+    x, y = leaf([1.0, 2.0]), leaf([1.0, 3.0])
+    x.div(y, rounding_mode="floor").sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(y.grad.numpy(), [0.0, 0.0])
+
+
+def test_floor_division_is_recorded_and_its_backward_refused():
+    x = leaf([3.0, 4.0])
+    out = x // 2
+    assert out.requires_grad
+    with pytest.raises(RuntimeError, match="floor_divide"):
+        out.sum().backward()
+
+
+# ---------------------------------------------------------------- state that goes stale
+
+
+def test_sequential_reads_an_activation_setting_changed_after_the_first_call():
+    m = tm.nn.Sequential(tm.nn.Linear(2, 2), tm.nn.LeakyReLU(0.01))
+    with tm.no_grad():
+        m[0].weight.copy_(tm.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        m[0].bias.zero_()
+    x = tm.tensor([[-1.0, 2.0]])
+    np.testing.assert_allclose(m(x).numpy(), [[-0.01, 2.0]], rtol=1e-6)
+    m[1].negative_slope = 0.5
+    np.testing.assert_allclose(m(x).numpy(), [[-0.5, 2.0]])
+
+
+@pytest.mark.parametrize("options", [{"weight_decay": 0.1}, {"maximize": True}])
+def test_sgd_momentum_updates_the_buffer_of_a_0d_parameter(options):
+    p = tm.nn.Parameter(tm.tensor(1.0, dtype=tm.float64))
+    opt = tm.optim.SGD([p], lr=0.1, momentum=0.9, **options)
+    # by hand: g = 2p (+ wd p), negated when maximizing; buf = 0.9 buf + g; p -= 0.1 buf
+    value, buf = 1.0, None
+    for _ in range(3):
+        opt.zero_grad()
+        (p * p).backward()
+        opt.step()
+        g = 2 * value + options.get("weight_decay", 0.0) * value
+        g = -g if options.get("maximize") else g
+        buf = g if buf is None else 0.9 * buf + g
+        value -= 0.1 * buf
+        assert p.item() == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", ["Adam", "AdamW"])
+def test_adam_steps_a_0d_parameter(cls):
+    p = tm.nn.Parameter(tm.tensor(1.0, dtype=tm.float64))
+    q = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    ours, theirs = getattr(tm.optim, cls)([p], lr=0.1), getattr(torch.optim, cls)([q], lr=0.1)
+    for _ in range(3):
+        for opt, t in ((ours, p), (theirs, q)):
+            opt.zero_grad()
+            (t * t).backward()
+            opt.step()
+    assert p.item() == pytest.approx(q.item(), rel=1e-12)
+
+
+# ---------------------------------------------------------------- values
+
+
+def test_div_floor_rounds_like_floor_division():
+    # 1.0 / 0.1 is 10 in floating point, but 0.1 is slightly above 1/10: floor(1 / 0.1) = 9
+    x = tm.tensor([1.0], dtype=tm.float64)
+    assert x.div(0.1, rounding_mode="floor").item() == 1.0 // 0.1 == 9.0
+    assert x.div(0.1, rounding_mode="trunc").item() == 10.0
+
+
+def test_pad_keeps_infinity_out_of_the_padding():
+    x = leaf([math.inf, 1.0])
+    out = F.pad(x, (1, 1))
+    out.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), [0.0, math.inf, 1.0, 0.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_smooth_l1_of_a_huge_difference_is_linear():
+    x = leaf([1e200, 0.5])
+    out = F.smooth_l1_loss(x, tm.zeros(2, dtype=tm.float64), reduction="none")
+    out.sum().backward()
+    # |d| - beta / 2 for |d| >= beta, d^2 / (2 beta) below: 1e200 - 0.5 (= 1e200), 0.125
+    np.testing.assert_array_equal(out.numpy(), [1e200, 0.125])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.5])
+
+
+def test_embedding_padding_row_with_infinity():
+    w = leaf([[math.inf, 1.0], [2.0, 3.0]])
+    out = F.embedding(tm.tensor([0, 1]), w, padding_idx=0)
+    out.sum().backward()
+    np.testing.assert_array_equal(out.numpy(), [[math.inf, 1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(w.grad.numpy(), [[0.0, 0.0], [1.0, 1.0]])
+
+
+def test_embedding_max_norm_renormalises_the_picked_rows_in_place():
+    w = tm.tensor([[3.0, 4.0], [0.3, 0.4], [6.0, 8.0]], dtype=tm.float64)
+    out = F.embedding(tm.tensor([0, 1]), w, max_norm=1.0)
+    # row 0 has norm 5 > 1: scaled by 1 / (5 + 1e-7); row 1 (norm 0.5) and row 2 (not picked) stay
+    scaled = np.array([3.0, 4.0]) / (5 + 1e-7)
+    np.testing.assert_allclose(out.numpy(), [scaled, [0.3, 0.4]], rtol=1e-15)
+    np.testing.assert_allclose(w.numpy(), [scaled, [0.3, 0.4], [6.0, 8.0]], rtol=1e-15)
+    m = tm.nn.Embedding(3, 2, max_norm=1.0)
+    m(tm.tensor([0, 1, 2]))
+    assert (np.linalg.norm(m.weight.detach().numpy(), axis=1) <= 1.0 + 1e-6).all()
+
+
+# ---------------------------------------------------------------- dtypes
+
+
+def test_integer_powers_stay_int64():
+    out = tm.tensor([2, 3]) ** tm.tensor([2, 1])
+    assert out.dtype == tm.int64 and out.tolist() == [4, 3]
+    out = 2 ** tm.tensor([2, 3])
+    assert out.dtype == tm.int64 and out.tolist() == [4, 8]
+
+
+def test_unsigned_sum_and_bool_nansum_are_int64():
+    out = tm.tensor([200, 100], dtype=tm.uint8).sum()
+    assert out.dtype == tm.int64 and out.item() == 300
+    out = tm.tensor([True, True, False]).nansum()
+    assert out.dtype == tm.int64 and out.item() == 2
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "kl_div", "huber_loss"])
+def test_losses_promote_dtypes_as_pytorch(name):
+    for a, b in ((np.float32, np.float64), (np.float64, np.float32)):
+        x, y = np.array([0.1, 0.2], dtype=a), np.array([0.3, 0.4], dtype=b)
+        ours = getattr(F, name)(tm.tensor(x), tm.tensor(y))
+        theirs = getattr(TF, name)(torch.from_numpy(x), torch.from_numpy(y))
+        assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+
+
+# ---------------------------------------------------------------- 0-d tensors
+
+
+def test_round_of_a_0d_tensor_that_requires_grad():
+    x = tm.tensor(1.4, dtype=tm.float64, requires_grad=True)
+    y = x.round()
+    (y * x).backward()
+    assert y.item() == 1.0 and x.grad.item() == 1.0  # d(round(x) x)/dx = round(x) = 1
+
+
+def test_ops_after_a_0d_floor_division_and_remainder():
+    x = tm.tensor(7.0, dtype=tm.float64)
+    assert (x // 2 + tm.tensor(1.0, dtype=tm.float64)).item() == 4.0
+    assert ((x % 2) * tm.tensor([1.0], dtype=tm.float64)).tolist() == [1.0]
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def test_targets_that_require_grad_are_differentiated():
+    x = [[1.0, 2.0], [3.0, 4.0]]
+    t = [[0.3, 0.7], [0.5, 0.5]]
+    for fn in ("cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits"):
+        xs = np.array(x) if fn == "cross_entropy" else 1 / (1 + np.exp(-np.array(x)))
+        if fn == "binary_cross_entropy_with_logits":
+            xs = np.array(x)
+        a, b = leaf(xs), leaf(t)
+        c = torch.tensor(xs, requires_grad=True)
+        d = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+        getattr(F, fn)(a, b).backward()
+        getattr(TF, fn)(c, d).backward()
+        np.testing.assert_allclose(a.grad.numpy(), c.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(b.grad.numpy(), d.grad.numpy(), rtol=1e-12)
+
+
+def test_second_backward_through_a_graph_that_saved_nothing():
+    x = leaf([1.0, 2.0])
+    y = (x + 1).sum()
+    y.backward()
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    z = (x * x).sum()  # mul saves its inputs: a second backward is refused
+    z.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        z.backward()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda: tm.tensor([True]) - tm.tensor([False]),
+        lambda: tm.tensor([True]) - tm.tensor([1.0]),
+        lambda: tm.zeros(2, 3).t().view(6),
+        lambda: tm.tensor([1, 2, 3]).mean(),
+        lambda: tm.tensor([1, 2, 3]).var(),
+        lambda: tm.tensor([1, 2, 3]).std(),
+        lambda: tm.tensor([1, 2, 3]).norm(),
+        lambda: tm.tensor([True]).abs(),
+        lambda: tm.tensor([1]) // tm.tensor([0]),
+        lambda: tm.tensor([1]) % tm.tensor([0]),
+    ],
+)
+def test_refused_as_pytorch_refuses(fn):
+    with pytest.raises(RuntimeError):
+        fn()
+
+
+def test_negative_embedding_index_is_refused():
+    with pytest.raises(IndexError):
+        F.embedding(tm.tensor([-1]), tm.ones(3, 2))
+
+
+def test_view_of_a_contiguous_or_compatible_tensor_still_works():
+    x = tm.arange(6.0).reshape(2, 3)
+    assert x.view(3, 2).tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    assert x.t().view(3, 2).tolist() == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
