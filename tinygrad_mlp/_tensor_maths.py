@@ -20,6 +20,7 @@ from ._tensor import (
     _as_float,
     _binary,
     _bool_mask,
+    _fit_inplace,
     _lift,
     _one_dim,
     _promote,
@@ -353,33 +354,13 @@ def _along(d: int, index: Any) -> tuple:
 
 
 def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
-    """``length`` elements from ``start`` along ``dim`` (a view, as a slice)."""
-    x = _tensor(input)
-    d = _one_dim(dim, x.ndim)
-    n = x.shape[d]
-    start = int(start)
-    if not -n <= start <= n:
-        raise IndexError(
-            f"start out of range (expected to be in range of [{-n}, {n}], but got {start})"
-        )
-    if start < 0:
-        start += n
-    if length < 0 or start + length > n:
-        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
-    return x[_along(d, slice(start, start + length))]
+    """``length`` elements from ``start`` along ``dim`` (a view)."""
+    return _tensor(input).narrow(dim, start, length)
 
 
 def select(input: Tensor, dim: int, index: int) -> Tensor:
-    """The slice at ``index`` along ``dim``, without that dimension."""
-    x = _tensor(input)
-    d = _one_dim(dim, x.ndim)
-    n = x.shape[d]
-    if not -n <= index < n:
-        raise IndexError(
-            f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
-            f"dimension {d}"
-        )
-    return x[_along(d, int(index))]
+    """The slice at ``index`` along ``dim``, without that dimension (a view)."""
+    return _tensor(input).select(dim, index)
 
 
 def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
@@ -705,17 +686,8 @@ def _diagonal_positions(n: int, m: int, offset: int) -> tuple[Any, Any]:
 
 
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
-    """The diagonal ``offset`` of the dims ``dim1`` and ``dim2``, as a new last dimension."""
-    x = _tensor(input)
-    a, b = _one_dim(dim1, x.ndim), _one_dim(dim2, x.ndim)
-    if a == b:
-        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    rest = [i for i in range(x.ndim) if i not in (a, b)]
-    moved = x.permute(*rest, a, b)
-    rows, cols = _diagonal_positions(x.shape[a], x.shape[b], offset)
-    device = x.device
-    rows, cols = backend.to_device(rows, device), backend.to_device(cols, device)
-    return moved[(Ellipsis, rows, cols)]
+    """The diagonal of the planes (dim1, dim2), as the last dimension (a view)."""
+    return _tensor(input).diagonal(offset, dim1, dim2)
 
 
 _diagonal_of = diagonal  # diag's argument is named diagonal, as in PyTorch
@@ -903,11 +875,7 @@ def remainder(input: Any, other: Any) -> Tensor:
     """input - floor(input / other) * other: the remainder with the sign of ``other``
     (Python's %)."""
     a, b = _operands(input, other)
-    xp = _xp(a)
-    if a._data.dtype.kind in "biu":
-        return _wrap(xp.remainder(a._data, b._data))
-    quotient = _zero_grad(a, xp.floor(a._data / b._data))  # its gradient: 0
-    return _exact(a - quotient * b, xp.remainder(a._data, b._data))
+    return a.remainder(b)
 
 
 def fmod(input: Any, other: Any) -> Tensor:
@@ -1250,27 +1218,20 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) 
 # ---------------------------------------------------------------- in place
 
 
-def _write(self: Tensor, name: str, result: Tensor, *others: Any) -> Tensor:
-    """Write an out-of-place ``result`` into ``self`` under the in-place checks."""
-    self._check_inplace(name, *others)
-    if result._data.dtype.kind == "f" and self._data.dtype.kind in "biu":
-        raise RuntimeError(
-            f"{name}: result type {result.dtype} can't be cast to the desired output type "
-            f"{self.dtype}"
-        )
-    if tuple(result.shape) != tuple(self.shape):
-        raise RuntimeError(
-            f"{name}: the result of shape {tuple(result.shape)} does not fit this tensor's "
-            f"shape {tuple(self.shape)}"
-        )
-    return self.copy_(result.detach())
-
-
 def _in_place(name: str, fn: Any):
-    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        return _write(self, f"{name}_", fn(self, *args, **kwargs), *args, *kwargs.values())
+    """``fn`` computed out of place and written into the tensor, on the tape as PyTorch records
+    an in-place op when the tensor or an argument requires grad."""
+    op = f"{name}_"
 
-    method.__name__ = method.__qualname__ = f"{name}_"
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        if self._recorded(op, *args, *kwargs.values()):
+            return self._record(op, lambda t: fn(t, *args, **kwargs), True)
+        out = _fit_inplace(op, fn(self.detach(), *args, **kwargs), self)
+        self._data[...] = out._data
+        self._bump()
+        return self
+
+    method.__name__ = method.__qualname__ = op
     method.__doc__ = f"``{name}`` written into this tensor in place."
     return method
 
@@ -1300,11 +1261,15 @@ IN_PLACE = (
 ).split()
 
 _functions = {name: globals()[name] for name in METHODS}
+# NOTE: the Tensor class's own methods (views such as narrow, the registry's remainder, the
+# in-place activations) stay; the loop adds only what the class lacks
 for _name in METHODS:
-    setattr(Tensor, _name, _functions[_name])
+    if _name not in vars(Tensor):
+        setattr(Tensor, _name, _functions[_name])
 for _name in IN_PLACE:
-    _fn = _functions.get(_name) or _method_of(_name)
-    setattr(Tensor, f"{_name}_", _in_place(_name, _fn))
+    if f"{_name}_" not in vars(Tensor):
+        _fn = _functions.get(_name) or _method_of(_name)
+        setattr(Tensor, f"{_name}_", _in_place(_name, _fn))
 Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
 Tensor.negative_ = Tensor.neg_
 Tensor.absolute_ = Tensor.abs_
