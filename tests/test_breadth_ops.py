@@ -503,9 +503,13 @@ def test_refusals_match_torch(fn, kind):
         fn(tm)
 
 
-def test_floor_divide_has_no_gradient_path():
-    x = tm.tensor([1.5, -2.5], requires_grad=True)
-    assert not tm.floor_divide(x, 2).requires_grad
+def test_floor_divide_is_recorded_and_its_backward_refused():
+    for lib in (tm, torch):
+        x = lib.tensor([1.5, -2.5], requires_grad=True)
+        y = lib.floor_divide(x, 2)
+        assert y.requires_grad
+        with pytest.raises(RuntimeError, match="floor_divide"):
+            y.sum().backward()
 
 
 # ---------------------------------------------------------------- torch.linalg

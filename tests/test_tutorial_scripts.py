@@ -126,11 +126,6 @@ def test_bigram_sampling_prints_as_torch(tmp_path):
     compare(*run_both("bigram_names.py", tmp_path), valid_bigram_sample)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="writes into tensors that are part of a graph (dC[ix] += ..., dlogits[...] -= 1), "
-    "which the engine does not record yet",
-)
 def test_mlp_with_a_hand_written_backward_prints_as_torch(tmp_path):
     compare(*run_both("mlp_backprop.py", tmp_path), None)
 

@@ -1684,9 +1684,13 @@ class Tensor:
         """The view of ``length`` elements from ``start`` along ``dim``."""
         d = _one_dim(dim, self.ndim)
         n = self.shape[d]
-        start = int(start) + (n if start < 0 else 0)
-        if not 0 <= start <= n or length < 0 or start + length > n:
+        if not -n <= int(start) <= n:
             raise IndexError(
+                f"start out of range (expected to be in range of [{-n}, {n}], but got {start})"
+            )
+        start = int(start) + (n if start < 0 else 0)
+        if length < 0 or start + length > n:
+            raise RuntimeError(
                 f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({n}) "
                 f"of dim {d}"
             )
@@ -1964,7 +1968,7 @@ class Tensor:
         """An elementwise op written into this tensor: ``compute`` of its values."""
         if self._recorded(name):
             return self._record(name, compute, True)
-        self._data[...] = compute(self.detach())._data
+        self._data[...] = _fit_inplace(name, compute(self.detach()), self)._data
         self._bump()
         return self
 
