@@ -576,16 +576,6 @@ def _eigh_fixed(m, a):
     return w, v
 
 
-def _qr_fixed(m, a, mode="reduced"):
-    q, r = m.linalg.qr(a, mode)
-    if m is torch:
-        d = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(r.dtype).detach()
-        k = d.shape[-1]
-        q = torch.cat([q[..., :k] * d.unsqueeze(-2), q[..., k:]], -1)
-        r = r * d.unsqueeze(-1)
-    return q, r
-
-
 def _svd_fixed(m, a, full_matrices=False):
     u, s, vh = m.linalg.svd(a, full_matrices=full_matrices)
     if m is torch:
@@ -600,10 +590,10 @@ DECOMPOSITIONS = [
     ("eigh", lambda m, a: _eigh_fixed(m, a + a.mT), [SQ]),
     ("eigh_batch", lambda m, a: _eigh_fixed(m, a @ a.mT), [BSQ]),
     ("eigh_upper", lambda m, a: m.linalg.eigh(a + a.mT, UPLO="U")[0], [BSQ]),
-    ("qr_tall", lambda m, a: _qr_fixed(m, a), [X34.T]),
-    ("qr_square_batch", lambda m, a: _qr_fixed(m, a), [BSQ]),
-    ("qr_wide", lambda m, a: _qr_fixed(m, a), [X34]),
-    ("qr_r", lambda m, a: m.linalg.qr(a, "r")[1].abs(), [X34.T]),
+    ("qr_tall", lambda m, a: m.linalg.qr(a), [X34.T]),
+    ("qr_square_batch", lambda m, a: m.linalg.qr(a), [BSQ]),
+    ("qr_wide", lambda m, a: m.linalg.qr(a), [X34]),
+    ("qr_r", lambda m, a: m.linalg.qr(a, "r")[1], [X34.T]),
     ("svd_tall", lambda m, a: _svd_fixed(m, a), [X34.T]),
     ("svd_wide_batch", lambda m, a: _svd_fixed(m, a), [B234]),
     ("svd_full_tall", lambda m, a: _svd_fixed(m, a, True)[1:], [X34.T]),
@@ -613,11 +603,28 @@ DECOMPOSITIONS = [
 
 @pytest.mark.parametrize("case", DECOMPOSITIONS, ids=[c[0] for c in DECOMPOSITIONS])
 def test_decompositions_match_torch_up_to_signs(case):
-    # the sign of an eigenvector or singular vector is arbitrary: torch's are flipped to our
-    # convention (each column's largest entry positive; R's diagonal nonnegative) first.
-    # (PyTorch has no derivative for mode='r', where ours differentiates R.)
+    # the sign of an eigenvector or singular vector is arbitrary, and PyTorch's LAPACK (MKL)
+    # picks other signs than numpy's: torch's are flipped to our convention (each column's
+    # largest entry positive) first. QR is compared as it comes: Householder QR fixes the
+    # signs, and both give the same. (PyTorch has no derivative for mode='r', where ours
+    # differentiates R.)
     name, fn, arrays = case
     compare(fn, *arrays, grad=name != "qr_r", rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
+def test_qr_values_equal_torchs_without_sign_changes(dtype, mode):
+    rng = np.random.default_rng(7)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for shape in [(3, 3), (6, 4), (4, 6), (2, 7, 3), (3, 3, 8), (2, 2, 5, 5)]:
+        for _ in range(5):
+            a = rng.normal(size=shape).astype(dtype)
+            q, r = tm.linalg.qr(tm.tensor(a), mode)
+            tq, tr = torch.linalg.qr(torch.tensor(a), mode)
+            assert q.shape == tuple(tq.shape) and r.dtype == tm.tensor(a).dtype
+            np.testing.assert_allclose(q.numpy(), tq.numpy(), atol=tol)
+            np.testing.assert_allclose(r.numpy(), tr.numpy(), atol=tol)
 
 
 def test_full_svd_has_orthonormal_extra_columns():

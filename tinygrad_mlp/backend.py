@@ -398,10 +398,8 @@ class ArrayNamespace:
 
     def linalg_qr(self, a: Any) -> Any:
         """The reduced Q and R of each matrix, flattened side by side along the last axis."""
+        # NOTE: LAPACK's Householder QR, signs as they come: the same as PyTorch's
         q, r = self.xp.linalg.qr(a, mode="reduced")
-        # NOTE: R's diagonal made nonnegative: the one QR that varies smoothly with A
-        signs = self.xp.where(self.xp.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-        q, r = q * signs[..., None, :], r * signs[..., :, None]
         lead = a.shape[:-2]
         return self.xp.concatenate([q.reshape(lead + (-1,)), r.reshape(lead + (-1,))], axis=-1)
 

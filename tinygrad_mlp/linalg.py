@@ -210,8 +210,8 @@ def eigvalsh(A: Any, UPLO: str = "L") -> Tensor:
 
 
 def qr(A: Any, mode: str = "reduced") -> Any:
-    """(Q, R) with A = Q R, Q with orthonormal columns and R upper triangular with a
-    nonnegative diagonal; mode 'reduced', 'complete' or 'r' (Q empty)."""
+    """(Q, R) with A = Q R, Q with orthonormal columns and R upper triangular (LAPACK's
+    signs, as PyTorch's); mode 'reduced', 'complete' or 'r' (Q empty)."""
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(
             f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
@@ -227,9 +227,6 @@ def qr(A: Any, mode: str = "reduced") -> Any:
             )
         xp = _xp(a)
         q, r = xp.linalg.qr(a._data, mode="complete")
-        signs = xp.where(xp.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-        q[..., :, :n] *= signs[..., None, :]
-        r[..., :n, :] *= signs[..., :, None]
         return qr_result(_wrap(q), _wrap(r))
     if m < n:
         # NOTE: A = [X | Y] with X square: X = Q R_x, and R = [R_x | Q^T Y] (differentiable)
