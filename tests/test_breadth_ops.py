@@ -946,7 +946,58 @@ NAMES = (
 @pytest.mark.parametrize("name", NAMES + [n + "_" for n in NAMES] + ["relu_", "sigmoid_"])
 def test_the_name_is_where_pytorch_has_it(name):
     assert hasattr(tm, name) == hasattr(torch, name)
-    assert hasattr(tm.Tensor, name) == hasattr(torch.Tensor, name) or name == "swapdims_"
+    assert hasattr(tm.Tensor, name) == hasattr(torch.Tensor, name)
+
+
+@pytest.mark.parametrize("name", ["swapdims_", "swapaxes_", "transpose_"])
+def test_swapdims_in_place_matches_torch(name):
+    ours, theirs = tm.tensor(B234), torch.tensor(B234)
+    assert getattr(ours, name)(0, -1) is ours
+    getattr(theirs, name)(0, -1)
+    assert tuple(ours.shape) == tuple(theirs.shape) == (4, 3, 2)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    base, tbase = tm.tensor(X34), torch.tensor(X34)
+    view, tview = base[1:], tbase[1:]
+    getattr(view, name)(0, 1)
+    getattr(tview, name)(0, 1)
+    view.mul_(2.0)  # still the base's memory
+    tview.mul_(2.0)
+    np.testing.assert_array_equal(base.numpy(), tbase.numpy())
+    assert tuple(base.shape) == (3, 4) and tuple(view.shape) == (4, 2)
+    for lib in (tm, torch):
+        with pytest.raises(RuntimeError):
+            getattr(lib.tensor(X34, requires_grad=True), name)(0, 1)
+        with pytest.raises(IndexError):
+            getattr(lib.tensor(X34), name)(0, 2)
+
+
+def test_sampling_and_counting_methods_match_torch():
+    values = RNG.normal(size=50)
+    counts = RNG.integers(0, 6, size=30)
+    weights = RNG.uniform(size=30)
+    for args in [(), (weights,)]:
+        want = torch.tensor(counts).bincount(*map(torch.tensor, args), minlength=8)
+        got = tm.tensor(counts).bincount(*map(tm.tensor, args), minlength=8)
+        assert got.dtype == tm.tensor(want.numpy()).dtype
+        np.testing.assert_allclose(got.numpy(), want.numpy())
+    for dtype in (np.float32, np.float64):
+        x = values.astype(dtype)
+        got = tm.tensor(x).histc(bins=7, min=-1, max=1)
+        np.testing.assert_array_equal(got.numpy(), torch.tensor(x).histc(bins=7, min=-1, max=1))
+        got = tm.tensor(x).histogram(5)
+        want = torch.tensor(x).histogram(5)
+        np.testing.assert_allclose(got.hist.numpy(), want.hist.numpy())
+        np.testing.assert_allclose(got.bin_edges.numpy(), want.bin_edges.numpy(), rtol=1e-6)
+    probs = np.array([[0.0, 1.0, 3.0, 0.0], [2.0, 0.0, 0.0, 1.0]])
+    tm.manual_seed(0)
+    ours = tm.tensor(probs).multinomial(2)
+    theirs = torch.tensor(probs).multinomial(2)
+    assert tuple(ours.shape) == tuple(theirs.shape) and ours.dtype == tm.int64
+    # the only two categories of nonzero weight in each row, each drawn once
+    assert sorted(ours.numpy()[0].tolist()) == sorted(theirs.numpy()[0].tolist()) == [1, 2]
+    assert sorted(ours.numpy()[1].tolist()) == sorted(theirs.numpy()[1].tolist()) == [0, 3]
+    drawn = tm.tensor(probs[0]).multinomial(500, replacement=True).numpy()
+    assert set(drawn.tolist()) <= {1, 2} and 300 < (drawn == 2).sum() < 450
 
 
 @pytest.mark.parametrize("name", tm._tensor_maths.TOP_LEVEL_IN_PLACE)

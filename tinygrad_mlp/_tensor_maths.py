@@ -1306,6 +1306,18 @@ for _name in IN_PLACE:
     _fn = _functions.get(_name) or _method_of(_name)
     setattr(Tensor, f"{_name}_", _in_place(_name, _fn))
 Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
+
+def _swapdims_(self: Tensor, dim0: int, dim1: int) -> Tensor:
+    """This tensor with dimensions ``dim0`` and ``dim1`` swapped in place (the same memory)."""
+    self._check_inplace("swapdims_")
+    d0, d1 = _one_dim(dim0, self.ndim), _one_dim(dim1, self.ndim)
+    self._data = _xp(self).swapaxes(self._data, d0, d1)
+    self._bump()
+    return self
+
+
+Tensor.swapdims_ = Tensor.swapaxes_ = Tensor.transpose_ = _swapdims_
+
 Tensor.negative_ = Tensor.neg_
 Tensor.absolute_ = Tensor.abs_
 
