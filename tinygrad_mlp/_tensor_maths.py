@@ -1307,6 +1307,7 @@ for _name in IN_PLACE:
     setattr(Tensor, f"{_name}_", _in_place(_name, _fn))
 Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
 
+
 def _swapdims_(self: Tensor, dim0: int, dim1: int) -> Tensor:
     """This tensor with dimensions ``dim0`` and ``dim1`` swapped in place (the same memory)."""
     self._check_inplace("swapdims_")
