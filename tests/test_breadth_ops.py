@@ -296,9 +296,39 @@ def test_scatter_reduce_ints():
         )
 
 
-def test_scatter_with_repeated_indices_keeps_the_last_value():
-    # the values of a repeated index are those of PyTorch on the CPU (the last write wins)
-    compare(lambda m, x, i, s: m.scatter(x, 0, i, s), V3, idx([0, 0, 2, 0]), X34[0], grad=False)
+REPEATS = [
+    ("vector", 0, V3, idx([0, 0, 2, 0]), X34[0]),
+    ("rows", 0, X34, idx([[0, 1, 2, 0], [0, 1, 2, 2], [1, 1, 1, 1]]), Y34),
+    ("columns", 1, X34, idx([[0, 0, 3], [2, 2, 2], [1, 3, 1]]), Y34[:, :3]),
+    ("value", 1, X34, idx([[0, 0], [1, 1], [3, 0]]), None),
+]
+
+
+@pytest.mark.parametrize("case", REPEATS, ids=[c[0] for c in REPEATS])
+def test_scatter_with_repeated_indices_matches_torch(case):
+    # the values of a repeated index are those of PyTorch on the CPU (the last write wins); the
+    # gradient of src is PyTorch's grad.gather(dim, index), every repeat included, and the
+    # input's is zero where anything is written
+    _, dim, x, index, src = case
+    if src is None:
+        compare(lambda m, x, i: m.scatter(x, dim, i, value=-2.0), x, index)
+        return
+    compare(lambda m, x, i, s: m.scatter(x, dim, i, s), x, index, src)
+    compare(lambda m, x, i, s: x.clone().scatter_(dim, i, s), x, index, src, grad=False)
+
+
+def test_scatter_with_repeated_indices_second_order_matches_torch():
+    index = idx([[0, 1, 2, 0], [0, 1, 2, 2], [1, 1, 1, 1]])
+    grads = []
+    for lib in (tm, torch):
+        x = lib.tensor(X34, requires_grad=True)
+        s = lib.tensor(Y34, requires_grad=True)
+        out = lib.scatter(x * x, 0, lib.tensor(index), s * s * s)
+        gx, gs = lib.autograd.grad((out * out).sum(), (x, s), create_graph=True)
+        (gx.sum() + (gs * gs).sum()).backward()
+        grads.append([x.grad.detach().numpy(), s.grad.detach().numpy()])
+    for ours, theirs in zip(*grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- einsum

@@ -897,6 +897,36 @@ SCATTER = register(
 )
 
 
+def _scatter_last(ns, src, positions, last, size):
+    # out (size,) gets src[i] at positions[i]; where a position repeats, the write at ``last``
+    # (one per distinct position) is the one kept
+    return ns.scatter(src[last], (positions[last],), (size,)), positions
+
+
+def _scatter_last_vjp(ns, g, positions, needs):
+    # NOTE: PyTorch's rule, not the derivative: every write gets the gradient of its position,
+    # also those that a later write to the same position hides (d out / d src is 0 for those)
+    return (g[positions],)
+
+
+SCATTER_LAST = register(
+    "scatter_last",
+    _scatter_last,
+    _scatter_last_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((m + 1,),),
+        params=lambda s: {
+            "positions": np.arange(s[0][0])[::-1] * 2,
+            "last": np.arange(s[0][0]),
+            "size": 2 * s[0][0],
+        },
+    ),
+    exact=True,
+    saves_inputs=False,
+)
+
+
 def _cat(ns, *xs, axis=0):
     sizes = [x.shape[axis] for x in xs]
     return ns.concatenate(xs, axis=axis), (sizes, axis)
