@@ -723,6 +723,46 @@ def test_linalg_refusals_match_torch(case):
         fn(tm)
 
 
+SINGULAR = [
+    np.array([[1.0, 2.0], [2.0, 4.0]]),
+    np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+    np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]]),
+    np.array([[[2.0, 1.0], [1.0, 3.0]], [[1.0, 2.0], [2.0, 4.0]]]),  # one invertible, one not
+]
+
+
+def _det_cofactor_by_differences(a, h=1e-4):
+    """d det / dA by central differences (det is a polynomial in A: exact up to rounding)."""
+    out = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        up, down = a.copy(), a.copy()
+        up[i] += h
+        down[i] -= h
+        out[i] = (np.linalg.det(up).sum() - np.linalg.det(down).sum()) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("k", range(len(SINGULAR)))
+def test_det_gradient_at_a_singular_matrix_is_the_cofactor_matrix(k):
+    # PyTorch's gradient with create_graph=True (its rule through the singular values) and
+    # finite differences; PyTorch's first-order shortcut gives zeros there instead
+    a = SINGULAR[k]
+    assert np.any(np.linalg.det(a) == 0)
+    x, t = tm.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    (gx,) = tm.autograd.grad(tm.linalg.det(x).sum(), x, create_graph=True)
+    (gt,) = torch.autograd.grad(torch.linalg.det(t).sum(), t, create_graph=True)
+    np.testing.assert_allclose(gx.detach().numpy(), gt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(gx.detach().numpy(), _det_cofactor_by_differences(a), atol=1e-6)
+    y = tm.tensor(a, requires_grad=True)
+    (tm.linalg.det(y) * 1.5).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), 1.5 * gt.detach().numpy(), atol=1e-12)
+    # second order
+    (gx * gx).sum().backward()
+    (gt * gt).sum().backward()
+    assert np.all(np.isfinite(x.grad.numpy()))
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
 def test_complete_qr_of_a_tall_matrix_refuses_a_gradient():
     q, r = tm.linalg.qr(tm.tensor(X34.T), mode="complete")
     assert q.shape == (4, 4) and r.shape == (4, 3)

@@ -1379,13 +1379,31 @@ def _det(ns, a):
 
 
 def _det_vjp(ns, g, saved, needs):
-    # d det(A) / dA = det(A) A^-T (Jacobi's formula)
-    # NOTE: written with the inverse, so a singular matrix gives inf or NaN here
+    # d det(A) / dA = cof(A), the cofactor matrix: det(A) A^-T (Jacobi's formula) where A is
+    # invertible; where det(A) is exactly 0 (LU met a zero pivot), from A = U S Vh:
+    # cof(A) = det(U) det(Vh) U diag(gamma) Vh, gamma_i = prod_{k != i} S_k (as PyTorch)
     a, out = saved
     n = a.shape[-1]
-    inverse = ns.linalg_solve(a, _eye(ns, n, a.dtype))
-    scale = (g * out).reshape(tuple(out.shape) + (1, 1))
-    return (scale * ns.mT(inverse),)
+    eye = _eye(ns, n, a.dtype)
+    lead = tuple(out.shape)
+    scale = g.reshape(lead + (1, 1))
+    singular = out == 0
+    if not bool(singular.any()):
+        inverse = ns.linalg_solve(a, eye)
+        return (scale * out.reshape(lead + (1, 1)) * ns.mT(inverse),)
+    # NOTE: each branch gets a stand-in where the other applies (the identity to invert,
+    # diag(1, ..., n), whose singular values are apart, to decompose), so neither its value
+    # nor its gradient at higher order is inf or NaN
+    picked = singular.reshape(lead + (1, 1))
+    inverse = ns.linalg_solve(ns.where(picked, eye, a), eye)
+    jacobi = out.reshape(lead + (1, 1)) * ns.mT(inverse)
+    apart = _xp(ns).diag(_xp(ns).arange(1, n + 1)).astype(a.dtype)
+    u, s, vh = svd_split(ns.linalg_svd(ns.where(picked, a, apart)), n, n)
+    others = s.reshape(lead + (1, n)) * (1 - eye) + eye  # row i: S with S_i replaced by 1
+    gamma = ns.prod(others, -1)
+    sign = (ns.linalg_det(u) * ns.linalg_det(vh)).reshape(lead + (1, 1))
+    cofactor = sign * ns.matmul(u * gamma.reshape(lead + (1, n)), vh)
+    return (scale * ns.where(picked, cofactor, jacobi),)
 
 
 LINALG_DET = register(
