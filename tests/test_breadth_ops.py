@@ -600,7 +600,7 @@ def _column_signs(u):
 
 
 def _eigh_fixed(m, a):
-    w, v = m.linalg.eigh(a)
+    w, v = a if isinstance(a, tuple) else m.linalg.eigh(a)
     if m is torch:
         v = v * _column_signs(v)
     return w, v
@@ -655,6 +655,39 @@ def test_qr_values_equal_torchs_without_sign_changes(dtype, mode):
             assert q.shape == tuple(tq.shape) and r.dtype == tm.tensor(a).dtype
             np.testing.assert_allclose(q.numpy(), tq.numpy(), atol=tol)
             np.testing.assert_allclose(r.numpy(), tr.numpy(), atol=tol)
+
+
+def _lopsided(rng, shape):
+    """Symmetric positive-definite matrices whose upper triangle is then changed: only the
+    triangle read decides the values."""
+    a = rng.normal(size=shape)
+    a = a @ np.swapaxes(a, -1, -2) + shape[-1] * np.eye(shape[-1])
+    n = shape[-1]
+    upper = np.triu(np.ones((n, n), bool), 1)
+    return np.where(upper, a + rng.normal(size=shape), a), np.where(upper.T, a - 1, a)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4, 4)])
+def test_decompositions_of_non_symmetric_input_match_torch(shape):
+    # the values come from one triangle; the gradient is PyTorch's symmetric one, over both
+    low_read, up_read = _lopsided(np.random.default_rng(3), shape)
+    compare(lambda m, a: m.linalg.cholesky(a), low_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: m.linalg.cholesky(a, upper=True), up_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: _eigh_fixed(m, a), low_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: _eigh_fixed(m, m.linalg.eigh(a, UPLO="U")), up_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: m.linalg.eigvalsh(a, UPLO="U"), up_read, rtol=1e-6, atol=1e-8)
+
+
+def test_decompositions_of_non_symmetric_input_second_order_match_torch():
+    low_read, _ = _lopsided(np.random.default_rng(4), (3, 3))
+    grads = []
+    for lib in (tm, torch):
+        a = lib.tensor(low_read, requires_grad=True)
+        out = lib.linalg.cholesky(a).sum() + (lib.linalg.eigvalsh(a) ** 2).sum()
+        (g,) = lib.autograd.grad(out, a, create_graph=True)
+        (g * g).sum().backward()
+        grads.append(a.grad.detach().numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-8, atol=1e-10)
 
 
 def test_full_svd_has_orthonormal_extra_columns():

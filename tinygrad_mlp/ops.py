@@ -1419,15 +1419,18 @@ def _tril_mask(ns, n: int, dtype, k: int = 0):
     return _xp(ns).tri(n, n, k, dtype=dtype)
 
 
-def _cholesky(ns, a):
+def _cholesky(ns, a, uplo=None):
     _square("cholesky", a)
-    out = ns.linalg_cholesky(a)
+    out = ns.linalg_cholesky(a, uplo)
     return out, out
 
 
 def _cholesky_vjp(ns, g, low, needs):
     # A = L L^T, read as its symmetric part: dA = L^-T Phi(L^T G) L^-1, symmetrised, where Phi
     # keeps the lower triangle and halves the diagonal
+    # NOTE: with ``uplo`` the forward reads one triangle, and the gradient is still this
+    # symmetric one, spread over both triangles as in PyTorch: the derivative along symmetric
+    # changes of A, not along changes of the triangle read
     n = low.shape[-1]
     phi = _tril_mask(ns, n, low.dtype) - _eye(ns, n, low.dtype) * 0.5
     p = ns.matmul(ns.mT(low), g) * phi
@@ -1446,9 +1449,9 @@ LINALG_CHOLESKY = register(
 )
 
 
-def _eigh(ns, a):
+def _eigh(ns, a, uplo=None):
     _square("eigh", a)
-    out = ns.linalg_eigh(a)
+    out = ns.linalg_eigh(a, uplo)
     return out, (out[..., 0, :], out[..., 1:, :])
 
 
@@ -1463,6 +1466,8 @@ def _eigh_vjp(ns, g, saved, needs):
     skew = (vg - ns.mT(vg)) * 0.5
     gaps = w.reshape(tuple(w.shape[:-1]) + (1, n)) - w.reshape(tuple(w.shape) + (1,)) + eye
     inner = skew / gaps + gw.reshape(tuple(gw.shape[:-1]) + (1, n)) * eye
+    # NOTE: symmetric; with ``uplo`` it is spread over both triangles, as in PyTorch (see
+    # _cholesky_vjp)
     return (ns.matmul(ns.matmul(v, inner), ns.mT(v)),)
 
 
