@@ -296,9 +296,39 @@ def test_scatter_reduce_ints():
         )
 
 
-def test_scatter_with_repeated_indices_keeps_the_last_value():
-    # the values of a repeated index are those of PyTorch on the CPU (the last write wins)
-    compare(lambda m, x, i, s: m.scatter(x, 0, i, s), V3, idx([0, 0, 2, 0]), X34[0], grad=False)
+REPEATS = [
+    ("vector", 0, V3, idx([0, 0, 2, 0]), X34[0]),
+    ("rows", 0, X34, idx([[0, 1, 2, 0], [0, 1, 2, 2], [1, 1, 1, 1]]), Y34),
+    ("columns", 1, X34, idx([[0, 0, 3], [2, 2, 2], [1, 3, 1]]), Y34[:, :3]),
+    ("value", 1, X34, idx([[0, 0], [1, 1], [3, 0]]), None),
+]
+
+
+@pytest.mark.parametrize("case", REPEATS, ids=[c[0] for c in REPEATS])
+def test_scatter_with_repeated_indices_matches_torch(case):
+    # the values of a repeated index are those of PyTorch on the CPU (the last write wins); the
+    # gradient of src is PyTorch's grad.gather(dim, index), every repeat included, and the
+    # input's is zero where anything is written
+    _, dim, x, index, src = case
+    if src is None:
+        compare(lambda m, x, i: m.scatter(x, dim, i, value=-2.0), x, index)
+        return
+    compare(lambda m, x, i, s: m.scatter(x, dim, i, s), x, index, src)
+    compare(lambda m, x, i, s: x.clone().scatter_(dim, i, s), x, index, src, grad=False)
+
+
+def test_scatter_with_repeated_indices_second_order_matches_torch():
+    index = idx([[0, 1, 2, 0], [0, 1, 2, 2], [1, 1, 1, 1]])
+    grads = []
+    for lib in (tm, torch):
+        x = lib.tensor(X34, requires_grad=True)
+        s = lib.tensor(Y34, requires_grad=True)
+        out = lib.scatter(x * x, 0, lib.tensor(index), s * s * s)
+        gx, gs = lib.autograd.grad((out * out).sum(), (x, s), create_graph=True)
+        (gx.sum() + (gs * gs).sum()).backward()
+        grads.append([x.grad.detach().numpy(), s.grad.detach().numpy()])
+    for ours, theirs in zip(*grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- einsum
@@ -574,20 +604,10 @@ def _column_signs(u):
 
 
 def _eigh_fixed(m, a):
-    w, v = m.linalg.eigh(a)
+    w, v = a if isinstance(a, tuple) else m.linalg.eigh(a)
     if m is torch:
         v = v * _column_signs(v)
     return w, v
-
-
-def _qr_fixed(m, a, mode="reduced"):
-    q, r = m.linalg.qr(a, mode)
-    if m is torch:
-        d = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(r.dtype).detach()
-        k = d.shape[-1]
-        q = torch.cat([q[..., :k] * d.unsqueeze(-2), q[..., k:]], -1)
-        r = r * d.unsqueeze(-1)
-    return q, r
 
 
 def _svd_fixed(m, a, full_matrices=False):
@@ -604,10 +624,10 @@ DECOMPOSITIONS = [
     ("eigh", lambda m, a: _eigh_fixed(m, a + a.mT), [SQ]),
     ("eigh_batch", lambda m, a: _eigh_fixed(m, a @ a.mT), [BSQ]),
     ("eigh_upper", lambda m, a: m.linalg.eigh(a + a.mT, UPLO="U")[0], [BSQ]),
-    ("qr_tall", lambda m, a: _qr_fixed(m, a), [X34.T]),
-    ("qr_square_batch", lambda m, a: _qr_fixed(m, a), [BSQ]),
-    ("qr_wide", lambda m, a: _qr_fixed(m, a), [X34]),
-    ("qr_r", lambda m, a: m.linalg.qr(a, "r")[1].abs(), [X34.T]),
+    ("qr_tall", lambda m, a: m.linalg.qr(a), [X34.T]),
+    ("qr_square_batch", lambda m, a: m.linalg.qr(a), [BSQ]),
+    ("qr_wide", lambda m, a: m.linalg.qr(a), [X34]),
+    ("qr_r", lambda m, a: m.linalg.qr(a, "r")[1], [X34.T]),
     ("svd_tall", lambda m, a: _svd_fixed(m, a), [X34.T]),
     ("svd_wide_batch", lambda m, a: _svd_fixed(m, a), [B234]),
     ("svd_full_tall", lambda m, a: _svd_fixed(m, a, True)[1:], [X34.T]),
@@ -617,11 +637,61 @@ DECOMPOSITIONS = [
 
 @pytest.mark.parametrize("case", DECOMPOSITIONS, ids=[c[0] for c in DECOMPOSITIONS])
 def test_decompositions_match_torch_up_to_signs(case):
-    # the sign of an eigenvector or singular vector is arbitrary: torch's are flipped to our
-    # convention (each column's largest entry positive; R's diagonal nonnegative) first.
-    # (PyTorch has no derivative for mode='r', where ours differentiates R.)
+    # the sign of an eigenvector or singular vector is arbitrary, and PyTorch's LAPACK (MKL)
+    # picks other signs than numpy's: torch's are flipped to our convention (each column's
+    # largest entry positive) first. QR is compared as it comes: Householder QR fixes the
+    # signs, and both give the same. (PyTorch has no derivative for mode='r', where ours
+    # differentiates R.)
     name, fn, arrays = case
     compare(fn, *arrays, grad=name != "qr_r", rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
+def test_qr_values_equal_torchs_without_sign_changes(dtype, mode):
+    rng = np.random.default_rng(7)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for shape in [(3, 3), (6, 4), (4, 6), (2, 7, 3), (3, 3, 8), (2, 2, 5, 5)]:
+        for _ in range(5):
+            a = rng.normal(size=shape).astype(dtype)
+            q, r = tm.linalg.qr(tm.tensor(a), mode)
+            tq, tr = torch.linalg.qr(torch.tensor(a), mode)
+            assert q.shape == tuple(tq.shape) and r.dtype == tm.tensor(a).dtype
+            np.testing.assert_allclose(q.numpy(), tq.numpy(), atol=tol)
+            np.testing.assert_allclose(r.numpy(), tr.numpy(), atol=tol)
+
+
+def _lopsided(rng, shape):
+    """Symmetric positive-definite matrices whose upper triangle is then changed: only the
+    triangle read decides the values."""
+    a = rng.normal(size=shape)
+    a = a @ np.swapaxes(a, -1, -2) + shape[-1] * np.eye(shape[-1])
+    n = shape[-1]
+    upper = np.triu(np.ones((n, n), bool), 1)
+    return np.where(upper, a + rng.normal(size=shape), a), np.where(upper.T, a - 1, a)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4, 4)])
+def test_decompositions_of_non_symmetric_input_match_torch(shape):
+    # the values come from one triangle; the gradient is PyTorch's symmetric one, over both
+    low_read, up_read = _lopsided(np.random.default_rng(3), shape)
+    compare(lambda m, a: m.linalg.cholesky(a), low_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: m.linalg.cholesky(a, upper=True), up_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: _eigh_fixed(m, a), low_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: _eigh_fixed(m, m.linalg.eigh(a, UPLO="U")), up_read, rtol=1e-6, atol=1e-8)
+    compare(lambda m, a: m.linalg.eigvalsh(a, UPLO="U"), up_read, rtol=1e-6, atol=1e-8)
+
+
+def test_decompositions_of_non_symmetric_input_second_order_match_torch():
+    low_read, _ = _lopsided(np.random.default_rng(4), (3, 3))
+    grads = []
+    for lib in (tm, torch):
+        a = lib.tensor(low_read, requires_grad=True)
+        out = lib.linalg.cholesky(a).sum() + (lib.linalg.eigvalsh(a) ** 2).sum()
+        (g,) = lib.autograd.grad(out, a, create_graph=True)
+        (g * g).sum().backward()
+        grads.append(a.grad.detach().numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-8, atol=1e-10)
 
 
 def test_full_svd_has_orthonormal_extra_columns():
@@ -688,6 +758,46 @@ def test_linalg_refusals_match_torch(case):
         fn(torch)
     with pytest.raises(kind):
         fn(tm)
+
+
+SINGULAR = [
+    np.array([[1.0, 2.0], [2.0, 4.0]]),
+    np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+    np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]]),
+    np.array([[[2.0, 1.0], [1.0, 3.0]], [[1.0, 2.0], [2.0, 4.0]]]),  # one invertible, one not
+]
+
+
+def _det_cofactor_by_differences(a, h=1e-4):
+    """d det / dA by central differences (det is a polynomial in A: exact up to rounding)."""
+    out = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        up, down = a.copy(), a.copy()
+        up[i] += h
+        down[i] -= h
+        out[i] = (np.linalg.det(up).sum() - np.linalg.det(down).sum()) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("k", range(len(SINGULAR)))
+def test_det_gradient_at_a_singular_matrix_is_the_cofactor_matrix(k):
+    # PyTorch's gradient with create_graph=True (its rule through the singular values) and
+    # finite differences; PyTorch's first-order shortcut gives zeros there instead
+    a = SINGULAR[k]
+    assert np.any(np.linalg.det(a) == 0)
+    x, t = tm.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    (gx,) = tm.autograd.grad(tm.linalg.det(x).sum(), x, create_graph=True)
+    (gt,) = torch.autograd.grad(torch.linalg.det(t).sum(), t, create_graph=True)
+    np.testing.assert_allclose(gx.detach().numpy(), gt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(gx.detach().numpy(), _det_cofactor_by_differences(a), atol=1e-6)
+    y = tm.tensor(a, requires_grad=True)
+    (tm.linalg.det(y) * 1.5).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), 1.5 * gt.detach().numpy(), atol=1e-12)
+    # second order
+    (gx * gx).sum().backward()
+    (gt * gt).sum().backward()
+    assert np.all(np.isfinite(x.grad.numpy()))
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-10)
 
 
 def test_complete_qr_of_a_tall_matrix_refuses_a_gradient():
@@ -943,7 +1053,58 @@ NAMES = (
 @pytest.mark.parametrize("name", NAMES + [n + "_" for n in NAMES] + ["relu_", "sigmoid_"])
 def test_the_name_is_where_pytorch_has_it(name):
     assert hasattr(tm, name) == hasattr(torch, name)
-    assert hasattr(tm.Tensor, name) == hasattr(torch.Tensor, name) or name == "swapdims_"
+    assert hasattr(tm.Tensor, name) == hasattr(torch.Tensor, name)
+
+
+@pytest.mark.parametrize("name", ["swapdims_", "swapaxes_", "transpose_"])
+def test_swapdims_in_place_matches_torch(name):
+    ours, theirs = tm.tensor(B234), torch.tensor(B234)
+    assert getattr(ours, name)(0, -1) is ours
+    getattr(theirs, name)(0, -1)
+    assert tuple(ours.shape) == tuple(theirs.shape) == (4, 3, 2)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    base, tbase = tm.tensor(X34), torch.tensor(X34)
+    view, tview = base[1:], tbase[1:]
+    getattr(view, name)(0, 1)
+    getattr(tview, name)(0, 1)
+    view.mul_(2.0)  # still the base's memory
+    tview.mul_(2.0)
+    np.testing.assert_array_equal(base.numpy(), tbase.numpy())
+    assert tuple(base.shape) == (3, 4) and tuple(view.shape) == (4, 2)
+    for lib in (tm, torch):
+        with pytest.raises(RuntimeError):
+            getattr(lib.tensor(X34, requires_grad=True), name)(0, 1)
+        with pytest.raises(IndexError):
+            getattr(lib.tensor(X34), name)(0, 2)
+
+
+def test_sampling_and_counting_methods_match_torch():
+    values = RNG.normal(size=50)
+    counts = RNG.integers(0, 6, size=30)
+    weights = RNG.uniform(size=30)
+    for args in [(), (weights,)]:
+        want = torch.tensor(counts).bincount(*map(torch.tensor, args), minlength=8)
+        got = tm.tensor(counts).bincount(*map(tm.tensor, args), minlength=8)
+        assert got.dtype == tm.tensor(want.numpy()).dtype
+        np.testing.assert_allclose(got.numpy(), want.numpy())
+    for dtype in (np.float32, np.float64):
+        x = values.astype(dtype)
+        got = tm.tensor(x).histc(bins=7, min=-1, max=1)
+        np.testing.assert_array_equal(got.numpy(), torch.tensor(x).histc(bins=7, min=-1, max=1))
+        got = tm.tensor(x).histogram(5)
+        want = torch.tensor(x).histogram(5)
+        np.testing.assert_allclose(got.hist.numpy(), want.hist.numpy())
+        np.testing.assert_allclose(got.bin_edges.numpy(), want.bin_edges.numpy(), rtol=1e-6)
+    probs = np.array([[0.0, 1.0, 3.0, 0.0], [2.0, 0.0, 0.0, 1.0]])
+    tm.manual_seed(0)
+    ours = tm.tensor(probs).multinomial(2)
+    theirs = torch.tensor(probs).multinomial(2)
+    assert tuple(ours.shape) == tuple(theirs.shape) and ours.dtype == tm.int64
+    # the only two categories of nonzero weight in each row, each drawn once
+    assert sorted(ours.numpy()[0].tolist()) == sorted(theirs.numpy()[0].tolist()) == [1, 2]
+    assert sorted(ours.numpy()[1].tolist()) == sorted(theirs.numpy()[1].tolist()) == [0, 3]
+    drawn = tm.tensor(probs[0]).multinomial(500, replacement=True).numpy()
+    assert set(drawn.tolist()) <= {1, 2} and 300 < (drawn == 2).sum() < 450
 
 
 @pytest.mark.parametrize("name", tm._tensor_maths.TOP_LEVEL_IN_PLACE)

@@ -225,6 +225,13 @@ def _scatter(g, index, shape):
     return out
 
 
+def _scatter_last(src, positions, last, size):
+    out = np.zeros(size)
+    for i in sorted(last):  # the kept write of each position, in order
+        out[positions[i]] = src[i]
+    return out
+
+
 def _mlp_ref(x, *params, acts):
     h = x
     for w, b, act in zip(params[::2], params[1::2], acts, strict=True):
@@ -342,9 +349,7 @@ def _packed_eigh_ref(a):
 
 def _packed_ref(name, a):
     if name == "qr":
-        q, r = np.linalg.qr(a)
-        d = np.where(np.diag(r) < 0, -1.0, 1.0)
-        parts = (q * d, r * d[:, None])
+        parts = np.linalg.qr(a)  # LAPACK's signs, kept as they come (PyTorch's too)
     else:
         u, s, vh = np.linalg.svd(a, full_matrices=False)
         parts = (u * _signs(u), s, vh * _signs(u)[:, None])
@@ -400,6 +405,7 @@ REFERENCES = {
     "expand": lambda x, shape: x + np.zeros(shape),
     "getitem": lambda x, index: x[index],
     "scatter": _scatter,
+    "scatter_last": _scatter_last,
     "cat": lambda *xs, axis=0: np.hstack(xs),
     "cast": lambda x, dtype: x.astype(dtype),
     "to_device": lambda x, device: x.copy(),

@@ -177,3 +177,10 @@ def histogram(input: Tensor, bins: Any, *, range: Any = None, weight: Tensor | N
         with np.errstate(invalid="ignore", divide="ignore"):  # no element in range: NaNs
             hist = (hist / (hist.sum() * np.diff(edges))).astype(values.dtype)
     return histogram_result(_on(hist, input), _on(edges, input))
+
+
+# the Tensor methods PyTorch also has (x.multinomial(2) is tm.multinomial(x, 2))
+Tensor.multinomial = multinomial
+Tensor.bincount = bincount
+Tensor.histc = histc
+Tensor.histogram = histogram

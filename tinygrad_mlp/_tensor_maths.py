@@ -497,15 +497,19 @@ def scatter(input: Tensor, dim: int, index: Any, src: Any = None, *, value: Any 
     if not where_:
         return source.to(x.dtype).clone() if idx.ndim == 0 else x.clone()
     targets = _flat_targets(x, where_)
-    # NOTE: numpy's assignment keeps the last of repeated positions, as PyTorch on the CPU; the
-    # scatter op adds, so only the last source of each position is passed to it
+    # NOTE: of repeated positions the last write is kept, as PyTorch on the CPU; as in PyTorch
+    # every write gets its position's gradient, and the input none where something is written
     last = _last_of_each(targets)
-    picked = source.reshape(-1)[last]
-    flat_positions = targets[last]
-    written = _added(x.reshape(-1), picked, (flat_positions,)).reshape(*x.shape)
+    flat = source.reshape(-1)
+    if x._data.dtype.kind in "biu":
+        written = _xp(x).zeros(x.numel(), x.dtype)
+        written[targets[last]] = flat._data[last]
+        written = _wrap(written)
+    else:
+        written = apply(O.SCATTER_LAST, flat, positions=targets, last=last, size=x.numel())
     mask = _xp(x).zeros(x.numel(), bool)
-    mask[flat_positions] = True
-    return where(mask.reshape(x.shape), written, x)
+    mask[targets[last]] = True
+    return where(mask.reshape(x.shape), written.reshape(*x.shape), x)
 
 
 def _source_tensor(x: Tensor, index: Any, src: Any) -> Tensor:
@@ -1271,6 +1275,19 @@ for _name in IN_PLACE:
         _fn = _functions.get(_name) or _method_of(_name)
         setattr(Tensor, f"{_name}_", _in_place(_name, _fn))
 Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
+
+
+def _swapdims_(self: Tensor, dim0: int, dim1: int) -> Tensor:
+    """This tensor with dimensions ``dim0`` and ``dim1`` swapped in place (the same memory)."""
+    self._check_inplace("swapdims_")
+    d0, d1 = _one_dim(dim0, self.ndim), _one_dim(dim1, self.ndim)
+    self._data = _xp(self).swapaxes(self._data, d0, d1)
+    self._bump()
+    return self
+
+
+Tensor.swapdims_ = Tensor.swapaxes_ = Tensor.transpose_ = _swapdims_
+
 Tensor.negative_ = Tensor.neg_
 Tensor.absolute_ = Tensor.abs_
 

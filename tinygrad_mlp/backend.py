@@ -392,23 +392,29 @@ class ArrayNamespace:
         """The determinant of each square matrix."""
         return self.xp.linalg.det(a)
 
-    def linalg_cholesky(self, a: Any) -> Any:
-        """The lower Cholesky factor of the symmetric part of each matrix."""
-        return _linalg(self.xp, "cholesky", (a + self.mT(a)) * 0.5)
+    def _symmetric(self, a: Any, uplo: str | None) -> Any:
+        """The symmetric matrix that the triangle ``uplo`` ("L" or "U") of each matrix
+        describes; None: the symmetric part of each matrix."""
+        if uplo is None:
+            return (a + self.mT(a)) * 0.5
+        keep = self.xp.tri(a.shape[-1], dtype=bool)
+        return self.xp.where(keep if uplo == "L" else keep.T, a, self.mT(a))
 
-    def linalg_eigh(self, a: Any) -> Any:
-        """Eigenvalues (row 0, ascending) above the eigenvectors (as columns) of the symmetric
-        part of each matrix, in one array of shape (..., n + 1, n)."""
-        w, v = _linalg(self.xp, "eigh", (a + self.mT(a)) * 0.5)
+    def linalg_cholesky(self, a: Any, uplo: str | None = None) -> Any:
+        """The lower Cholesky factor of each matrix, read as ``_symmetric`` reads it."""
+        return _linalg(self.xp, "cholesky", self._symmetric(a, uplo))
+
+    def linalg_eigh(self, a: Any, uplo: str | None = None) -> Any:
+        """Eigenvalues (row 0, ascending) above the eigenvectors (as columns) of each matrix,
+        read as ``_symmetric`` reads it, in one array of shape (..., n + 1, n)."""
+        w, v = _linalg(self.xp, "eigh", self._symmetric(a, uplo))
         v = v * self._column_signs(v)
         return self.xp.concatenate([w[..., None, :], v], axis=-2)
 
     def linalg_qr(self, a: Any) -> Any:
         """The reduced Q and R of each matrix, flattened side by side along the last axis."""
+        # NOTE: LAPACK's Householder QR, signs as they come: the same as PyTorch's
         q, r = self.xp.linalg.qr(a, mode="reduced")
-        # NOTE: R's diagonal made nonnegative: the one QR that varies smoothly with A
-        signs = self.xp.where(self.xp.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-        q, r = q * signs[..., None, :], r * signs[..., :, None]
         lead = a.shape[:-2]
         return self.xp.concatenate([q.reshape(lead + (-1,)), r.reshape(lead + (-1,))], axis=-1)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import ops as O
 from ._tensor import Tensor, _as_float, _lift, _one_dim, _wrap, apply, where
-from ._tensor_maths import _tensor, _xp, tril
+from ._tensor_maths import _tensor, _xp
 from .backend import LinAlgError, np, to_device
 
 __all__ = [
@@ -46,20 +46,10 @@ def _matrices(name: str, A: Any, square: bool = True) -> Tensor:
     return a
 
 
-def _symmetric(a: Tensor, uplo: str) -> Tensor:
-    """The symmetric matrix read from one triangle of ``a`` (PyTorch reads only that one)."""
+def _triangle(uplo: str) -> str:
     if uplo not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {uplo}")
-    xp = _xp(a)
-    if bool(xp.array_equal(a._data, xp.swapaxes(a._data, -1, -2))):
-        return a  # the ops read the symmetric part, which here is a itself
-    # NOTE: the gradient then reaches only the triangle read (PyTorch's is symmetrised over
-    # both); through a symmetric construction such as X X^T both give the same
-    if uplo == "L":
-        low = tril(a)
-        return low + tril(a, -1).mT
-    up = a.triu()
-    return up + a.triu(1).mT
+    return uplo
 
 
 # ---------------------------------------------------------------- norms
@@ -190,17 +180,15 @@ def solve(A: Any, B: Any, *, left: bool = True) -> Tensor:
 
 def cholesky(A: Any, *, upper: bool = False) -> Tensor:
     """The lower factor L of A = L L^T (``upper``: L^T), for symmetric positive-definite A
-    (only the lower triangle is read)."""
-    a = _symmetric(_matrices("cholesky", A), "L")
-    low = apply(O.LINALG_CHOLESKY, a)
+    (only the lower triangle is read; with ``upper`` the upper one)."""
+    low = apply(O.LINALG_CHOLESKY, _matrices("cholesky", A), uplo="U" if upper else "L")
     return low.mT if upper else low
 
 
 def eigh(A: Any, UPLO: str = "L") -> Any:
     """(eigenvalues, eigenvectors) of symmetric matrices, eigenvalues ascending, eigenvectors
     as columns (each with its largest entry positive); only the triangle ``UPLO`` is read."""
-    a = _symmetric(_matrices("eigh", A), UPLO)
-    packed = apply(O.LINALG_EIGH, a)
+    packed = apply(O.LINALG_EIGH, _matrices("eigh", A), uplo=_triangle(UPLO))
     return eigh_result(packed[..., 0, :], packed[..., 1:, :])
 
 
@@ -210,8 +198,8 @@ def eigvalsh(A: Any, UPLO: str = "L") -> Tensor:
 
 
 def qr(A: Any, mode: str = "reduced") -> Any:
-    """(Q, R) with A = Q R, Q with orthonormal columns and R upper triangular with a
-    nonnegative diagonal; mode 'reduced', 'complete' or 'r' (Q empty)."""
+    """(Q, R) with A = Q R, Q with orthonormal columns and R upper triangular (LAPACK's
+    signs, as PyTorch's); mode 'reduced', 'complete' or 'r' (Q empty)."""
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(
             f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
@@ -227,9 +215,6 @@ def qr(A: Any, mode: str = "reduced") -> Any:
             )
         xp = _xp(a)
         q, r = xp.linalg.qr(a._data, mode="complete")
-        signs = xp.where(xp.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-        q[..., :, :n] *= signs[..., None, :]
-        r[..., :n, :] *= signs[..., :, None]
         return qr_result(_wrap(q), _wrap(r))
     if m < n:
         # NOTE: A = [X | Y] with X square: X = Q R_x, and R = [R_x | Q^T Y] (differentiable)

@@ -457,6 +457,17 @@ def _scatter(c: _Call) -> str:
     return c.b.node("Reshape", [flat, c.b.ints(shape)])
 
 
+@lowering("scatter_last")
+def _scatter_last(c: _Call) -> str:
+    # the kept writes gathered out of the input, then written into zeros (fixed positions)
+    size, last = c.params["size"], _host(c.params["last"])
+    kept = c.b.node("Gather", [c.x(), c.b.const(last.astype(np.int64), "last")], axis=0)
+    positions = _host(c.params["positions"])[last].astype(np.int64)
+    zeros = c.b.node("Expand", [c.scalar(0.0), c.b.ints([size])])
+    index = c.b.const(positions, "positions")
+    return c.b.node("ScatterElements", [zeros, index, kept], axis=0)
+
+
 # ---------------------------------------------------------------- inverse trigonometry, scans,
 # einsum and linear algebra
 

@@ -1031,6 +1031,36 @@ DIAGONAL = register(
 )
 
 
+def _scatter_last(ns, src, positions, last, size):
+    # out (size,) gets src[i] at positions[i]; where a position repeats, the write at ``last``
+    # (one per distinct position) is the one kept
+    return ns.scatter(src[last], (positions[last],), (size,)), positions
+
+
+def _scatter_last_vjp(ns, g, positions, needs):
+    # NOTE: PyTorch's rule, not the derivative: every write gets the gradient of its position,
+    # also those that a later write to the same position hides (d out / d src is 0 for those)
+    return (g[positions],)
+
+
+SCATTER_LAST = register(
+    "scatter_last",
+    _scatter_last,
+    _scatter_last_vjp,
+    1,
+    Sample(
+        shapes=lambda n, m: ((m + 1,),),
+        params=lambda s: {
+            "positions": np.arange(s[0][0])[::-1] * 2,
+            "last": np.arange(s[0][0]),
+            "size": 2 * s[0][0],
+        },
+    ),
+    exact=True,
+    saves_inputs=False,
+)
+
+
 def _cat(ns, *xs, axis=0):
     sizes = [x.shape[axis] for x in xs]
     return ns.concatenate(xs, axis=axis), (sizes, axis)
@@ -1483,13 +1513,31 @@ def _det(ns, a):
 
 
 def _det_vjp(ns, g, saved, needs):
-    # d det(A) / dA = det(A) A^-T (Jacobi's formula)
-    # NOTE: written with the inverse, so a singular matrix gives inf or NaN here
+    # d det(A) / dA = cof(A), the cofactor matrix: det(A) A^-T (Jacobi's formula) where A is
+    # invertible; where det(A) is exactly 0 (LU met a zero pivot), from A = U S Vh:
+    # cof(A) = det(U) det(Vh) U diag(gamma) Vh, gamma_i = prod_{k != i} S_k (as PyTorch)
     a, out = saved
     n = a.shape[-1]
-    inverse = ns.linalg_solve(a, _eye(ns, n, a.dtype))
-    scale = (g * out).reshape(tuple(out.shape) + (1, 1))
-    return (scale * ns.mT(inverse),)
+    eye = _eye(ns, n, a.dtype)
+    lead = tuple(out.shape)
+    scale = g.reshape(lead + (1, 1))
+    singular = out == 0
+    if not bool(singular.any()):
+        inverse = ns.linalg_solve(a, eye)
+        return (scale * out.reshape(lead + (1, 1)) * ns.mT(inverse),)
+    # NOTE: each branch gets a stand-in where the other applies (the identity to invert,
+    # diag(1, ..., n), whose singular values are apart, to decompose), so neither its value
+    # nor its gradient at higher order is inf or NaN
+    picked = singular.reshape(lead + (1, 1))
+    inverse = ns.linalg_solve(ns.where(picked, eye, a), eye)
+    jacobi = out.reshape(lead + (1, 1)) * ns.mT(inverse)
+    apart = _xp(ns).diag(_xp(ns).arange(1, n + 1)).astype(a.dtype)
+    u, s, vh = svd_split(ns.linalg_svd(ns.where(picked, a, apart)), n, n)
+    others = s.reshape(lead + (1, n)) * (1 - eye) + eye  # row i: S with S_i replaced by 1
+    gamma = ns.prod(others, -1)
+    sign = (ns.linalg_det(u) * ns.linalg_det(vh)).reshape(lead + (1, 1))
+    cofactor = sign * ns.matmul(u * gamma.reshape(lead + (1, n)), vh)
+    return (scale * ns.where(picked, cofactor, jacobi),)
 
 
 LINALG_DET = register(
@@ -1505,15 +1553,18 @@ def _tril_mask(ns, n: int, dtype, k: int = 0):
     return _xp(ns).tri(n, n, k, dtype=dtype)
 
 
-def _cholesky(ns, a):
+def _cholesky(ns, a, uplo=None):
     _square("cholesky", a)
-    out = ns.linalg_cholesky(a)
+    out = ns.linalg_cholesky(a, uplo)
     return out, out
 
 
 def _cholesky_vjp(ns, g, low, needs):
     # A = L L^T, read as its symmetric part: dA = L^-T Phi(L^T G) L^-1, symmetrised, where Phi
     # keeps the lower triangle and halves the diagonal
+    # NOTE: with ``uplo`` the forward reads one triangle, and the gradient is still this
+    # symmetric one, spread over both triangles as in PyTorch: the derivative along symmetric
+    # changes of A, not along changes of the triangle read
     n = low.shape[-1]
     phi = _tril_mask(ns, n, low.dtype) - _eye(ns, n, low.dtype) * 0.5
     p = ns.matmul(ns.mT(low), g) * phi
@@ -1532,9 +1583,9 @@ LINALG_CHOLESKY = register(
 )
 
 
-def _eigh(ns, a):
+def _eigh(ns, a, uplo=None):
     _square("eigh", a)
-    out = ns.linalg_eigh(a)
+    out = ns.linalg_eigh(a, uplo)
     return out, (out[..., 0, :], out[..., 1:, :])
 
 
@@ -1549,6 +1600,8 @@ def _eigh_vjp(ns, g, saved, needs):
     skew = (vg - ns.mT(vg)) * 0.5
     gaps = w.reshape(tuple(w.shape[:-1]) + (1, n)) - w.reshape(tuple(w.shape) + (1,)) + eye
     inner = skew / gaps + gw.reshape(tuple(gw.shape[:-1]) + (1, n)) * eye
+    # NOTE: symmetric; with ``uplo`` it is spread over both triangles, as in PyTorch (see
+    # _cholesky_vjp)
     return (ns.matmul(ns.matmul(v, inner), ns.mT(v)),)
 
 

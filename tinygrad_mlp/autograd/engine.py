@@ -115,11 +115,11 @@ class TensorNamespace:
     def linalg_det(self, a):
         return apply(O.LINALG_DET, a)
 
-    def linalg_cholesky(self, a):
-        return apply(O.LINALG_CHOLESKY, a)
+    def linalg_cholesky(self, a, uplo=None):
+        return apply(O.LINALG_CHOLESKY, a, uplo=uplo)
 
-    def linalg_eigh(self, a):
-        return apply(O.LINALG_EIGH, a)
+    def linalg_eigh(self, a, uplo=None):
+        return apply(O.LINALG_EIGH, a, uplo=uplo)
 
     def linalg_qr(self, a):
         return apply(O.LINALG_QR, a)
