@@ -672,7 +672,6 @@ def _fold(c: _Call) -> str:
     )
 
 
-
 # ---------------------------------------------------------------- the graph namespace
 
 # An op with no entry in LOWERINGS and no ``onnx`` operator of its own is lowered by running its
