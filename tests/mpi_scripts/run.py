@@ -60,7 +60,7 @@ def check_collectives() -> None:
         (dist.ReduceOp.MIN, np.minimum.reduce),
         (dist.ReduceOp.PRODUCT, np.multiply.reduce),
     ):
-        t = tm.Tensor(np.array([1.0, -2.0, 3.0], dtype=np.float64) * (rank + 2))
+        t = tm.tensor(np.array([1.0, -2.0, 3.0], dtype=np.float64) * (rank + 2))
         dist.all_reduce(t, op=op)
         want = fn([np.array([1.0, -2.0, 3.0]) * (r + 2) for r in range(world)])
         np.testing.assert_array_equal(t.numpy(), want)
@@ -73,11 +73,11 @@ def check_collectives() -> None:
     dist.all_reduce(view)
     np.testing.assert_array_equal(base[:, ::2], 3.0)
     np.testing.assert_array_equal(base[:, 1::2], rank + 1)
-    half = tm.Tensor(np.full(3, rank + 0.5, dtype=np.float16))
+    half = tm.tensor(np.full(3, rank + 0.5, dtype=np.float16))
     dist.all_reduce(half)
     assert half.dtype == np.float16
     np.testing.assert_array_equal(half.numpy(), 2.0)
-    ints = tm.Tensor(np.array([rank, 10 * rank]), dtype="int64")
+    ints = tm.tensor(np.array([rank, 10 * rank]), dtype="int64")
     dist.all_reduce(ints)
     np.testing.assert_array_equal(ints.numpy(), [1, 10])
 
