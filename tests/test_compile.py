@@ -678,7 +678,7 @@ def test_dtype_is_a_guard():
         return ((x * 2 + 1) * x).sum().detach()
 
     for dtype in (np.float32, np.float64, np.float32, np.float64) * 2:
-        x = tm.Tensor(np.linspace(-1, 1, 7).astype(dtype))
+        x = tm.tensor(np.linspace(-1, 1, 7).astype(dtype))
         out = f(x)
         assert out.dtype == x.dtype
         assert out.item() == ((x * 2 + 1) * x).sum().item()
