@@ -38,13 +38,13 @@ def _values(shape, seed: int, distinct: bool = False) -> np.ndarray:
 def compare(ours, theirs, arrays, *, rtol=1e-9, atol=1e-10, seed=0):
     """Run ``ours`` on tinygrad_mlp tensors and ``theirs`` on torch tensors made from the same
     float64 arrays; compare the values and the gradients of every input."""
-    xs = [tm.Tensor(a, requires_grad=True) for a in arrays]
+    xs = [tm.tensor(a, requires_grad=True) for a in arrays]
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     out, want = ours(*xs), theirs(*ts)
     assert tuple(out.shape) == tuple(want.shape)
     np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=rtol, atol=atol)
     w = np.random.default_rng(seed + 99).standard_normal(tuple(want.shape))
-    (out * tm.Tensor(w)).sum().backward()
+    (out * tm.tensor(w)).sum().backward()
     (want * torch.tensor(w)).sum().backward()
     for x, t in zip(xs, ts, strict=True):
         np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol)
@@ -93,7 +93,7 @@ def test_conv_matches_torch(nd, case):
 def test_conv2d_unbatched_input_and_float32():
     x = _values((3, 7, 6), 0).astype(np.float32)
     w = _values((4, 3, 3, 2), 1).astype(np.float32)
-    out = F.conv2d(tm.Tensor(x), tm.Tensor(w), stride=2, padding=1)
+    out = F.conv2d(tm.tensor(x), tm.tensor(w), stride=2, padding=1)
     want = TF.conv2d(torch.tensor(x), torch.tensor(w), stride=2, padding=1)
     assert out.dtype == np.float32 and tuple(out.shape) == tuple(want.shape)
     np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
@@ -127,8 +127,8 @@ def test_conv_transpose2d_matches_torch(data):
 
 
 def test_conv_second_order_through_conv_and_pooling():
-    x = tm.Tensor(_values((1, 2, 5, 5), 0), requires_grad=True)
-    w = tm.Tensor(_values((2, 2, 2, 2), 1), requires_grad=True)
+    x = tm.tensor(_values((1, 2, 5, 5), 0), requires_grad=True)
+    w = tm.tensor(_values((2, 2, 2, 2), 1), requires_grad=True)
 
     def f(x, w):
         return F.max_pool2d(F.conv2d(x, w, padding=1), 2, stride=1).tanh()
@@ -171,7 +171,7 @@ def test_max_pool_matches_torch(nd, data):
     ours, theirs = {1: (F.max_pool1d, TF.max_pool1d), 2: (F.max_pool2d, TF.max_pool2d)}[nd]
     x = _values(shape, 0, distinct=True)
     compare(lambda a: ours(a, **params), lambda a: theirs(a, **params), [x])
-    out, idx = ours(tm.Tensor(x), return_indices=True, **params)
+    out, idx = ours(tm.tensor(x), return_indices=True, **params)
     want, want_idx = theirs(torch.tensor(x), return_indices=True, **params)
     np.testing.assert_array_equal(idx.numpy(), want_idx.numpy())
     assert idx.dtype == np.int64
@@ -182,7 +182,7 @@ def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
     x[0, 0, :2, :2] = 1.0
     compare(lambda a: F.max_pool2d(a, 2), lambda a: TF.max_pool2d(a, 2), [x])
     compare(lambda a: F.max_pool2d(a, 3, 1, 1), lambda a: TF.max_pool2d(a, 3, 1, 1), [x])
-    _, idx = F.max_pool2d(tm.Tensor(x), 2, return_indices=True)
+    _, idx = F.max_pool2d(tm.tensor(x), 2, return_indices=True)
     np.testing.assert_array_equal(
         idx.numpy(), TF.max_pool2d(torch.tensor(x), 2, return_indices=True)[1]
     )
@@ -191,7 +191,7 @@ def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
 def test_max_pool_propagates_nan_as_torch():
     x = _values((1, 1, 4, 4), 0)
     x[0, 0, 1, 0] = x[0, 0, 0, 1] = np.nan
-    out, idx = F.max_pool2d(tm.Tensor(x), 2, return_indices=True)
+    out, idx = F.max_pool2d(tm.tensor(x), 2, return_indices=True)
     want, want_idx = TF.max_pool2d(torch.tensor(x), 2, return_indices=True)
     np.testing.assert_array_equal(out.numpy(), want.numpy())
     np.testing.assert_array_equal(idx.numpy(), want_idx.numpy())
@@ -267,21 +267,21 @@ def test_unfold_and_fold_match_torch(data):
 def test_interpolate_matches_torch(kwargs, dtype):
     x = _values((2, 3, 9, 8), 4).astype(dtype)
     tol = 1e-9 if dtype == np.float64 else 2e-6
-    xs, ts = tm.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    xs, ts = tm.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     out, want = F.interpolate(xs, **kwargs), TF.interpolate(ts, **kwargs)
     np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=tol, atol=tol)
     assert out.dtype == dtype
     w = _values(tuple(want.shape), 5).astype(dtype)
-    (out * tm.Tensor(w)).sum().backward()
+    (out * tm.tensor(w)).sum().backward()
     (want * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(xs.grad.numpy(), ts.grad.numpy(), rtol=tol * 10, atol=tol * 10)
     module = nn.Upsample(**kwargs)
-    np.testing.assert_allclose(module(tm.Tensor(x)).numpy(), out.numpy())
+    np.testing.assert_allclose(module(tm.tensor(x)).numpy(), out.numpy())
 
 
 def test_dropout2d_zeroes_whole_channels():
     tm.manual_seed(0)
-    x = tm.Tensor(np.ones((50, 40, 3, 3)), requires_grad=True)
+    x = tm.tensor(np.ones((50, 40, 3, 3)), requires_grad=True)
     out = F.dropout2d(x, 0.3)
     values = out.numpy()
     per_channel = values.reshape(50, 40, 9)
@@ -336,14 +336,14 @@ def test_modules_print_parameters_and_run_as_torch(spec):
     assert list(ours_state) == list(their_state)
     for name, value in their_state.items():
         assert tuple(ours_state[name].shape) == tuple(value.shape)
-    ours.load_state_dict({k: tm.Tensor(v.numpy()) for k, v in their_state.items()})
+    ours.load_state_dict({k: tm.tensor(v.numpy()) for k, v in their_state.items()})
     ours.double()
     ours.eval(), theirs.eval()  # dropout draws differ; batch norm uses its running statistics
     nd = 1 if "1d" in spec else 2
     channels = getattr(theirs, "in_channels", getattr(theirs, "num_features", 4))
     x = _values((2, channels, *(7,) * nd), 6)
     with tm.no_grad():
-        out = ours(tm.Tensor(x))
+        out = ours(tm.tensor(x))
     with torch.no_grad():
         want = theirs(torch.tensor(x))
     np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-9, atol=1e-10)
@@ -373,14 +373,14 @@ def test_batchnorm2d_trains_and_evaluates_as_torch():
     ours.eval(), theirs.eval()
     compare(lambda a: ours(a), lambda a: theirs(a), [x])
     with pytest.raises(ValueError, match="expected 4D input"):
-        ours(tm.Tensor(np.zeros((2, 3, 4))))
+        ours(tm.tensor(np.zeros((2, 3, 4))))
 
 
 # ---------------------------------------------------------------- refusals
 
 
 def _x(*shape):
-    return tm.Tensor(np.zeros(shape, np.float32))
+    return tm.tensor(np.zeros(shape, np.float32))
 
 
 @pytest.mark.parametrize(
@@ -402,7 +402,7 @@ def _x(*shape):
             "strided",
         ),
         (lambda: F.conv2d(_x(1, 2, 5, 5), _x(4, 2, 3, 3), stride=0), RuntimeError, "stride"),
-        (lambda: F.conv2d(_x(1, 2, 5, 5), tm.Tensor(np.zeros((4, 2, 3, 3)))), RuntimeError, "type"),
+        (lambda: F.conv2d(_x(1, 2, 5, 5), tm.tensor(np.zeros((4, 2, 3, 3)))), RuntimeError, "type"),
         (lambda: F.max_pool2d(_x(1, 1, 4, 4), 2, padding=2), RuntimeError, "pad should be"),
         (lambda: F.avg_pool2d(_x(1, 1, 4, 4), 2, padding=2), RuntimeError, "pad should be"),
         (lambda: F.max_pool2d(_x(1, 1, 1, 1), 2), RuntimeError, "too small"),
@@ -460,7 +460,7 @@ def test_a_cnn_exports_to_onnx_and_runs_in_onnxruntime(tmp_path):
     model.eval()
     x = _values((2, 1, 9, 9), 8).astype(np.float32)
     path = tmp_path / "cnn.onnx"
-    tm_onnx.export(model, (tm.Tensor(x),), path, input_names=["x"])
+    tm_onnx.export(model, (tm.tensor(x),), path, input_names=["x"])
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     kinds = {node.op_type for node in proto.graph.node}
@@ -469,7 +469,7 @@ def test_a_cnn_exports_to_onnx_and_runs_in_onnxruntime(tmp_path):
     for batch in (x, np.concatenate([x, x, x])[:5]):
         (got,) = session.run(None, {"x": batch})
         with tm.no_grad():
-            want = model(tm.Tensor(batch)).numpy()
+            want = model(tm.tensor(batch)).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 

@@ -120,6 +120,25 @@ MODULES: dict[str, tuple[Callable, tuple, tuple]] = {
     "Sequential 3-D": (_mlp, (6, 2, 5), (6, 2, 3)),
     "Sequential 1-D": (_mlp, (5,), (3,)),
     "Sequential second layer": (lambda nn: _mlp(nn, 5), (2, 3), (2, 3)),
+    "Softmin": (lambda nn: nn.Softmin(dim=2), (2, 5), (2, 5, 1)),
+    "GLU": (lambda nn: nn.GLU(), (2, 5), (2, 4)),
+    "PReLU": (lambda nn: nn.PReLU(3), (2, 5), (2, 3)),
+    "Bilinear": (lambda nn: _Pair(nn.Bilinear(3, 5, 4)), (2, 4), (2, 3)),
+    "PairwiseDistance": (lambda nn: _Pair(nn.PairwiseDistance()), (2, 4), (2, 5)),
+    "EmbeddingBag": (lambda nn: nn.EmbeddingBag(5, 2), "index 9", (2, 3)),
+    "GroupNorm": (lambda nn: nn.GroupNorm(2, 4), (2, 5), (2, 4)),
+    "InstanceNorm1d": (lambda nn: nn.InstanceNorm1d(3, affine=True), (2, 5, 4), (2, 3, 4)),
+    "InstanceNorm2d": (lambda nn: nn.InstanceNorm2d(3, affine=True), (2, 5, 4, 4), (2, 3, 4, 4)),
+    "BatchNorm2d": (lambda nn: nn.BatchNorm2d(3), (2, 5, 2, 2), (2, 3, 2, 2)),
+    "Conv1d": (lambda nn: nn.Conv1d(3, 4, 2), (2, 5, 6), (2, 3, 6)),
+    "Conv2d": (lambda nn: nn.Conv2d(3, 4, 2), (2, 5, 6, 6), (2, 3, 6, 6)),
+    "ConvTranspose2d": (lambda nn: nn.ConvTranspose2d(3, 4, 2), (2, 5, 3, 3), (2, 3, 3, 3)),
+    "MaxPool1d": (lambda nn: nn.MaxPool1d(2), (2, 3, 1), (2, 3, 4)),
+    "MaxPool2d": (lambda nn: nn.MaxPool2d(2), (2, 1, 1), (1, 4, 4)),
+    "AvgPool2d": (lambda nn: nn.AvgPool2d(2), (2, 1, 1), (1, 4, 4)),
+    "AdaptiveAvgPool2d": (lambda nn: nn.AdaptiveAvgPool2d(2), (5,), (1, 4, 4)),
+    "Dropout2d": (lambda nn: nn.Dropout2d(), (5,), (2, 3, 4, 4)),
+    "Upsample": (lambda nn: nn.Upsample(scale_factor=2), (5,), (1, 1, 2, 3)),
 }
 
 
@@ -131,7 +150,7 @@ LOSS_MODULES = (
 ELEMENTWISE = (
     "CELU", "Dropout", "ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "Identity",
     "LeakyReLU", "LogSigmoid", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid", "Softplus",
-    "Tanh",
+    "Tanh", "Threshold",
 )  # fmt: skip
 CONTAINERS = ("Module", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList")
 

@@ -26,7 +26,12 @@ def torch_text(text: str) -> str:
 
 @pytest.fixture(autouse=True)
 def default_print_options():
+    # torch's tensors here are CPU ones, so ours are too (the simulated-CUDA run makes cuda the
+    # default, whose suffix test_device_suffix_names_the_device_index checks)
+    device = tm.backend.default_device()
+    tm.set_default_device("cpu")
     yield
+    tm.set_default_device(device)
     tm.set_printoptions(profile="default")
     torch.set_printoptions(profile="default")
 

@@ -73,11 +73,11 @@ def check_collectives() -> None:
     dist.all_reduce(view)
     np.testing.assert_array_equal(base[:, ::2], 3.0)
     np.testing.assert_array_equal(base[:, 1::2], rank + 1)
-    half = tm.Tensor(np.full(3, rank + 0.5), dtype=np.float16)
+    half = tm.tensor(np.full(3, rank + 0.5, dtype=np.float16))
     dist.all_reduce(half)
     assert half.dtype == np.float16
     np.testing.assert_array_equal(half.numpy(), 2.0)
-    ints = tm.Tensor(np.array([rank, 10 * rank]), dtype="int64")
+    ints = tm.tensor(np.array([rank, 10 * rank]), dtype="int64")
     dist.all_reduce(ints)
     np.testing.assert_array_equal(ints.numpy(), [1, 10])
 

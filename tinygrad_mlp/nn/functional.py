@@ -531,6 +531,7 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x where x >= 0, weight * x elsewhere (one weight, or one per channel of dim 1)."""
+    _same_dtype("prelu", input, weight=weight)
     if weight.ndim != 1 or (
         weight.shape[0] != 1 and (input.ndim < 2 or weight.shape[0] != input.shape[1])
     ):
@@ -597,6 +598,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
             f"Expected number of channels in input to be divisible by num_groups, but got input "
             f"of shape {list(input.shape)} and num_groups={num_groups}"
         )
+    _same_dtype("group_norm", input, weight=weight, bias=bias)
     grouped = input.reshape(n, num_groups, -1)
     out = _normalised(grouped, (2,), eps).reshape(*input.shape)
     return _affine(out, weight, bias)
@@ -612,6 +614,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
         raise ValueError(
             f"instance_norm expects an input of at least 3 dimensions, got {input.ndim}D"
         )
+    _same_dtype("instance_norm", input, weight=weight, bias=bias)
     axes = tuple(range(2, input.ndim))
     c = input.shape[1]
     shape = (1, c) + (1,) * (input.ndim - 2)
