@@ -31,7 +31,7 @@ CONTENDERS = ("tinygrad_mlp", "pytorch")
 TARGET = 1.0  # tinygrad_mlp / PyTorch, CNN epoch time
 BATCH = 64
 CHANNELS = (16, 32)
-BATCH_NORM = True  # nn.BatchNorm2d after each convolution, as the example's default
+BATCH_NORM = False  # the example's default network; True: nn.BatchNorm2d after each conv
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 UNSET_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 

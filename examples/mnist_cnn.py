@@ -4,7 +4,9 @@ Written as PyTorch's MNIST example is: an ``nn.Module`` with two ``nn.Conv2d`` l
 padding 1, ReLU, 2x2 max pooling after each), ``nn.Dropout``, two ``nn.Linear`` layers and
 ``F.log_softmax`` with ``F.nll_loss``; ``optim.Adam`` with ``StepLR`` (the learning rate times
 --gamma after each epoch); pixels normalised by MNIST's mean and standard deviation. The default
-run (16 and 32 channels, 3 epochs, batch 64, lr 0.001) reaches about 99.1% test accuracy.
+run (16 and 32 channels, 5 epochs, batch 64, lr 0.001, seed 1) reaches 99.02% test accuracy
+(99.07% after epoch 4); with --batch-norm (nn.BatchNorm2d after each convolution) 3 epochs gave
+98.79%.
 
     python examples/mnist_cnn.py                        # the default run
     python examples/mnist_cnn.py --epochs 1 --train-limit 2000 --metrics out.json
@@ -50,11 +52,11 @@ MEAN, STD = 0.1307, 0.3081  # of MNIST's training pixels, as PyTorch's example n
 
 
 class Net(nn.Module):
-    """conv 3x3 -> batch norm -> ReLU -> max pool 2, twice -> dropout -> linear -> ReLU ->
+    """conv 3x3 -> (batch norm) -> ReLU -> max pool 2, twice -> dropout -> linear -> ReLU ->
     dropout -> linear -> log-softmax."""
 
     def __init__(
-        self, channels: tuple[int, int] = (16, 32), hidden: int = 128, batch_norm: bool = True
+        self, channels: tuple[int, int] = (16, 32), hidden: int = 128, batch_norm: bool = False
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, channels[0], 3, 1, padding=1)
@@ -76,7 +78,7 @@ class Net(nn.Module):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line; the defaults are the run that reaches about 99.1%."""
+    """The command line; the defaults are the run that reaches 99.02%."""
     p = argparse.ArgumentParser(
         description=__doc__, epilog=_common.THREADS_NOTE, formatter_class=_common.HelpFormatter
     )
@@ -86,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder with the four MNIST .gz files (default: ../shared/datasets/mnist next to "
         "the repository when it exists, else the library's cache, downloading when missing)",
     )
-    p.add_argument("--epochs", type=int, default=3, help="passes over the training images")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training images")
     p.add_argument("--batch-size", type=int, default=64, help="images per update")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     p.add_argument("--gamma", type=float, default=0.7, help="StepLR: lr factor per epoch")
@@ -96,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--batch-norm",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="nn.BatchNorm2d after each convolution",
     )
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N images")
