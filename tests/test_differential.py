@@ -665,11 +665,6 @@ def _iadd_alias(h, b):
 INPLACE_GRAPH.update({k: ELEMENTWISE[k] for k in ("mul", "exp")})
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="in-place ops on intermediates and views in grad mode need storage-sharing views and "
-    "recorded in-place ops (rebased history)",
-)
 @_settings(300)
 @given(
     _inputs(kinds=("f64",), shapes=[(3,), (2, 3)], n=(2, 3)),
