@@ -127,10 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
     """Normalised float32 images (N, 1, 28, 28) and int64 labels, training then test."""
-    try:
-        x_train, y_train, x_test, y_test = tm.mnist(args.data_dir, download=args.data_dir is None)
-    except FileNotFoundError as e:
-        raise SystemExit(f"--data-dir: {e}") from None
+    x_train, y_train, x_test, y_test = _common.load_mnist(args.data_dir)
     x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
     x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
 

@@ -25,7 +25,7 @@ HAVE_MNIST = all((MNIST_DIR / name).is_file() for name in tm.datasets.MNIST_FILE
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"the MNIST files are not in {MNIST_DIR}")
 
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
-READS_MNIST = ("mnist.py", "pytorch_mnist.py", "classifier.py", "digits_app.py")
+READS_MNIST = ("mnist.py", "mnist_cnn.py", "pytorch_mnist.py", "classifier.py", "digits_app.py")
 READS_DATA = (*READS_MNIST, "beans.py")
 
 
@@ -73,7 +73,7 @@ def described_options(help_text: str) -> dict[str, str]:
 def test_every_script_is_checked_here():
     assert set(SCRIPTS) == {
         "beans.py", "check_backprop.py", "classifier.py", "digits_app.py", "mnist.py",
-        "moons.py", "pytorch_mnist.py", "xor.py",
+        "mnist_cnn.py", "moons.py", "pytorch_mnist.py", "xor.py",
     }  # fmt: skip
 
 

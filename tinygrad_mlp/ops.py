@@ -1463,7 +1463,17 @@ def _einsum_vjp(ns, g, saved, needs):
             continue
         others = [s for i, s in enumerate(subs) if i != k]
         eq = ",".join([out, *others]) + "->" + subs[k]
-        grads.append(ns.einsum(eq, g, *[x for i, x in enumerate(xs) if i != k]))
+        grad = ns.einsum(eq, g, *[x for i, x in enumerate(xs) if i != k])
+        # NOTE: einsum broadcasts a letter of size 1 against the same letter of another size
+        # (as PyTorch's does): where x_k has size 1 the gradient sums that letter, and where the
+        # others have size 1 the gradient is the same along x_k's letter, so it is broadcast
+        shape = tuple(xs[k].shape)
+        sums = tuple(a for a, n in enumerate(shape) if n == 1 and grad.shape[a] != 1)
+        if sums:
+            grad = grad.sum(axis=sums, keepdims=True)
+        if tuple(grad.shape) != shape:
+            grad = ns.broadcast_to(grad, shape)
+        grads.append(grad)
     return tuple(grads)
 
 
