@@ -232,6 +232,19 @@ def _scatter_last(src, positions, last, size):
     return out
 
 
+def _copy_slices_ref(base, value, positions, keep):
+    out = base.copy().ravel()
+    for p, v in zip(positions.ravel(), value.ravel(), strict=True):
+        out[p] = v
+    return out.reshape(base.shape)
+
+
+def _diagonal_ref(x, offset, dim1, dim2):
+    assert (dim1, dim2) == (0, 1) and offset >= 0  # the sample's case
+    n = min(x.shape[0], x.shape[1] - offset)
+    return np.moveaxis(np.array([x[i, i + offset] for i in range(n)]), 0, -1)
+
+
 def _mlp_ref(x, *params, acts):
     h = x
     for w, b, act in zip(params[::2], params[1::2], acts, strict=True):
@@ -406,6 +419,8 @@ REFERENCES = {
     "getitem": lambda x, index: x[index],
     "scatter": _scatter,
     "scatter_last": _scatter_last,
+    "copy_slices": _copy_slices_ref,
+    "diagonal": _diagonal_ref,
     "cat": lambda *xs, axis=0: np.hstack(xs),
     "cast": lambda x, dtype: x.astype(dtype),
     "to_device": lambda x, device: x.copy(),

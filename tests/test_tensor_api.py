@@ -806,9 +806,7 @@ def test_changing_w_through_data_is_not_counted_but_through_detach_is_as_in_pyto
     close(w.grad, wt.grad.numpy())
     y = (w * w).sum()
     w.detach().add_(1.0)  # detach() shares both
-    with pytest.raises(
-        RuntimeError, match="inplace operation.*'mul'.*version 1; expected version 0"
-    ):
+    with pytest.raises(RuntimeError, match="'mul'.*version 1; expected version 0"):
         y.backward()
 
 
