@@ -1279,7 +1279,11 @@ Tensor.logical_not_ = _in_place("logical_not", _method_of("logical_not"))
 
 def _swapdims_(self: Tensor, dim0: int, dim1: int) -> Tensor:
     """This tensor with dimensions ``dim0`` and ``dim1`` swapped in place (the same memory)."""
-    self._check_inplace("swapdims_")
+    if self._recorded("swapdims_"):
+        raise RuntimeError(
+            "swapdims_: an in-place transpose of a tensor inside a graph is not supported; use "
+            "the out-of-place swapdims (or transpose)"
+        )
     d0, d1 = _one_dim(dim0, self.ndim), _one_dim(dim1, self.ndim)
     self._data = _xp(self).swapaxes(self._data, d0, d1)
     self._bump()

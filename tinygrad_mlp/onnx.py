@@ -443,6 +443,39 @@ def _index(index: Any) -> Any:
     return _host(index)
 
 
+@lowering("diagonal")
+def _diagonal(c: _Call) -> str:
+    # the diagonal's elements picked out of the flattened input by their flat positions
+    shape, p = c.shape(0), c.params
+    index = O._diagonal_index(shape, p["offset"], p["dim1"], p["dim2"])
+    flat = np.ravel_multi_index(np.broadcast_arrays(*index), shape)
+    x = c.b.node("Reshape", [c.x(), c.b.ints([-1])])
+    return c.b.node("Gather", [x, c.const(flat, np.int64, "diagonal_positions")], axis=0)
+
+
+@lowering("copy_slices")
+def _copy_slices(c: _Call) -> str:
+    # the base with the value written at the flat positions: ScatterElements on the flat base
+    b, positions = c.b, c.params["positions"]
+    if positions is None:  # the value is written over all of the base
+        return b.node("Identity", [c.x(1)])
+    flat = b.node("Reshape", [c.x(0), b.ints([-1])])
+    value = b.node("Reshape", [c.x(1), b.ints([-1])])
+    where = c.const(np.asarray(_host(positions)).reshape(-1), np.int64, "written_positions")
+    out = b.node("ScatterElements", [flat, where, value], axis=0)
+    return b.node("Reshape", [out, b.ints(list(c.shape(0)))])
+
+
+@lowering("remainder")
+def _remainder(c: _Call) -> str:
+    # Python's remainder, with the divisor's sign: a - floor(a / b) b (Mod for integers)
+    b, x, y = c.b, c.x(0), c.x(1)
+    if np.dtype(c.dtype).kind in "iu":
+        return b.node("Mod", [x, y], fmod=0)
+    quotient = b.node("Floor", [b.node("Div", [x, y])])
+    return b.node("Sub", [x, b.node("Mul", [quotient, y])])
+
+
 @lowering("scatter")
 def _scatter(c: _Call) -> str:
     # getitem's adjoint: zeros of ``shape`` with the input added at ``index`` (fixed shapes)
