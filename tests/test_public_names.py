@@ -184,3 +184,15 @@ def test_function_ctx_is_what_a_custom_function_gets():
     x = tm.ones(3, requires_grad=True)
     Double.apply(x).sum().backward()
     assert seen == [True] and x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ceil_", "trunc_", "fix_", "tan_", "atan_", "asin_", "acos_", "arctan_", "arcsin_"]
+    + ["arccos_", "sinh_", "cosh_"],
+)
+def test_top_level_in_place_functions_against_torch(name):
+    ours, theirs = _both([0.25, -0.5, 0.75])
+    assert getattr(tm, name)(ours) is ours
+    getattr(torch, name)(theirs)
+    _same(ours, theirs)
