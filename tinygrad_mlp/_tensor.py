@@ -2199,6 +2199,11 @@ def _clamp_tensors(x: Tensor, low: Any, high: Any) -> Tensor:
     """clamp with tensor bounds: min(max(x, low), high), with PyTorch's gradients: to x where
     low <= x <= high (ties included), to low where x < low < high, to high where x > high or
     high < low, to none where low == high > x."""
+    bounds = (low, high)
+    if any(b is not None and not isinstance(b, Tensor) for b in bounds) and all(
+        b.ndim == 0 and not b.requires_grad for b in bounds if isinstance(b, Tensor)
+    ):  # NOTE: PyTorch reads a 0-d tensor beside a number bound as a number
+        return x.clamp(*(b.item() if isinstance(b, Tensor) else b for b in bounds))
     for name, bound in (("min", low), ("max", high)):
         if bound is not None and not isinstance(bound, Tensor):
             raise TypeError(
