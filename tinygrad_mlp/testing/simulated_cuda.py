@@ -413,3 +413,11 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'cupy' (simulated) has no attribute {name!r}")
     _cache[name] = value
     return value
+
+
+def broadcast_to(array: Any, shape: Any) -> SimulatedArray:
+    """CuPy's broadcast_to: a view of the same memory, writable as every CuPy array is (numpy's
+    is read-only)."""
+    host = _unwrap(array)
+    out = np.broadcast_to(host, shape)
+    return SimulatedArray(np.lib.stride_tricks.as_strided(host, out.shape, out.strides))
