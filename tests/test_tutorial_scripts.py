@@ -37,7 +37,9 @@ def as_ours(source: str) -> str:
 
 
 def run(path: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # the scripts run as a user runs them: on the default CPU device, as torch's CPU build
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYGRAD_MLP_")}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return subprocess.run(
         [sys.executable, str(path), *args],
         cwd=cwd,
