@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, note, settings
@@ -504,9 +502,4 @@ ViewsAgainstPyTorch.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     derandomize=True,
 )
-# NOTE: the state machine compares with PyTorch's CPU tensors; on the simulated device an empty
-# view is not linked to its base (its grad_fn differs), which stays to be fixed there
-TestViewsAgainstPyTorch = pytest.mark.skipif(
-    os.environ.get("TINYGRAD_MLP_SIMULATE_CUDA") == "1",
-    reason="compared with PyTorch's CPU tensors; an empty view on the simulated device differs",
-)(ViewsAgainstPyTorch.TestCase)
+TestViewsAgainstPyTorch = ViewsAgainstPyTorch.TestCase
