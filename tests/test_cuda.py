@@ -50,7 +50,7 @@ def test_tensors_on_cuda():
     t = T([[1.0, -2.0], [3.0, 4.0]], device="cuda", requires_grad=True)
     assert t.device == "cuda" and isinstance(t._data, cp.ndarray)
     assert t.dtype == np.float32 and t.shape == (2, 2)
-    assert "device='cuda'" in repr(t)
+    assert "device='cuda:0'" in repr(t)  # as PyTorch prints it
     out = (t * 2.0 + 1.0).relu().sum()
     assert out.device == "cuda"
     assert out.item() == pytest.approx(19.0)  # relu([[3, -3], [7, 9]]) sums to 19
