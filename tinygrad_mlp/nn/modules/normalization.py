@@ -28,6 +28,29 @@ def _buffer(array: Any, device: Any) -> Tensor:
     return Tensor._wrap(backend.to_device(array, device), False, None)
 
 
+def _channel_state(
+    m: Module, c: int, affine: bool, bias: bool, track: bool, dtype: Any, device: Any
+) -> None:
+    """A per-channel norm's parameters (weight 1, bias 0, when ``affine``) and its running
+    statistics (mean 0, variance 1, a batch count, when ``track``); None where absent."""
+    if affine:
+        m.weight = Parameter(np.ones(c, dtype=dtype), device=device)
+        if bias:
+            m.bias = Parameter(np.zeros(c, dtype=dtype), device=device)
+        else:
+            m.register_parameter("bias", None)
+    else:
+        m.register_parameter("weight", None)
+        m.register_parameter("bias", None)
+    stats = {
+        "running_mean": np.zeros(c, dtype=dtype),
+        "running_var": np.ones(c, dtype=dtype),
+        "num_batches_tracked": np.array(0, dtype=np.int64),
+    }
+    for name, value in stats.items():
+        m.register_buffer(name, _buffer(value, device) if track else None)
+
+
 class BatchNorm1d(Module):
     """Batch normalisation over (N, C) or (N, C, L) input, as torch.nn.BatchNorm1d.
 
@@ -61,25 +84,7 @@ class BatchNorm1d(Module):
         dtype = _dtype(dtype)
         c = self.num_features
         self._has_bias = bias
-        if affine:
-            self.weight = Parameter(np.ones(c, dtype=dtype), device=device)
-            if bias:
-                self.bias = Parameter(np.zeros(c, dtype=dtype), device=device)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", _buffer(np.zeros(c, dtype=dtype), device))
-            self.register_buffer("running_var", _buffer(np.ones(c, dtype=dtype), device))
-            self.register_buffer(
-                "num_batches_tracked", _buffer(np.array(0, dtype=np.int64), device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _channel_state(self, c, affine, bias, track_running_stats, dtype, device)
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, no batches tracked."""
@@ -247,25 +252,7 @@ class _InstanceNorm(Module):
         self._has_bias = affine and bias
         dtype = _dtype(dtype)
         c = self.num_features
-        if affine:
-            self.weight = Parameter(np.ones(c, dtype=dtype), device=device)
-            if bias:
-                self.bias = Parameter(np.zeros(c, dtype=dtype), device=device)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", _buffer(np.zeros(c, dtype=dtype), device))
-            self.register_buffer("running_var", _buffer(np.ones(c, dtype=dtype), device))
-            self.register_buffer(
-                "num_batches_tracked", _buffer(np.array(0, dtype=np.int64), device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _channel_state(self, c, affine, bias, track_running_stats, dtype, device)
 
     def forward(self, input: Tensor) -> Tensor:
         n = self._ndim
