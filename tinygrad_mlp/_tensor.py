@@ -458,7 +458,7 @@ def _scalar_exponent(value: Any) -> float | None:
         if backend.is_array(value):
             return None
         raise TypeError(f"pow: the exponent must be a number or a tensor, got {value!r:.40}")
-    return float(value)
+    return False if value is False else float(value)  # False: see ops._pow_vjp
 
 
 # ---------------------------------------------------------------- Tensor
@@ -949,7 +949,10 @@ class Tensor:
         return self.remainder(other)
 
     def __rmod__(self, other: Any) -> Tensor:
-        return _lift(other, self).remainder(self)
+        out = _lift(other, self).remainder(self)
+        if out.requires_grad:  # NOTE: PyTorch has no derivative for a number % a tensor
+            return _refused_in_backward(out, _NUMBER_REMAINDER)
+        return out
 
     def remainder(self, other: Any) -> Tensor:
         """self - other * floor(self / other), the sign of other's (gradient 1 for self)."""
@@ -2299,6 +2302,9 @@ def _integer_pow(base: Tensor, exponent: Any, c: float | None) -> Tensor:
     if negative.any():
         out = xp.where(negative, xp.where(x == 1, 1, xp.where(x == -1, 1 - 2 * (e % 2), 0)), out)
     return _wrap(xp.asarray(out, dtype=x.dtype))
+
+
+_NUMBER_REMAINDER = "the derivative for 'remainder' of a number by a tensor is not implemented"
 
 
 def _refused_in_backward(out: Tensor, message: str) -> Tensor:

@@ -262,6 +262,8 @@ def _pow_vjp(ns, g, saved, needs):
     # d/dx x^c = c x^(c-1)
     x, c = saved
     if c == 0:  # NOTE: x^0 is constant; c x^(c-1) would give 0 * inf = nan at x = 0
+        if c is False:  # PyTorch's rule for x ** False is the general one: NaN where x^-1 is inf
+            return (g * (0.0 * x**-1.0),)
         return (g * 0,)
     if c == 1:
         return (g,)
@@ -586,7 +588,8 @@ def _activation(
 _activation(
     "relu",
     lambda ns, x: ns.maximum(x, 0),
-    lambda ns, g, x, out: g * (out > 0),  # 0 at the kink, as PyTorch
+    # 0 at the kink and below, g at NaN (not out > 0, which is False there), as PyTorch
+    lambda ns, g, x, out: g * ~(out <= 0),
     False,
     in_place=lambda ns, x: ns.maximum_(x, 0),
     onnx="Relu",
