@@ -493,3 +493,32 @@ def test_zero_dim_results_of_comparisons_and_rounding_mix_with_other_tensors():
     y = x.reciprocal().div(False, rounding_mode="trunc")  # trunc(-inf / 0) = -inf
     assert y.item() == -INF
     assert (tm.tensor(2.0) == 2.0).logical_not().logical_or(tm.tensor([True])).tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: F.relu6(x), lambda x: F.hardtanh(x, -0.5, 1.5), F.elu, lambda x: F.celu(x, 0.5)],
+)
+def test_clipping_and_elu_activations_pass_the_gradient_at_nan(fn):
+    # PyTorch's rules test "x <= lower (or x >= upper): 0, else g", so NaN gets g
+    np.testing.assert_array_equal(grad_of(fn, [NAN]), [1.0])
+
+
+def test_celu_with_a_negative_alpha():
+    # celu(x) = max(0, x) + min(0, alpha (exp(x / alpha) - 1)); alpha = -1 at x = -1.5:
+    # -(e^1.5 - 1), with the derivative exp(x / alpha) = e^1.5
+    x = leaf([-1.5, 2.0])
+    y = F.celu(x, -1.0)
+    y.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), [-(math.exp(1.5) - 1), 2.0], rtol=1e-14)
+    np.testing.assert_allclose(x.grad.numpy(), [math.exp(1.5), 1.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda: tm.tensor([6.0]) - False, lambda: True - tm.tensor([1.0]),
+     lambda: tm.tensor([1, 2]).sub(True)],
+)  # fmt: skip
+def test_subtracting_a_python_bool_is_refused_as_pytorch_refuses(fn):
+    with pytest.raises(RuntimeError, match="Subtraction"):
+        fn()

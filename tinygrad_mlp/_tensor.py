@@ -366,17 +366,25 @@ def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
     """Apply a binary op after lifting numbers and promoting dtypes as PyTorch does."""
     if type(a) is not Tensor and not isinstance(a, Tensor):
+        if op is O.SUB and a.__class__ is bool:
+            _refuse_bool_subtraction()
         a = _lift(a, b)
     elif type(b) is not Tensor and not isinstance(b, Tensor):
+        if op is O.SUB and b.__class__ is bool:
+            _refuse_bool_subtraction()
         b = _lift(b, a)
     if a._data.dtype is not b._data.dtype:
         if op is O.SUB and "b" in (a._data.dtype.kind, b._data.dtype.kind):
-            raise RuntimeError(
-                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
-                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
-            )
+            _refuse_bool_subtraction()
         a, b = _promote(a, b)
     return apply(op, a, b)
+
+
+def _refuse_bool_subtraction() -> None:
+    raise RuntimeError(
+        "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+        "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+    )
 
 
 def _as_float(t: Tensor) -> Tensor:

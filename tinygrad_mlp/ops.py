@@ -622,8 +622,9 @@ _activation(
     lambda ns, x, alpha=1.0: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * alpha),
     # alpha e^x for x <= 0; e^x is read at min(x, 0) taken by a where, so that the second
     # derivative at 0 is 0, as PyTorch's
+    # (g at NaN, as PyTorch's)
     lambda ns, g, x, out, alpha=1.0: ns.where(
-        x > 0, g, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha
+        x <= 0, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha, g
     ),
     True,
     alpha=1.0,
@@ -667,8 +668,9 @@ _activation(
     "hardtanh",
     lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip(x, min_val, max_val),
     # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch
+    # (g at NaN, as PyTorch's)
     lambda ns, g, x, out, min_val=-1.0, max_val=1.0: ns.where(
-        (out > min_val) & (out < max_val), g, 0
+        (out <= min_val) | (out >= max_val), 0, g
     ),
     False,
     in_place=lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip_(x, min_val, max_val),
@@ -678,7 +680,7 @@ _activation(
 _activation(
     "relu6",
     lambda ns, x: ns.clip(x, 0, 6),
-    lambda ns, g, x, out: ns.where((out > 0) & (out < 6), g, 0),
+    lambda ns, g, x, out: ns.where((out <= 0) | (out >= 6), 0, g),
     False,
     in_place=lambda ns, x: ns.clip_(x, 0, 6),
 )

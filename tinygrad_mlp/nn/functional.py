@@ -196,7 +196,12 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
         return input._unary_("celu_", lambda t: celu(t, alpha))
     # NOTE: alpha elu(x / alpha) below 0 and x itself above: elu's rule gives celu'(0) = 1 and a
     # second derivative 0 there, as PyTorch
-    return _select(input > 0, input, elu(input / alpha) * alpha)
+    # (x itself at NaN, with the gradient 1, as PyTorch's)
+    if alpha < 0:  # x / alpha > 0 below 0, where elu would not take its exponential branch
+        below = input <= 0
+        x = _select(below, input, 0.0)  # so that a NaN never meets the unpicked branch's 0
+        return _select(below, (x / alpha).expm1() * alpha, input)
+    return _select(input <= 0, elu(input / alpha) * alpha, input)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
