@@ -455,12 +455,6 @@ ELEMENTWISE_PROGRAMS = st.tuples(
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (0-d tensor bounds of clamp, "
-    "a tensor written into itself through an index, refusals of a backward through % and "
-    "rounding division at some inputs); listed in docs/tensor.md",
-)
 @_settings(6000)
 @given(ELEMENTWISE_PROGRAMS)
 def test_elementwise_programs(program):
@@ -468,11 +462,6 @@ def test_elementwise_programs(program):
     compare(inputs, steps, ELEMENTWISE, family="elementwise")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (non-finite inputs, "
-    "reductions and autograd programs at some inputs); listed in docs/tensor.md",
-)
 @pytest.mark.slow
 @_settings(1500)
 @given(st.tuples(_inputs(values=WILD), st.lists(_ELEMENTWISE_STEP, min_size=1, max_size=4)))

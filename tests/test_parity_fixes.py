@@ -348,3 +348,177 @@ def test_view_of_a_contiguous_or_compatible_tensor_still_works():
     x = tm.arange(6.0).reshape(2, 3)
     assert x.view(3, 2).tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
     assert x.t().view(3, 2).tolist() == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
+
+
+# ---------------------------------------------------------------- elementwise edge cases
+
+INF, NAN = math.inf, math.nan
+
+
+def test_sign_of_bool_is_itself_and_sign_of_nan_is_zero():
+    out = tm.tensor([True, False]).sign()
+    assert out.dtype == tm.bool and out.tolist() == [True, False]
+    np.testing.assert_array_equal(tm.tensor([NAN, -2.0, 0.0, 3.0]).sign().numpy(), [0, -1, 0, 1])
+
+
+def test_hardswish_at_nan_and_infinities():
+    # x (x + 3) / 6 inside (-3, 3), 0 at and below -3 (NaN at -inf), x from 3 up and at NaN;
+    # the gradient (2x + 3) / 6 inside, 0 below, 1 from 3 up and at NaN
+    values = [NAN, -INF, INF, -3.0, 3.0, 0.5, -4.0]
+    x = leaf(values)
+    y = F.hardswish(x)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), [NAN, NAN, INF, 0.0, 3.0, 0.5 * 3.5 / 6, 0.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0, 0.0, 1.0, 4 / 6, 0.0])
+
+
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (lambda x: tm.where(tm.tensor([True, False, True]), x, 5.0), [INF, 0.0, INF]),
+        (lambda x: x.clamp(0.0, 1.0), [0.0, INF, 0.0]),
+        (lambda x: x.clamp(min=tm.tensor([0.0, 0.0, 0.0]), max=tm.tensor(1.0)), [0.0, INF, 0.0]),
+        (lambda x: F.hardtanh(x, 0.0, 1.0), [0.0, INF, 0.0]),
+        (lambda x: F.relu6(x * 3.0), [0.0, 3 * INF, 0.0]),
+    ],
+)
+def test_an_infinite_gradient_gives_zero_where_the_input_is_not_picked(fn, expected):
+    # x = [-1, 0.5, 2]; d loss / d out = inf everywhere: the entries clipped (or not picked)
+    # get 0, never 0 * inf = NaN, as PyTorch's
+    x = leaf([-1.0, 0.5, 2.0])
+    (fn(x) * tm.tensor([INF, INF, INF])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_relu_passes_the_gradient_at_nan():
+    np.testing.assert_array_equal(grad_of(F.relu, [NAN, -1.0, 0.0, 2.0]), [1.0, 0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "fn, dtype, expected",
+    [
+        (lambda: tm.tensor([True, False]) ** True, tm.bool, [True, False]),
+        (lambda: tm.tensor([True, False]) ** False, tm.bool, [True, True]),
+        (lambda: tm.tensor([2, -1]) ** True, tm.int64, [2, -1]),
+        (lambda: tm.tensor([2, -1]) ** 2.0, tm.float32, [4.0, 1.0]),
+        (lambda: tm.tensor([True, False]) ** 0.0, tm.float32, [1.0, 1.0]),
+        (lambda: tm.tensor([2, 4]) ** tm.tensor(0.5, dtype=tm.float64), tm.float64, [2**0.5, 2.0]),
+        (lambda: tm.tensor([2.0, -1.5]) ** True, tm.float32, [2.0, -1.5]),
+        # an integer power with a negative integer exponent: 1 for base 1, +-1 for base -1,
+        # 0 for any other base, as PyTorch's
+        (lambda: tm.tensor([1, -1, -1, 0, 3]) ** tm.tensor([-3, -3, -2, -1, -1]), tm.int64,
+         [1, -1, 1, 0, 0]),
+        (lambda: 2 ** tm.tensor([3, -1]), tm.int64, [8, 0]),
+        (lambda: True ** tm.tensor([3, -1]), tm.int64, [1, 1]),
+        (lambda: tm.tensor([True, False]) ** tm.tensor([2, -1]), tm.int64, [1, 0]),
+    ],
+)  # fmt: skip
+def test_pow_dtypes_of_bool_and_integer_operands(fn, dtype, expected):
+    out = fn()
+    assert out.dtype == dtype
+    assert out.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "fn, error",
+    [
+        (lambda: tm.tensor([True]) ** tm.tensor([True]), NotImplementedError),
+        (lambda: True ** tm.tensor([False]), NotImplementedError),
+        (lambda: tm.tensor([2]) ** -1, RuntimeError),
+        (lambda: tm.tensor([True]) ** -1, RuntimeError),
+    ],
+)
+def test_pow_refuses_what_pytorch_refuses(fn, error):
+    with pytest.raises(error):
+        fn()
+
+
+def test_pow_false_has_the_general_rule_derivative():
+    # PyTorch differentiates x ** False by the general rule 0 * x ** -1: 0 where x is finite
+    # and non-zero, NaN at 0 (and at NaN)
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x**False, [2.0, 0.0, -INF, NAN]), [0.0, NAN, 0.0, NAN]
+    )
+    np.testing.assert_array_equal(grad_of(lambda x: x**0.0, [2.0, 0.0]), [0.0, 0.0])
+
+
+def test_backwards_pytorch_cannot_take_are_refused():
+    x = leaf([1.0, -2.0])
+    y = True**x  # PyTorch: an internal assert in the backward
+    np.testing.assert_array_equal(y.detach().numpy(), [1.0, 1.0])
+    with pytest.raises(RuntimeError, match="bool base"):
+        y.sum().backward()
+    y = 2 % x  # PyTorch: no derivative for a number % a tensor
+    np.testing.assert_array_equal(y.detach().numpy(), [0.0, -0.0])
+    with pytest.raises(RuntimeError, match="remainder"):
+        y.sum().backward()
+    with pytest.raises(RuntimeError, match="remainder"):
+        tm.remainder(2, x).sum().backward()
+    (x % 2).sum().backward()  # a tensor first: the gradient 1
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "shapes, grads, refused",
+    [
+        # (x, min, max): PyTorch's backward writes the masks for x and min into one of the
+        # shape of x and min (for max: of x and max); a max that broadcasts it further fails
+        (((1, 3), (1, 3), (2, 1)), (True, False, False), True),
+        (((1, 3), (2, 1), (2, 1)), (True, False, False), False),
+        (((1, 3), (2, 1), (1, 3)), (False, False, True), True),
+        (((1, 3), (2, 1), (1, 3)), (True, True, False), False),
+        (((2, 3), (1, 3), (2, 1)), (True, True, True), False),
+    ],
+)
+def test_clamp_with_tensor_bounds_refuses_the_backward_pytorch_refuses(shapes, grads, refused):
+    for lib in (tm, torch):  # the expectation above is PyTorch's too
+        x, low, high = (
+            lib.ones(s, dtype=lib.float64).requires_grad_(g)
+            for s, g in zip(shapes, grads, strict=True)
+        )
+        out = x.clamp(min=low, max=high)
+        assert tuple(out.shape) == (2, 3)
+        if refused:
+            with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+                out.sum().backward()
+        else:
+            out.sum().backward()
+
+
+def test_zero_dim_results_of_comparisons_and_rounding_mix_with_other_tensors():
+    i = tm.tensor(-1)
+    out = ~i + i  # ~(-1) = 0
+    assert out.dtype == tm.int64 and out.item() == -1
+    x = leaf(-0.0)
+    y = x.reciprocal().div(False, rounding_mode="trunc")  # trunc(-inf / 0) = -inf
+    assert y.item() == -INF
+    assert (tm.tensor(2.0) == 2.0).logical_not().logical_or(tm.tensor([True])).tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: F.relu6(x), lambda x: F.hardtanh(x, -0.5, 1.5), F.elu, lambda x: F.celu(x, 0.5)],
+)
+def test_clipping_and_elu_activations_pass_the_gradient_at_nan(fn):
+    # PyTorch's rules test "x <= lower (or x >= upper): 0, else g", so NaN gets g
+    np.testing.assert_array_equal(grad_of(fn, [NAN]), [1.0])
+
+
+def test_celu_with_a_negative_alpha():
+    # celu(x) = max(0, x) + min(0, alpha (exp(x / alpha) - 1)); alpha = -1 at x = -1.5:
+    # -(e^1.5 - 1), with the derivative exp(x / alpha) = e^1.5
+    x = leaf([-1.5, 2.0])
+    y = F.celu(x, -1.0)
+    y.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), [-(math.exp(1.5) - 1), 2.0], rtol=1e-14)
+    np.testing.assert_allclose(x.grad.numpy(), [math.exp(1.5), 1.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda: tm.tensor([6.0]) - False, lambda: True - tm.tensor([1.0]),
+     lambda: tm.tensor([1, 2]).sub(True)],
+)  # fmt: skip
+def test_subtracting_a_python_bool_is_refused_as_pytorch_refuses(fn):
+    with pytest.raises(RuntimeError, match="Subtraction"):
+        fn()

@@ -134,7 +134,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
     if len(arrays) > 1 and len(set(map(type, arrays))) != 1:
-        _refuse_devices(op, inputs)
+        arrays = _same_device(op, inputs, arrays)
+        first = arrays[0]
     ns = _NUMPY if type(first) is _ndarray else backend.namespace_of(first)
     try:
         out, saved = op.forward(ns, *arrays, **params)
@@ -215,6 +216,15 @@ def _steps_back(index: Any) -> bool:
     flip; PyTorch refuses such slices)."""
     items = index if type(index) is tuple else (index,)
     return any(type(i) is slice and i.step is not None and i.step < 0 for i in items)
+
+
+def _same_device(op: O.Op, inputs: Sequence[Tensor], arrays: tuple) -> tuple:
+    """The arrays of inputs of mixed types, when they are all on one device: a numpy scalar
+    (numpy's result of some ops on 0-d arrays) becomes a 0-d array; else the refusal."""
+    arrays = tuple(np.asarray(a) if isinstance(a, np.generic) else a for a in arrays)
+    if len(set(map(type, arrays))) != 1:
+        _refuse_devices(op, inputs)
+    return arrays
 
 
 def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
@@ -356,17 +366,25 @@ def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
     """Apply a binary op after lifting numbers and promoting dtypes as PyTorch does."""
     if type(a) is not Tensor and not isinstance(a, Tensor):
+        if op is O.SUB and a.__class__ is bool:
+            _refuse_bool_subtraction()
         a = _lift(a, b)
     elif type(b) is not Tensor and not isinstance(b, Tensor):
+        if op is O.SUB and b.__class__ is bool:
+            _refuse_bool_subtraction()
         b = _lift(b, a)
     if a._data.dtype is not b._data.dtype:
         if op is O.SUB and "b" in (a._data.dtype.kind, b._data.dtype.kind):
-            raise RuntimeError(
-                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
-                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
-            )
+            _refuse_bool_subtraction()
         a, b = _promote(a, b)
     return apply(op, a, b)
+
+
+def _refuse_bool_subtraction() -> None:
+    raise RuntimeError(
+        "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+        "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+    )
 
 
 def _as_float(t: Tensor) -> Tensor:
@@ -440,14 +458,15 @@ def _index(index: Any) -> Any:
 
 
 def _scalar_exponent(value: Any) -> float | None:
-    """The exponent as a Python number, or None when it is a tensor (or an array)."""
+    """The exponent as a Python number (True as 1.0), or None when it is a tensor (or an
+    array)."""
     if isinstance(value, Tensor):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
         if backend.is_array(value):
             return None
         raise TypeError(f"pow: the exponent must be a number or a tensor, got {value!r:.40}")
-    return float(value)
+    return False if value is False else float(value)  # False: see ops._pow_vjp
 
 
 # ---------------------------------------------------------------- Tensor
@@ -938,7 +957,10 @@ class Tensor:
         return self.remainder(other)
 
     def __rmod__(self, other: Any) -> Tensor:
-        return _lift(other, self).remainder(self)
+        out = _lift(other, self).remainder(self)
+        if out.requires_grad:  # NOTE: PyTorch has no derivative for a number % a tensor
+            return _refused_in_backward(out, _NUMBER_REMAINDER)
+        return out
 
     def remainder(self, other: Any) -> Tensor:
         """self - other * floor(self / other), the sign of other's (gradient 1 for self)."""
@@ -959,7 +981,14 @@ class Tensor:
         return self.pow(exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
-        return _lift(base, self).pow(self)
+        out = _lift(base, self).pow(self)
+        if isinstance(base, bool) and out.requires_grad:
+            # NOTE: PyTorch fails in the backward of a bool base raised to a tensor (an
+            # internal assert); so does ours, so that such code fails here as it will there
+            return _refused_in_backward(
+                out, "pow: the derivative of a bool base raised to a tensor is not implemented"
+            )
+        return out
 
     def __matmul__(self, other: Any) -> Tensor:
         return matmul(self, _lift(other, self))
@@ -1138,16 +1167,11 @@ class Tensor:
     def pow(self, exponent: Any) -> Tensor:
         """self ** exponent, for a number or a tensor exponent."""
         c = _scalar_exponent(exponent)
-        if c is None:
-            if self._data.dtype.kind in "biu" and _data_of_any(exponent).dtype.kind in "biu":
-                return self._no_grad_binary("power", exponent)  # int ** int stays int64
-            return _binary(O.POW_TENSOR, _as_float(self), exponent)
-        base = self
         if self._data.dtype.kind in "biu":
-            if c == int(c) and c >= 0:
-                return self._no_grad_binary("power", int(c))
-            base = _as_float(self)
-        return apply(O.POW, base, exponent=c)
+            return _integer_pow(self, exponent, c)
+        if c is None:
+            return _binary(O.POW_TENSOR, self, exponent)
+        return apply(O.POW, self, exponent=c)
 
     def sqrt(self) -> Tensor:
         """Elementwise square root."""
@@ -1214,7 +1238,9 @@ class Tensor:
 
     def sign(self) -> Tensor:
         """Elementwise -1, 0 or 1 (its gradient is 0)."""
-        if self._data.dtype.kind in "biu":
+        if self._data.dtype.kind == "b":  # a bool is its own sign, as in PyTorch
+            return _wrap(self._data.copy())
+        if self._data.dtype.kind in "iu":
             return _wrap(backend.array_module_of(self._data).sign(self._data))
         return apply(O.SIGN, self)
 
@@ -2219,7 +2245,21 @@ def _clamp_tensors(x: Tensor, low: Any, high: Any) -> Tensor:
     to_low = (x < low) & (low < high)
     to_high = (x > high) | (high < low)
     inside = (x >= low) & (x <= high)
-    return where(to_high, high, where(to_low, low, where(inside, x, value)))
+    out = where(to_high, high, where(to_low, low, where(inside, x, value)))
+    if out.requires_grad:
+        # NOTE: PyTorch's backward writes the masks for x and min in place into one of the
+        # shape of x and min (for max: of x and max), and fails where the third operand
+        # broadcasts them further; so does ours, so that such code fails here as it will there
+        checks = ((low, x.requires_grad or low.requires_grad), (high, high.requires_grad))
+        for bound, needs in checks:
+            kept = np.broadcast_shapes(x.shape, bound.shape)
+            if needs and kept != out.shape:
+                return _refused_in_backward(
+                    out,
+                    f"clamp: output with shape {list(kept)} doesn't match the broadcast shape "
+                    f"{list(out.shape)}",
+                )
+    return out
 
 
 def _with_alpha(plain: Tensor, a: Any, b: Any, alpha: Any, fn) -> Tensor:
@@ -2243,6 +2283,52 @@ def _floor_divide_vjp(ns, g, saved, needs):
 
 # NOTE: recorded (as PyTorch records it), so that a backward through // fails, naming the op
 _FLOOR_DIVIDE = O.Op("floor_divide", _floor_divide, _floor_divide_vjp, 2, saves_inputs=False)
+
+
+def _integer_pow(base: Tensor, exponent: Any, c: float | None) -> Tensor:
+    """base ** exponent for a bool or integer base, with PyTorch's dtypes: a bool exponent keeps
+    the base's dtype, an int one gives an integer power (refused below 0 for a number; for a
+    tensor 1 ** -n is 1, (-1) ** -n is +-1 and any other base gives 0), a float one gives a
+    float power in the promoted dtype (float32 for a number)."""
+    xp = backend.array_module_of(base._data)
+    if c is not None:  # a number
+        if isinstance(exponent, (bool, np.bool_)):
+            return _wrap(base._data.copy() if exponent else xp.ones_like(base._data))
+        if isinstance(exponent, (float, np.floating)):
+            return apply(O.POW, _as_float(base), exponent=c)
+        if c < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return base._no_grad_binary("power", int(c))
+    a, b = _promote(base, _lift(exponent, base))
+    if a._data.dtype.kind in _FLOAT_KINDS:
+        return apply(O.POW_TENSOR, a, b)
+    if a._data.dtype.kind == "b":
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+    x, e = a._data, b._data
+    negative = e < 0
+    out = xp.power(x, xp.where(negative, 0, e))
+    if negative.any():
+        out = xp.where(negative, xp.where(x == 1, 1, xp.where(x == -1, 1 - 2 * (e % 2), 0)), out)
+    return _wrap(xp.asarray(out, dtype=x.dtype))
+
+
+_NUMBER_REMAINDER = "the derivative for 'remainder' of a number by a tensor is not implemented"
+
+
+def _refused_in_backward(out: Tensor, message: str) -> Tensor:
+    """``out``, recorded so that a backward through it raises RuntimeError(message)."""
+    return apply(_REFUSED, out, message=message)
+
+
+def _refused(ns, x, message):
+    return +x, message
+
+
+def _refused_vjp(ns, g, message, needs):
+    raise RuntimeError(message)
+
+
+_REFUSED = O.Op("refused", _refused, _refused_vjp, 1)
 
 
 def _need_float(x: Tensor, message: str) -> None:

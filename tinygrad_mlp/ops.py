@@ -262,6 +262,8 @@ def _pow_vjp(ns, g, saved, needs):
     # d/dx x^c = c x^(c-1)
     x, c = saved
     if c == 0:  # NOTE: x^0 is constant; c x^(c-1) would give 0 * inf = nan at x = 0
+        if c is False:  # PyTorch's rule for x ** False is the general one: NaN where x^-1 is inf
+            return (g * (0.0 * x**-1.0),)
         return (g * 0,)
     if c == 1:
         return (g,)
@@ -324,7 +326,8 @@ ABS = register("abs", _abs, _abs_vjp, 1, Sample(domains=("nonzero",)))
 
 
 def _sign(ns, x):
-    return ns.sign(x), None
+    out = ns.sign(x)
+    return ns.where(out == out, out, 0), None  # NOTE: sign(NaN) is 0, as PyTorch's
 
 
 def _sign_vjp(ns, g, saved, needs):
@@ -340,13 +343,14 @@ def _clamp(ns, x, low, high):
 
 
 def _clamp_vjp(ns, g, saved, needs):
-    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside
+    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside (a where, so that an infinite g
+    # gives 0 outside, as PyTorch's)
     x, low, high = saved
-    if low is not None:
-        g = g * (x >= low)
-    if high is not None:
-        g = g * (x <= high)
-    return (g,)
+    if low is None:
+        return (ns.where(x <= high, g, 0),)
+    if high is None:
+        return (ns.where(x >= low, g, 0),)
+    return (ns.where((x >= low) & (x <= high), g, 0),)
 
 
 CLAMP = register(
@@ -403,10 +407,10 @@ def _where(ns, a, b, condition):
 
 
 def _where_vjp(ns, g, condition, needs):
-    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere
-    zero = g * 0
-    ga = ns.where(condition, g, zero) if needs[0] else None
-    gb = ns.where(condition, zero, g) if needs[1] else None
+    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere (0 to the other, even
+    # where g is infinite or NaN, as PyTorch's)
+    ga = ns.where(condition, g, 0) if needs[0] else None
+    gb = ns.where(condition, 0, g) if needs[1] else None
     return ga, gb
 
 
@@ -584,7 +588,8 @@ def _activation(
 _activation(
     "relu",
     lambda ns, x: ns.maximum(x, 0),
-    lambda ns, g, x, out: g * (out > 0),  # 0 at the kink, as PyTorch
+    # 0 at the kink and below, g at NaN (not out > 0, which is False there), as PyTorch
+    lambda ns, g, x, out: g * ~(out <= 0),
     False,
     in_place=lambda ns, x: ns.maximum_(x, 0),
     onnx="Relu",
@@ -617,8 +622,9 @@ _activation(
     lambda ns, x, alpha=1.0: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * alpha),
     # alpha e^x for x <= 0; e^x is read at min(x, 0) taken by a where, so that the second
     # derivative at 0 is 0, as PyTorch's
+    # (g at NaN, as PyTorch's)
     lambda ns, g, x, out, alpha=1.0: ns.where(
-        x > 0, g, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha
+        x <= 0, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha, g
     ),
     True,
     alpha=1.0,
@@ -662,7 +668,10 @@ _activation(
     "hardtanh",
     lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip(x, min_val, max_val),
     # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch
-    lambda ns, g, x, out, min_val=-1.0, max_val=1.0: g * ((out > min_val) * (out < max_val)),
+    # (g at NaN, as PyTorch's)
+    lambda ns, g, x, out, min_val=-1.0, max_val=1.0: ns.where(
+        (out <= min_val) | (out >= max_val), 0, g
+    ),
     False,
     in_place=lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip_(x, min_val, max_val),
     min_val=-1.0,
@@ -671,7 +680,7 @@ _activation(
 _activation(
     "relu6",
     lambda ns, x: ns.clip(x, 0, 6),
-    lambda ns, g, x, out: g * ((out > 0) * (out < 6)),
+    lambda ns, g, x, out: ns.where((out <= 0) | (out >= 6), 0, g),
     False,
     in_place=lambda ns, x: ns.clip_(x, 0, 6),
 )
