@@ -1968,6 +1968,11 @@ class Tensor:
         if not (backend.is_array(value) or backend.looks_like_cupy(value)):
             value = np.asarray(value)
         value = backend.to_device(value, self.device)
+        if value.ndim > self._data.ndim:  # numpy drops leading 1s; PyTorch never broadcasts self
+            raise RuntimeError(
+                f"copy_: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(value.shape)}"
+            )
         try:
             self._data[...] = value
         except ValueError as e:

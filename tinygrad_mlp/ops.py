@@ -854,6 +854,8 @@ def _prod_vjp(ns, g, saved, needs):
     out = _expand(ns, out, axes, keepdims).reshape(others.shape)
     g = _expand(ns, g, axes, keepdims).reshape(others.shape)
     grad = ns.where(zero, others * (zeros == 1), out / safe)
+    if axes is None:  # NOTE: PyTorch's product of all elements gives exact zeros at two or
+        return (ns.where(zeros > 1, 0.0, g * grad),)  # more zeros, whatever g is (inf, NaN)
     return (g * grad,)
 
 
