@@ -472,6 +472,8 @@ def test_copy_refuses_a_source_with_more_dims():
     with pytest.raises(RuntimeError, match="broadcast shape"):
         tm.zeros(3).copy_(tm.ones(1, 3))
     assert tm.zeros(2, 3).copy_(tm.tensor([1.0, 2.0, 3.0])).tolist() == [[1.0, 2.0, 3.0]] * 2
+    with pytest.raises(TypeError, match="src"):
+        tm.zeros(3).copy_(None)  # not NaNs
 
 
 def test_product_of_all_elements_with_two_zeros_has_zero_gradient_whatever_comes_in():
@@ -480,3 +482,15 @@ def test_product_of_all_elements_with_two_zeros_has_zero_gradient_whatever_comes
     x = leaf([0.0, 0.0, 3.0])
     (x.prod() * math.inf).backward()
     assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("value", [1.866070178816425, 0.1, -7.77])
+def test_variance_of_equal_values_is_exactly_zero(value):
+    # equal values deviate by exactly 0 from their mean (PyTorch's Welford sums), so std is 0
+    # and its gradient 0 (sum / n alone misses the value by a rounding: std ~ 1e-16, gradient
+    # ~ 1/std times that rounding)
+    x = leaf(np.full((2, 6), value))
+    s = x.std(-1)
+    assert s.tolist() == [0.0, 0.0]
+    s.sum().backward()
+    assert x.grad.tolist() == [[0.0] * 6] * 2

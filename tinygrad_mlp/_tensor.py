@@ -1967,6 +1967,8 @@ class Tensor:
         value = src._data if isinstance(src, Tensor) else src
         if not (backend.is_array(value) or backend.looks_like_cupy(value)):
             value = np.asarray(value)
+            if value.dtype == object:
+                raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
         value = backend.to_device(value, self.device)
         if value.ndim > self._data.ndim:  # numpy drops leading 1s; PyTorch never broadcasts self
             raise RuntimeError(

@@ -786,10 +786,18 @@ MEAN = register(
 )
 
 
+def _centred(x, axes, n):
+    # NOTE: the deviations from the mean, centred a second time: the first mean is off by a
+    # rounding, the second pass makes equal values deviate by exactly 0 (their variance is
+    # exactly 0, as PyTorch's Welford sums give)
+    centred = x - x.sum(axis=axes, keepdims=True) / max(n, 1)
+    return centred - centred.sum(axis=axes, keepdims=True) / max(n, 1)
+
+
 def _var(ns, x, axis=None, keepdims=False, correction=1):
     axes = norm_axes(axis, x.ndim)
     n = math.prod(x.shape) if axes is None else math.prod(x.shape[a] for a in axes)
-    centred = x - x.sum(axis=axes, keepdims=True) / max(n, 1)
+    centred = _centred(x, axes, n)
     dof = max(n - correction, 0)  # NOTE: 0 degrees of freedom give inf or NaN, as PyTorch
     return (centred * centred).sum(axis=axes, keepdims=keepdims) / dof, (x, axes, keepdims, n, dof)
 
@@ -798,7 +806,7 @@ def _var_vjp(ns, g, saved, needs):
     # d var / dx_i = 2 (x_i - mean) / (n - correction): the deviations sum to 0, so the mean's
     # own derivative drops out (and an infinite g does not make inf - inf), as PyTorch's rule
     x, axes, keepdims, n, dof = saved
-    centred = x - x.sum(axis=axes, keepdims=True) / max(n, 1)
+    centred = _centred(x, axes, n)
     return (_expand(ns, g, axes, keepdims) * centred * (2 / dof if dof else math.inf),)
 
 
