@@ -522,3 +522,149 @@ def test_celu_with_a_negative_alpha():
 def test_subtracting_a_python_bool_is_refused_as_pytorch_refuses(fn):
     with pytest.raises(RuntimeError, match="Subtraction"):
         fn()
+
+
+# ---------------------------------------------------------------- reductions, shapes, in-place
+
+
+def test_var_gradient_is_two_deviations_over_the_degrees_of_freedom_even_when_g_is_infinite():
+    # d var / dx_i = 2 (x_i - mean) / (n - 1): with an infinite incoming gradient each entry
+    # is inf times its deviation (PyTorch's rule), never inf - inf
+    x = leaf([1.0, 2.0, 4.0])
+    (x.var() * math.inf).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-math.inf, -math.inf, math.inf])
+    x = leaf([1.0, 2.0, 4.0])
+    x.var().backward()  # mean 7/3, n - 1 = 2
+    np.testing.assert_allclose(x.grad.numpy(), [-4 / 3, -1 / 3, 5 / 3], rtol=1e-12)
+
+
+def test_std_and_var_over_one_element_are_nan():
+    # one element and Bessel's correction: 0 / 0, NaN as PyTorch (not 0)
+    x = leaf([[2.0], [3.0]])
+    s = x.std(-1)
+    assert np.isnan(s.numpy()).all() and np.isnan(x.var(-1).numpy()).all()
+    s.sum().backward()
+    assert np.isnan(x.grad.numpy()).all()
+    assert x.std(-1, correction=0).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: t.amax(0),
+        lambda t: t.amin(),
+        lambda t: t.prod(),
+        lambda t: t.all(),
+        lambda t: t.any(),
+        lambda t: t[0].abs(),
+    ],
+)
+def test_integer_reductions_to_0d_combine_with_other_tensors(fn):
+    # a 0-d result is a 0-d array, not a numpy scalar, so it broadcasts with any tensor
+    t = tm.tensor([-2, 3, 1])
+    out = fn(t)
+    assert out.shape == () and (out + t).shape == (3,) and (t * out).shape == (3,)
+
+
+def test_flip_gather_and_permute_of_a_0d_tensor():
+    x = tm.tensor(3.0)
+    assert x.flip(0).item() == 3.0 and x.flip(-1).item() == 3.0
+    with pytest.raises(IndexError):
+        x.flip(1)
+    assert x.gather(0, tm.tensor(0)).item() == 3.0
+    assert x.gather(-1, tm.tensor([0, 0])).tolist() == [3.0, 3.0]
+    with pytest.raises(TypeError, match="permute"):
+        x.permute()
+
+
+@pytest.mark.parametrize("index", [[3], [-1]])
+def test_gather_refuses_an_index_out_of_bounds(index):
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        tm.tensor([1.0, 2.0, 3.0]).gather(0, tm.tensor(index))
+
+
+def test_index_assignment_with_repeated_positions_gives_every_value_its_gradient():
+    # c[[1, 0, 1]] = v writes v[1] at 0 and v[2] (the last) at 1; PyTorch's index_put hands
+    # each v[k] the gradient at its position all the same: g[1], g[0], g[1]
+    v = leaf([1.0, 2.0, 3.0])
+    c = tm.zeros(3, dtype=tm.float64)
+    c[tm.tensor([1, 0, 1])] = v
+    assert c.tolist() == [2.0, 3.0, 0.0]
+    (c * tm.tensor([1.0, 10.0, 100.0], dtype=tm.float64)).sum().backward()
+    assert v.grad.tolist() == [10.0, 1.0, 10.0]
+
+
+def test_index_assignment_drops_a_values_leading_ones():
+    c = tm.tensor([3, 3, 3])
+    c[c > 0] = tm.tensor([[2, 0, 2]])
+    assert c.tolist() == [2, 0, 2]
+    h = leaf([1.0, 1.0, 1.0]) * 1
+    h[tm.tensor([0, 1])] = tm.tensor([[[2.0, 5.0]]], dtype=tm.float64)
+    assert h.tolist() == [2.0, 5.0, 1.0]
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        h[tm.tensor([0, 1])] = tm.ones(2, 2, dtype=tm.float64)
+
+
+@pytest.mark.parametrize("other", [True, tm.tensor([False, True])])
+def test_sub_inplace_refuses_bools(other):
+    with pytest.raises(RuntimeError, match="bool"):
+        tm.tensor([1.0, 2.0]).sub_(other)
+
+
+def test_changing_a_kept_0d_output_in_place_refuses_the_backward():
+    # tanh keeps its output; a 0-d output too (numpy hands 0-d results back as scalars)
+    x = tm.tensor(-1.5, dtype=tm.float64, requires_grad=True)
+    t = x.tanh()
+    with tm.no_grad():
+        t += 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        t.backward()
+
+
+def test_changing_the_input_of_tanh_in_place_is_harmless():
+    # tanh's derivative is 1 - tanh^2, read from its output: its input may change (PyTorch)
+    x = leaf([0.5, -1.0])
+    t = x.tanh()
+    with tm.no_grad():
+        x.fill_(2.0)
+    t.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1 - np.tanh([0.5, -1.0]) ** 2, rtol=1e-12)
+
+
+def test_changing_an_integer_factor_in_place_refuses_the_backward():
+    # the product keeps its integer factor (cast to float) for the other's gradient
+    w, k = leaf([1.0, 2.0]), tm.tensor([3, 4])
+    out = w * k
+    with tm.no_grad():
+        k.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_copy_refuses_a_source_with_more_dims():
+    # (1, 3) into (3,): the broadcast shape (1, 3) is not the destination's, as PyTorch refuses
+    with pytest.raises(RuntimeError, match="broadcast shape"):
+        tm.zeros(3).copy_(tm.ones(1, 3))
+    assert tm.zeros(2, 3).copy_(tm.tensor([1.0, 2.0, 3.0])).tolist() == [[1.0, 2.0, 3.0]] * 2
+    with pytest.raises(TypeError, match="src"):
+        tm.zeros(3).copy_(None)  # not NaNs
+
+
+def test_product_of_all_elements_with_two_zeros_has_zero_gradient_whatever_comes_in():
+    # each x_i's derivative is the product of the others, which holds a zero: exactly 0, even
+    # times an infinite incoming gradient (PyTorch returns zeros here)
+    x = leaf([0.0, 0.0, 3.0])
+    (x.prod() * math.inf).backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("value", [1.866070178816425, 0.1, -7.77])
+def test_variance_of_equal_values_is_exactly_zero(value):
+    # equal values deviate by exactly 0 from their mean (PyTorch's Welford sums), so std is 0
+    # and its gradient 0 (sum / n alone misses the value by a rounding: std ~ 1e-16, gradient
+    # ~ 1/std times that rounding)
+    x = leaf(np.full((2, 6), value))
+    s = x.std(-1)
+    assert s.tolist() == [0.0, 0.0]
+    s.sum().backward()
+    assert x.grad.tolist() == [[0.0] * 6] * 2

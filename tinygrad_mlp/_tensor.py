@@ -148,7 +148,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
     if type(out) is not _ndarray and ns is _NUMPY and not backend.is_array(out):
-        out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
+        scalar, out = out, np.asarray(out)  # NOTE: numpy turns 0-d results into scalars
+        saved = _saved_into(saved, scalar, out)  # a kept output is the tensor's own array
     t = _new(Tensor)
     t._data = out
     t.grad = None
@@ -233,6 +234,12 @@ def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
         f"{op.name}: expected all tensors to be on the same device, got {devices}; "
         "move them with .to(device)"
     )
+
+
+def _wrap_array(like: Any, out: Any) -> Tensor:
+    """A tensor around ``out``, a result computed from the array ``like``: a 0-d result that
+    numpy made a scalar is made an array again (a tensor never holds a numpy scalar)."""
+    return _wrap(backend.array_module_of(like).asarray(out))
 
 
 def _wrap(data: Any, requires_grad: bool = False, node: Node | None = None) -> Tensor:
@@ -351,16 +358,26 @@ def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Cast the operand of the lower kind (bool < int < float) to the other's dtype."""
     ra, rb = _kind_rank(a._data.dtype), _kind_rank(b._data.dtype)
     if ra < rb:
-        return a._cast(b._data.dtype), b
+        return _cast_operand(a, b), b
     if rb < ra:
-        return a, b._cast(a._data.dtype)
+        return a, _cast_operand(b, a)
     # NOTE: as in PyTorch, a 0-d operand of the same kind takes the other's dtype (a float32
     # batch times a float64 0-d tensor stays float32)
     if a._data.ndim == 0 and b._data.ndim:
-        return a._cast(b._data.dtype), b
+        return _cast_operand(a, b), b
     if b._data.ndim == 0 and a._data.ndim:
-        return a, b._cast(a._data.dtype)
+        return a, _cast_operand(b, a)
     return a, b
+
+
+def _cast_operand(t: Tensor, other: Tensor) -> Tensor:
+    """``t`` cast to ``other``'s dtype for a binary op. Where the op may keep the cast for its
+    backward, an in-place change of ``t`` counts as a change of the cast (PyTorch keeps ``t``
+    itself, so that its backward then refuses)."""
+    out = t._cast(other._data.dtype)
+    if _Mode.grad_enabled and (t.requires_grad or other.requires_grad):
+        _views_of(t).add(out)  # shares t's versions, as a detached alias does
+    return out
 
 
 def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
@@ -477,7 +494,8 @@ def _root(s: Tensor, q: float) -> Tensor:
     PyTorch's norms have it: d sqrt(s)/ds is infinite there, and 0 * inf would be NaN."""
     positive = s > 0
     safe = where(positive, s, 1.0)
-    return where(positive, safe.sqrt() if q == 0.5 else safe**q, 0.0)
+    # s * 0 is 0 where s is 0 and NaN where s is NaN (a variance over one element)
+    return where(positive, safe.sqrt() if q == 0.5 else safe**q, s * 0.0)
 
 
 class Tensor:
@@ -1231,7 +1249,7 @@ class Tensor:
         if self._data.dtype.kind == "b":
             raise RuntimeError("\"abs\" not implemented for 'Bool'")
         if self._data.dtype.kind in "biu":
-            return _wrap(abs(self._data))
+            return _wrap_array(self._data, abs(self._data))
         return apply(O.ABS, self)
 
     absolute = abs
@@ -1379,7 +1397,7 @@ class Tensor:
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         x = self if dtype is None else self.to(dtype)
         if x._data.dtype.kind in "biu":
-            return _wrap(x._data.astype(np.int64).prod(axis=dim, keepdims=keepdim))
+            return _wrap_array(x._data, x._data.astype(np.int64).prod(axis=dim, keepdims=keepdim))
         return apply(O.PROD, x, axis=dim, keepdims=keepdim)
 
     def amax(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1388,7 +1406,7 @@ class Tensor:
         if self.numel() == 0:
             raise IndexError(f"amax(): cannot reduce an empty tensor of shape {self.shape}")
         if self._data.dtype.kind in "biu":
-            return _wrap(self._data.max(axis=dim, keepdims=keepdim))
+            return _wrap_array(self._data, self._data.max(axis=dim, keepdims=keepdim))
         return apply(O.AMAX, self, axis=dim, keepdims=keepdim)
 
     def amin(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1397,7 +1415,7 @@ class Tensor:
         if self.numel() == 0:
             raise IndexError(f"amin(): cannot reduce an empty tensor of shape {self.shape}")
         if self._data.dtype.kind in "biu":
-            return _wrap(self._data.min(axis=dim, keepdims=keepdim))
+            return _wrap_array(self._data, self._data.min(axis=dim, keepdims=keepdim))
         return -apply(O.AMAX, -self, axis=dim, keepdims=keepdim)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
@@ -1449,11 +1467,7 @@ class Tensor:
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         _need_float(self, "std and var only support floating point and complex dtypes")
-        x = self
-        axes = O.norm_axes(dim, x.ndim)
-        n = x.numel() if axes is None else math.prod(x.shape[a] for a in axes)
-        centred = x - x.mean(dim, keepdim=True)
-        return (centred * centred).sum(dim, keepdim) / max(n - correction, 0)
+        return apply(O.VAR, self, axis=dim, keepdims=keepdim, correction=correction)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
             keepdims=None) -> Tensor:  # fmt: skip
@@ -1498,12 +1512,12 @@ class Tensor:
     def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
         """True where every element along ``dim`` is nonzero."""
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-        return _wrap(self._data.astype(bool).all(axis=dim, keepdims=keepdim))
+        return _wrap_array(self._data, self._data.astype(bool).all(axis=dim, keepdims=keepdim))
 
     def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
         """True where some element along ``dim`` is nonzero."""
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-        return _wrap(self._data.astype(bool).any(axis=dim, keepdims=keepdim))
+        return _wrap_array(self._data, self._data.astype(bool).any(axis=dim, keepdims=keepdim))
 
     def count_nonzero(self, dim=None) -> Tensor:
         """The number of nonzero elements along ``dim``."""
@@ -1594,6 +1608,8 @@ class Tensor:
 
     def permute(self, *dims: Any) -> Tensor:
         """The dimensions in the order ``dims``."""
+        if not dims:
+            raise TypeError('permute() missing 1 required positional arguments: "dims"')
         dims = _sizes(dims, "permute: dims")
         n = self.ndim
         if len(dims) != n or sorted(d % max(n, 1) for d in dims) != list(range(n)):
@@ -1749,6 +1765,10 @@ class Tensor:
     def flip(self, *dims: Any) -> Tensor:
         """The elements in reverse order along ``dims``."""
         dims = _sizes(dims, "flip: dims")
+        if self.ndim == 0:
+            for d in dims:
+                _one_dim(d, 0)
+            return self.clone()
         index = [slice(None)] * self.ndim
         for d in dims:
             index[_one_dim(d, self.ndim)] = slice(None, None, -1)
@@ -1762,14 +1782,21 @@ class Tensor:
         )
         if index.dtype.kind not in "iu":
             raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype}")
+        if self.ndim == 0 and index.ndim <= 1:  # a 0-d tensor gathers as a 1-element one
+            _one_dim(dim, 0)
+            return self.reshape(1).gather(0, index.reshape(-1)).reshape(index.shape)
         if index.ndim != self.ndim:
             raise RuntimeError(
                 "Index tensor must have the same number of dimensions as input tensor "
                 f"({index.ndim} and {self.ndim})"
             )
         d = _one_dim(dim, self.ndim)
+        size = self.shape[d]
+        if index.size and not (0 <= int(index.min()) and int(index.max()) < size):
+            bad = int(index.min()) if int(index.min()) < 0 else int(index.max())
+            raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
         xp = backend.array_module_of(index)
-        grid = list(xp.ogrid[tuple(slice(n) for n in index.shape)]) if index.ndim else []
+        grid = list(xp.ogrid[tuple(slice(n) for n in index.shape)])
         grid[d] = index
         return self[tuple(grid)]
 
@@ -1910,6 +1937,15 @@ class Tensor:
 
     def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self -= alpha * other, in place."""
+        if (
+            type(other) is bool
+            or self._data.dtype.kind == "b"
+            or (isinstance(other, Tensor) and other._data.dtype.kind == "b")
+        ):
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
         if self._recorded("sub_", other):
             return self._record("sub_", lambda t: t.sub(other, alpha=alpha), False)
         return self._inplace("sub_", "subtract", other if alpha == 1 else _scaled(other, alpha))
@@ -1957,7 +1993,14 @@ class Tensor:
         value = src._data if isinstance(src, Tensor) else src
         if not (backend.is_array(value) or backend.looks_like_cupy(value)):
             value = np.asarray(value)
+            if value.dtype == object:
+                raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
         value = backend.to_device(value, self.device)
+        if value.ndim > self._data.ndim:  # numpy drops leading 1s; PyTorch never broadcasts self
+            raise RuntimeError(
+                f"copy_: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(value.shape)}"
+            )
         try:
             self._data[...] = value
         except ValueError as e:
@@ -2050,8 +2093,18 @@ class Tensor:
             raise IndexError(
                 f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
             ) from None
-        except ValueError as e:
-            raise RuntimeError(f"__setitem__: cannot assign into shape {self.shape}: {e}") from None
+        except (ValueError, TypeError) as e:
+            # numpy refuses a value with leading 1s beyond the selection's dims (under a mask);
+            # PyTorch drops them
+            selected = self._data[idx].shape
+            fitted = _drop_leading_ones(v, len(selected)) if backend.is_array(v) else v
+            if fitted is v or np.ndim(fitted) > len(selected):
+                raise RuntimeError(
+                    f"__setitem__: shape mismatch: value of shape {tuple(np.shape(v))} cannot be "
+                    f"broadcast to indexing result of shape {tuple(selected)}: {e}"
+                ) from None
+            self.__setitem__(index, fitted)
+            return
         self._bump()
 
 
@@ -2157,6 +2210,16 @@ def _overwrite(t: Tensor, value: Any) -> Tensor:
     return where(_wrap(xp.zeros(t.shape, dtype=bool)), t, value)
 
 
+def _drop_leading_ones(value: Any, ndim: int) -> Any:
+    """``value`` (an array or a tensor) without the leading dimensions of size 1 that it has
+    beyond ``ndim``: PyTorch's index assignment drops them before broadcasting."""
+    shape = tuple(value.shape)
+    k = 0
+    while len(shape) - k > ndim and shape[k] == 1:
+        k += 1
+    return value.reshape(shape[k:]) if k else value
+
+
 def _index_put(target: Tensor, index: Any, idx: Any, value: Any) -> Any:
     """The computation of ``target[index] = value`` on the tape: a copy_slices of ``value``
     (broadcast and cast to the target) at the indexed positions."""
@@ -2166,21 +2229,24 @@ def _index_put(target: Tensor, index: Any, idx: Any, value: Any) -> Any:
     except IndexError as e:
         raise IndexError(f"index {index!r:.80} is invalid for shape {target.shape}: {e}") from None
     value = _lift(value, target).to(target.device)._cast(target.dtype)
+    fitted = _drop_leading_ones(value, positions.ndim)
     try:
-        value = value.expand(*positions.shape) if value.ndim <= positions.ndim else value
-        value = value.reshape(positions.shape)
+        if fitted.ndim > positions.ndim:
+            raise RuntimeError("more dims than the indexing result")
+        value = fitted.expand(*positions.shape)
     except RuntimeError as e:
         raise RuntimeError(
-            f"__setitem__: cannot assign shape {value.shape} into shape {positions.shape}: {e}"
+            f"__setitem__: shape mismatch: value of shape {list(value.shape)} cannot be broadcast "
+            f"to indexing result of shape {list(positions.shape)}: {e}"
         ) from None
     flat = positions.reshape(-1)
     unique, last = xp.unique(flat[::-1], return_index=True)
+    take = None
     if unique.size != flat.size:  # repeated positions: the last write wins, as in numpy
-        keep_at = flat.size - 1 - last
-        positions, value = flat[keep_at], value.reshape(-1)[keep_at]
+        take = flat.size - 1 - last
     keep = xp.ones(target.shape, dtype=bool)
-    keep.reshape(-1)[positions.reshape(-1)] = False
-    return lambda t: apply(O.COPY_SLICES, t, value, positions=positions, keep=keep)
+    keep.reshape(-1)[flat] = False
+    return lambda t: apply(O.COPY_SLICES, t, value, positions=positions, keep=keep, take=take)
 
 
 # ---------------------------------------------------------------- helpers of the methods

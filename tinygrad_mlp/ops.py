@@ -795,6 +795,39 @@ MEAN = register(
 )
 
 
+def _centred(x, axes, n):
+    # NOTE: the deviations from the mean, centred a second time: the first mean is off by a
+    # rounding, the second pass makes equal values deviate by exactly 0 (their variance is
+    # exactly 0, as PyTorch's Welford sums give)
+    centred = x - x.sum(axis=axes, keepdims=True) / max(n, 1)
+    return centred - centred.sum(axis=axes, keepdims=True) / max(n, 1)
+
+
+def _var(ns, x, axis=None, keepdims=False, correction=1):
+    axes = norm_axes(axis, x.ndim)
+    n = math.prod(x.shape) if axes is None else math.prod(x.shape[a] for a in axes)
+    centred = _centred(x, axes, n)
+    dof = max(n - correction, 0)  # NOTE: 0 degrees of freedom give inf or NaN, as PyTorch
+    return (centred * centred).sum(axis=axes, keepdims=keepdims) / dof, (x, axes, keepdims, n, dof)
+
+
+def _var_vjp(ns, g, saved, needs):
+    # d var / dx_i = 2 (x_i - mean) / (n - correction): the deviations sum to 0, so the mean's
+    # own derivative drops out (and an infinite g does not make inf - inf), as PyTorch's rule
+    x, axes, keepdims, n, dof = saved
+    centred = _centred(x, axes, n)
+    return (_expand(ns, g, axes, keepdims) * centred * (2 / dof if dof else math.inf),)
+
+
+VAR = register(
+    "var",
+    _var,
+    _var_vjp,
+    1,
+    Sample(shapes=lambda n, m: ((n, m + 1),), params=lambda s: {"axis": -1, "keepdims": False}),
+)
+
+
 def _amax(ns, x, axis=None, keepdims=False):
     axes = norm_axes(axis, x.ndim)
     top = ns.amax(x, axes, True)
@@ -838,6 +871,8 @@ def _prod_vjp(ns, g, saved, needs):
     out = _expand(ns, out, axes, keepdims).reshape(others.shape)
     g = _expand(ns, g, axes, keepdims).reshape(others.shape)
     grad = ns.where(zero, others * (zeros == 1), out / safe)
+    if axes is None:  # NOTE: PyTorch's product of all elements gives exact zeros at two or
+        return (ns.where(zeros > 1, 0.0, g * grad),)  # more zeros, whatever g is (inf, NaN)
     return (g * grad,)
 
 
@@ -964,15 +999,20 @@ def _copy_slices_rule(ns, g, saved, needs):
     )
 
 
-def _copy_slices(ns, base, value, positions=None, keep=None):
+def _copy_slices(ns, base, value, positions=None, keep=None, take=None):
     # base with value written at the flat positions (keep is False exactly there): PyTorch's
     # CopySlices, the new history of a base written through a view or by index assignment;
-    # without positions, value is written over all of base
+    # without positions, value is written over all of base. Where positions repeat, ``take``
+    # lists the (flat) entries of value that are written, the last one at each position; the
+    # rule still hands every entry the gradient at its position, as PyTorch's index_put does
     if positions is None:
         keep = np.zeros(tuple(base.shape), dtype=bool)
         positions = np.arange(keep.size).reshape(keep.shape)
-    written = ns.scatter(value, positions, (keep.size,)).reshape(keep.shape)
-    return ns.where(keep, base, written), (positions, keep)
+    if take is None:
+        written = ns.scatter(value, positions, (keep.size,))
+    else:
+        written = ns.scatter(value.reshape(-1)[take], positions.reshape(-1)[take], (keep.size,))
+    return ns.where(keep, base, written.reshape(keep.shape)), (positions, keep)
 
 
 def _slices_sample(shapes):
