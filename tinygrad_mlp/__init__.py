@@ -1,11 +1,14 @@
 """tinygrad_mlp: a small, fast reverse-mode autodiff framework for neural networks."""
 
+# The autograd package first: the Tensor module imports its grad modes (which import nothing of
+# ours), and the package's other modules import the Tensor module.
+from . import autograd  # isort: split
+
 from . import (
     _functions,
     _method_functions,
     _tensor_maths,
     accelerator,
-    autograd,
     backend,
     backends,
     cuda,

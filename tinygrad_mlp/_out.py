@@ -8,8 +8,8 @@ import inspect
 import warnings
 from typing import Any
 
-from ._grad_mode import is_grad_enabled, no_grad
 from ._tensor import Tensor, _kind_rank
+from .autograd.grad_mode import is_grad_enabled, no_grad
 
 __all__ = ["OUT_FUNCTIONS", "with_out"]
 

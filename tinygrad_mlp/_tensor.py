@@ -16,8 +16,8 @@ from typing import Any
 from . import backend
 from . import ops as O
 from ._dtype import Size, wrap_dtype
-from ._grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
 from ._printing import backward_name, tensor_repr
+from .autograd.grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
 from .backend import np
 
 __all__ = [

@@ -48,9 +48,9 @@ from typing import Any
 
 from . import _tensor, backend
 from . import ops as O
-from ._grad_mode import _Mode, no_grad
 from ._tensor import Tensor, _wrap
 from .autograd import engine
+from .autograd.grad_mode import _Mode, no_grad
 from .backend import np
 
 __all__ = ["compile", "CompiledFunction", "CompiledModule"]

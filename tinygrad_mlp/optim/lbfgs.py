@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._grad_mode import enable_grad
+from ..autograd.grad_mode import enable_grad
 from ..backend import array_module_of
 from .optimizer import Optimizer, _non_negative
 
