@@ -133,6 +133,21 @@ def test_in_place_updates_write_device_memory():
     np.testing.assert_array_equal(a.get(), [-1.0, 5.0, 6.0, 7.0])
 
 
+def test_the_simulation_is_registered_with_the_backend_not_imported_by_it(monkeypatch):
+    from tinygrad_mlp import backend
+
+    assert backend._simulations["cuda"] is cp  # importing the package registers it
+    monkeypatch.setenv("TINYGRAD_MLP_SIMULATE_CUDA", "1")
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_simulations", {})
+    with pytest.raises(RuntimeError, match="no simulated 'cuda' device is registered"):
+        backend.get_array_module("cuda")
+    backend.register_simulated_device("cuda", cp)
+    assert backend.get_array_module("cuda") is cp
+    with pytest.raises(ValueError, match="'tpu'"):
+        backend.register_simulated_device("tpu", cp)
+
+
 def test_backend_selects_the_simulation_with_the_environment_variable(monkeypatch):
     from tinygrad_mlp import backend
 

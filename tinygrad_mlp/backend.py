@@ -31,6 +31,18 @@ DEVICES = ("cpu", "cuda")
 _CUDA_INSTALL_HINT = 'install the CUDA extra with: pip install -e ".[cuda]"'
 
 _cupy: Any = None  # the imported cupy module, once asked for
+# Array modules that simulate a device's own (CuPy's, for 'cuda') when
+# TINYGRAD_MLP_SIMULATE_CUDA=1, by device name; a simulation registers itself on import
+# (``tinygrad_mlp.testing.simulated_cuda``, which ``tinygrad_mlp.testing`` imports).
+_simulations: dict[str, Any] = {}
+
+
+def register_simulated_device(name: str, module: Any) -> None:
+    """Use ``module`` (CuPy's interface on the host) as device ``name``'s array module whenever
+    ``TINYGRAD_MLP_SIMULATE_CUDA=1``."""
+    if name != "cuda":
+        raise ValueError(f"only device 'cuda' can be simulated, not {name!r}")
+    _simulations[name] = module
 
 
 def _normalise_device(device: str | None) -> str:
@@ -54,9 +66,12 @@ def _load_cupy() -> Any:
         return _cupy
     if os.environ.get("TINYGRAD_MLP_SIMULATE_CUDA") == "1":
         # NOTE: a SIMULATION of CuPy on numpy for CPU-only CI; it never counts as a GPU result
-        from .testing import simulated_cuda
-
-        _cupy = simulated_cuda
+        if "cuda" not in _simulations:
+            raise RuntimeError(
+                "TINYGRAD_MLP_SIMULATE_CUDA=1, but no simulated 'cuda' device is registered; "
+                "import tinygrad_mlp.testing.simulated_cuda"
+            )
+        _cupy = _simulations["cuda"]
         return _cupy
     try:
         import cupy
@@ -158,7 +173,7 @@ def to_numpy(array: Any) -> np.ndarray:
 def looks_like_cupy(obj: Any) -> bool:
     """True for a CuPy array even before this module has imported CuPy."""
     module = type(obj).__module__
-    return module.startswith("cupy") or module == "tinygrad_mlp.testing.simulated_cuda"
+    return module.startswith("cupy") or any(module == m.__name__ for m in _simulations.values())
 
 
 def _checked_seed(seed: Any) -> int:

@@ -6,6 +6,7 @@ element that disagree. ``tinygrad_mlp.testing.strategies`` (needs Hypothesis) dr
 ``@given`` tests and runs the check on each with ``check_backprop_property``.
 """
 
+from . import simulated_cuda  # noqa: F401  (registers the simulated 'cuda' device with the backend)
 from .backprop import BackpropReport, ParamReport, check_backprop
 
 __all__ = ["check_backprop", "check_backprop_property", "BackpropReport", "ParamReport"]

@@ -5,7 +5,8 @@ no CUDA kernel and checks no GPU numerics. It exists so that CPU-only CI can run
 suite with ``device="cuda"`` and catch the bugs that only show on a device: host and device
 arrays mixed in one expression, numpy called on device data, a target, a constant or a random
 draw left on the host. Select it with the environment variable ``TINYGRAD_MLP_SIMULATE_CUDA=1``
-(``tinygrad_mlp.backend._load_cupy`` then returns this module instead of importing CuPy), e.g.::
+(this module registers itself with ``tinygrad_mlp.backend`` on import, and the backend then
+returns it instead of importing CuPy), e.g.::
 
     TINYGRAD_MLP_DEVICE=cuda TINYGRAD_MLP_SIMULATE_CUDA=1 python -m pytest
 
@@ -33,10 +34,13 @@ from __future__ import annotations
 
 import builtins
 import operator
+import sys
 import types
 from typing import Any
 
 import numpy as np
+
+from ..backend import register_simulated_device as _register_simulated_device
 
 __all__ = ["SIMULATED", "SimulatedArray", "ndarray", "asarray", "array", "asnumpy"]
 
@@ -421,3 +425,6 @@ def broadcast_to(array: Any, shape: Any) -> SimulatedArray:
     host = _unwrap(array)
     out = np.broadcast_to(host, shape)
     return SimulatedArray(np.lib.stride_tricks.as_strided(host, out.shape, out.strides))
+
+
+_register_simulated_device("cuda", sys.modules[__name__])
