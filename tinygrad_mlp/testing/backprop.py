@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._tensor import Tensor
+from ..autograd import grad
+from ..autograd.grad_mode import no_grad
 from ..backend import np
 
 __all__ = ["check_backprop", "BackpropReport", "ParamReport"]
@@ -158,8 +160,6 @@ def _hand_gradients(backward, keys, arrays, kind, args) -> list[np.ndarray]:
 
 
 def _autodiff_gradients(forward, keys, arrays, kind, args) -> tuple[float, list[np.ndarray]]:
-    from .. import autograd
-
     tensors = [Tensor(a, requires_grad=True, dtype=a.dtype) for a in arrays]
     try:
         loss = forward(_rebuild(keys, tensors, kind), *args)
@@ -179,7 +179,7 @@ def _autodiff_gradients(forward, keys, arrays, kind, args) -> tuple[float, list[
     if not loss.requires_grad:
         grads = [np.zeros_like(a) for a in arrays]
     else:
-        found = autograd.grad(loss, tensors, allow_unused=True)
+        found = grad(loss, tensors, allow_unused=True)
         grads = [
             np.zeros_like(a) if g is None else np.asarray(g, dtype=np.float64).reshape(a.shape)
             for a, g in zip(arrays, found, strict=True)
@@ -190,10 +190,8 @@ def _autodiff_gradients(forward, keys, arrays, kind, args) -> tuple[float, list[
 def _loss_function(forward, keys, kind, args) -> Callable[[list[np.ndarray]], float]:
     """The loss as a float of parameter arrays, evaluated on Tensors outside the graph."""
 
-    import tinygrad_mlp
-
     def loss(values: list[np.ndarray]) -> float:
-        with tinygrad_mlp.no_grad():
+        with no_grad():
             out = forward(_rebuild(keys, [Tensor(v, dtype=v.dtype) for v in values], kind), *args)
         return float(np.asarray(out, dtype=np.float64).reshape(()))
 
