@@ -5,8 +5,8 @@
 from . import autograd  # isort: split
 
 from . import (
-    _functions,
-    _method_functions,
+    _creation,
+    _function_forms,
     _tensor_maths,
     accelerator,
     backend,
@@ -24,10 +24,10 @@ from . import (
     viz,
 )
 from . import numpy as numpy  # the differentiable numpy namespace (tm.numpy)
+from ._creation import *  # noqa: F403  (tm.tensor, tm.zeros, tm.rand, tm.cat, ...)
 from ._device import device
 from ._dtype import Size, dtype, wrap_dtype
-from ._functions import *  # noqa: F403  (tm.zeros, tm.cat, ...: PyTorch's top level)
-from ._method_functions import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
+from ._function_forms import *  # noqa: F403  (tm.exp(x), tm.sum(x, dim), ...)
 from ._out import OUT_FUNCTIONS, with_out
 from ._printing import set_printoptions
 from ._sampling import bincount, histc, histogram, multinomial
@@ -90,8 +90,8 @@ for _name in OUT_FUNCTIONS:
 
 __version__ = "0.1.0"
 __all__ = [
-    *_functions.__all__,
-    *_method_functions.__all__,
+    *_creation.__all__,
+    *_function_forms.__all__,
     *_tensor_maths.__all__,
     "Tensor",
     "Size",

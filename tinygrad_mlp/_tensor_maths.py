@@ -14,7 +14,7 @@ from typing import Any
 
 from . import backend
 from . import ops as O
-from ._method_functions import _method_function
+from ._function_forms import _method_function
 from ._tensor import (
     Tensor,
     _as_float,
@@ -52,7 +52,7 @@ def _tensor(x: Any, like: Tensor | None = None) -> Tensor:
         return x
     if like is not None:
         return _lift(x, like)
-    from ._functions import tensor
+    from ._creation import tensor
 
     return tensor(x)
 
@@ -213,7 +213,7 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
 
 
 def _cat(parts: Sequence[Tensor], dim: int) -> Tensor:
-    from ._functions import cat
+    from ._creation import cat
 
     return cat(list(parts), dim)
 

@@ -228,7 +228,7 @@ def qr(A: Any, mode: str = "reduced") -> Any:
 
 
 def _cat_last(a: Tensor, b: Tensor) -> Tensor:
-    from ._functions import cat
+    from ._creation import cat
 
     return cat([a, b], -1)
 

@@ -27,8 +27,8 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
-from ._functions import cat as _cat
-from ._functions import stack as _stack
+from ._creation import cat as _cat
+from ._creation import stack as _stack
 from ._tensor import Tensor
 from ._tensor import where as _where
 from .backend import array_module_of

@@ -118,7 +118,7 @@ def jacobian(func: Callable, inputs: Any, create_graph: bool = False, strict: bo
                     per_input[k].append(g)
             blocks = []
             for k, t in enumerate(ins):
-                from .._functions import stack, zeros
+                from .._creation import stack, zeros
 
                 if per_input[k]:
                     block = stack(per_input[k]).reshape(*o.shape, *t.shape)

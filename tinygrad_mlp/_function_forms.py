@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._functions import tensor
+from ._creation import tensor
 from ._tensor import Tensor, _lift
 
 

@@ -1,5 +1,7 @@
-"""The ``tm.*`` functions of PyTorch's top level: factories, joins and the functional forms
-of the Tensor methods (``tm.exp(x)`` is ``x.exp()``)."""
+"""Creating tensors: ``tm.tensor``, ``as_tensor``, ``from_numpy``, the factories (``zeros``,
+``arange``, ``eye``, ``*_like``) and the random ones (``rand``, ``randn``, ``randint``,
+``randperm``); joining them (``cat``, ``stack``); and the few top-level functions that go with
+them (``where``, ``matmul``, ``allclose``, ``isclose``, ``equal``, ``numel``)."""
 
 from __future__ import annotations
 
