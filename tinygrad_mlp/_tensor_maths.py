@@ -12,7 +12,7 @@ from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any
 
-from . import backend
+from . import _creation, backend
 from . import ops as O
 from ._function_forms import _method_function
 from ._tensor import (
@@ -52,9 +52,7 @@ def _tensor(x: Any, like: Tensor | None = None) -> Tensor:
         return x
     if like is not None:
         return _lift(x, like)
-    from ._creation import tensor
-
-    return tensor(x)
+    return _creation.tensor(x)
 
 
 def _int_array(name: str, index: Any, device: str) -> Any:
@@ -213,9 +211,7 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
 
 
 def _cat(parts: Sequence[Tensor], dim: int) -> Tensor:
-    from ._creation import cat
-
-    return cat(list(parts), dim)
+    return _creation.cat(list(parts), dim)
 
 
 # ---------------------------------------------------------------- sorting and selection

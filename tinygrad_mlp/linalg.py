@@ -9,6 +9,7 @@ from collections import namedtuple
 from typing import Any
 
 from . import ops as O
+from ._creation import cat
 from ._tensor import Tensor, _as_float, _lift, _one_dim, _wrap, apply, where
 from ._tensor_maths import _tensor, _xp
 from .backend import LinAlgError, np, to_device
@@ -228,8 +229,6 @@ def qr(A: Any, mode: str = "reduced") -> Any:
 
 
 def _cat_last(a: Tensor, b: Tensor) -> Tensor:
-    from ._creation import cat
-
     return cat([a, b], -1)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ._tensor import Tensor
+from .nn import Module, Parameter
 from .serialization import _atomic_write, _fspath
 
 __all__ = ["to_dot", "draw", "graph_of"]
@@ -71,8 +72,6 @@ def graph_of(outputs: Sequence[Tensor], stop: Iterable[int] = ()) -> list[Tensor
 def _auto_names(leaves: list[Tensor]) -> dict[int, str]:
     """Names of the parameters among ``leaves``, as the state_dict of the outermost module that
     holds each one names them (the live modules are found through the garbage collector)."""
-    from .nn import Module, Parameter
-
     wanted = {id(t) for t in leaves if isinstance(t, Parameter)}
     if not wanted:
         return {}

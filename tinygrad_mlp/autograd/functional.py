@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._creation import stack, zeros
 from .._tensor import Tensor
 from .engine import grad
 from .grad_mode import enable_grad
@@ -118,8 +119,6 @@ def jacobian(func: Callable, inputs: Any, create_graph: bool = False, strict: bo
                     per_input[k].append(g)
             blocks = []
             for k, t in enumerate(ins):
-                from .._creation import stack, zeros
-
                 if per_input[k]:
                     block = stack(per_input[k]).reshape(*o.shape, *t.shape)
                 else:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from ... import distributed as dist
 from ...backend import np
 
 __all__ = ["DistributedSampler"]
@@ -31,8 +32,6 @@ class DistributedSampler:
         drop_last: bool = False,
     ) -> None:
         if num_replicas is None or rank is None:
-            from ... import distributed as dist
-
             if not dist.is_initialized():
                 raise RuntimeError(
                     "DistributedSampler: pass num_replicas and rank, or call "
