@@ -14,9 +14,9 @@
 #   info       nvidia-smi, Python, numpy, CuPy (if importable)
 #   install    pip install -e ".[cuda,dev]" (from $WHEELS with --no-index when that folder exists,
 #              since the GPU machine may not reach the package index); skipped if CuPy imports
-#   test_cuda  python -m pytest tests/test_cuda.py (CuPy's own tests; none may be skipped)
+#   test_cuda  python -m pytest tests/device/test_cuda.py (CuPy's own tests; none may be skipped)
 #   suite      the suite with device "cuda": the files CI runs on the simulated device (all
-#              but tests/test_compile.py), stopping at the first failure
+#              but tests/compile/test_compile.py), stopping at the first failure
 #   bench      python benchmarks/bench.py --device cuda --only mnist (MNIST epoch vs torch CUDA)
 #   wide       a 784-4096-4096-10 epoch (batch 128) through tinygrad_mlp and its GEMM floor:
 #              the same matrix products alone, timed with CuPy (target: epoch <= 1.3 x floor)
@@ -56,13 +56,13 @@ step_install() {
 }
 
 step_test_cuda() {
-    run_step test_cuda 60 python -m pytest tests/test_cuda.py -q -rs -p no:cacheprovider
+    run_step test_cuda 60 python -m pytest tests/device/test_cuda.py -q -rs -p no:cacheprovider
 }
 
 step_suite() {
     # the simulated-device run of .ci/run, on the real device; -x stops at the first failure
     TINYGRAD_MLP_DEVICE=cuda run_step suite 300 python -m pytest -x -q -p no:cacheprovider \
-        --ignore=tests/test_compile.py
+        --ignore=tests/compile/test_compile.py
 }
 
 step_bench() {

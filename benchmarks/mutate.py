@@ -1,5 +1,5 @@
 """Mutation check of the test suite: spoil each registered derivative rule in turn and make sure
-the registry checks of tests/test_registry.py catch it.
+the registry checks of tests/ops/test_registry.py catch it.
 
 For every op in ``ops.OPS`` and every input, the op's rule is wrapped so that this input's
 gradient is (a) scaled by 1.01, (b) negated, (c) for ops with two inputs of the same shape,
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tensors.py, strategies.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ops"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import test_registry as R  # noqa: E402

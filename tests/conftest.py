@@ -1,7 +1,7 @@
 """Test configuration: the Hypothesis profiles.
 
 `ci` (the default) is bounded and reproducible; `dev` draws more examples for local bug hunting.
-Pick one with HYPOTHESIS_PROFILE=dev; GPU tests detect CuPy themselves (tests/test_cuda.py).
+Pick one with HYPOTHESIS_PROFILE=dev; GPU tests detect CuPy themselves (tests/device/test_cuda.py).
 """
 
 from __future__ import annotations

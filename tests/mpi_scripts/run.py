@@ -2,7 +2,7 @@
 
 With no CHECK, every check but ``crash`` runs.
 
-Each check prints ``OK CHECK rank R`` on every rank that passes; tests/test_distributed.py
+Each check prints ``OK CHECK rank R`` on every rank that passes; tests/device/test_distributed.py
 launches them and reads the output. A failed assertion is an uncaught exception, which aborts
 the whole job (the process group's excepthook), so a failure never hangs.
 """

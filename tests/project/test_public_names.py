@@ -14,7 +14,7 @@ import tinygrad_mlp as tm
 
 torch = pytest.importorskip("torch")
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 MODULES = [
     "tinygrad_mlp",
     "tinygrad_mlp.nn",

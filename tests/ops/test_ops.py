@@ -66,7 +66,7 @@ def test_registry_is_not_empty_and_samples_fit_arity():
         assert op.arity in (None, len(shape_list)), name  # None: any number of inputs
 
 
-# Every op's gradients at every order: tests/test_registry.py.
+# Every op's gradients at every order: tests/ops/test_registry.py.
 
 
 @pytest.mark.parametrize("op", ALL_OPS, ids=[op.name for op in ALL_OPS])

@@ -16,7 +16,7 @@ import pytest
 
 from tinygrad_mlp.datasets import MNIST_FILES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # every Python block, in page order, with the page it stands on

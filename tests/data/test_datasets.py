@@ -372,7 +372,7 @@ def test_download_with_no_mirrors(tmp_path):
 
 
 def _real_mnist_folder():
-    candidates = [Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"]
+    candidates = [Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"]
     if os.environ.get("TINYGRAD_MLP_DATA"):
         candidates.insert(0, Path(os.environ["TINYGRAD_MLP_DATA"]) / "mnist")
     for folder in candidates:

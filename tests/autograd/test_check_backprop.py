@@ -502,7 +502,7 @@ def test_network_params_shapes(params):
 
 # ---------------------------------------------------------------- the example script
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "check_backprop.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "check_backprop.py"
 
 
 def _run_example(*args):

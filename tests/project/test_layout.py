@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1] / "tinygrad_mlp"
+ROOT = Path(__file__).resolve().parents[2] / "tinygrad_mlp"
 PACKAGE = "tinygrad_mlp"
 
 # Edges still allowed to close a cycle, each with the reason. Only the cycle between the Tensor

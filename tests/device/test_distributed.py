@@ -23,7 +23,7 @@ import tinygrad_mlp as tm
 from tinygrad_mlp import distributed as dist
 from tinygrad_mlp.utils.data import DistributedSampler
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "mpi_scripts" / "run.py"
 TIMEOUT = 120
 

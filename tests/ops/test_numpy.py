@@ -247,7 +247,7 @@ def _finite_difference(fn, arrays, eps=1e-6):
 @settings(max_examples=6)
 @given(data=st.data())
 def test_value_and_gradient(name, index, data):
-    assert index is not None, f"tinygrad_mlp.numpy.{name} has no case in tests/test_numpy.py"
+    assert index is not None, f"tinygrad_mlp.numpy.{name} has no case in tests/ops/test_numpy.py"
     case = CASES[name][index]
     arrays = [data.draw(_input(s, d), label=f"input {i}") for i, (s, d) in enumerate(case.inputs)]
     ours, theirs = _resolve(tnp, name), _resolve(numpy, name)

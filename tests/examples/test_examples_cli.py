@@ -18,7 +18,7 @@ import pytest
 
 import tinygrad_mlp as tm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
 HAVE_MNIST = all((MNIST_DIR / name).is_file() for name in tm.datasets.MNIST_FILES)

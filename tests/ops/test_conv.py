@@ -22,7 +22,7 @@ from tinygrad_mlp.nn import functional as F
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MNIST_DIR = Path(os.environ.get("TINYGRAD_MLP_DATA", ROOT.parent / "shared" / "datasets" / "mnist"))
 DRAWN = settings(max_examples=25, deadline=None)
 

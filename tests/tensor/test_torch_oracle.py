@@ -19,7 +19,7 @@ import tinygrad_mlp as tm
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 
 # name: (function of (lib, *inputs), input shapes, domain of the inputs)

@@ -19,7 +19,7 @@ import pytest
 
 import tinygrad_mlp as tm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # the README and the manual's pages (docs/*.md), where the numbers are quoted
 README = "\n".join(
     page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -17,7 +17,7 @@ import tinygrad_mlp as tm
 from tinygrad_mlp import functional as F
 from tinygrad_mlp import nn, viz
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "tests" / "scripts"
 MNIST = Path(os.environ.get("TINYGRAD_MLP_DATA") or ROOT.parent / "shared" / "datasets" / "mnist")
 
