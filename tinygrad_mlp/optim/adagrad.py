@@ -43,10 +43,7 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                state = self.state[p]
-                state["step"] = 0
-                xp = array_module_of(p._data)
-                state["sum"] = xp.full_like(p._data, group["initial_accumulator_value"])
+                self.state[p] = self._init_state(p._data, group)
 
     _hyper_checks = {
         **dict.fromkeys(
@@ -55,32 +52,20 @@ class Adagrad(Optimizer):
         "maximize": _flag,
     }
 
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        return {"step": 0, "sum": xp.full_like(param, group["initial_accumulator_value"])}
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adagrad update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-            weight_decay = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["sum"] = xp.full_like(data, group["initial_accumulator_value"])
-                state["step"] += 1
-                t = state["step"]
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                clr = lr / (1 + (t - 1) * lr_decay)
-                s = state["sum"]
-                s += g * g
-                std = xp.sqrt(s)
-                std += eps
-                data -= clr * (g / std)
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
+            xp = array_module_of(data)
+            clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+            s = state["sum"]
+            s += g * g
+            std = xp.sqrt(s)
+            std += group["eps"]
+            data -= clr * (g / std)
         return loss

@@ -215,6 +215,62 @@ class Optimizer:
         """Update every parameter that has a gradient; return the closure's loss if given one."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
 
+    # AdamW's decay; NAdam and RAdam take it from their group's "decoupled_weight_decay"
+    _decoupled_weight_decay = False
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        """A parameter's state before its first step (PyTorch's lazy set-up); {} keeps none."""
+        return {}
+
+    def _updates(self) -> Iterator[tuple[Any, Any, dict[str, Any], dict[str, Any]]]:
+        """(param, grad, state, group) for every parameter whose grad is not None, in order.
+
+        ``param`` and ``grad`` are backend arrays; the update writes ``param`` in place. Before
+        each is yielded, as in PyTorch's single-tensor steps: an empty state is set up by
+        ``_init_state``, its "step" (if it counts steps) goes up by one, the gradient is negated
+        for ``maximize``, and a non-zero ``weight_decay`` is applied, either as the L2 term
+        grad = grad + weight_decay * param or, decoupled, as param = param * (1 - lr * wd). The
+        grad yielded is the parameter's own gradient array only when neither applied; otherwise
+        it is a fresh array (an array, not a scalar, even for a 0-d parameter).
+        """
+        states = self.state._by_id
+        for group in self.param_groups:
+            maximize = group.get("maximize", False)
+            weight_decay = group.get("weight_decay", 0.0)
+            decoupled = self._decoupled_weight_decay or group.get("decoupled_weight_decay", False)
+            l2 = weight_decay != 0.0 and not decoupled
+            shrink = weight_decay != 0.0 and decoupled
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                g = grad._data
+                data = p._data
+                state = states.get(id(p))
+                if not state:
+                    state = self._init_state(data, group)
+                    if state:
+                        self.state[p] = state
+                if "step" in state:
+                    state["step"] += 1
+                if l2:
+                    # grad = wd * p - g if maximize else wd * p + g: the same bits as PyTorch's
+                    # (-g if maximize else g) + wd * p, in one fresh array
+                    decayed = data.copy()
+                    decayed *= weight_decay
+                    if maximize:
+                        decayed -= g
+                    else:
+                        decayed += g
+                    g = decayed
+                else:
+                    if shrink:
+                        data *= 1.0 - group["lr"] * weight_decay
+                    if maximize:
+                        g = g.copy()
+                        g *= -1.0
+                yield data, g, state, group
+
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of state and hyper-parameters, with parameters named by their index."""
         index_of: dict[int, int] = {}

@@ -50,46 +50,37 @@ class RMSprop(Optimizer):
         "maximize": _flag,
     }
 
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        state = {"step": 0, "square_avg": xp.zeros_like(param)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = xp.zeros_like(param)
+        if group["centered"]:
+            state["grad_avg"] = xp.zeros_like(param)
+        return state
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one RMSprop update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            weight_decay, momentum = group["weight_decay"], group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = xp.zeros_like(data)
-                    if momentum > 0:
-                        state["momentum_buffer"] = xp.zeros_like(data)
-                    if group["centered"]:
-                        state["grad_avg"] = xp.zeros_like(data)
-                state["step"] += 1
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                v = state["square_avg"]
-                v *= alpha
-                v += (1 - alpha) * g * g  # v = alpha v + (1 - alpha) g^2
-                if group["centered"]:
-                    m = state.setdefault("grad_avg", xp.zeros_like(data))
-                    m += (1 - alpha) * (g - m)  # PyTorch's lerp
-                    avg = xp.sqrt(v - m * m)
-                else:
-                    avg = xp.sqrt(v)
-                avg += eps
-                if momentum > 0:
-                    buf = state.setdefault("momentum_buffer", xp.zeros_like(data))
-                    buf *= momentum
-                    buf += g / avg
-                    data -= lr * buf
-                else:
-                    data -= lr * (g / avg)
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
+            lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+            xp = array_module_of(data)
+            v = state["square_avg"]
+            v *= alpha
+            v += (1 - alpha) * g * g  # v = alpha v + (1 - alpha) g^2
+            if group["centered"]:
+                m = state.setdefault("grad_avg", xp.zeros_like(data))
+                m += (1 - alpha) * (g - m)  # PyTorch's lerp
+                avg = xp.sqrt(v - m * m)
+            else:
+                avg = xp.sqrt(v)
+            avg += eps
+            if momentum > 0:
+                buf = state.setdefault("momentum_buffer", xp.zeros_like(data))
+                buf *= momentum
+                buf += g / avg
+                data -= lr * buf
+            else:
+                data -= lr * (g / avg)
         return loss
