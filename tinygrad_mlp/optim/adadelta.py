@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["Adadelta"]
 
@@ -29,16 +29,9 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "rho": lambda name, value: _unit(name, value),
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"rho": lambda name, value: _unit(name, value)}
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["Adagrad"]
 
@@ -32,25 +32,12 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = self._init_state(p._data, group)
 
-    _hyper_checks = {
-        **dict.fromkeys(
-            ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"), _non_negative
-        ),
-        "maximize": _flag,
-    }
+    _hyper_checks = dict.fromkeys(("lr_decay", "initial_accumulator_value"), _non_negative)
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

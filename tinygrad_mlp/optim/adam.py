@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _betas, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters
 
 __all__ = ["Adam", "AdamW"]
 
@@ -34,24 +34,7 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
-
-    _hyper_checks = {
-        "lr": _non_negative,
-        "betas": _betas,
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "amsgrad": _flag,
-        "maximize": _flag,
-    }
+        super().__init__(params, _hyper_parameters(locals()))
 
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
         group.setdefault("maximize", False)  # state saved before Adam had maximize

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _betas, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters
 
 __all__ = ["Adamax"]
 
@@ -30,16 +30,7 @@ class Adamax(Optimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
-
-    _hyper_checks = {
-        "lr": _non_negative,
-        "betas": _betas,
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "maximize": _flag,
-    }
+        super().__init__(params, _hyper_parameters(locals()))
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

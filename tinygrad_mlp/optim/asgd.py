@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative, _number
+from .optimizer import Optimizer, _hyper_parameters, _number
 
 __all__ = ["ASGD"]
 
@@ -31,19 +31,9 @@ class ASGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "lambd": _number,
-        "alpha": _number,
-        "t0": _number,
-        "weight_decay": _non_negative,
-        "maximize": _flag,
-    }
+    _hyper_checks = dict.fromkeys(("lambd", "alpha", "t0"), _number)
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

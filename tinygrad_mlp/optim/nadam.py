@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _betas, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["NAdam"]
 
@@ -36,26 +36,9 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "betas": _betas,
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "momentum_decay": _non_negative,
-        "decoupled_weight_decay": _flag,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"momentum_decay": _non_negative}
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

@@ -62,6 +62,19 @@ def _betas(name: str, value: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
+# the hyper-parameters that mean the same in every optimizer that takes them, and their checks
+_COMMON_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    **dict.fromkeys(("lr", "eps", "weight_decay", "momentum"), _non_negative),
+    "betas": _betas,
+    **dict.fromkeys(("maximize", "amsgrad", "decoupled_weight_decay"), _flag),
+}
+
+
+def _hyper_parameters(arguments: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's defaults from its ``__init__``'s ``locals()``: all but self and params."""
+    return {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
+
+
 def _step_count(index: int, value: Any) -> int:
     """The step counter of a loaded Adam state: a non-negative whole number."""
     if _is_array(value) and value.ndim == 0:
@@ -146,13 +159,16 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    # each hyper-parameter's check, in order: check(name, value) -> the normalised value
+    # the checks of this optimizer's own hyper-parameters, before _COMMON_CHECKS:
+    # check(name, value) -> the normalised value
     _hyper_checks: dict[str, Callable[[str, Any], Any]] = {}
 
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise a group's hyper-parameters (by ``_hyper_checks``)."""
-        for name, check in self._hyper_checks.items():
-            group[name] = check(name, group[name])
+        """Validate and normalise a group's hyper-parameters, those of ``defaults`` in order."""
+        for name in self.defaults:
+            check = self._hyper_checks.get(name) or _COMMON_CHECKS.get(name)
+            if check is not None:
+                group[name] = check(name, group[name])
         return group
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -294,8 +310,8 @@ class Optimizer:
                     }
         return {"state": state, "param_groups": groups}
 
-    def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
-        """Check one parameter's loaded state and copy its arrays to the parameter's device."""
+    def _check_state_names(self, index: int, entry: Any) -> None:
+        """A loaded parameter state must be a dict of names this optimizer keeps."""
         if not isinstance(entry, dict):
             raise ValueError(
                 f"state of parameter {index} must be a dict, got a {type(entry).__name__}"
@@ -306,6 +322,10 @@ class Optimizer:
                 f"state of parameter {index} has unknown entries {sorted(map(str, unknown))} "
                 f"for {type(self).__name__} (expected {sorted(self._state_names)})"
             )
+
+    def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
+        """Check one parameter's loaded state and copy its arrays to the parameter's device."""
+        self._check_state_names(index, entry)
         missing = self._required_state - set(entry)
         if entry and missing:
             raise ValueError(f"state of parameter {index} lacks entries {sorted(missing)}")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _betas, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters
 
 __all__ = ["RAdam"]
 
@@ -36,24 +36,7 @@ class RAdam(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
-
-    _hyper_checks = {
-        "lr": _non_negative,
-        "betas": _betas,
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "decoupled_weight_decay": _flag,
-        "maximize": _flag,
-    }
+        super().__init__(params, _hyper_parameters(locals()))
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative
+from .optimizer import Optimizer, _flag, _hyper_parameters, _non_negative
 
 __all__ = ["RMSprop"]
 
@@ -33,22 +33,9 @@ class RMSprop(Optimizer):
         centered: bool = False,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        **dict.fromkeys(("lr", "alpha", "eps", "weight_decay", "momentum"), _non_negative),
-        "centered": _flag,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"alpha": _non_negative, "centered": _flag}
 
     def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
         xp = array_module_of(param)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .optimizer import Optimizer, _flag, _non_negative, _number
+from .optimizer import Optimizer, _flag, _hyper_parameters, _number
 
 __all__ = ["SGD"]
 
@@ -31,24 +31,9 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "momentum": _non_negative,
-        "dampening": _number,
-        "weight_decay": _non_negative,
-        "nesterov": _flag,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"dampening": _number, "nesterov": _flag}
 
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
         group = super()._check_hyper(group)
