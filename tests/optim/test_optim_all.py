@@ -417,3 +417,103 @@ def test_trains_a_small_network(name):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(("name", "kw"), CASES, ids=IDS)
+def test_zero_dim_parameter_matches_torch(name, kw):
+    torch = pytest.importorskip("torch")
+    p = make_param(0.75)
+    tp = torch.tensor(0.75, dtype=torch.float64, requires_grad=True)
+    opt, topt = getattr(optim, name)([p], **kw), getattr(torch.optim, name)([tp], **kw)
+    rtol = {"NAdam": 1e-7, "ASGD": 1e-6}.get(name, 1e-10)  # torch's float32 scalars, as above
+    data = p._data
+    for i in range(8):
+        g = GRADS[i % len(GRADS)][0, i % 3] * (1 + i)
+        set_grad(p, g)
+        tp.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        topt.step()
+        assert p.shape == () and p._data is data
+        np.testing.assert_allclose(p.item(), tp.item(), rtol=rtol, atol=1e-13)
+    ours, theirs = opt.state_dict()["state"], topt.state_dict()["state"]
+    assert sorted(ours) == sorted(theirs)
+    for i, entry in theirs.items():
+        assert sorted(ours[i]) == sorted(entry)
+        for key, value in entry.items():
+            assert np.shape(ours[i][key]) == ()
+            np.testing.assert_allclose(np.asarray(ours[i][key]), value.numpy(), rtol=1e-6)
+
+
+def _to_torch(state_dict, torch):
+    """Our state_dict with each tensor turned into a torch tensor (the layout stays as it is)."""
+    state = {
+        i: {k: torch.tensor(v.numpy()) if isinstance(v, tm.Tensor) else v for k, v in e.items()}
+        for i, e in state_dict["state"].items()
+    }
+    return {"state": state, "param_groups": state_dict["param_groups"]}
+
+
+def _from_torch(state_dict, torch):
+    state = {
+        i: {k: tm.tensor(v.numpy()) if torch.is_tensor(v) else v for k, v in e.items()}
+        for i, e in state_dict["state"].items()
+    }
+    return {"state": state, "param_groups": state_dict["param_groups"]}
+
+
+@pytest.mark.parametrize(("name", "kw"), CASES, ids=IDS)
+def test_state_dict_loads_into_torch_and_back(name, kw):
+    """Three steps here, three in torch from our state, three here again from torch's state:
+    each side's state names and layout are the other's, and the steps agree with torch's."""
+    torch = pytest.importorskip("torch")
+    rtol = {"NAdam": 1e-7, "ASGD": 1e-6}.get(name, 1e-10)
+    make, tmake = getattr(optim, name), getattr(torch.optim, name)
+    ours = [make_param(), make_param(P0[0])]
+    theirs = [torch.tensor(P0, requires_grad=True), torch.tensor(P0[0], requires_grad=True)]
+    opt, topt = make(ours, **kw), tmake(theirs, **kw)
+    for i in range(9):
+        if i == 3:  # torch continues from our state
+            loaded = [torch.tensor(p.numpy(), requires_grad=True) for p in ours]
+            topt = tmake(loaded, **kw)
+            topt.load_state_dict(_to_torch(opt.state_dict(), torch))
+            theirs = loaded
+        if i == 6:  # and we continue from torch's
+            loaded = [make_param(p.detach().numpy()) for p in theirs]
+            opt = make(loaded, **kw)
+            opt.load_state_dict(_from_torch(topt.state_dict(), torch))
+            ours = loaded
+            assert opt.state_dict()["param_groups"][0]["lr"] == kw.get("lr", opt.defaults["lr"])
+        for j, (p, tp) in enumerate(zip(ours, theirs, strict=True)):
+            g = GRADS[i % len(GRADS)] * (1 + i)
+            g = g if j == 0 else g[1]
+            set_grad(p, g)
+            tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+        if i < 3:
+            continue  # before the hand-over both ran from scratch; test_update_matches_torch
+        for p, tp in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=rtol, atol=1e-13)
+    a, b = opt.state_dict()["state"], topt.state_dict()["state"]
+    assert sorted(a) == sorted(b) and all(sorted(a[i]) == sorted(b[i]) for i in a)
+
+
+@pytest.mark.parametrize("name", NAMES + ["LBFGS"])
+def test_every_hyper_parameter_is_checked(name):
+    from tinygrad_mlp.optim.optimizer import _COMMON_CHECKS
+
+    opt = getattr(optim, name)([make_param()])
+    unchecked = set(opt.defaults) - set(opt._hyper_checks) - set(_COMMON_CHECKS)
+    assert not unchecked, f"{name} has hyper-parameters without a check: {sorted(unchecked)}"
+
+
+@pytest.mark.parametrize(("name", "kw"), CASES, ids=IDS)
+def test_step_leaves_the_gradient_as_it_was(name, kw):
+    p = make_param()
+    opt = getattr(optim, name)([p], **kw)
+    for g in GRADS[:3]:
+        set_grad(p, g)
+        grad = p.grad._data
+        opt.step()
+        assert p.grad._data is grad
+        np.testing.assert_array_equal(p.grad.numpy(), g)

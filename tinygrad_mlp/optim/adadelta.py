@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["Adadelta"]
 
@@ -29,50 +29,28 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "rho": lambda name, value: _unit(name, value),
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"rho": lambda name, value: _unit(name, value)}
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        return {"step": 0, "square_avg": xp.zeros_like(param), "acc_delta": xp.zeros_like(param)}
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adadelta update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, rho, eps, weight_decay = (
-                group["lr"],
-                group["rho"],
-                group["eps"],
-                group["weight_decay"],
-            )
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = xp.zeros_like(data)
-                    state["acc_delta"] = xp.zeros_like(data)
-                state["step"] += 1
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                square, acc = state["square_avg"], state["acc_delta"]
-                square *= rho
-                square += (1 - rho) * g * g
-                delta = xp.sqrt(acc + eps) / xp.sqrt(square + eps) * g
-                acc *= rho
-                acc += (1 - rho) * delta * delta
-                data -= lr * delta
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
+            lr, rho, eps = group["lr"], group["rho"], group["eps"]
+            xp = array_module_of(data)
+            square, acc = state["square_avg"], state["acc_delta"]
+            square *= rho
+            square += (1 - rho) * g * g
+            delta = xp.sqrt(acc + eps) / xp.sqrt(square + eps) * g
+            acc *= rho
+            acc += (1 - rho) * delta * delta
+            data -= lr * delta
         return loss
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["Adagrad"]
 
@@ -32,55 +32,27 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
         for group in self.param_groups:
             for p in group["params"]:
-                state = self.state[p]
-                state["step"] = 0
-                xp = array_module_of(p._data)
-                state["sum"] = xp.full_like(p._data, group["initial_accumulator_value"])
+                self.state[p] = self._init_state(p._data, group)
 
-    _hyper_checks = {
-        **dict.fromkeys(
-            ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"), _non_negative
-        ),
-        "maximize": _flag,
-    }
+    _hyper_checks = dict.fromkeys(("lr_decay", "initial_accumulator_value"), _non_negative)
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        return {"step": 0, "sum": xp.full_like(param, group["initial_accumulator_value"])}
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adagrad update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-            weight_decay = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["sum"] = xp.full_like(data, group["initial_accumulator_value"])
-                state["step"] += 1
-                t = state["step"]
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                clr = lr / (1 + (t - 1) * lr_decay)
-                s = state["sum"]
-                s += g * g
-                std = xp.sqrt(s)
-                std += eps
-                data -= clr * (g / std)
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
+            xp = array_module_of(data)
+            clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+            s = state["sum"]
+            s += g * g
+            std = xp.sqrt(s)
+            std += group["eps"]
+            data -= clr * (g / std)
         return loss

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _betas, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters
 
 __all__ = ["Adamax"]
 
@@ -30,43 +30,24 @@ class Adamax(Optimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "betas": _betas,
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "maximize": _flag,
-    }
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        return {"step": 0, "exp_avg": xp.zeros_like(param), "exp_inf": xp.zeros_like(param)}
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one Adamax update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
+            lr, eps = group["lr"], group["eps"]
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = xp.zeros_like(data)
-                    state["exp_inf"] = xp.zeros_like(data)
-                state["step"] += 1
-                t = state["step"]
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                m, u = state["exp_avg"], state["exp_inf"]
-                m += (1 - beta1) * (g - m)
-                u *= beta2
-                xp.maximum(u, xp.abs(g) + eps, out=u)
-                data -= (lr / (1 - beta1**t)) * (m / u)
+            xp = array_module_of(data)
+            t = state["step"]
+            m, u = state["exp_avg"], state["exp_inf"]
+            m += (1 - beta1) * (g - m)
+            u *= beta2
+            xp.maximum(u, xp.abs(g) + eps, out=u)
+            data -= (lr / (1 - beta1**t)) * (m / u)
         return loss

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative, _number
+from .optimizer import Optimizer, _hyper_parameters, _number
 
 __all__ = ["ASGD"]
 
@@ -31,52 +31,29 @@ class ASGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "lambd": _number,
-        "alpha": _number,
-        "t0": _number,
-        "weight_decay": _non_negative,
-        "maximize": _flag,
-    }
+    _hyper_checks = dict.fromkeys(("lambd", "alpha", "t0"), _number)
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        return {"step": 0, "eta": float(group["lr"]), "mu": 1.0, "ax": xp.zeros_like(param)}
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one ASGD update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
             lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
-            weight_decay = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["eta"] = float(lr)
-                    state["mu"] = 1.0
-                    state["ax"] = xp.zeros_like(data)
-                state["step"] += 1
-                t = state["step"]
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                eta = state["eta"]
-                data *= 1 - lambd * eta
-                data -= eta * g
-                ax = state["ax"]
-                if state["mu"] != 1:
-                    ax += (data - ax) * state["mu"]
-                else:
-                    ax[...] = data
-                state["eta"] = lr / ((1 + lambd * lr * t) ** alpha)
-                state["mu"] = 1 / max(1, t - t0)
+            t = state["step"]
+            eta = state["eta"]
+            data *= 1 - lambd * eta
+            data -= eta * g
+            ax = state["ax"]
+            if state["mu"] != 1:
+                ax += (data - ax) * state["mu"]
+            else:
+                ax[...] = data
+            state["eta"] = lr / ((1 + lambd * lr * t) ** alpha)
+            state["mu"] = 1 / max(1, t - t0)
         return loss

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..autograd.grad_mode import enable_grad
 from ..backend import array_module_of
-from .optimizer import Optimizer, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["LBFGS"]
 
@@ -59,22 +59,12 @@ class LBFGS(Optimizer):
     ) -> None:
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        defaults = dict(
-            lr=lr,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change,
-            history_size=history_size,
-            line_search_fn=line_search_fn,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
 
     _hyper_checks = {
-        "lr": _non_negative,
         "max_iter": _positive_int,
         "max_eval": _positive_int,
         "tolerance_grad": _non_negative,
@@ -85,16 +75,7 @@ class LBFGS(Optimizer):
 
     def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
         """The saved state as it is: its vectors span all parameters, not one."""
-        if not isinstance(entry, dict):
-            raise ValueError(
-                f"state of parameter {index} must be a dict, got a {type(entry).__name__}"
-            )
-        unknown = set(entry) - self._state_names
-        if unknown:
-            raise ValueError(
-                f"state of parameter {index} has unknown entries {sorted(map(str, unknown))} "
-                f"for LBFGS (expected {sorted(self._state_names)})"
-            )
+        self._check_state_names(index, entry)
         return {name: _copied(value) for name, value in entry.items()}
 
     # ------------------------------------------------------------ the flat vector

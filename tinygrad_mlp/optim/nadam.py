@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _betas, _flag, _non_negative
+from .optimizer import Optimizer, _hyper_parameters, _non_negative
 
 __all__ = ["NAdam"]
 
@@ -36,65 +36,35 @@ class NAdam(Optimizer):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "betas": _betas,
-        "eps": _non_negative,
-        "weight_decay": _non_negative,
-        "momentum_decay": _non_negative,
-        "decoupled_weight_decay": _flag,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"momentum_decay": _non_negative}
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        zeros = xp.zeros_like
+        return {"step": 0, "mu_product": 1.0, "exp_avg": zeros(param), "exp_avg_sq": zeros(param)}
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one NAdam update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        # g arrives as -g if maximize, plus weight_decay * p or after p = p * (1 - lr * wd)
+        for data, g, state, group in self._updates():
+            lr, eps = group["lr"], group["eps"]
             beta1, beta2 = group["betas"]
             decay = group["momentum_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["mu_product"] = 1.0
-                    state["exp_avg"] = xp.zeros_like(data)
-                    state["exp_avg_sq"] = xp.zeros_like(data)
-                state["step"] += 1
-                t = state["step"]
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    if group["decoupled_weight_decay"]:
-                        data *= 1 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * data
-                mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
-                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
-                mu_product = float(state["mu_product"]) * mu
-                state["mu_product"] = mu_product
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m += (1 - beta1) * (g - m)
-                v *= beta2
-                v += (1 - beta2) * g * g
-                denom = xp.sqrt(v / (1 - beta2**t))
-                denom += eps
-                data -= (lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
-                data -= (lr * mu_next / (1.0 - mu_product * mu_next)) * (m / denom)
+            xp = array_module_of(data)
+            t = state["step"]
+            mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
+            mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
+            mu_product = float(state["mu_product"]) * mu
+            state["mu_product"] = mu_product
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m += (1 - beta1) * (g - m)
+            v *= beta2
+            v += (1 - beta2) * g * g
+            denom = xp.sqrt(v / (1 - beta2**t))
+            denom += eps
+            data -= (lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
+            data -= (lr * mu_next / (1.0 - mu_product * mu_next)) * (m / denom)
         return loss

@@ -62,6 +62,19 @@ def _betas(name: str, value: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
+# the hyper-parameters that mean the same in every optimizer that takes them, and their checks
+_COMMON_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    **dict.fromkeys(("lr", "eps", "weight_decay", "momentum"), _non_negative),
+    "betas": _betas,
+    **dict.fromkeys(("maximize", "amsgrad", "decoupled_weight_decay"), _flag),
+}
+
+
+def _hyper_parameters(arguments: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's defaults from its ``__init__``'s ``locals()``: all but self and params."""
+    return {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
+
+
 def _step_count(index: int, value: Any) -> int:
     """The step counter of a loaded Adam state: a non-negative whole number."""
     if _is_array(value) and value.ndim == 0:
@@ -146,13 +159,16 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    # each hyper-parameter's check, in order: check(name, value) -> the normalised value
+    # the checks of this optimizer's own hyper-parameters, before _COMMON_CHECKS:
+    # check(name, value) -> the normalised value
     _hyper_checks: dict[str, Callable[[str, Any], Any]] = {}
 
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
-        """Validate and normalise a group's hyper-parameters (by ``_hyper_checks``)."""
-        for name, check in self._hyper_checks.items():
-            group[name] = check(name, group[name])
+        """Validate and normalise a group's hyper-parameters, those of ``defaults`` in order."""
+        for name in self.defaults:
+            check = self._hyper_checks.get(name) or _COMMON_CHECKS.get(name)
+            if check is not None:
+                group[name] = check(name, group[name])
         return group
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -215,6 +231,62 @@ class Optimizer:
         """Update every parameter that has a gradient; return the closure's loss if given one."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
 
+    # AdamW's decay; NAdam and RAdam take it from their group's "decoupled_weight_decay"
+    _decoupled_weight_decay = False
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        """A parameter's state before its first step (PyTorch's lazy set-up); {} keeps none."""
+        return {}
+
+    def _updates(self) -> Iterator[tuple[Any, Any, dict[str, Any], dict[str, Any]]]:
+        """(param, grad, state, group) for every parameter whose grad is not None, in order.
+
+        ``param`` and ``grad`` are backend arrays; the update writes ``param`` in place. Before
+        each is yielded, as in PyTorch's single-tensor steps: an empty state is set up by
+        ``_init_state``, its "step" (if it counts steps) goes up by one, the gradient is negated
+        for ``maximize``, and a non-zero ``weight_decay`` is applied, either as the L2 term
+        grad = grad + weight_decay * param or, decoupled, as param = param * (1 - lr * wd). The
+        grad yielded is the parameter's own gradient array only when neither applied; otherwise
+        it is a fresh array (an array, not a scalar, even for a 0-d parameter).
+        """
+        states = self.state._by_id
+        for group in self.param_groups:
+            maximize = group.get("maximize", False)
+            weight_decay = group.get("weight_decay", 0.0)
+            decoupled = self._decoupled_weight_decay or group.get("decoupled_weight_decay", False)
+            l2 = weight_decay != 0.0 and not decoupled
+            shrink = weight_decay != 0.0 and decoupled
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                g = grad._data
+                data = p._data
+                state = states.get(id(p))
+                if not state:
+                    state = self._init_state(data, group)
+                    if state:
+                        self.state[p] = state
+                if "step" in state:
+                    state["step"] += 1
+                if l2:
+                    # grad = wd * p - g if maximize else wd * p + g: the same bits as PyTorch's
+                    # (-g if maximize else g) + wd * p, in one fresh array
+                    decayed = data.copy()
+                    decayed *= weight_decay
+                    if maximize:
+                        decayed -= g
+                    else:
+                        decayed += g
+                    g = decayed
+                else:
+                    if shrink:
+                        data *= 1.0 - group["lr"] * weight_decay
+                    if maximize:
+                        g = g.copy()
+                        g *= -1.0
+                yield data, g, state, group
+
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of state and hyper-parameters, with parameters named by their index."""
         index_of: dict[int, int] = {}
@@ -238,8 +310,8 @@ class Optimizer:
                     }
         return {"state": state, "param_groups": groups}
 
-    def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
-        """Check one parameter's loaded state and copy its arrays to the parameter's device."""
+    def _check_state_names(self, index: int, entry: Any) -> None:
+        """A loaded parameter state must be a dict of names this optimizer keeps."""
         if not isinstance(entry, dict):
             raise ValueError(
                 f"state of parameter {index} must be a dict, got a {type(entry).__name__}"
@@ -250,6 +322,10 @@ class Optimizer:
                 f"state of parameter {index} has unknown entries {sorted(map(str, unknown))} "
                 f"for {type(self).__name__} (expected {sorted(self._state_names)})"
             )
+
+    def _load_state_entry(self, index: int, entry: Any, param: Any) -> dict[str, Any]:
+        """Check one parameter's loaded state and copy its arrays to the parameter's device."""
+        self._check_state_names(index, entry)
         missing = self._required_state - set(entry)
         if entry and missing:
             raise ValueError(f"state of parameter {index} lacks entries {sorted(missing)}")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend import array_module_of
-from .optimizer import Optimizer, _flag, _non_negative
+from .optimizer import Optimizer, _flag, _hyper_parameters, _non_negative
 
 __all__ = ["RMSprop"]
 
@@ -33,63 +33,41 @@ class RMSprop(Optimizer):
         centered: bool = False,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        **dict.fromkeys(("lr", "alpha", "eps", "weight_decay", "momentum"), _non_negative),
-        "centered": _flag,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"alpha": _non_negative, "centered": _flag}
+
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        xp = array_module_of(param)
+        state = {"step": 0, "square_avg": xp.zeros_like(param)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = xp.zeros_like(param)
+        if group["centered"]:
+            state["grad_avg"] = xp.zeros_like(param)
+        return state
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one RMSprop update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            weight_decay, momentum = group["weight_decay"], group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad._data
-                data = p._data
-                xp = array_module_of(data)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = xp.zeros_like(data)
-                    if momentum > 0:
-                        state["momentum_buffer"] = xp.zeros_like(data)
-                    if group["centered"]:
-                        state["grad_avg"] = xp.zeros_like(data)
-                state["step"] += 1
-                if group["maximize"]:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * data
-                v = state["square_avg"]
-                v *= alpha
-                v += (1 - alpha) * g * g  # v = alpha v + (1 - alpha) g^2
-                if group["centered"]:
-                    m = state.setdefault("grad_avg", xp.zeros_like(data))
-                    m += (1 - alpha) * (g - m)  # PyTorch's lerp
-                    avg = xp.sqrt(v - m * m)
-                else:
-                    avg = xp.sqrt(v)
-                avg += eps
-                if momentum > 0:
-                    buf = state.setdefault("momentum_buffer", xp.zeros_like(data))
-                    buf *= momentum
-                    buf += g / avg
-                    data -= lr * buf
-                else:
-                    data -= lr * (g / avg)
+        # g arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, g, state, group in self._updates():
+            lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+            xp = array_module_of(data)
+            v = state["square_avg"]
+            v *= alpha
+            v += (1 - alpha) * g * g  # v = alpha v + (1 - alpha) g^2
+            if group["centered"]:
+                m = state.setdefault("grad_avg", xp.zeros_like(data))
+                m += (1 - alpha) * (g - m)  # PyTorch's lerp
+                avg = xp.sqrt(v - m * m)
+            else:
+                avg = xp.sqrt(v)
+            avg += eps
+            if momentum > 0:
+                buf = state.setdefault("momentum_buffer", xp.zeros_like(data))
+                buf *= momentum
+                buf += g / avg
+                data -= lr * buf
+            else:
+                data -= lr * (g / avg)
         return loss

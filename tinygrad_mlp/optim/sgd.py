@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .optimizer import Optimizer, _flag, _non_negative, _number
+from .optimizer import Optimizer, _flag, _hyper_parameters, _number
 
 __all__ = ["SGD"]
 
@@ -31,24 +31,9 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, _hyper_parameters(locals()))
 
-    _hyper_checks = {
-        "lr": _non_negative,
-        "momentum": _non_negative,
-        "dampening": _number,
-        "weight_decay": _non_negative,
-        "nesterov": _flag,
-        "maximize": _flag,
-    }
+    _hyper_checks = {"dampening": _number, "nesterov": _flag}
 
     def _check_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
         group = super()._check_hyper(group)
@@ -59,71 +44,41 @@ class SGD(Optimizer):
             )
         return group
 
+    def _init_state(self, param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        # as PyTorch, a momentum buffer only with momentum, taken from the first step's d
+        return {"momentum_buffer": None} if group["momentum"] != 0.0 else {}
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one SGD update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
-        states = self.state._by_id
-        for group in self.param_groups:
+        # d arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
+        for data, d, state, group in self._updates():
             lr = float(group["lr"])
             momentum = float(group["momentum"])
-            weight_decay = float(group["weight_decay"])
-            maximize = group["maximize"]
-            if momentum == 0.0 and weight_decay == 0.0 and not maximize:
-                # the common path: p = p - lr * g
-                for p in group["params"]:
-                    g = p.grad
-                    if g is not None:
-                        g = g._data
-                        data = p._data
-                        data -= lr * g
-                continue
-            dampening = float(group["dampening"])
-            nesterov = group["nesterov"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                g = g._data
-                data = p._data
-                # d = -g if maximize else g; d = d + wd * p (each a fresh array, never g itself)
-                fresh = True
-                # NOTE: copies then in-place ops: arithmetic on a 0-d array gives a numpy scalar,
-                # which the in-place updates of the momentum buffer below would only rebind
-                if weight_decay != 0.0:
-                    d = data.copy()
-                    d *= weight_decay
-                    if maximize:
-                        d -= g
-                    else:
-                        d += g
-                elif maximize:
-                    d = g.copy()
-                    d *= -1.0
+            # whether d is a fresh array that may be overwritten, or the gradient itself
+            fresh = group["weight_decay"] != 0.0 or group["maximize"]
+            if momentum != 0.0:
+                dampening = float(group["dampening"])
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = d.copy()  # first step: buf = d
                 else:
-                    d, fresh = g, False
-                if momentum != 0.0:
-                    state = states.get(id(p))
-                    buf = state.get("momentum_buffer") if state else None
-                    if buf is None:
-                        buf = d.copy()  # first step: buf = d
-                        self.state[p]["momentum_buffer"] = buf
+                    # buf = momentum * buf + (1 - dampening) * d
+                    buf *= momentum
+                    if dampening == 0.0:
+                        buf += d
                     else:
-                        # buf = momentum * buf + (1 - dampening) * d
-                        buf *= momentum
-                        if dampening == 0.0:
-                            buf += d
-                        else:
-                            buf += (1.0 - dampening) * d
-                    if nesterov:
-                        step_dir = buf * momentum  # d = d + momentum * buf
-                        step_dir += d
-                        d, fresh = step_dir, True
-                    else:
-                        d, fresh = buf, False  # d = buf
-                # p = p - lr * d
-                if fresh:
-                    d *= lr
-                    data -= d
+                        buf += (1.0 - dampening) * d
+                if group["nesterov"]:
+                    step_dir = buf * momentum  # d = d + momentum * buf
+                    step_dir += d
+                    d, fresh = step_dir, True
                 else:
-                    data -= lr * d
+                    d, fresh = buf, False  # d = buf
+            # p = p - lr * d
+            if fresh:
+                d *= lr
+                data -= d
+            else:
+                data -= lr * d
         return loss
