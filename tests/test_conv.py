@@ -188,6 +188,37 @@ def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
     )
 
 
+@pytest.mark.parametrize(
+    "shape, kernel",
+    [
+        ((2, 3, 8, 8), (2, 2)),
+        ((2, 3, 7, 9), (2, 2)),
+        ((3, 2, 9, 8), (3, 2)),
+        ((2, 2, 5, 7), (1, 3)),
+        ((2, 2, 7, 4), (3, 1)),
+        ((2, 3, 9), (3,)),
+        ((2, 3, 8), (2,)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_with_windows_side_by_side_matches_torch(shape, kernel, dtype):
+    # windows that tile the input (stride = kernel, no padding): ties among few distinct values
+    # (ReLU zeros and repeats), rows and columns left over, the channel-major memory order that
+    # a convolution's output has
+    x = np.maximum(np.round(_values(shape, 1) * 2), 0).astype(dtype)
+    x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
+    ours, theirs = {1: (F.max_pool1d, TF.max_pool1d), 2: (F.max_pool2d, TF.max_pool2d)}[
+        len(kernel)
+    ]
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else {}
+    compare(lambda a: ours(a, kernel), lambda a: theirs(a, kernel), [x], **tol)
+    out, idx = ours(tm.tensor(x), kernel, return_indices=True)
+    want, want_idx = theirs(torch.tensor(x), kernel, return_indices=True)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.numpy(), want.numpy())
+    np.testing.assert_array_equal(idx.numpy(), want_idx.numpy())
+
+
 def test_max_pool_propagates_nan_as_torch():
     x = _values((1, 1, 4, 4), 0)
     x[0, 0, 1, 0] = x[0, 0, 0, 1] = np.nan

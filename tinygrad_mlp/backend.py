@@ -621,10 +621,129 @@ def _max_tree(xp: Any, values: list, first: int, nan: bool, index: Any) -> tuple
     return top, xp.where(later, where_b, where_a)
 
 
+def _tiled(kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple) -> bool:
+    """True when the windows of a 1-D or 2-D pooling tile the input: side by side (stride equal
+    to the kernel size), no dilation, no padding, more than one element each."""
+    return (
+        len(kernel_size) <= 2
+        and math.prod(kernel_size) > 1
+        and tuple(stride) == tuple(kernel_size)
+        and all(d == 1 for d in dilation)
+        and not any(lo or hi for lo, hi in padding)
+    )
+
+
+def _as_planes(x: Any, nd: int) -> Any:
+    """(N, C, L) seen as (N, C, 1, L); (N, C, H, W) as it is."""
+    return x if nd == 2 else x.reshape(x.shape[:2] + (1,) + x.shape[2:])
+
+
+def _dims_by_stride(a: Any) -> list:
+    """The dims of ``a`` from the outermost in memory to the innermost (ties: in dim order)."""
+    return sorted(range(a.ndim), key=lambda k: -a.strides[k] if a.shape[k] > 1 else 0)
+
+
+def _empty_in_order_of(like: Any, shape: tuple, dtype: Any, zero: bool) -> np.ndarray:
+    """An array of ``shape`` (as many dims as ``like``) laid out in memory with its dims in the
+    order of like's strides, so that elementwise work on the two walks both in order."""
+    order = _dims_by_stride(like)
+    alloc = np.zeros if zero else np.empty
+    return alloc(tuple(shape[k] for k in order), dtype).transpose(np.argsort(order))
+
+
+def _first_max_along(v: Any, k: int, index: Any) -> tuple[Any, Any]:
+    """The maximum over the last axis (length k) of v and the first position that holds it."""
+    top = np.maximum(v[..., 0], v[..., 1])
+    arg = np.greater(v[..., 1], v[..., 0]).view(index) if index == np.int8 else None
+    if arg is None:
+        arg = np.greater(v[..., 1], v[..., 0]).astype(index)
+    for j in range(2, k):
+        # NOTE: a later position wins only where it is strictly greater than all before it;
+        # j exceeds every earlier position, so the maximum of the indices is the winner's
+        later = np.greater(v[..., j], top)
+        np.maximum(top, v[..., j], out=top)
+        np.maximum(arg, later.view(np.int8).astype(index) * index(j), out=arg)
+    return top, arg
+
+
+def _max_tiles(x: np.ndarray, kernel_size: tuple, counts: tuple, index: Any):
+    """max_windows where the windows tile x: the maximum along each window's rows first, then
+    over its rows (a row holding the maximum first also holds the first one in row-major
+    order), both by strided views of x without a copy."""
+    nd = len(kernel_size)
+    kh, kw = (1,) * (2 - nd) + tuple(kernel_size)
+    ho, wo = (1,) * (2 - nd) + tuple(counts)
+    x4 = _as_planes(x, nd)[:, :, : ho * kh, : wo * kw]
+    n, c = x4.shape[:2]
+    if kw > 1:
+        rows, argw = _first_max_along(x4.reshape((n, c, ho * kh, wo, kw)), kw, index)
+    else:
+        rows, argw = x4, None
+    stack = rows.reshape((n, c, ho, kh, wo))
+    if kh > 1:
+        out, argh = _first_max_along(stack.transpose(0, 1, 2, 4, 3), kh, index)
+    else:
+        out, argh = stack[:, :, :, 0], np.zeros((n, c, ho, wo), index)
+    if argw is None:
+        arg = argh
+    else:
+        # the position along the row of the row that won, then its flat index in the window
+        aw = argw.reshape((n, c, ho, kh, wo))
+        arg = aw[:, :, :, 0].copy(order="K")
+        for i in range(1, kh):
+            arg += (argh == i).view(np.int8).astype(index) * (aw[:, :, :, i] - aw[:, :, :, 0])
+        arg += argh * index(kw)
+    shape = x.shape[:2] + tuple(counts)
+    return out.reshape(shape), arg.reshape(shape)
+
+
+def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> np.ndarray:
+    """spread_max where the windows tile the input: each g goes to its row of the window, then
+    to its place in the row (elementwise products with masks, written through strided views)."""
+    nd = len(kernel_size)
+    kh, kw = (1,) * (2 - nd) + tuple(kernel_size)
+    g4, arg4 = _as_planes(g, nd), _as_planes(arg, nd)
+    n, c, ho, wo = g4.shape
+    if _dims_by_stride(g4) != _dims_by_stride(arg4):
+        # NOTE: one copy of g into the memory order of the windows (that of the input)
+        # costs less than elementwise work that walks two orders at once
+        like = _empty_in_order_of(arg4, g4.shape, g.dtype, zero=False)
+        like[...] = g4
+        g4 = like
+    full = (n, c) + (1,) * (2 - nd) + tuple(size)
+    whole = full[2] == ho * kh and full[3] == wo * kw
+    gx = _empty_in_order_of(arg4, full, g.dtype, zero=not whole)
+    tiles = gx[:, :, : ho * kh, : wo * kw].reshape((n, c, ho, kh, wo, kw), copy=False)
+    index = arg4.dtype.type
+    col = arg4
+    if kh > 1:
+        rows = _empty_in_order_of(arg4, (n, c, ho * kh, wo), g.dtype, zero=False)
+        stack = rows.reshape((n, c, ho, kh, wo), copy=False)
+        col = arg4.copy()
+        for i in range(kh):
+            at_row = (arg4 >= i * kw) & (arg4 < (i + 1) * kw)
+            # NOTE: masks as floats: a product with booleans casts them in small buffers
+            np.multiply(g4, at_row.astype(g.dtype), out=stack[:, :, :, i])
+            if i:
+                col -= at_row.view(np.int8).astype(index) * index(i * kw)
+    else:
+        stack = g4.reshape((n, c, ho, 1, wo))
+    cols = col.reshape((n, c, ho, 1, wo))
+    for j in range(kw):
+        np.multiply(stack, (cols == j).astype(g.dtype), out=tiles[..., j])
+    return gx.reshape(g.shape[:2] + tuple(size))
+
+
 def max_windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
     """The maximum of each window of x (N, C, *size), padded by -inf, and the first position in
     the window (a flat kernel index) that holds it; the last NaN wins, as in PyTorch."""
     xp = array_module_of(x)
+    if isinstance(x, np.ndarray) and _tiled(kernel_size, dilation, padding, stride):
+        counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
+        index = np.int8 if math.prod(kernel_size) < 128 else np.int64
+        out, arg = _max_tiles(x, kernel_size, counts, index)
+        if x.dtype.kind != "f" or not bool(np.isnan(out).any()):
+            return out, arg
     counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xpad = _padded(x, padding, low)
@@ -644,6 +763,12 @@ def spread_max(
     g: Any, arg: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
 ) -> Any:
     """(N, C, *size): each element of g (N, C, *out) at the position ``arg`` of its window."""
+    if (
+        isinstance(g, np.ndarray)
+        and isinstance(arg, np.ndarray)
+        and _tiled(kernel_size, dilation, padding, stride)
+    ):
+        return _spread_tiles(g, arg, size, kernel_size)
     xp = array_module_of(g)
     counts = tuple(g.shape[2:])
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))
