@@ -207,9 +207,7 @@ def test_max_pool_with_windows_side_by_side_matches_torch(shape, kernel, dtype):
     # a convolution's output has
     x = np.maximum(np.round(_values(shape, 1) * 2), 0).astype(dtype)
     x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
-    ours, theirs = {1: (F.max_pool1d, TF.max_pool1d), 2: (F.max_pool2d, TF.max_pool2d)}[
-        len(kernel)
-    ]
+    ours, theirs = {1: (F.max_pool1d, TF.max_pool1d), 2: (F.max_pool2d, TF.max_pool2d)}[len(kernel)]
     tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else {}
     compare(lambda a: ours(a, kernel), lambda a: theirs(a, kernel), [x], **tol)
     out, idx = ours(tm.tensor(x), kernel, return_indices=True)
@@ -526,3 +524,29 @@ def test_mnist_cnn_example_help_and_a_small_run(tmp_path):
     assert metrics["train_images"] == 640 and metrics["test_images"] == 500
     assert metrics["threads"] == 1
     assert 0.3 < metrics["test_accuracy"] <= 1.0  # 10 Adam steps are far above chance
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+    reason="glibc's mallopt",
+)
+@pytest.mark.parametrize("setting, kept", [(None, True), ("0", False)])
+def test_convolution_asks_malloc_to_keep_freed_memory_unless_told_not_to(setting, kept):
+    # in a child process: the setting is process-wide; it is made by the first convolution or
+    # pooling, and TINYGRAD_MLP_KEEP_FREED_MEMORY=0 leaves malloc as it is
+    code = (
+        "import tinygrad_mlp as tm\n"
+        "from tinygrad_mlp import backend\n"
+        "from tinygrad_mlp.nn import functional as F\n"
+        "before = backend._malloc_settled\n"
+        "F.conv2d(tm.ones(1, 1, 4, 4), tm.ones(1, 1, 3, 3))\n"
+        "print(before, backend._malloc_settled, backend.keep_freed_memory())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TINYGRAD_MLP_KEEP_FREED_MEMORY"}
+    if setting is not None:
+        env["TINYGRAD_MLP_KEEP_FREED_MEMORY"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", str(kept) if kept else "tried", str(kept)]

@@ -510,6 +510,37 @@ def sum_to(a: Any, shape: tuple) -> Any:
 
 # ---------------------------------------------------------------- sliding windows
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_malloc_settled = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc (once per process) to keep up to 128 MiB of freed memory for reuse
+    and to serve blocks of up to 32 MiB from its heap, rather than give the pages back to the
+    system and fault them in afresh (zeroed) on the next allocation. Convolution and pooling
+    call it: each step of a CNN frees and allocates again arrays of a few MiB, and by default
+    those pages are returned and refilled every step (about a quarter of a step's time on
+    MNIST-sized batches). True when the setting is in force; nothing happens with another libc
+    or where TINYGRAD_MLP_KEEP_FREED_MEMORY=0."""
+    global _malloc_settled
+    if _malloc_settled:
+        return _malloc_settled is True
+    _malloc_settled = "tried"
+    if os.environ.get("TINYGRAD_MLP_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1 and mallopt(_M_TRIM_THRESHOLD, 128 << 20) == 1
+    _malloc_settled = True if ok else "tried"
+    return ok
+
+
 # NOTE: ``padding`` is one (before, after) pair per spatial dim; the windows of a dim of padded
 # size P start at 0, stride, 2 stride, ... while a whole window (dilation (k - 1) + 1) fits.
 
@@ -559,6 +590,8 @@ def windows(
 ) -> Any:
     """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out) array,
     or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch)."""
+    if not _malloc_settled:
+        keep_freed_memory()
     nd = len(kernel_size)
     counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
     xpad = _padded(x, padding, 0)
@@ -737,6 +770,8 @@ def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> n
 def max_windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
     """The maximum of each window of x (N, C, *size), padded by -inf, and the first position in
     the window (a flat kernel index) that holds it; the last NaN wins, as in PyTorch."""
+    if not _malloc_settled:
+        keep_freed_memory()
     xp = array_module_of(x)
     if isinstance(x, np.ndarray) and _tiled(kernel_size, dilation, padding, stride):
         counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
