@@ -625,7 +625,12 @@ def fold_windows(
     xp = array_module_of(cols)
     spans = [d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=True)]
     apart = all(s >= span for s, span in zip(stride, spans, strict=True))
-    out = xp.zeros(lead + padded, dtype=cols.dtype)
+    if isinstance(cols, np.ndarray) and cols.strides[1] > cols.strides[0]:
+        # NOTE: windows laid out channel by channel (a convolution's input gradient): the sum
+        # is laid out the same way, so that the additions walk both in memory order
+        out = np.zeros((lead[1], lead[0]) + padded, dtype=cols.dtype).swapaxes(0, 1)
+    else:
+        out = xp.zeros(lead + padded, dtype=cols.dtype)
     for offset in _offsets(kernel_size):
         place = _offset_slices(offset, dilation, stride, counts)
         if apart:  # NOTE: windows that do not overlap (pooling): copies, no additions

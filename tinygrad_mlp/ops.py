@@ -1993,9 +1993,11 @@ def _conv_vjp(ns, g, saved, needs):
         order = (1 + nd, 0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd))
         gx = ns.fold_windows(ns.permute(gcols, order), tuple(shape[2:]), *geometry)
     if needs[1]:
-        gw = ns.matmul(g3, ns.mT(cols)).reshape(w.shape)
+        # NOTE: (cols G^T)^T: BLAS runs the product faster with the long dim (N L) as the
+        # columns of its first operand than as the rows of a transposed second one
+        gw = ns.mT(ns.matmul(cols, ns.mT(g3))).reshape(w.shape)
     if has_bias and needs[2]:
-        gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+        gb = ns.row_sums(g3.reshape((o, -1)))  # G summed over images and positions
     return (gx, gw, gb) if has_bias else (gx, gw)
 
 
