@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -735,6 +736,27 @@ def _max_tiles(x: np.ndarray, kernel_size: tuple, counts: tuple, index: Any):
     return out.reshape(shape), arg.reshape(shape)
 
 
+def _spread_pairs(g4: np.ndarray, arg4: np.ndarray, gx: np.ndarray, kh: int) -> None:
+    """_spread_tiles for float32 windows two wide (rows of an even length): the two elements of
+    a window's row read as one 64-bit word, into which g's bits go shifted to the half that
+    holds the maximum (the first float of a pair is the low half on a little-endian machine);
+    each window row gets that word or zero. Whole-word writes, where the float products would
+    write every other element."""
+    n, c, ho, wo = g4.shape
+    pairs = gx[:, :, : ho * kh, : wo * 2].view(np.uint64)
+    pairs = pairs.reshape((n, c, ho, kh, wo), copy=False)
+    word = g4.view(np.uint32).astype(np.uint64)
+    shift = np.bitwise_and(arg4, 1).astype(np.uint64)
+    shift <<= np.uint64(5)
+    word <<= shift
+    if kh == 1:
+        pairs[:, :, :, 0] = word
+        return
+    row = np.right_shift(arg4, 1)
+    for i in range(kh):
+        np.multiply(word, (row == i).astype(np.uint64), out=pairs[:, :, :, i])
+
+
 def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> np.ndarray:
     """spread_max where the windows tile the input: each g goes to its row of the window, then
     to its place in the row (elementwise products with masks, written through strided views)."""
@@ -751,13 +773,16 @@ def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> n
     full = (n, c) + (1,) * (2 - nd) + tuple(size)
     whole = full[2] == ho * kh and full[3] == wo * kw
     gx = _empty_in_order_of(arg4, full, g.dtype, zero=not whole)
+    if kw == 2 and g.dtype == np.float32 and full[3] % 2 == 0 and sys.byteorder == "little":
+        _spread_pairs(g4, arg4, gx, kh)
+        return gx.reshape(g.shape[:2] + tuple(size))
     tiles = gx[:, :, : ho * kh, : wo * kw].reshape((n, c, ho, kh, wo, kw), copy=False)
     index = arg4.dtype.type
     col = arg4
     if kh > 1:
         rows = _empty_in_order_of(arg4, (n, c, ho * kh, wo), g.dtype, zero=False)
         stack = rows.reshape((n, c, ho, kh, wo), copy=False)
-        col = arg4.copy()
+        col = arg4.copy(order="K")
         for i in range(kh):
             at_row = (arg4 >= i * kw) & (arg4 < (i + 1) * kw)
             # NOTE: masks as floats: a product with booleans casts them in small buffers
