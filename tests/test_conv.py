@@ -90,6 +90,35 @@ def test_conv_matches_torch(nd, case):
     compare(lambda *a: ours(*a, **params), lambda *a: theirs(*a, **params), arrays)
 
 
+@DRAWN
+@given(case=st.data())
+def test_conv2d_of_channels_last_input_matches_torch(case):
+    # an input laid out channels-last in memory, as a convolution's output is here: the
+    # windows are then copied by rows of channels
+    shapes, params = case.draw(conv_cases(2))
+    arrays = [_values(s, i) for i, s in enumerate(shapes)]
+
+    def ours(x, *rest):
+        x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        return F.conv2d(x, *rest, **params)
+
+    compare(ours, lambda *a: TF.conv2d(*a, **params), arrays)
+
+
+def test_two_convolutions_in_a_row_match_torch():
+    x, w1, b1, w2, b2 = (
+        _values(s, i) for i, s in enumerate([(2, 3, 9, 8), (4, 3, 3, 3), (4,), (5, 4, 2, 3), (5,)])
+    )
+    for kw in (dict(padding=1), dict(stride=2, dilation=(1, 2), padding=(0, 2))):
+        compare(
+            lambda a, p, q, r, s, kw=kw: F.conv2d(F.relu(F.conv2d(a, p, q, padding=1)), r, s, **kw),
+            lambda a, p, q, r, s, kw=kw: TF.conv2d(
+                TF.relu(TF.conv2d(a, p, q, padding=1)), r, s, **kw
+            ),
+            [x, w1, b1, w2, b2],
+        )
+
+
 def test_conv2d_unbatched_input_and_float32():
     x = _values((3, 7, 6), 0).astype(np.float32)
     w = _values((4, 3, 3, 2), 1).astype(np.float32)

@@ -588,9 +588,11 @@ def windows(
     padding: tuple,
     stride: tuple,
     batch_inside: bool = False,
+    copy: bool = True,
 ) -> Any:
     """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out) array,
-    or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch)."""
+    or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch);
+    with ``copy=False`` a numpy x may give a read-only strided view instead."""
     if not _malloc_settled:
         keep_freed_memory()
     nd = len(kernel_size)
@@ -605,7 +607,8 @@ def windows(
         strides = xpad.strides[:2] + tuple(a * d for a, d in zip(st, dilation, strict=True))
         strides += tuple(a * s for a, s in zip(st, stride, strict=True))
         view = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
-        return (view if order is None else view.transpose(order)).copy()
+        view = view if order is None else view.transpose(order)
+        return view.copy() if copy else view
     xp = array_module_of(x)
     out = xp.empty(shape, dtype=x.dtype)
     for offset in _offsets(kernel_size):
@@ -643,6 +646,99 @@ def fold_windows(
     return out[
         (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
     ]
+
+
+def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
+    """A 2-D convolution (one group) of numpy arrays with a channels-last output, or None for
+    other arrays: one matrix product of the windows, (N H' W', K), with the weight as (K, O),
+    the bias fused in as a column of ones in the windows and a row of the weight. The output
+    (N, O, H', W') is a view of (N, H', W', O) memory; the ReLU, pooling and next convolution
+    after it read that order as it is. The windows are copied as rows (N H' W', kH kW C) from
+    a channels-last input (runs of kW C elements) or as columns (C kH kW, N H' W') from any
+    other (runs of W'). Returns (out, (windows, by_rows))."""
+    if type(x) is not np.ndarray or type(w) is not np.ndarray or x.ndim != 4 or not x.size:
+        return None
+    if not _malloc_settled:
+        keep_freed_memory()
+    kernel_size, dilation, padding, stride = geometry
+    n, c, h, wd = x.shape
+    o, (kh, kw) = w.shape[0], kernel_size
+    ho, wo = window_counts((h, wd), kernel_size, dilation, padding, stride)
+    k, m = c * kh * kw, n * ho * wo
+    ones = b is not None
+    by_rows = c > 1 and x.strides[1] < min(x.strides[2:])
+    if by_rows:
+        (top, bottom), (left, right) = padding
+        rows = x.transpose(0, 2, 3, 1)
+        if top or bottom or left or right:
+            padded = np.zeros((n, h + top + bottom, wd + left + right, c), x.dtype)
+            padded[:, top : top + h, left : left + wd] = rows
+            rows = padded
+        sn, sh, sw, sc = rows.strides
+        (dh, dw), (s_h, s_w) = dilation, stride
+        view = np.lib.stride_tricks.as_strided(
+            rows,
+            (n, ho, wo, kh, kw, c),
+            (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
+            writeable=False,
+        )
+        cols = np.empty((m, k + ones), x.dtype)
+        cols[:, :k].reshape((n, ho, wo, kh, kw, c), copy=False)[...] = view
+        if ones:
+            cols[:, k] = 1
+        matrix = cols
+        wk = w.transpose(0, 2, 3, 1).reshape((o, k))
+    else:
+        cols = np.empty((k + ones, m), x.dtype)
+        cols[:k].reshape((c, kh, kw, n, ho, wo), copy=False)[...] = windows(
+            x, *geometry, batch_inside=True, copy=False
+        )
+        if ones:
+            cols[k] = 1
+        matrix = cols.T
+        wk = w.reshape((o, k))
+    weight = np.empty((k + ones, o), x.dtype)
+    weight[:k] = wk.T
+    if ones:
+        weight[k] = b
+    # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
+    out = np.matmul(matrix, weight)
+    return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (cols, by_rows)
+
+
+def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
+    """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last: the
+    input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
+    padded channels-last input at that position's offset (runs of W' C elements); the
+    weight's and the bias's as G^T times the windows (their column of ones gives G's sums)."""
+    cols, by_rows = saved
+    kernel_size, dilation, padding, stride = geometry
+    n, o, ho, wo = g.shape
+    (kh, kw), c = kernel_size, w.shape[1]
+    g2 = g.transpose(0, 2, 3, 1).reshape((n * ho * wo, o))  # a view when g is channels-last
+    gx = gw = gb = None
+    if needs[0]:
+        (top, bottom), (left, right) = padding
+        (dh, dw), (s_h, s_w) = dilation, stride
+        per_offset = np.matmul(g2, w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c)))
+        per_offset = per_offset.reshape((kh * kw, n, ho, wo, c))
+        h, wd = size
+        padded = np.zeros((n, h + top + bottom, wd + left + right, c), g.dtype)
+        for k, (i, j) in enumerate(_offsets(kernel_size)):
+            rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
+            padded[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
+        gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
+    if needs[1] or (len(needs) > 2 and needs[2]):
+        k = c * kh * kw
+        both = np.matmul(g2.T, cols) if by_rows else np.matmul(cols, g2).T  # (O, K [+ 1])
+        if needs[1]:
+            gw = both[:, :k]
+            if by_rows:
+                gw = gw.reshape((o, kh, kw, c)).transpose(0, 3, 1, 2)
+            gw = np.ascontiguousarray(gw).reshape(w.shape)
+        if len(needs) > 2 and needs[2]:
+            gb = both[:, k].copy()
+    return gx, gw, gb
 
 
 def _max_tree(xp: Any, values: list, first: int, nan: bool, index: Any) -> tuple[Any, Any]:
@@ -728,6 +824,14 @@ def _max_tiles(x: np.ndarray, kernel_size: tuple, counts: tuple, index: Any):
     else:
         # the position along the row of the row that won, then its flat index in the window
         aw = argw.reshape((n, c, ho, kh, wo))
+        if kh == 2 and kw == 2 and index == np.int8:
+            # NOTE: bits: the winning row's bit (the second row's where argh is 1), plus 2 argh
+            arg = np.bitwise_xor(aw[:, :, :, 0], aw[:, :, :, 1])
+            arg &= argh
+            arg ^= aw[:, :, :, 0]
+            arg |= argh << 1
+            shape = x.shape[:2] + tuple(counts)
+            return out.reshape(shape), arg.reshape(shape)
         arg = aw[:, :, :, 0].copy(order="K")
         for i in range(1, kh):
             arg += (argh == i).view(np.int8).astype(index) * (aw[:, :, :, i] - aw[:, :, :, 0])
@@ -773,7 +877,8 @@ def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> n
     full = (n, c) + (1,) * (2 - nd) + tuple(size)
     whole = full[2] == ho * kh and full[3] == wo * kw
     gx = _empty_in_order_of(arg4, full, g.dtype, zero=not whole)
-    if kw == 2 and g.dtype == np.float32 and full[3] % 2 == 0 and sys.byteorder == "little":
+    pairs = kw == 2 and g.dtype == np.float32 and full[3] % 2 == 0 and gx.strides[3] == 4
+    if pairs and sys.byteorder == "little":
         _spread_pairs(g4, arg4, gx, kh)
         return gx.reshape(g.shape[:2] + tuple(size))
     tiles = gx[:, :, : ho * kh, : wo * kw].reshape((n, c, ho, kh, wo, kw), copy=False)

@@ -294,7 +294,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if p == 1:
         return input * 0.0
     keep = backend.rng().random(input.shape) >= p
-    mask = (keep / (1 - p)).astype(input.dtype)
+    mask = keep.astype(input.dtype)
+    mask *= 1 / (1 - p)  # the same numbers as (keep / (1 - p)).astype(dtype), in one pass less
     return input * _const(mask, input)
 
 
