@@ -337,6 +337,40 @@ def test_interpolate_matches_torch(kwargs, dtype):
     np.testing.assert_allclose(module(tm.tensor(x)).numpy(), out.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(size=13),
+        dict(size=(4,)),
+        dict(scale_factor=2),
+        dict(scale_factor=(0.6,)),
+        dict(scale_factor=1.7, recompute_scale_factor=True),
+        dict(size=13, mode="linear"),
+        dict(size=4, mode="linear", align_corners=True),
+        dict(size=1, mode="linear", align_corners=True),
+        dict(scale_factor=2.5, mode="linear"),
+        dict(scale_factor=0.7, mode="linear", recompute_scale_factor=True),
+        dict(scale_factor=3, mode="linear", align_corners=True),
+    ],
+)
+def test_interpolate_1d_matches_torch(kwargs, dtype):
+    # (N, C, L) input: 'nearest' and 'linear', values and gradients, and nn.Upsample
+    x = _values((2, 3, 9), 6).astype(dtype)
+    tol = 1e-9 if dtype == np.float64 else 2e-6
+    xs, ts = tm.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, want = F.interpolate(xs, **kwargs), TF.interpolate(ts, **kwargs)
+    assert tuple(out.shape) == tuple(want.shape) and out.dtype == dtype
+    np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=tol, atol=tol)
+    w = _values(tuple(want.shape), 7).astype(dtype)
+    (out * tm.tensor(w)).sum().backward()
+    (want * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(xs.grad.numpy(), ts.grad.numpy(), rtol=tol * 10, atol=tol * 10)
+    module, theirs = nn.Upsample(**kwargs), torch.nn.Upsample(**kwargs)
+    np.testing.assert_allclose(module(tm.tensor(x)).numpy(), out.numpy())
+    assert repr(module) == repr(theirs)
+
+
 def test_dropout2d_zeroes_whole_channels():
     tm.manual_seed(0)
     x = tm.tensor(np.ones((50, 40, 3, 3)), requires_grad=True)
@@ -471,6 +505,18 @@ def _x(*shape):
             "bicubic",
         ),
         (lambda: F.interpolate(_x(1, 1, 4, 4), size=3, mode="cubic"), NotImplementedError, "cubic"),
+        (
+            lambda: F.interpolate(_x(1, 1, 4), size=3, mode="bilinear"),
+            NotImplementedError,
+            "Got 3D input, but bilinear mode needs 4D input",
+        ),
+        (
+            lambda: F.interpolate(_x(1, 1, 4, 4), size=3, mode="linear"),
+            NotImplementedError,
+            "Got 4D input, but linear mode needs 3D input",
+        ),
+        (lambda: F.interpolate(_x(1, 1, 4), size=(3, 3)), ValueError, "spatial dimensions"),
+        (lambda: F.interpolate(_x(1, 1, 4, 4), size=(3, 3, 3)), ValueError, "output size"),
         (lambda: F.interpolate(_x(1, 1, 4, 4), size=3, scale_factor=2), ValueError, "only one"),
         (
             lambda: F.interpolate(_x(1, 1, 4, 4), size=3, align_corners=True),
