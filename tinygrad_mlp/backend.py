@@ -730,7 +730,8 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
         gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
     if needs[1] or (len(needs) > 2 and needs[2]):
         k = c * kh * kw
-        both = np.matmul(g2.T, cols) if by_rows else np.matmul(cols, g2).T  # (O, K [+ 1])
+        # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
+        both = np.matmul(cols.T if by_rows else cols, g2).T  # (O, K [+ 1])
         if needs[1]:
             gw = both[:, :k]
             if by_rows:
