@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -525,6 +526,37 @@ def sum_to(a: Any, shape: tuple) -> Any:
 
 # ---------------------------------------------------------------- sliding windows
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_malloc_settled = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc (once per process) to keep up to 128 MiB of freed memory for reuse
+    and to serve blocks of up to 32 MiB from its heap, rather than give the pages back to the
+    system and fault them in afresh (zeroed) on the next allocation. Convolution and pooling
+    call it: each step of a CNN frees and allocates again arrays of a few MiB, and by default
+    those pages are returned and refilled every step (about a quarter of a step's time on
+    MNIST-sized batches). True when the setting is in force; nothing happens with another libc
+    or where TINYGRAD_MLP_KEEP_FREED_MEMORY=0."""
+    global _malloc_settled
+    if _malloc_settled:
+        return _malloc_settled is True
+    _malloc_settled = "tried"
+    if os.environ.get("TINYGRAD_MLP_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1 and mallopt(_M_TRIM_THRESHOLD, 128 << 20) == 1
+    _malloc_settled = True if ok else "tried"
+    return ok
+
+
 # NOTE: ``padding`` is one (before, after) pair per spatial dim; the windows of a dim of padded
 # size P start at 0, stride, 2 stride, ... while a whole window (dilation (k - 1) + 1) fits.
 
@@ -571,9 +603,13 @@ def windows(
     padding: tuple,
     stride: tuple,
     batch_inside: bool = False,
+    copy: bool = True,
 ) -> Any:
     """The zero-padded sliding windows of x (N, C, *size) as a new (N, C, *kernel, *out) array,
-    or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch)."""
+    or (C, *kernel, N, *out) with ``batch_inside`` (one matrix product for the whole batch);
+    with ``copy=False`` a numpy x may give a read-only strided view instead."""
+    if not _malloc_settled:
+        keep_freed_memory()
     nd = len(kernel_size)
     counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
     xpad = _padded(x, padding, 0)
@@ -586,7 +622,8 @@ def windows(
         strides = xpad.strides[:2] + tuple(a * d for a, d in zip(st, dilation, strict=True))
         strides += tuple(a * s for a, s in zip(st, stride, strict=True))
         view = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
-        return (view if order is None else view.transpose(order)).copy()
+        view = view if order is None else view.transpose(order)
+        return view.copy() if copy else view
     xp = array_module_of(x)
     out = xp.empty(shape, dtype=x.dtype)
     for offset in _offsets(kernel_size):
@@ -607,7 +644,12 @@ def fold_windows(
     xp = array_module_of(cols)
     spans = [d * (k - 1) + 1 for k, d in zip(kernel_size, dilation, strict=True)]
     apart = all(s >= span for s, span in zip(stride, spans, strict=True))
-    out = xp.zeros(lead + padded, dtype=cols.dtype)
+    if isinstance(cols, np.ndarray) and cols.strides[1] > cols.strides[0]:
+        # NOTE: windows laid out channel by channel (a convolution's input gradient): the sum
+        # is laid out the same way, so that the additions walk both in memory order
+        out = np.zeros((lead[1], lead[0]) + padded, dtype=cols.dtype).swapaxes(0, 1)
+    else:
+        out = xp.zeros(lead + padded, dtype=cols.dtype)
     for offset in _offsets(kernel_size):
         place = _offset_slices(offset, dilation, stride, counts)
         if apart:  # NOTE: windows that do not overlap (pooling): copies, no additions
@@ -619,6 +661,100 @@ def fold_windows(
     return out[
         (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, padding, strict=True))
     ]
+
+
+def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
+    """A 2-D convolution (one group) of numpy arrays with a channels-last output, or None for
+    other arrays: one matrix product of the windows, (N H' W', K), with the weight as (K, O),
+    the bias fused in as a column of ones in the windows and a row of the weight. The output
+    (N, O, H', W') is a view of (N, H', W', O) memory; the ReLU, pooling and next convolution
+    after it read that order as it is. The windows are copied as rows (N H' W', kH kW C) from
+    a channels-last input (runs of kW C elements) or as columns (C kH kW, N H' W') from any
+    other (runs of W'). Returns (out, (windows, by_rows))."""
+    if type(x) is not np.ndarray or type(w) is not np.ndarray or x.ndim != 4 or not x.size:
+        return None
+    if not _malloc_settled:
+        keep_freed_memory()
+    kernel_size, dilation, padding, stride = geometry
+    n, c, h, wd = x.shape
+    o, (kh, kw) = w.shape[0], kernel_size
+    ho, wo = window_counts((h, wd), kernel_size, dilation, padding, stride)
+    k, m = c * kh * kw, n * ho * wo
+    ones = b is not None
+    by_rows = c > 1 and x.strides[1] < min(x.strides[2:])
+    if by_rows:
+        (top, bottom), (left, right) = padding
+        rows = x.transpose(0, 2, 3, 1)
+        if top or bottom or left or right:
+            padded = np.zeros((n, h + top + bottom, wd + left + right, c), x.dtype)
+            padded[:, top : top + h, left : left + wd] = rows
+            rows = padded
+        sn, sh, sw, sc = rows.strides
+        (dh, dw), (s_h, s_w) = dilation, stride
+        view = np.lib.stride_tricks.as_strided(
+            rows,
+            (n, ho, wo, kh, kw, c),
+            (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
+            writeable=False,
+        )
+        cols = np.empty((m, k + ones), x.dtype)
+        cols[:, :k].reshape((n, ho, wo, kh, kw, c), copy=False)[...] = view
+        if ones:
+            cols[:, k] = 1
+        matrix = cols
+        wk = w.transpose(0, 2, 3, 1).reshape((o, k))
+    else:
+        cols = np.empty((k + ones, m), x.dtype)
+        cols[:k].reshape((c, kh, kw, n, ho, wo), copy=False)[...] = windows(
+            x, *geometry, batch_inside=True, copy=False
+        )
+        if ones:
+            cols[k] = 1
+        matrix = cols.T
+        wk = w.reshape((o, k))
+    weight = np.empty((k + ones, o), x.dtype)
+    weight[:k] = wk.T
+    if ones:
+        weight[k] = b
+    # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
+    out = np.matmul(matrix, weight)
+    return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (cols, by_rows)
+
+
+def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
+    """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last: the
+    input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
+    padded channels-last input at that position's offset (runs of W' C elements); the
+    weight's and the bias's as G^T times the windows (their column of ones gives G's sums)."""
+    cols, by_rows = saved
+    kernel_size, dilation, padding, stride = geometry
+    n, o, ho, wo = g.shape
+    (kh, kw), c = kernel_size, w.shape[1]
+    g2 = g.transpose(0, 2, 3, 1).reshape((n * ho * wo, o))  # a view when g is channels-last
+    gx = gw = gb = None
+    if needs[0]:
+        (top, bottom), (left, right) = padding
+        (dh, dw), (s_h, s_w) = dilation, stride
+        per_offset = np.matmul(g2, w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c)))
+        per_offset = per_offset.reshape((kh * kw, n, ho, wo, c))
+        h, wd = size
+        padded = np.zeros((n, h + top + bottom, wd + left + right, c), g.dtype)
+        for k, (i, j) in enumerate(_offsets(kernel_size)):
+            rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
+            padded[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
+        gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
+    if needs[1] or (len(needs) > 2 and needs[2]):
+        k = c * kh * kw
+        # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
+        both = np.matmul(cols.T if by_rows else cols, g2).T  # (O, K [+ 1])
+        if needs[1]:
+            gw = both[:, :k]
+            if by_rows:
+                gw = gw.reshape((o, kh, kw, c)).transpose(0, 3, 1, 2)
+            gw = np.ascontiguousarray(gw).reshape(w.shape)
+        if len(needs) > 2 and needs[2]:
+            gb = both[:, k].copy()
+    return gx, gw, gb
 
 
 def _max_tree(xp: Any, values: list, first: int, nan: bool, index: Any) -> tuple[Any, Any]:
@@ -636,10 +772,164 @@ def _max_tree(xp: Any, values: list, first: int, nan: bool, index: Any) -> tuple
     return top, xp.where(later, where_b, where_a)
 
 
+def _tiled(kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple) -> bool:
+    """True when the windows of a 1-D or 2-D pooling tile the input: side by side (stride equal
+    to the kernel size), no dilation, no padding, more than one element each."""
+    return (
+        len(kernel_size) <= 2
+        and math.prod(kernel_size) > 1
+        and tuple(stride) == tuple(kernel_size)
+        and all(d == 1 for d in dilation)
+        and not any(lo or hi for lo, hi in padding)
+    )
+
+
+def _as_planes(x: Any, nd: int) -> Any:
+    """(N, C, L) seen as (N, C, 1, L); (N, C, H, W) as it is."""
+    return x if nd == 2 else x.reshape(x.shape[:2] + (1,) + x.shape[2:])
+
+
+def _dims_by_stride(a: Any) -> list:
+    """The dims of ``a`` from the outermost in memory to the innermost (ties: in dim order)."""
+    return sorted(range(a.ndim), key=lambda k: -a.strides[k] if a.shape[k] > 1 else 0)
+
+
+def _empty_in_order_of(like: Any, shape: tuple, dtype: Any, zero: bool) -> np.ndarray:
+    """An array of ``shape`` (as many dims as ``like``) laid out in memory with its dims in the
+    order of like's strides, so that elementwise work on the two walks both in order."""
+    order = _dims_by_stride(like)
+    alloc = np.zeros if zero else np.empty
+    return alloc(tuple(shape[k] for k in order), dtype).transpose(np.argsort(order))
+
+
+def _first_max_along(v: Any, k: int, index: Any) -> tuple[Any, Any]:
+    """The maximum over the last axis (length k) of v and the first position that holds it."""
+    top = np.maximum(v[..., 0], v[..., 1])
+    arg = np.greater(v[..., 1], v[..., 0]).view(index) if index == np.int8 else None
+    if arg is None:
+        arg = np.greater(v[..., 1], v[..., 0]).astype(index)
+    for j in range(2, k):
+        # NOTE: a later position wins only where it is strictly greater than all before it;
+        # j exceeds every earlier position, so the maximum of the indices is the winner's
+        later = np.greater(v[..., j], top)
+        np.maximum(top, v[..., j], out=top)
+        np.maximum(arg, later.view(np.int8).astype(index) * index(j), out=arg)
+    return top, arg
+
+
+def _max_tiles(x: np.ndarray, kernel_size: tuple, counts: tuple, index: Any):
+    """max_windows where the windows tile x: the maximum along each window's rows first, then
+    over its rows (a row holding the maximum first also holds the first one in row-major
+    order), both by strided views of x without a copy."""
+    nd = len(kernel_size)
+    kh, kw = (1,) * (2 - nd) + tuple(kernel_size)
+    ho, wo = (1,) * (2 - nd) + tuple(counts)
+    x4 = _as_planes(x, nd)[:, :, : ho * kh, : wo * kw]
+    n, c = x4.shape[:2]
+    if kw > 1:
+        rows, argw = _first_max_along(x4.reshape((n, c, ho * kh, wo, kw)), kw, index)
+    else:
+        rows, argw = x4, None
+    stack = rows.reshape((n, c, ho, kh, wo))
+    if kh > 1:
+        out, argh = _first_max_along(stack.transpose(0, 1, 2, 4, 3), kh, index)
+    else:
+        out, argh = stack[:, :, :, 0], np.zeros((n, c, ho, wo), index)
+    if argw is None:
+        arg = argh
+    else:
+        # the position along the row of the row that won, then its flat index in the window
+        aw = argw.reshape((n, c, ho, kh, wo))
+        if kh == 2 and kw == 2 and index == np.int8:
+            # NOTE: bits: the winning row's bit (the second row's where argh is 1), plus 2 argh
+            arg = np.bitwise_xor(aw[:, :, :, 0], aw[:, :, :, 1])
+            arg &= argh
+            arg ^= aw[:, :, :, 0]
+            arg |= argh << 1
+            shape = x.shape[:2] + tuple(counts)
+            return out.reshape(shape), arg.reshape(shape)
+        arg = aw[:, :, :, 0].copy(order="K")
+        for i in range(1, kh):
+            arg += (argh == i).view(np.int8).astype(index) * (aw[:, :, :, i] - aw[:, :, :, 0])
+        arg += argh * index(kw)
+    shape = x.shape[:2] + tuple(counts)
+    return out.reshape(shape), arg.reshape(shape)
+
+
+def _spread_pairs(g4: np.ndarray, arg4: np.ndarray, gx: np.ndarray, kh: int) -> None:
+    """_spread_tiles for float32 windows two wide (rows of an even length): the two elements of
+    a window's row read as one 64-bit word, into which g's bits go shifted to the half that
+    holds the maximum (the first float of a pair is the low half on a little-endian machine);
+    each window row gets that word or zero. Whole-word writes, where the float products would
+    write every other element."""
+    n, c, ho, wo = g4.shape
+    pairs = gx[:, :, : ho * kh, : wo * 2].view(np.uint64)
+    pairs = pairs.reshape((n, c, ho, kh, wo), copy=False)
+    word = g4.view(np.uint32).astype(np.uint64)
+    shift = np.bitwise_and(arg4, 1).astype(np.uint64)
+    shift <<= np.uint64(5)
+    word <<= shift
+    if kh == 1:
+        pairs[:, :, :, 0] = word
+        return
+    row = np.right_shift(arg4, 1)
+    for i in range(kh):
+        np.multiply(word, (row == i).astype(np.uint64), out=pairs[:, :, :, i])
+
+
+def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> np.ndarray:
+    """spread_max where the windows tile the input: each g goes to its row of the window, then
+    to its place in the row (elementwise products with masks, written through strided views)."""
+    nd = len(kernel_size)
+    kh, kw = (1,) * (2 - nd) + tuple(kernel_size)
+    g4, arg4 = _as_planes(g, nd), _as_planes(arg, nd)
+    n, c, ho, wo = g4.shape
+    if _dims_by_stride(g4) != _dims_by_stride(arg4):
+        # NOTE: one copy of g into the memory order of the windows (that of the input)
+        # costs less than elementwise work that walks two orders at once
+        like = _empty_in_order_of(arg4, g4.shape, g.dtype, zero=False)
+        like[...] = g4
+        g4 = like
+    full = (n, c) + (1,) * (2 - nd) + tuple(size)
+    whole = full[2] == ho * kh and full[3] == wo * kw
+    gx = _empty_in_order_of(arg4, full, g.dtype, zero=not whole)
+    pairs = kw == 2 and g.dtype == np.float32 and full[3] % 2 == 0 and gx.strides[3] == 4
+    if pairs and sys.byteorder == "little":
+        _spread_pairs(g4, arg4, gx, kh)
+        return gx.reshape(g.shape[:2] + tuple(size))
+    tiles = gx[:, :, : ho * kh, : wo * kw].reshape((n, c, ho, kh, wo, kw), copy=False)
+    index = arg4.dtype.type
+    col = arg4
+    if kh > 1:
+        rows = _empty_in_order_of(arg4, (n, c, ho * kh, wo), g.dtype, zero=False)
+        stack = rows.reshape((n, c, ho, kh, wo), copy=False)
+        col = arg4.copy(order="K")
+        for i in range(kh):
+            at_row = (arg4 >= i * kw) & (arg4 < (i + 1) * kw)
+            # NOTE: masks as floats: a product with booleans casts them in small buffers
+            np.multiply(g4, at_row.astype(g.dtype), out=stack[:, :, :, i])
+            if i:
+                col -= at_row.view(np.int8).astype(index) * index(i * kw)
+    else:
+        stack = g4.reshape((n, c, ho, 1, wo))
+    cols = col.reshape((n, c, ho, 1, wo))
+    for j in range(kw):
+        np.multiply(stack, (cols == j).astype(g.dtype), out=tiles[..., j])
+    return gx.reshape(g.shape[:2] + tuple(size))
+
+
 def max_windows(x: Any, kernel_size: tuple, dilation: tuple, padding: tuple, stride: tuple):
     """The maximum of each window of x (N, C, *size), padded by -inf, and the first position in
     the window (a flat kernel index) that holds it; the last NaN wins, as in PyTorch."""
+    if not _malloc_settled:
+        keep_freed_memory()
     xp = array_module_of(x)
+    if isinstance(x, np.ndarray) and _tiled(kernel_size, dilation, padding, stride):
+        counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
+        index = np.int8 if math.prod(kernel_size) < 128 else np.int64
+        out, arg = _max_tiles(x, kernel_size, counts, index)
+        if x.dtype.kind != "f" or not bool(np.isnan(out).any()):
+            return out, arg
     counts = window_counts(x.shape[2:], kernel_size, dilation, padding, stride)
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xpad = _padded(x, padding, low)
@@ -659,6 +949,12 @@ def spread_max(
     g: Any, arg: Any, size: tuple, kernel_size: tuple, dilation: tuple, padding: tuple, stride
 ) -> Any:
     """(N, C, *size): each element of g (N, C, *out) at the position ``arg`` of its window."""
+    if (
+        isinstance(g, np.ndarray)
+        and isinstance(arg, np.ndarray)
+        and _tiled(kernel_size, dilation, padding, stride)
+    ):
+        return _spread_tiles(g, arg, size, kernel_size)
     xp = array_module_of(g)
     counts = tuple(g.shape[2:])
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding, strict=True))

@@ -36,7 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import default_device, is_array, np, window_counts
+from .backend import (
+    conv2d_channels_last,
+    conv2d_channels_last_grads,
+    default_device,
+    is_array,
+    np,
+    window_counts,
+)
 
 __all__ = ["Op", "Sample", "OPS", "ACTIVATIONS", "register", "ShapeError", "DTypeError"]
 
@@ -2013,6 +2020,10 @@ def _conv(ns, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     _check_conv(x, w, b, groups)
     n, o, nd = x.shape[0], w.shape[0], x.ndim - 2
     geometry = (tuple(w.shape[2:]), dilation, padding, stride)
+    fast = conv2d_channels_last(x, w, b, geometry) if groups == 1 else None
+    if fast is not None:  # numpy arrays, 2-D: computed channels-last
+        out, cols = fast
+        return out, (x.shape, w, cols, geometry, groups, b is not None, True)
     cols = ns.windows(x, *geometry, batch_inside=True)  # (C, *kernel, N, *out)
     counts = tuple(cols.shape[2 + nd :])
     cols = cols.reshape((groups, -1, n * math.prod(counts)))
@@ -2025,13 +2036,16 @@ def _conv(ns, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1
     out = ns.permute(out.reshape((o, n) + counts), (1, 0, *range(2, 2 + nd)))
     if b is not None:
         out = ns.iadd(out, b.reshape((o,) + (1,) * nd))
-    return out, (x.shape, w, cols, geometry, groups, b is not None)
+    return out, (x.shape, w, cols, geometry, groups, b is not None, False)
 
 
 def _conv_vjp(ns, g, saved, needs):
     # out = W cols per group  =>  dcols = W^T G, folded back onto x (unfold's adjoint);
     # dW = G cols^T; db = G summed over images and positions
-    shape, w, cols, geometry, groups, has_bias = saved
+    shape, w, cols, geometry, groups, has_bias, channels_last = saved
+    if channels_last:
+        gx, gw, gb = conv2d_channels_last_grads(g, w, cols, tuple(shape[2:]), geometry, needs)
+        return (gx, gw, gb) if has_bias else (gx, gw)
     n, o, nd = g.shape[0], g.shape[1], g.ndim - 2
     g3 = ns.permute(g, (1, 0, *range(2, 2 + nd))).reshape((groups, o // groups, -1))
     wm = w.reshape((groups, o // groups, -1))
@@ -2042,9 +2056,11 @@ def _conv_vjp(ns, g, saved, needs):
         order = (1 + nd, 0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd))
         gx = ns.fold_windows(ns.permute(gcols, order), tuple(shape[2:]), *geometry)
     if needs[1]:
-        gw = ns.matmul(g3, ns.mT(cols)).reshape(w.shape)
+        # NOTE: (cols G^T)^T: BLAS runs the product faster with the long dim (N L) as the
+        # columns of its first operand than as the rows of a transposed second one
+        gw = ns.mT(ns.matmul(cols, ns.mT(g3))).reshape(w.shape)
     if has_bias and needs[2]:
-        gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+        gb = ns.row_sums(g3.reshape((o, -1)))  # G summed over images and positions
     return (gx, gw, gb) if has_bias else (gx, gw)
 
 

@@ -90,6 +90,35 @@ def test_conv_matches_torch(nd, case):
     compare(lambda *a: ours(*a, **params), lambda *a: theirs(*a, **params), arrays)
 
 
+@DRAWN
+@given(case=st.data())
+def test_conv2d_of_channels_last_input_matches_torch(case):
+    # an input laid out channels-last in memory, as a convolution's output is here: the
+    # windows are then copied by rows of channels
+    shapes, params = case.draw(conv_cases(2))
+    arrays = [_values(s, i) for i, s in enumerate(shapes)]
+
+    def ours(x, *rest):
+        x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        return F.conv2d(x, *rest, **params)
+
+    compare(ours, lambda *a: TF.conv2d(*a, **params), arrays)
+
+
+def test_two_convolutions_in_a_row_match_torch():
+    x, w1, b1, w2, b2 = (
+        _values(s, i) for i, s in enumerate([(2, 3, 9, 8), (4, 3, 3, 3), (4,), (5, 4, 2, 3), (5,)])
+    )
+    for kw in (dict(padding=1), dict(stride=2, dilation=(1, 2), padding=(0, 2))):
+        compare(
+            lambda a, p, q, r, s, kw=kw: F.conv2d(F.relu(F.conv2d(a, p, q, padding=1)), r, s, **kw),
+            lambda a, p, q, r, s, kw=kw: TF.conv2d(
+                TF.relu(TF.conv2d(a, p, q, padding=1)), r, s, **kw
+            ),
+            [x, w1, b1, w2, b2],
+        )
+
+
 def test_conv2d_unbatched_input_and_float32():
     x = _values((3, 7, 6), 0).astype(np.float32)
     w = _values((4, 3, 3, 2), 1).astype(np.float32)
@@ -188,6 +217,35 @@ def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
     )
 
 
+@pytest.mark.parametrize(
+    "shape, kernel",
+    [
+        ((2, 3, 8, 8), (2, 2)),
+        ((2, 3, 7, 9), (2, 2)),
+        ((3, 2, 9, 8), (3, 2)),
+        ((2, 2, 5, 7), (1, 3)),
+        ((2, 2, 7, 4), (3, 1)),
+        ((2, 3, 9), (3,)),
+        ((2, 3, 8), (2,)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_with_windows_side_by_side_matches_torch(shape, kernel, dtype):
+    # windows that tile the input (stride = kernel, no padding): ties among few distinct values
+    # (ReLU zeros and repeats), rows and columns left over, the channel-major memory order that
+    # a convolution's output has
+    x = np.maximum(np.round(_values(shape, 1) * 2), 0).astype(dtype)
+    x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
+    ours, theirs = {1: (F.max_pool1d, TF.max_pool1d), 2: (F.max_pool2d, TF.max_pool2d)}[len(kernel)]
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else {}
+    compare(lambda a: ours(a, kernel), lambda a: theirs(a, kernel), [x], **tol)
+    out, idx = ours(tm.tensor(x), kernel, return_indices=True)
+    want, want_idx = theirs(torch.tensor(x), kernel, return_indices=True)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.numpy(), want.numpy())
+    np.testing.assert_array_equal(idx.numpy(), want_idx.numpy())
+
+
 def test_max_pool_propagates_nan_as_torch():
     x = _values((1, 1, 4, 4), 0)
     x[0, 0, 1, 0] = x[0, 0, 0, 1] = np.nan
@@ -277,6 +335,40 @@ def test_interpolate_matches_torch(kwargs, dtype):
     np.testing.assert_allclose(xs.grad.numpy(), ts.grad.numpy(), rtol=tol * 10, atol=tol * 10)
     module = nn.Upsample(**kwargs)
     np.testing.assert_allclose(module(tm.tensor(x)).numpy(), out.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(size=13),
+        dict(size=(4,)),
+        dict(scale_factor=2),
+        dict(scale_factor=(0.6,)),
+        dict(scale_factor=1.7, recompute_scale_factor=True),
+        dict(size=13, mode="linear"),
+        dict(size=4, mode="linear", align_corners=True),
+        dict(size=1, mode="linear", align_corners=True),
+        dict(scale_factor=2.5, mode="linear"),
+        dict(scale_factor=0.7, mode="linear", recompute_scale_factor=True),
+        dict(scale_factor=3, mode="linear", align_corners=True),
+    ],
+)
+def test_interpolate_1d_matches_torch(kwargs, dtype):
+    # (N, C, L) input: 'nearest' and 'linear', values and gradients, and nn.Upsample
+    x = _values((2, 3, 9), 6).astype(dtype)
+    tol = 1e-9 if dtype == np.float64 else 2e-6
+    xs, ts = tm.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, want = F.interpolate(xs, **kwargs), TF.interpolate(ts, **kwargs)
+    assert tuple(out.shape) == tuple(want.shape) and out.dtype == dtype
+    np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=tol, atol=tol)
+    w = _values(tuple(want.shape), 7).astype(dtype)
+    (out * tm.tensor(w)).sum().backward()
+    (want * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(xs.grad.numpy(), ts.grad.numpy(), rtol=tol * 10, atol=tol * 10)
+    module, theirs = nn.Upsample(**kwargs), torch.nn.Upsample(**kwargs)
+    np.testing.assert_allclose(module(tm.tensor(x)).numpy(), out.numpy())
+    assert repr(module) == repr(theirs)
 
 
 def test_dropout2d_zeroes_whole_channels():
@@ -413,6 +505,18 @@ def _x(*shape):
             "bicubic",
         ),
         (lambda: F.interpolate(_x(1, 1, 4, 4), size=3, mode="cubic"), NotImplementedError, "cubic"),
+        (
+            lambda: F.interpolate(_x(1, 1, 4), size=3, mode="bilinear"),
+            NotImplementedError,
+            "Got 3D input, but bilinear mode needs 4D input",
+        ),
+        (
+            lambda: F.interpolate(_x(1, 1, 4, 4), size=3, mode="linear"),
+            NotImplementedError,
+            "Got 4D input, but linear mode needs 3D input",
+        ),
+        (lambda: F.interpolate(_x(1, 1, 4), size=(3, 3)), ValueError, "spatial dimensions"),
+        (lambda: F.interpolate(_x(1, 1, 4, 4), size=(3, 3, 3)), ValueError, "output size"),
         (lambda: F.interpolate(_x(1, 1, 4, 4), size=3, scale_factor=2), ValueError, "only one"),
         (
             lambda: F.interpolate(_x(1, 1, 4, 4), size=3, align_corners=True),
@@ -495,3 +599,29 @@ def test_mnist_cnn_example_help_and_a_small_run(tmp_path):
     assert metrics["train_images"] == 640 and metrics["test_images"] == 500
     assert metrics["threads"] == 1
     assert 0.3 < metrics["test_accuracy"] <= 1.0  # 10 Adam steps are far above chance
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+    reason="glibc's mallopt",
+)
+@pytest.mark.parametrize("setting, kept", [(None, True), ("0", False)])
+def test_convolution_asks_malloc_to_keep_freed_memory_unless_told_not_to(setting, kept):
+    # in a child process: the setting is process-wide; it is made by the first convolution or
+    # pooling, and TINYGRAD_MLP_KEEP_FREED_MEMORY=0 leaves malloc as it is
+    code = (
+        "import tinygrad_mlp as tm\n"
+        "from tinygrad_mlp import backend\n"
+        "from tinygrad_mlp.nn import functional as F\n"
+        "before = backend._malloc_settled\n"
+        "F.conv2d(tm.ones(1, 1, 4, 4), tm.ones(1, 1, 3, 3))\n"
+        "print(before, backend._malloc_settled, backend.keep_freed_memory())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TINYGRAD_MLP_KEEP_FREED_MEMORY"}
+    if setting is not None:
+        env["TINYGRAD_MLP_KEEP_FREED_MEMORY"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", str(kept) if kept else "tried", str(kept)]

@@ -300,7 +300,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if p == 1:
         return input * 0.0
     keep = backend.rng().random(input.shape) >= p
-    mask = (keep / (1 - p)).astype(input.dtype)
+    mask = keep.astype(input.dtype)
+    mask *= 1 / (1 - p)  # the same numbers as (keep / (1 - p)).astype(dtype), in one pass less
     return input * _const(mask, input)
 
 
@@ -1103,9 +1104,11 @@ def avg_pool2d(
 
 
 def _resample(x: Tensor, matrices: Sequence[Any]) -> Tensor:
-    """x (N, C, H, W) with its last two dims mapped by the constant (out, in) matrices."""
-    rows, cols = (_const(m.astype(x._data.dtype), x) for m in matrices)
-    return rows @ (x @ cols.T)
+    """x (N, C, H, W) or (N, C, L) with its spatial dims mapped by the constant (out, in)
+    matrices, one per dim."""
+    *rows, cols = (_const(m.astype(x._data.dtype), x) for m in matrices)
+    out = x @ cols.T
+    return rows[0] @ out if rows else out
 
 
 def _adaptive_matrix(n: int, m: int) -> Any:
@@ -1259,16 +1262,20 @@ def interpolate(
     recompute_scale_factor: bool | None = None,
     antialias: bool = False,
 ) -> Tensor:
-    """Resize (N, C, H, W) input to ``size`` or by ``scale_factor``: 'nearest' or 'bilinear'
-    (``align_corners`` as in PyTorch)."""
+    """Resize (N, C, L) input ('nearest' or 'linear') or (N, C, H, W) input ('nearest' or
+    'bilinear') to ``size`` or by ``scale_factor`` (``align_corners`` as in PyTorch)."""
     if mode not in _INTERPOLATE_MODES:
         raise NotImplementedError(
             f"interpolate: mode {mode!r} is not one of PyTorch's {_INTERPOLATE_MODES}"
         )
-    if mode not in ("nearest", "bilinear") or input.ndim != 4:
+    needs = {"linear": 3, "bilinear": 4, "trilinear": 5, "bicubic": 4}.get(mode)
+    if needs is not None and input.ndim != needs:
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs {needs}D input")
+    if mode not in ("nearest", "linear", "bilinear") or input.ndim not in (3, 4):
         raise NotImplementedError(
-            f"interpolate: only 4-D input with mode 'nearest' or 'bilinear' is supported, got "
-            f"{input.ndim}-D input and mode {mode!r}"
+            f"interpolate: only 3-D input with mode 'nearest' or 'linear' and 4-D input with "
+            f"mode 'nearest' or 'bilinear' are supported, got {input.ndim}-D input and mode "
+            f"{mode!r}"
         )
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported")
@@ -1280,14 +1287,21 @@ def interpolate(
     if (size is None) == (scale_factor is None):
         raise ValueError("only one of size or scale_factor should be defined")
     in_size = tuple(input.shape[2:])
-    scales: tuple = (None, None)
+    nd = len(in_size)
+    scales: tuple = (None,) * nd
     if size is not None:
-        out_size = _ints("size", size, 2, 1)
+        if isinstance(size, (tuple, list)) and len(size) != nd:
+            raise ValueError(
+                f"Input and output must have the same number of spatial dimensions, but got "
+                f"input with spatial dimensions of {list(in_size)} and output size of "
+                f"{tuple(size)}."
+            )
+        out_size = _ints("size", size, nd, 1)
     else:
         factors = (
-            tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
+            tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nd
         )
-        if len(factors) != 2:
+        if len(factors) != nd:
             raise ValueError(
                 f"Input and scale_factor must have the same number of spatial dimensions, but "
                 f"got input with spatial dimensions of {list(in_size)} and scale_factor of "

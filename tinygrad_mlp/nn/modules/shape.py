@@ -98,7 +98,8 @@ class Dropout2d(Dropout):
 
 
 class Upsample(Module):
-    """Resize (N, C, H, W) input with F.interpolate ('nearest' or 'bilinear')."""
+    """Resize (N, C, L) input ('nearest' or 'linear') or (N, C, H, W) input ('nearest' or
+    'bilinear') with F.interpolate."""
 
     def __init__(
         self,
