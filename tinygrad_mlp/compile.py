@@ -51,6 +51,7 @@ from . import ops as O
 from ._grad_mode import _Mode, no_grad
 from ._tensor import Tensor, _wrap
 from .autograd import engine
+from .autograd.namespace import ArrayNamespace
 from .backend import np
 
 __all__ = ["compile", "CompiledFunction", "CompiledModule"]
@@ -273,7 +274,7 @@ class _Trace:
             self.fail(why)
             return orig(tensors, grad_tensors, retain_graph, create_graph, inputs)
         self._resolve()
-        seed = engine._seed(out, None, False)
+        seed = engine._seed(out, None, ArrayNamespace)
         const = seed.copy()
         const.flags.writeable = False  # rules never write into g
         self.events.append(("seed", self._new(seed), const))
@@ -295,7 +296,7 @@ class _Trace:
                 pending[t] = g
                 heapq.heappush(heap, (-t._node.seq, id(t), t))
             else:
-                total = engine._add(prev, g)
+                total = ArrayNamespace.add(prev, g)
                 self.events.append(("add", self.find(prev), self.find(g), self.slot(total)))
                 pending[t] = total
 
@@ -313,7 +314,7 @@ class _Trace:
                 self.fail("a backward into a graph recorded before the step")
             if node.op.custom is not None:
                 self.fail(f"the custom autograd.Function {node.op.name!r}")
-            grads = engine._rule(node, g, False)
+            grads = node.op.backward(ArrayNamespace.of(g), g, node.saved, node.needs)
             outs = tuple(None if r is None else self.slot(r) for r in grads)
             self.events.append(("rule", index, self.find(g), tuple(node.needs), outs))
             inputs, needs, op = node.inputs, node.needs, node.op
@@ -326,7 +327,7 @@ class _Trace:
                 if not op.exact and (
                     type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype
                 ):
-                    fitted = engine._fit(ig, data, node, i, False)
+                    fitted = ArrayNamespace.fit(ig, data, node, i)
                     if type(fitted) is not type(data):
                         self.fail("a gradient moved between devices")
                     self.events.append(
@@ -349,7 +350,7 @@ class _Trace:
         if prev is None:
             t.grad = _wrap(g if fresh else g.copy())
         else:
-            t.grad = _wrap(engine._add(prev._data, g))
+            t.grad = _wrap(ArrayNamespace.add(prev._data, g))
 
     def on_call(self, orig: Callable, what: str, obj: Any, args: tuple, kwargs: dict) -> Any:
         """A call replayed as a whole (an optimizer step, zero_grad, ...)."""
@@ -652,7 +653,7 @@ _REAL_TO_DEVICE = backend.to_device
 
 
 def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
-    """engine._fit on the first-order path, with the input's shape and dtype as recorded."""
+    """ArrayNamespace.fit, with the input's shape and dtype as recorded."""
     if isinstance(ig, np.generic) or not hasattr(ig, "shape"):
         ig = np.asarray(ig, dtype=dtype)
     if ig.shape != shape:
@@ -810,7 +811,7 @@ class _Plan:
             return fit
         if kind == "add":
             _, a, b, out = e
-            add = engine._add
+            add = ArrayNamespace.add
 
             def acc() -> None:
                 env[out] = add(env[a], env[b])
@@ -833,7 +834,7 @@ class _Plan:
             return seed
         if kind == "deliver":
             _, t, g, fresh, mode = e
-            add = engine._add
+            add = ArrayNamespace.add
             if mode == "set":
 
                 def deliver() -> None:
