@@ -154,7 +154,7 @@ class _Run:
         the rule's incoming gradient, which ``g`` may be or view). A leaf with hooks gets its
         edges' gradients summed first, its hooks then run once on the sum (as PyTorch runs
         them before accumulating); ``hooked``: they ran already."""
-        if not hooked and t._extra is not None and t._get_extra("hooks"):
+        if t._extra is not None and not hooked and t._get_extra("hooks"):
             prev = self.held.get(t)
             self.held[t] = (ns.own(g, source) if prev is None else ns.add(prev[0], g), ns)
             return
@@ -163,10 +163,7 @@ class _Run:
             self.results[id(t)] = ns.own(g, source) if prev is None else ns.add(prev, g)
             return
         prev = t.grad
-        if prev is None:
-            t.grad = ns.wrap(ns.own(g, source))
-        else:
-            t.grad = ns.wrap(ns.add(ns.unwrap(prev), g))
+        t.grad = ns.as_grad(g, source) if prev is None else ns.wrap(ns.add(ns.unwrap(prev), g))
         if t._extra is not None and t._get_extra("post_hooks"):
             self.post[id(t)] = t
 
@@ -197,7 +194,7 @@ class _Run:
 
 def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> None:
     """Propagate the seeds of ``roots`` to the leaves, newest op first."""
-    anomaly, space_of, wanted = _Mode.anomaly, run.space.of, run.wanted
+    anomaly, space_of, known, wanted = _Mode.anomaly, run.space.of, run.space.known, run.wanted
     if anomaly:
         anomaly_mode.check_forward([t for t, _ in roots])
     for t, seed in roots:  # every seed is new (see _seed)
@@ -209,7 +206,7 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
     while heap:
         t = pop(heap)[1]
         node, g = t._node, pending.pop(t)
-        ns = space_of(g)
+        ns = known.get(type(g)) or space_of(g)
         if node.released or t._version or mode.last_inplace > node.seq:
             _check_saved(t, node, ns)
         if t._extra is not None or wanted is not None:
@@ -219,21 +216,26 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
         if not retain_graph:
             node.release()
         fits = ns.fits_all or not op.exact
-        for i, (inp, ig, need) in enumerate(zip(inputs, in_grads, needs, strict=True)):
+        for inp, ig, need in zip(inputs, in_grads, needs, strict=True):
             if ig is None or not need:
                 continue
             data = inp._data
             if fits and (
                 type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype
             ):
-                ig = ns.fit(ig, data, node, i)
+                ig = ns.fit(ig, data, node, _position(inputs, inp))
             if anomaly:
-                anomaly_mode.check_gradient(ig, node, i)
+                anomaly_mode.check_gradient(ig, node, _position(inputs, inp))
             if inp._node is not None:
                 run.add(inp, ig, ns)
             elif wanted is None or id(inp) in wanted:
                 run.deliver(inp, ig, ns, g)
     run.finish()
+
+
+def _position(inputs: tuple, inp: Tensor) -> int:
+    """Which input of a node ``inp`` is (the first, when it is there twice), for messages."""
+    return next(i for i, x in enumerate(inputs) if x is inp)
 
 
 # ---------------------------------------------------------------- the public calls
@@ -279,6 +281,12 @@ def backward(
     inputs: Any = None,
 ) -> None:
     """Accumulate the gradients of ``tensors`` into ``.grad`` of the leaves (or of ``inputs``)."""
+    if type(tensors) is list and len(tensors) == 1 and inputs is None and not create_graph:
+        out = tensors[0]  # the common case, loss.backward(): no checks, grad mode as it is
+        plain = type(grad_tensors) is list and len(grad_tensors) == 1 and grad_tensors[0] is None
+        if plain and out._node is not None and out._data.size == 1:
+            seed = _seed(out, None, ArrayNamespace)
+            return _run([(out, seed)], bool(retain_graph), _Run(ArrayNamespace, None, True))
     space = TensorNamespace if create_graph else ArrayNamespace
     roots = _roots("tensors", tensors, grad_tensors, space)
     wanted = None

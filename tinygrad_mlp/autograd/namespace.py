@@ -6,7 +6,8 @@ forward and rule run again on the ``TensorNamespace``, whose functions are recor
 gradient is itself on the tape, differentiable again. Beside the names the rules use, both
 offer the engine the same small interface, so that it never asks which one it holds:
 
-- ``of(g)``: the namespace for a gradient ``g`` (a class method: the device decides);
+- ``of(g)``: the namespace for a gradient ``g`` (a class method: the device decides), and
+  ``known``: the namespaces of common gradient types, found without a call;
 - ``saved(node)``: what the node's rule reads;
 - ``fit(ig, data, node, i)``: a rule's gradient for input ``i`` made of that input's shape,
   dtype and device (broadcasting undone here, once, for every rule);
@@ -15,6 +16,7 @@ offer the engine the same small interface, so that it never asks which one it ho
 - ``own(g, source)``: ``g`` as a value the caller may keep (a copy of an array that is the
   incoming gradient ``source``, a view, or someone else's memory);
 - ``wrap(g)`` and ``unwrap(t)``: a gradient as a Tensor (for hooks and ``.grad``) and back;
+  ``as_grad(g, source)``: ``wrap(own(g, source))``, a new ``.grad``;
 - ``reads(op, i, needs)``: whether the rule reads input ``i`` (for version checks);
 - ``recording()``: the grad mode rules run in (no_grad for arrays, enable_grad for Tensors).
 """
@@ -84,6 +86,10 @@ class ArrayNamespace(backend.ArrayNamespace):
         return g if g is not source and g.base is None else g.copy()
 
     @staticmethod
+    def as_grad(g: Any, source: Any = None) -> Tensor:
+        return _wrap(g if g is not source and g.base is None else g.copy())  # as own() does
+
+    @staticmethod
     def lift(seed: Any) -> Any:
         return seed
 
@@ -109,6 +115,7 @@ class ArrayNamespace(backend.ArrayNamespace):
 
 _NUMPY = ArrayNamespace(np)
 _array_namespaces: dict[Any, ArrayNamespace] = {np: _NUMPY}
+ArrayNamespace.known = {_ndarray: _NUMPY}  # of() without a call, for the common gradients
 
 
 class TensorNamespace:
@@ -117,6 +124,7 @@ class TensorNamespace:
     differentiable = True
 
     fits_all = True  # a rule on Tensors may return constants: every gradient is fitted
+    known: dict = {}  # of() depends on the device of the Tensor's array
 
     def __init__(self, arrays: backend.ArrayNamespace) -> None:
         self.arrays = arrays  # for constants (index offsets, ones) on the right device
@@ -157,6 +165,10 @@ class TensorNamespace:
 
     @staticmethod
     def wrap(g: Tensor) -> Tensor:
+        return g
+
+    @staticmethod
+    def as_grad(g: Tensor, source: Any = None) -> Tensor:
         return g
 
     @staticmethod
