@@ -16,7 +16,7 @@ seams: ``_check_saved`` (a released graph, a saved tensor changed in place), ``_
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import backend
@@ -128,7 +128,9 @@ def _run_hooks(t: Tensor, g: Any, ns: Any) -> Any:
 
 
 class _Run:
-    """The state of one backward pass: pending gradients and where results go."""
+    """The state of one backward pass: pending gradients and where results go. Its methods
+    are the observer seam: a tracer's subclass (``observer``) sees each seed, rule, fit, sum
+    and delivery of the one loop, and may refuse what it cannot replay."""
 
     def __init__(self, space: type, wanted: Sequence[Tensor] | None, accumulate: bool):
         self.space = space  # ArrayNamespace or TensorNamespace: the kind gradients travel as
@@ -139,6 +141,25 @@ class _Run:
         self.heap: list[tuple[int, Tensor]] = []
         self.post: dict[int, Tensor] = {}  # leaves with post-accumulate hooks, once each
         self.held: dict[Tensor, tuple[Any, Any]] = {}  # leaves with hooks: their summed gradient
+
+    def seed(self, out: Tensor, grad: Any) -> Any:
+        """The starting gradient of ``out`` (``grad``: the user's, or None)."""
+        return _seed(out, grad, self.space)
+
+    def start(self, roots: Sequence[tuple[Tensor, Any]]) -> None:
+        """Queue the seeds: a leaf's goes straight to it."""
+        for t, seed in roots:  # every seed is new (see _seed)
+            if t._node is not None:
+                self.add(t, seed, self.space.of(seed))
+            elif self.wants(t):
+                self.deliver(t, seed, self.space.of(seed), None)
+
+    # an observer's call of a node's rule, ``rule(node, ns, g)``; None: the loop calls the rule
+    rule: Callable[[Node, Any, Any], tuple] | None = None
+
+    def fit(self, ns: Any, ig: Any, data: Any, node: Node, i: int) -> Any:
+        """A rule's gradient for input ``i`` (of array ``data``) made of its shape and dtype."""
+        return ns.fit(ig, data, node, i)
 
     def add(self, t: Tensor, g: Any, ns: Any) -> None:
         """Add a gradient for a non-leaf tensor, queueing it the first time."""
@@ -192,17 +213,18 @@ class _Run:
         return self.wanted is None or id(t) in self.wanted
 
 
+# NOTE: the observer seam: tm.compile sets this to its subclass of _Run while it traces a step,
+# so every backward of the step runs through it. None otherwise: one global read per backward.
+observer: Callable[..., _Run] | None = None
+
+
 def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> None:
     """Propagate the seeds of ``roots`` to the leaves, newest op first."""
     anomaly, space_of, known, wanted = _Mode.anomaly, run.space.of, run.space.known, run.wanted
     if anomaly:
         anomaly_mode.check_forward([t for t, _ in roots])
-    for t, seed in roots:  # every seed is new (see _seed)
-        if t._node is not None:
-            run.add(t, seed, space_of(seed))
-        elif run.wants(t):
-            run.deliver(t, seed, space_of(seed), None)
-    heap, pending, pop, mode = run.heap, run.pending, heapq.heappop, _Mode
+    run.start(roots)
+    heap, pending, pop, mode, rule = run.heap, run.pending, heapq.heappop, _Mode, run.rule
     while heap:
         t = pop(heap)[1]
         node, g = t._node, pending.pop(t)
@@ -212,7 +234,10 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
         if t._extra is not None or wanted is not None:
             g = run.visit(t, g, ns)
         op, inputs, needs = node.op, node.inputs, node.needs
-        in_grads = op.backward(ns, g, ns.saved(node), needs)
+        if rule is None:
+            in_grads = op.backward(ns, g, ns.saved(node), needs)
+        else:
+            in_grads = rule(node, ns, g)
         if not retain_graph:
             node.release()
         fits = ns.fits_all or not op.exact
@@ -223,7 +248,7 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
             if fits and (
                 type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype
             ):
-                ig = ns.fit(ig, data, node, _position(inputs, inp))
+                ig = run.fit(ns, ig, data, node, _position(inputs, inp))
             if anomaly:
                 anomaly_mode.check_gradient(ig, node, _position(inputs, inp))
             if inp._node is not None:
@@ -260,7 +285,7 @@ def _grad_list(what: str, grads: Any, n: int) -> list[Any]:
     return grads
 
 
-def _roots(what: str, outs: Any, grads: Any, space: type) -> list[tuple[Tensor, Any]]:
+def _roots(what: str, outs: Any, grads: Any, run: _Run) -> list[tuple[Tensor, Any]]:
     """Each output that requires grad with its seed."""
     outs = _tensor_list(f"{what}: item", outs)
     seeds = _grad_list("grad_tensors" if what == "tensors" else "grad_outputs", grads, len(outs))
@@ -270,7 +295,7 @@ def _roots(what: str, outs: Any, grads: Any, space: type) -> list[tuple[Tensor, 
                 f"element {i} of tensors does not require grad and does not have a grad_fn (no "
                 "input of its graph has requires_grad=True, or it was computed under no_grad)"
             )
-    return [(o, _seed(o, s, space)) for o, s in zip(outs, seeds, strict=True)]
+    return [(o, run.seed(o, s)) for o, s in zip(outs, seeds, strict=True)]
 
 
 def backward(
@@ -285,18 +310,18 @@ def backward(
         out = tensors[0]  # the common case, loss.backward(): no checks, grad mode as it is
         plain = type(grad_tensors) is list and len(grad_tensors) == 1 and grad_tensors[0] is None
         if plain and out._node is not None and out._data.size == 1:
-            seed = _seed(out, None, ArrayNamespace)
-            return _run([(out, seed)], bool(retain_graph), _Run(ArrayNamespace, None, True))
+            run = (observer or _Run)(ArrayNamespace, None, True)
+            return _run([(out, run.seed(out, None))], bool(retain_graph), run)
     space = TensorNamespace if create_graph else ArrayNamespace
-    roots = _roots("tensors", tensors, grad_tensors, space)
     wanted = None
     if inputs is not None:
         wanted = _tensor_list("inputs: item", inputs)
         if not wanted:
             raise RuntimeError("backward: inputs= was given as an empty sequence")
-    keep = create_graph if retain_graph is None else retain_graph
+    run = (observer or _Run)(space, wanted, True)
+    roots = _roots("tensors", tensors, grad_tensors, run)
     with space.recording():
-        _run(roots, keep, _Run(space, wanted, True))
+        _run(roots, create_graph if retain_graph is None else retain_graph, run)
 
 
 def grad(
@@ -312,13 +337,13 @@ def grad(
     alone; with ``create_graph=True`` they are on the tape, differentiable again."""
     space = TensorNamespace if create_graph else ArrayNamespace
     ins = _tensor_list("inputs: item", inputs)
-    roots = _roots("outputs", outputs, grad_outputs, space)
+    run = (observer or _Run)(space, ins, False)
+    roots = _roots("outputs", outputs, grad_outputs, run)
     if allow_unused is None:
         allow_unused = materialize_grads
     for i, t in enumerate(ins):
         if not t.requires_grad:
             raise RuntimeError(f"grad: input {i} of shape {t.shape} does not require grad")
-    run = _Run(space, ins, False)
     with space.recording():
         _run(roots, create_graph if retain_graph is None else retain_graph, run)
     result: list[Tensor | None] = []
