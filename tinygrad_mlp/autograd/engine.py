@@ -3,14 +3,11 @@
 ``_run`` pops tensors newest first from a heap keyed on each op's creation number (all users of
 a tensor were created after it, so its gradient is complete when it comes out), calls the op's
 rule, fits each input's gradient to the input and hands it on: into the pending sums of a
-non-leaf, or to ``_Run.deliver`` for leaves and wanted tensors.
-
-One loop serves every order. The gradients are arrays on the first-order path and Tensors with
-``create_graph=True`` (then each rule runs on recorded ops and the gradient is on the tape,
-differentiable again); the two namespaces of ``namespace.py`` offer the loop the same few
-functions, so it never asks which one it holds. What only some nodes need sits behind three
-seams: ``_check_saved`` (a released graph, a saved tensor changed in place), ``_Run.visit``
-(hooks, retained and wanted non-leaves) and ``anomaly_mode.check_gradient``.
+non-leaf, or to ``_Run.deliver``. One loop serves every order: gradients are arrays without
+``create_graph`` and Tensors with it (each rule then runs on recorded ops), and the two
+namespaces of ``namespace.py`` offer the loop the same few functions. What only some nodes need
+sits behind three seams: ``_check_saved`` (a released graph, a saved tensor changed in place),
+``_Run.visit`` (hooks, retained and wanted non-leaves) and ``anomaly_mode.check_gradient``.
 """
 
 from __future__ import annotations
@@ -40,33 +37,26 @@ def _seed(out: Tensor, grad: Any, space: type) -> Any:
         if data.size != 1:
             raise RuntimeError(
                 "grad can be implicitly created only for scalar outputs, got shape "
-                f"{tuple(out.shape)}; "
-                "reduce the output with .sum() or .mean(), or pass gradient="
+                f"{tuple(out.shape)}; reduce the output with .sum() or .mean(), or pass gradient="
             )
         # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
         seed = xp.array(1, dtype=data.dtype)
         return space.lift(seed.reshape(data.shape) if data.ndim else seed)
-    if isinstance(grad, Tensor):
-        if grad.shape != out.shape:
-            raise RuntimeError(
-                f"Mismatch in shape: grad_output has a shape of {grad.shape} and output has a "
-                f"shape of {out.shape}"
-            )
-        if space.differentiable:  # the seed's own history is part of the graph
-            return grad if grad.dtype == out.dtype else grad.to(out.dtype)
-        grad = grad._data
-    try:
-        g = xp.array(grad, dtype=data.dtype)  # a private copy: the caller's array is never aliased
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"backward: gradient must be numeric, like the output {tuple(out.shape)}: {e}"
-        ) from None
-    if g.shape != out.shape:
+    if isinstance(grad, Tensor) and space.differentiable:  # its history is part of the graph
+        g = grad if grad.dtype == out.dtype else grad.to(out.dtype)
+    else:
+        try:  # a private copy: the caller's array is never aliased
+            g = xp.array(grad._data if isinstance(grad, Tensor) else grad, dtype=data.dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"backward: gradient must be numeric, like the output {tuple(out.shape)}: {e}"
+            ) from None
+    if tuple(g.shape) != tuple(out.shape):
         raise RuntimeError(
-            f"Mismatch in shape: grad_output has a shape of {g.shape} and output has a shape of "
-            f"{out.shape}"
+            f"Mismatch in shape: grad_output has a shape of {tuple(g.shape)} and output has a "
+            f"shape of {tuple(out.shape)}"
         )
-    return space.lift(g)
+    return space.lift(g) if backend.is_array(g) else g
 
 
 # ---------------------------------------------------------------- the seam of saved values
