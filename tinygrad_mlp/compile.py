@@ -1,18 +1,18 @@
 """``tm.compile``: trace a step once, then replay it as a fixed plan of array operations.
 
 The first call of a compiled function runs it eagerly while a recorder watches: every op
-application (the hook in ``_tensor.apply``), every seed, derivative rule, gradient fit, sum
-and delivery of the backward pass (the engine's loop runs with ``_TracedRun``, set as its
-``observer`` for the length of the trace), every dropout mask, and every call that changes state outside the tape (an
-optimizer's ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR scheduler's ``step``,
-``clip_grad_*``). The second call with the same guards traces again and compares the two
-recordings: equal, they become a plan; different, the step depends on something the tracer
-cannot see (a Python value, data-dependent branching) and the function stays eager. From
-the third call on the plan replays: a flat list of closures over numpy calls, with no Tensor,
-Node or engine in between. The common ops (linear, the fused ``mlp`` stack, ReLU, tanh,
-sigmoid, cross-entropy, MSE, plain SGD) replay through kernels that write into buffers
-allocated once (``out=`` arguments, in-place updates); every other op replays through its
-own registry forward and rule, so the arithmetic is always the eager one, bit for bit.
+application (the hook in ``_tensor.apply``), every seed, derivative rule, gradient fit, sum and
+delivery of the backward pass (the engine's loop runs with ``_TracedRun``, set as its
+``observer`` for the length of the trace), every dropout mask, and every call that changes
+state outside the tape (an optimizer's ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR
+scheduler's ``step``, ``clip_grad_*``). The second call with the same guards traces again and
+compares the two recordings: equal, they become a plan; different, the step depends on
+something the tracer cannot see (a Python value, data-dependent branching) and the function
+stays eager. From the third call on the plan replays: a flat list of closures over numpy calls,
+with no Tensor, Node or engine in between. The common ops (linear, the fused ``mlp`` stack,
+ReLU, tanh, sigmoid, cross-entropy, MSE, plain SGD) replay through kernels that write into
+buffers allocated once (``out=`` arguments, in-place updates); every other op replays through
+its own registry forward and rule, so the arithmetic is always the eager one, bit for bit.
 
 Guards (a change re-traces): the shapes, dtypes and devices of tensor and array arguments,
 ``requires_grad`` of tensor arguments, the values of other arguments, the grad mode, and
