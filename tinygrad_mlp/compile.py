@@ -1,18 +1,18 @@
 """``tm.compile``: trace a step once, then replay it as a fixed plan of array operations.
 
 The first call of a compiled function runs it eagerly while a recorder watches: every op
-application (the hook in ``_tensor.apply``), every derivative rule, gradient fit, sum and
-delivery of the backward pass (the engine's own functions, wrapped for the length of the
-trace), every dropout mask, and every call that changes state outside the tape (an
-optimizer's ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR scheduler's ``step``,
-``clip_grad_*``). The second call with the same guards traces again and compares the two
-recordings: equal, they become a plan; different, the step depends on something the tracer
-cannot see (a Python value, data-dependent branching) and the function stays eager. From
-the third call on the plan replays: a flat list of closures over numpy calls, with no Tensor,
-Node or engine in between. The common ops (linear, the fused ``mlp`` stack, ReLU, tanh,
-sigmoid, cross-entropy, MSE, plain SGD) replay through kernels that write into buffers
-allocated once (``out=`` arguments, in-place updates); every other op replays through its
-own registry forward and rule, so the arithmetic is always the eager one, bit for bit.
+application (the hook in ``_tensor.apply``), every seed, derivative rule, gradient fit, sum and
+delivery of the backward pass (the engine's loop runs with ``_TracedRun``, set as its
+``observer`` for the length of the trace), every dropout mask, and every call that changes
+state outside the tape (an optimizer's ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR
+scheduler's ``step``, ``clip_grad_*``). The second call with the same guards traces again and
+compares the two recordings: equal, they become a plan; different, the step depends on
+something the tracer cannot see (a Python value, data-dependent branching) and the function
+stays eager. From the third call on the plan replays: a flat list of closures over numpy calls,
+with no Tensor, Node or engine in between. The common ops (linear, the fused ``mlp`` stack,
+ReLU, tanh, sigmoid, cross-entropy, MSE, plain SGD) replay through kernels that write into
+buffers allocated once (``out=`` arguments, in-place updates); every other op replays through
+its own registry forward and rule, so the arithmetic is always the eager one, bit for bit.
 
 Guards (a change re-traces): the shapes, dtypes and devices of tensor and array arguments,
 ``requires_grad`` of tensor arguments, the values of other arguments, the grad mode, and
@@ -39,7 +39,6 @@ On CuPy the kernels are not used; the plan's array steps replay through CUDA gra
 from __future__ import annotations
 
 import functools
-import heapq
 import math
 import warnings
 import weakref
@@ -50,7 +49,8 @@ from . import _tensor, backend
 from . import ops as O
 from ._tensor import Tensor, _wrap
 from .autograd import engine
-from .autograd.grad_mode import _Mode, no_grad
+from .autograd.grad_mode import _Mode
+from .autograd.namespace import ArrayNamespace
 from .backend import np
 
 __all__ = ["compile", "CompiledFunction", "CompiledModule"]
@@ -246,111 +246,6 @@ class _Trace:
         self.events.append(("fwd", op, refs, resolved, out))
         self.unresolved.append((t, len(self.events) - 1))
 
-    def on_backward(
-        self,
-        orig: Callable,
-        tensors: Any,
-        grad_tensors: Any = None,
-        retain_graph: bool | None = None,
-        create_graph: bool = False,
-        inputs: Any = None,
-    ) -> None:
-        """``backward`` of a scalar, run here as the engine runs it (``engine._run``: newest op
-        first, gradients summed in the order they arrive), each step recorded."""
-        if self.depth or self.reason:
-            return orig(tensors, grad_tensors, retain_graph, create_graph, inputs)
-        outs = [tensors] if isinstance(tensors, Tensor) else list(tensors)
-        seeds = grad_tensors if isinstance(grad_tensors, (list, tuple)) else [grad_tensors]
-        out = outs[0] if len(outs) == 1 else None
-        why = None
-        if out is None or create_graph or inputs is not None or any(g is not None for g in seeds):
-            why = "backward with several outputs, gradient=, inputs= or create_graph=True"
-        elif _Mode.anomaly:
-            why = "anomaly detection"
-        elif not out.requires_grad or out._node is None or self.find(out._data) is None:
-            why = "a backward of a tensor the step did not compute"
-        if why is not None:
-            self.fail(why)
-            return orig(tensors, grad_tensors, retain_graph, create_graph, inputs)
-        self._resolve()
-        seed = engine._seed(out, None, False)
-        const = seed.copy()
-        const.flags.writeable = False  # rules never write into g
-        self.events.append(("seed", self._new(seed), const))
-        retain = bool(retain_graph)
-        self.depth += 1  # nothing below is a step op
-        try:
-            with no_grad():
-                self._backward(out, seed, retain)
-        finally:
-            self.depth -= 1
-
-    def _backward(self, out: Tensor, seed: Any, retain: bool) -> None:
-        pending: dict[Tensor, Any] = {}
-        heap: list[tuple[int, int, Tensor]] = []
-
-        def add(t: Tensor, g: Any) -> None:
-            prev = pending.get(t)
-            if prev is None:
-                pending[t] = g
-                heapq.heappush(heap, (-t._node.seq, id(t), t))
-            else:
-                total = engine._add(prev, g)
-                self.events.append(("add", self.find(prev), self.find(g), self.slot(total)))
-                pending[t] = total
-
-        add(out, seed)
-        while heap:
-            t = heapq.heappop(heap)[2]
-            node = t._node
-            if node.released:
-                raise engine._released_error(node)
-            g = pending.pop(t)
-            if t._extra is not None and (t._get_extra("hooks") or t._get_extra("retains_grad")):
-                self.fail("a tensor hook or retain_grad")
-            index = self.node_event.get(id(node))
-            if index is None:
-                self.fail("a backward into a graph recorded before the step")
-            if node.op.custom is not None:
-                self.fail(f"the custom autograd.Function {node.op.name!r}")
-            grads = engine._rule(node, g, False)
-            outs = tuple(None if r is None else self.slot(r) for r in grads)
-            self.events.append(("rule", index, self.find(g), tuple(node.needs), outs))
-            inputs, needs, op = node.inputs, node.needs, node.op
-            if not retain:
-                node.release()
-            for i, (inp, ig, need) in enumerate(zip(inputs, grads, needs, strict=True)):
-                if ig is None or not need:
-                    continue
-                data = inp._data
-                if not op.exact and (
-                    type(ig) is not type(data) or ig.shape != data.shape or ig.dtype != data.dtype
-                ):
-                    fitted = engine._fit(ig, data, node, i, False)
-                    if type(fitted) is not type(data):
-                        self.fail("a gradient moved between devices")
-                    self.events.append(
-                        ("fit", self.find(ig), self.slot(fitted), tuple(data.shape), data.dtype)
-                    )
-                    ig = fitted
-                if inp._node is None:
-                    self._deliver(inp, ig, ig is not g and ig.base is None)
-                else:
-                    add(inp, ig)
-
-    def _deliver(self, t: Tensor, g: Any, fresh: bool) -> None:
-        """Into ``.grad``, as ``engine._Run.deliver`` does."""
-        if t._extra is not None and (t._get_extra("hooks") or t._get_extra("post_hooks")):
-            self.fail("a tensor hook")
-        self.touch(t)
-        prev = t.grad
-        self.keep.append(t)
-        self.events.append(("deliver", t, self.find(g), fresh, "set" if prev is None else "acc"))
-        if prev is None:
-            t.grad = _wrap(g if fresh else g.copy())
-        else:
-            t.grad = _wrap(engine._add(prev._data, g))
-
     def on_call(self, orig: Callable, what: str, obj: Any, args: tuple, kwargs: dict) -> Any:
         """A call replayed as a whole (an optimizer step, zero_grad, ...)."""
         if not (self.depth or self.reason):
@@ -419,6 +314,8 @@ class _Trace:
         finally:
             patches.remove()
             _ACTIVE.pop()
+        if self.depth:  # a backward stopped by an error that the step caught
+            self.fail("an error inside backward")
         self._resolve()
         self.result = self._outputs(result)
         self.sig = self.signature() if self.reason is None else None
@@ -465,6 +362,100 @@ class _Trace:
     def signature(self) -> list:
         """A comparable rendering of the events: equal for two runs of the same step."""
         return [_event_signature(e) for e in self.events] + [_value_sig(self.result)]
+
+
+class _TracedRun(engine._Run):
+    """A backward of the traced step, run by the engine (its observer seam) with each seed,
+    rule, fit, sum and delivery recorded as an event. What a plan cannot replay fails the
+    trace; the run then goes on as a plain one."""
+
+    def __init__(self, tr: _Trace, space: type, wanted: Any, accumulate: bool) -> None:
+        super().__init__(space, wanted, accumulate)
+        self.tr = None if tr.depth or tr.reason else tr
+        if self.tr is None:
+            return
+        if not accumulate:
+            self.refuse("autograd.grad")
+        elif space is not ArrayNamespace or wanted is not None:
+            self.refuse("backward with several outputs, gradient=, inputs= or create_graph=True")
+        elif _Mode.anomaly:
+            self.refuse("anomaly detection")
+
+    def refuse(self, reason: str) -> None:
+        self.tr.fail(reason)
+        self.tr = None
+
+    def seed(self, out: Tensor, grad: Any) -> Any:
+        tr = self.tr
+        if tr is not None and grad is not None:
+            self.refuse("backward with several outputs, gradient=, inputs= or create_graph=True")
+        elif tr is not None and (out._node is None or tr.find(out._data) is None):
+            self.refuse("a backward of a tensor the step did not compute")
+        return super().seed(out, grad)
+
+    def start(self, roots: Any) -> None:
+        tr = self.tr
+        if tr is not None and len(roots) != 1:
+            self.refuse("backward with several outputs, gradient=, inputs= or create_graph=True")
+        elif tr is not None:
+            tr._resolve()
+            seed = roots[0][1]
+            const = seed.copy()
+            const.flags.writeable = False  # rules never write into g
+            tr.events.append(("seed", tr._new(seed), const))
+            tr.depth += 1  # nothing below is a step op
+        super().start(roots)
+
+    def visit(self, t: Tensor, g: Any, ns: Any) -> Any:
+        if self.tr is not None and (t._get_extra("hooks") or t._get_extra("retains_grad")):
+            self.tr.fail("a tensor hook or retain_grad")
+        return super().visit(t, g, ns)
+
+    def rule(self, node: Any, ns: Any, g: Any) -> tuple:
+        grads = node.op.backward(ns, g, ns.saved(node), node.needs)
+        tr = self.tr
+        if tr is not None:
+            index = tr.node_event.get(id(node))
+            if index is None:
+                tr.fail("a backward into a graph recorded before the step")
+            if node.op.custom is not None:
+                tr.fail(f"the custom autograd.Function {node.op.name!r}")
+            outs = tuple(None if r is None else tr.slot(r) for r in grads)
+            tr.events.append(("rule", index, tr.find(g), tuple(node.needs), outs))
+        return grads
+
+    def fit(self, ns: Any, ig: Any, data: Any, node: Any, i: int) -> Any:
+        fitted = super().fit(ns, ig, data, node, i)
+        tr = self.tr
+        if tr is not None:
+            if type(fitted) is not type(data):
+                tr.fail("a gradient moved between devices")
+            tr.events.append(("fit", tr.find(ig), tr.slot(fitted), tuple(data.shape), data.dtype))
+        return fitted
+
+    def add(self, t: Tensor, g: Any, ns: Any) -> None:
+        prev = self.pending.get(t)
+        super().add(t, g, ns)
+        tr = self.tr
+        if tr is not None and prev is not None:
+            tr.events.append(("add", tr.find(prev), tr.find(g), tr.slot(self.pending[t])))
+
+    def deliver(self, t: Tensor, g: Any, ns: Any, source: Any, hooked: bool = False) -> None:
+        tr = self.tr
+        if tr is not None:
+            if t._extra is not None and (t._get_extra("hooks") or t._get_extra("post_hooks")):
+                tr.fail("a tensor hook")
+            tr.touch(t)
+            tr.keep.append(t)
+            fresh = g is not source and g.base is None
+            how = "set" if t.grad is None else "acc"
+            tr.events.append(("deliver", t, tr.find(g), fresh, how))
+        super().deliver(t, g, ns, source, hooked)
+
+    def finish(self) -> None:
+        super().finish()
+        if self.tr is not None:
+            self.tr.depth -= 1
 
 
 def _params_of(obj: Any, what: str, args: tuple, kwargs: dict) -> list:
@@ -546,11 +537,7 @@ class _Patches:
         from .optim.optimizer import Optimizer
 
         _tensor._recorder = tr.on_apply
-        from . import autograd
-
-        for owner in (engine, autograd):
-            self._set(owner, "backward", functools.partial(tr.on_backward, engine.backward))
-            self._set(owner, "grad", _refusing(tr, "autograd.grad", engine.grad))
+        engine.observer = functools.partial(_TracedRun, tr)
         self._set(F, "dropout", _dropout_hook(tr, F.dropout))
         self._set(backend, "rng", _refusing(tr, "random numbers from the global generator", None))
         self._set(backend, "to_device", functools.partial(tr.on_move, backend.to_device))
@@ -588,6 +575,7 @@ class _Patches:
 
     def remove(self) -> None:
         _tensor._recorder = None
+        engine.observer = None
         for owner, name, value in reversed(self.saved):
             if value is None:
                 delattr(owner, name)
@@ -652,7 +640,7 @@ _REAL_TO_DEVICE = backend.to_device
 
 
 def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
-    """engine._fit on the first-order path, with the input's shape and dtype as recorded."""
+    """ArrayNamespace.fit, with the input's shape and dtype as recorded."""
     if isinstance(ig, np.generic) or not hasattr(ig, "shape"):
         ig = np.asarray(ig, dtype=dtype)
     if ig.shape != shape:
@@ -810,7 +798,7 @@ class _Plan:
             return fit
         if kind == "add":
             _, a, b, out = e
-            add = engine._add
+            add = ArrayNamespace.add
 
             def acc() -> None:
                 env[out] = add(env[a], env[b])
@@ -833,7 +821,7 @@ class _Plan:
             return seed
         if kind == "deliver":
             _, t, g, fresh, mode = e
-            add = engine._add
+            add = ArrayNamespace.add
             if mode == "set":
 
                 def deliver() -> None:

@@ -1,4 +1,5 @@
-"""tm.compile: a compiled step gives eager mode's results bit for bit, re-traces when its
+"""tm.compile: a compiled step gives eager mode's results bit for bit (and PyTorch's, within
+rounding: an independent reference for the replayed forwards and rules), re-traces when its
 guards change, falls back to eager (with one warning) for what it cannot capture, and replays
 without allocating."""
 
@@ -18,6 +19,10 @@ from tinygrad_mlp.compile import CompiledModule, _Plan
 from tinygrad_mlp.compile import compile as tm_compile
 
 F = tm.functional
+try:
+    import torch
+except ImportError:  # the tests against PyTorch skip
+    torch = None
 
 # the buffer-reusing kernels (and so the arena and the allocation checks) are numpy's; on a
 # device (the simulated one in CI) the plan replays the registry's own forwards and rules
@@ -133,6 +138,58 @@ def test_random_sequential_models_match_eager_bit_for_bit(seed, loss_kind):
     compiled = _train(build, make_opt, True, 7, loss_kind)
     _assert_same(eager, compiled)
     assert _plans(compiled[3]), "the step should have been replayed"
+
+
+def _torch_training(build, steps: int, loss_kind: str, batch: int = 8):
+    """What ``_train`` computes, from the same initial weights, by PyTorch in float64."""
+    tm.manual_seed(123)
+    ours = build()
+    layers = []
+    for m in ours:
+        if isinstance(m, nn.Linear):
+            layer = torch.nn.Linear(m.in_features, m.out_features).double()
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(m.weight.detach().numpy().astype(np.float64)))
+                layer.bias.copy_(torch.from_numpy(m.bias.detach().numpy().astype(np.float64)))
+            layers.append(layer)
+        else:
+            layers.append(getattr(torch.nn, type(m).__name__)())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    params = list(ours.parameters())
+    x, labels, targets = _data(7, batch * steps, params[0].shape[1], params[-1].shape[0])
+    losses = []
+    for i in range(steps):
+        rows = slice(i * batch, (i + 1) * batch)
+        out = model(torch.from_numpy(x[rows]).double())
+        if loss_kind == "ce":
+            loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(labels[rows]))
+        else:
+            loss = torch.nn.functional.mse_loss(out, torch.from_numpy(targets[rows]).double())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    state = [p.detach().numpy() for p in model.parameters()]
+    return state, [p.grad.numpy() for p in model.parameters()], losses
+
+
+@pytest.mark.skipif(torch is None, reason="needs PyTorch")
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("loss_kind", ["ce", "mse"])
+def test_random_sequential_models_train_as_pytorch_does(seed, loss_kind):
+    """An independent reference for the replayed steps (the kernels' and the registry's): the
+    same training by PyTorch in float64."""
+
+    def build():
+        return _sequential(np.random.default_rng(seed), 5, 3)
+
+    state, grads, losses, fn = _train(build, lambda p: tm.optim.SGD(p, lr=0.1), True, 7, loss_kind)
+    assert _plans(fn), "the step should have been replayed"
+    ref_state, ref_grads, ref_losses = _torch_training(build, 7, loss_kind)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4, atol=1e-5)
+    for ours, theirs in zip(state + grads, ref_state + ref_grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
 
 
 def _optimizer_cases():

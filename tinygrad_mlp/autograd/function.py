@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import backend
 from .. import ops as O
 from .._tensor import Node, Tensor, _wrap
+from ..backend import np
 from .grad_mode import _Mode, no_grad
 
 __all__ = ["Function", "FunctionCtx"]
@@ -75,24 +77,49 @@ class Function:
         needs = tuple(t.requires_grad for t in inputs)
         if not (_Mode.grad_enabled and True in needs):
             return out
-        result = _wrap(out._data, True)
-        node = Node(_op_of(cls), inputs, None, needs, {})
-        node.ctx = ctx
-        result._node = node
-        return result
+        return _wrap(out._data, True, Node(_op_of(cls), inputs, ctx, needs, {}))
 
 
 _custom_ops: dict[type, O.Op] = {}
 
 
 def _op_of(cls: type) -> O.Op:
-    """The (unregistered) Op that stands for a Function subclass on the tape."""
+    """The (unregistered) Op that stands for a Function subclass on the tape: what its forward
+    saved is the ctx, and its rule is ``cls.backward`` on Tensors, in either namespace."""
     op = _custom_ops.get(cls)
     if op is None:
 
-        def _not_called(*args: Any, **kwargs: Any) -> Any:
+        def forward(ns: Any, *args: Any, **kwargs: Any) -> Any:
             raise RuntimeError(f"{cls.__name__} runs through Function.apply")
 
-        op = O.Op(cls.__name__, _not_called, _not_called, None, custom=cls)
+        def backward(ns: Any, g: Any, ctx: FunctionCtx, needs: tuple) -> tuple:
+            return _backward(cls, ns, g, ctx, needs)
+
+        op = O.Op(cls.__name__, forward, backward, None, custom=cls)
         _custom_ops[cls] = op
     return op
+
+
+def _backward(cls: type, ns: Any, g: Any, ctx: FunctionCtx, needs: tuple) -> tuple:
+    """``cls.backward`` on the incoming gradient as a Tensor; one gradient per tensor argument
+    of forward, in ``ns``'s kind."""
+    with ns.recording():
+        out = cls.backward(ctx, ns.wrap(g))
+    out = out if isinstance(out, tuple) else (out,)
+    positions = ctx._tensor_positions
+    if len(out) != ctx._n_args and (len(out) > ctx._n_args or len(out) <= max(positions)):
+        raise RuntimeError(
+            f"function {cls.__name__}Backward returned an incorrect number of gradients "
+            f"(expected {ctx._n_args}, got {len(out)})"
+        )
+    grads = []
+    for k, pos in enumerate(positions):
+        gk = out[pos] if pos < len(out) else None
+        if gk is None or not needs[k]:
+            grads.append(None)
+            continue
+        if not isinstance(gk, Tensor):
+            gk = _wrap(gk if backend.is_array(gk) else np.asarray(gk))
+        value = ns.unwrap(gk)
+        grads.append(ns.own(value, value))  # the user's memory is never handed on as it is
+    return tuple(grads)
