@@ -361,12 +361,16 @@ def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
         b = _lift(b, a)
     if a._data.dtype is not b._data.dtype:
         if op is O.SUB and "b" in (a._data.dtype.kind, b._data.dtype.kind):
-            raise RuntimeError(
-                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
-                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
-            )
+            _refuse_bool_subtraction()
         a, b = _promote(a, b)
     return apply(op, a, b)
+
+
+def _refuse_bool_subtraction():
+    raise RuntimeError(
+        "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+        "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+    )
 
 
 def _as_float(t: Tensor) -> Tensor:
@@ -443,7 +447,7 @@ def _scalar_exponent(value: Any) -> float | None:
     """The exponent as a Python number, or None when it is a tensor (or an array)."""
     if isinstance(value, Tensor):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not isinstance(value, (int, float, np.integer, np.floating)):
         if backend.is_array(value):
             return None
         raise TypeError(f"pow: the exponent must be a number or a tensor, got {value!r:.40}")
@@ -911,9 +915,13 @@ class Tensor:
         return _binary(O.ADD, other, self)
 
     def __sub__(self, other: Any) -> Tensor:
+        if other.__class__ is bool:  # a Python bool is a bool operand, as in PyTorch
+            _refuse_bool_subtraction()
         return _binary(O.SUB, self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
+        if other.__class__ is bool:
+            _refuse_bool_subtraction()
         return _binary(O.SUB, other, self)
 
     def __mul__(self, other: Any) -> Tensor:
@@ -970,9 +978,16 @@ class Tensor:
     def _no_grad_binary(self, name: str, other: Any) -> Tensor:
         other = _lift(other, self)
         a, b = _promote(self, other)
+        xp = backend.array_module_of(a._data)
         if name != "power":
             O._refuse_integer_zero(a._data, b._data)
-        xp = backend.array_module_of(a._data)
+        elif a._data.dtype.kind in "iu" and (b._data < 0).any():
+            # an integer to a negative integer power, truncated as PyTorch's (and C's): 1 and -1
+            # keep their size, every other base gives 0
+            x, e = a._data, b._data
+            pos = xp.power(x, xp.abs(e))
+            neg = xp.where(x == 1, 1, xp.where(x == -1, 1 - 2 * (e % 2), 0)).astype(pos.dtype)
+            return _wrap(xp.asarray(xp.where(e < 0, neg, pos)))
         return _wrap(xp.asarray(getattr(xp, name)(a._data, b._data)))
 
     # ------------------------------------------------------------ comparisons
@@ -1144,10 +1159,15 @@ class Tensor:
             return _binary(O.POW_TENSOR, _as_float(self), exponent)
         base = self
         if self._data.dtype.kind in "biu":
-            if c == int(c) and c >= 0:
+            if isinstance(exponent, bool) and self._data.dtype.kind == "b":
+                return self.clone() if exponent else self | True  # bool ** bool stays bool
+            if c == int(c) and not isinstance(exponent, float):
+                if c < 0:  # PyTorch's words; its type
+                    raise RuntimeError("Integers to negative integer powers are not allowed.")
                 return self._no_grad_binary("power", int(c))
             base = _as_float(self)
-        return apply(O.POW, base, exponent=c)
+        # NOTE: a bool exponent stays a bool: PyTorch's rule for x ** False is 0 x^-1, not 0
+        return apply(O.POW, base, exponent=exponent if isinstance(exponent, bool) else c)
 
     def sqrt(self) -> Tensor:
         """Elementwise square root."""
@@ -1263,6 +1283,13 @@ class Tensor:
             if bound is not None and not (_is_number(bound) or isinstance(bound, bool)):
                 raise TypeError(f"clamp: {name} must be a number, a tensor or None, got {bound!r}")
         x = self
+        bools = all(b is None or isinstance(b, bool) for b in (min, max))
+        if bools and self._data.dtype.kind == "b":
+            which = "clamp_min" if max is None else "clamp_max" if min is None else "clamp"
+            raise NotImplementedError(
+                f"{which}: not implemented for a bool tensor with bool bounds (as PyTorch's); "
+                "give int bounds, or use logical_and / logical_or"
+            )
         if any(isinstance(b, float) for b in (min, max)) and self._data.dtype.kind in "biu":
             x = _as_float(self)
         return apply(O.CLAMP, x, low=min, high=max)
@@ -1884,6 +1911,9 @@ class Tensor:
 
     def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self -= alpha * other, in place."""
+        kinds = (self._data.dtype.kind, _data_of_any(other).dtype.kind)
+        if other.__class__ is bool or "b" in kinds:
+            _refuse_bool_subtraction()
         if self._recorded("sub_", other):
             return self._record("sub_", lambda t: t.sub(other, alpha=alpha), False)
         return self._inplace("sub_", "subtract", other if alpha == 1 else _scaled(other, alpha))
