@@ -134,7 +134,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
     if len(arrays) > 1 and len(set(map(type, arrays))) != 1:
-        _refuse_devices(op, inputs)
+        arrays = _same_kind_arrays(op, inputs, arrays)
+        first = arrays[0]
     ns = _NUMPY if type(first) is _ndarray else backend.namespace_of(first)
     try:
         out, saved = op.forward(ns, *arrays, **params)
@@ -215,6 +216,16 @@ def _steps_back(index: Any) -> bool:
     flip; PyTorch refuses such slices)."""
     items = index if type(index) is tuple else (index,)
     return any(type(i) is slice and i.step is not None and i.step < 0 for i in items)
+
+
+def _same_kind_arrays(op: O.Op, inputs: Sequence[Tensor], arrays: tuple) -> tuple:
+    """The arrays of an op's inputs, where numpy made a 0-d result a numpy scalar (a 0-d
+    tensor's comparison, abs, ...) read as a 0-d array; arrays of two devices are refused."""
+    if any(isinstance(a, np.generic) for a in arrays):
+        arrays = tuple(np.asarray(a) if isinstance(a, np.generic) else a for a in arrays)
+        if len(set(map(type, arrays))) == 1:
+            return arrays
+    _refuse_devices(op, inputs)
 
 
 def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
@@ -934,6 +945,10 @@ class Tensor:
         return _true_divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
+        if _is_number(other) or isinstance(other, bool):
+            # NOTE: PyTorch's number / tensor is tensor.reciprocal() * number, in value (to the
+            # last bit) and in gradient (NaN at 0 / 1e-200, where 1 / x^2 overflows)
+            return self.reciprocal() * other
         return _true_divide(_lift(other, self), self)
 
     def __floordiv__(self, other: Any) -> Tensor:
@@ -1154,7 +1169,10 @@ class Tensor:
         """self ** exponent, for a number or a tensor exponent."""
         c = _scalar_exponent(exponent)
         if c is None:
-            if self._data.dtype.kind in "biu" and _data_of_any(exponent).dtype.kind in "biu":
+            kinds = self._data.dtype.kind + _data_of_any(exponent).dtype.kind
+            if kinds == "bb":
+                raise NotImplementedError("pow: not implemented for a bool tensor to bool powers")
+            if kinds[0] in "biu" and kinds[1] in "biu":
                 return self._no_grad_binary("power", exponent)  # int ** int stays int64
             return _binary(O.POW_TENSOR, _as_float(self), exponent)
         base = self
@@ -1227,7 +1245,8 @@ class Tensor:
         if self._data.dtype.kind == "b":
             raise RuntimeError("\"abs\" not implemented for 'Bool'")
         if self._data.dtype.kind in "biu":
-            return _wrap(abs(self._data))
+            xp = backend.array_module_of(self._data)
+            return _wrap(xp.asarray(xp.abs(self._data)))  # (a 0-d array, never a numpy scalar)
         return apply(O.ABS, self)
 
     absolute = abs
@@ -1235,7 +1254,8 @@ class Tensor:
     def sign(self) -> Tensor:
         """Elementwise -1, 0 or 1 (its gradient is 0)."""
         if self._data.dtype.kind in "biu":
-            return _wrap(backend.array_module_of(self._data).sign(self._data))
+            xp = backend.array_module_of(self._data)
+            return _wrap(xp.asarray(xp.sign(self._data)))
         return apply(O.SIGN, self)
 
     def round(self, decimals: int = 0) -> Tensor:

@@ -243,6 +243,14 @@ REMAINDER = register(
 )
 
 
+def _zeros_like(ns, x):
+    """Zeros of x's shape and dtype, with no history: PyTorch's gradient of a constant piece
+    (never 0 * inf = NaN)."""
+    if ns.differentiable:
+        return ns._t(ns.arrays.xp.zeros(tuple(x.shape), dtype=x._data.dtype))
+    return ns.zeros_like(x)
+
+
 def _neg(ns, x):
     return -x, None
 
@@ -264,7 +272,7 @@ def _pow_vjp(ns, g, saved, needs):
     x, c = saved
     if c == 0 and c is not False:  # NOTE: x^0 is constant; c x^(c-1) gives 0 * inf at x = 0
         # (PyTorch's rule does not see a bool exponent False as 0: the formula below, as there)
-        return (g * 0,)
+        return (_zeros_like(ns, x),)
     if c == 1 and not ns.differentiable:  # (on Tensors: g 1 x^0, which requires grad)
         return (g,)
     # NOTE: the square root's and its reciprocal's derivatives read the root itself, so that
@@ -332,8 +340,8 @@ def _sign(ns, x):
 
 
 def _sign_vjp(ns, g, saved, needs):
-    # sign is piecewise constant: its derivative is 0 (where it exists)
-    return (g * 0,)
+    # sign is piecewise constant: its derivative is 0 (where it exists), also where g is inf
+    return (_zeros_like(ns, g),)
 
 
 SIGN = register("sign", _sign, _sign_vjp, 1, Sample(domains=("nonzero",)), saves_inputs=False)
@@ -407,10 +415,10 @@ def _where(ns, a, b, condition):
 
 
 def _where_vjp(ns, g, condition, needs):
-    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere
-    zero = g * 0
-    ga = ns.where(condition, g, zero) if needs[0] else None
-    gb = ns.where(condition, zero, g) if needs[1] else None
+    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere (0 there, not g * 0,
+    # which is NaN where g is inf)
+    ga = ns.where(condition, g, 0.0) if needs[0] else None
+    gb = ns.where(condition, 0.0, g) if needs[1] else None
     return ga, gb
 
 

@@ -195,7 +195,10 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     if inplace:
         return input._unary_("celu_", lambda t: celu(t, alpha))
     # NOTE: alpha elu(x / alpha) below 0 and x itself above: elu's rule gives celu'(0) = 1 and a
-    # second derivative 0 there, as PyTorch
+    # second derivative 0 there, as PyTorch. A negative alpha puts x / alpha above 0, outside
+    # elu's exponential piece: alpha (e^(x / alpha) - 1) is written out there
+    if alpha < 0:
+        return _select(input > 0, input, (input / alpha).expm1() * alpha)
     return _select(input > 0, input, elu(input / alpha) * alpha)
 
 
