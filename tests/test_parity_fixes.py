@@ -473,3 +473,30 @@ def test_ops_after_a_0d_result_that_numpy_made_a_scalar():
     assert a.add(a, alpha=2).item() == 9
     assert ((tm.tensor(1.0) == 1) * tm.tensor(3.0)).item() == 3.0
     assert (tm.tensor(-2).sign() - 1).item() == -2
+
+
+def test_clamp_and_bounded_activations_pass_gradients_as_pytorch_at_nan_and_inf():
+    # hardtanh's gradient is g except where x <= min or x >= max: g itself at a NaN input
+    x = leaf([math.nan, 0.5, 3.0])
+    F.hardtanh(x, -1.0, 1.5).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 0.0])
+    x = leaf([math.nan, 7.0, 3.0])
+    F.relu6(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])
+    # clamp's clipped entries get 0 even where the gradient coming in is inf (sqrt'(0))
+    x = leaf([-0.5, 2.0])
+    x.clamp(min=0.0).sqrt().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5 / math.sqrt(2.0)])
+
+
+def test_minimum_and_maximum_give_both_sides_the_gradient_at_nan():
+    # PyTorch: g where neither side is the smaller (larger) one, halves at ties
+    for fn in (tm.minimum, tm.maximum):
+        a, b = leaf([1.5, 2.0, math.nan]), leaf([math.nan, 2.0, 1.0])
+        fn(a, b).sum().backward()
+        np.testing.assert_array_equal(a.grad.numpy(), [1.0, 0.5, 1.0])
+        np.testing.assert_array_equal(b.grad.numpy(), [1.0, 0.5, 1.0])
+    a, b = leaf([1.0, 3.0]), leaf([2.0, 2.0])
+    tm.minimum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 0.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [0.0, 1.0])

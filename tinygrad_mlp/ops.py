@@ -352,13 +352,16 @@ def _clamp(ns, x, low, high):
 
 
 def _clamp_vjp(ns, g, saved, needs):
-    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside
+    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside (a where, as PyTorch's: 0 even where
+    # g is inf)
     x, low, high = saved
-    if low is not None:
-        g = g * (x >= low)
-    if high is not None:
-        g = g * (x <= high)
-    return (g,)
+    if low is None:
+        inside = x <= high
+    elif high is None:
+        inside = x >= low
+    else:
+        inside = (x >= low) & (x <= high)
+    return (ns.where(inside, g, 0.0),)
 
 
 CLAMP = register(
@@ -375,10 +378,13 @@ def _maximum(ns, a, b):
 
 
 def _maximum_vjp(ns, g, saved, needs):
-    # d max(a, b)/da = 1 where a > b, 1/2 where a = b (as PyTorch), 0 elsewhere
+    # d max(a, b)/da = 1 where a > b, 1/2 where a = b (as PyTorch), 0 elsewhere; written as
+    # PyTorch's wheres, so that where a or b is NaN both get g, and an inf g meets no 0 * inf
     a, b = saved
-    share = (a > b) + (a == b) * 0.5
-    return (g * share if needs[0] else None), (g * (1 - share) if needs[1] else None)
+    tie = a == b
+    ga = ns.where(a < b, 0.0, ns.where(tie, g / 2, g)) if needs[0] else None
+    gb = ns.where(a > b, 0.0, ns.where(tie, g / 2, g)) if needs[1] else None
+    return ga, gb
 
 
 MAXIMUM = register(
@@ -395,10 +401,12 @@ def _minimum(ns, a, b):
 
 
 def _minimum_vjp(ns, g, saved, needs):
-    # d min(a, b)/da = 1 where a < b, 1/2 where a = b (as PyTorch), 0 elsewhere
+    # d min(a, b)/da = 1 where a < b, 1/2 where a = b (as PyTorch), 0 elsewhere (see maximum)
     a, b = saved
-    share = (a < b) + (a == b) * 0.5
-    return (g * share if needs[0] else None), (g * (1 - share) if needs[1] else None)
+    tie = a == b
+    ga = ns.where(a > b, 0.0, ns.where(tie, g / 2, g)) if needs[0] else None
+    gb = ns.where(a < b, 0.0, ns.where(tie, g / 2, g)) if needs[1] else None
+    return ga, gb
 
 
 MINIMUM = register(
@@ -673,8 +681,11 @@ _activation(
 _activation(
     "hardtanh",
     lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip(x, min_val, max_val),
-    # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch
-    lambda ns, g, x, out, min_val=-1.0, max_val=1.0: g * ((out > min_val) * (out < max_val)),
+    # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch (its where:
+    # g itself at NaN, 0 where g is inf outside)
+    lambda ns, g, x, out, min_val=-1.0, max_val=1.0: ns.where(
+        (out <= min_val) | (out >= max_val), 0.0, g
+    ),
     False,
     in_place=lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip_(x, min_val, max_val),
     min_val=-1.0,
@@ -683,7 +694,7 @@ _activation(
 _activation(
     "relu6",
     lambda ns, x: ns.clip(x, 0, 6),
-    lambda ns, g, x, out: g * ((out > 0) * (out < 6)),
+    lambda ns, g, x, out: ns.where((out <= 0) | (out >= 6), 0.0, g),
     False,
     in_place=lambda ns, x: ns.clip_(x, 0, 6),
 )
