@@ -478,12 +478,6 @@ ELEMENTWISE_PROGRAMS = st.tuples(
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (0-d tensor bounds of clamp, "
-    "a tensor written into itself through an index, refusals of a backward through % and "
-    "rounding division at some inputs); listed in docs/tensor.md",
-)
 @_settings(6000)
 @given(ELEMENTWISE_PROGRAMS)
 def test_elementwise_programs(program):
@@ -491,11 +485,6 @@ def test_elementwise_programs(program):
     compare(inputs, steps, ELEMENTWISE, family="elementwise")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (non-finite inputs, "
-    "reductions and autograd programs at some inputs); listed in docs/tensor.md",
-)
 @pytest.mark.slow
 @_settings(1500)
 @given(st.tuples(_inputs(values=WILD), st.lists(_ELEMENTWISE_STEP, min_size=1, max_size=4)))
@@ -543,11 +532,6 @@ _REDUCTION_STEP = st.one_of(
 _REDUCTION_TABLE = {**ELEMENTWISE, **REDUCTIONS}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (non-finite inputs, "
-    "reductions and autograd programs at some inputs); listed in docs/tensor.md",
-)
 @pytest.mark.slow
 @_settings(3000)
 @given(
@@ -619,12 +603,6 @@ _SHAPE_STEP = st.one_of(
 )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (0-d tensor bounds of clamp, "
-    "a tensor written into itself through an index, refusals of a backward through % and "
-    "rounding division at some inputs); listed in docs/tensor.md",
-)
 @_settings(3000)
 @given(
     _inputs(kinds=("f64", "f64", "i64", "bool"), shapes=[(3,), (2, 3), (1, 3), (2, 1, 3), ()]),
@@ -669,12 +647,6 @@ _INPLACE_STEP = st.one_of(
 )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known differences from PyTorch remain in this family (0-d tensor bounds of clamp, "
-    "a tensor written into itself through an index, refusals of a backward through % and "
-    "rounding division at some inputs); listed in docs/tensor.md",
-)
 @_settings(2000)
 @given(
     _inputs(kinds=("f64", "f64", "f64", "i64"), shapes=[(3,), (2, 3), (1, 3), ()]),

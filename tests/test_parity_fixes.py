@@ -449,17 +449,6 @@ def test_zero_gradients_stay_zero_under_an_infinite_upstream_gradient():
     assert x.grad.item() == -math.inf
 
 
-def test_celu_with_a_negative_alpha():
-    x = np.array([-0.866, -2.0, 0.25])
-    alpha = -1.5
-    t = leaf(x)
-    y = F.celu(t, alpha)
-    below = alpha * np.expm1(x / alpha)  # max(0, x) + min(0, alpha (e^(x / alpha) - 1))
-    np.testing.assert_allclose(y.detach().numpy(), np.where(x > 0, x, below), rtol=1e-14)
-    y.sum().backward()
-    np.testing.assert_allclose(t.grad.numpy(), np.where(x > 0, 1.0, np.exp(x / alpha)))
-
-
 def test_clamp_of_a_bool_tensor():
     flags = tm.tensor([True, False])
     with pytest.raises(NotImplementedError):
@@ -500,3 +489,324 @@ def test_minimum_and_maximum_give_both_sides_the_gradient_at_nan():
     tm.minimum(a, b).sum().backward()
     np.testing.assert_array_equal(a.grad.numpy(), [1.0, 0.0])
     np.testing.assert_array_equal(b.grad.numpy(), [0.0, 1.0])
+
+
+# ---------------------------------------------------------------- elementwise edge cases
+
+INF, NAN = math.inf, math.nan
+
+
+def test_sign_of_bool_is_itself_and_sign_of_nan_is_zero():
+    out = tm.tensor([True, False]).sign()
+    assert out.dtype == tm.bool and out.tolist() == [True, False]
+    np.testing.assert_array_equal(tm.tensor([NAN, -2.0, 0.0, 3.0]).sign().numpy(), [0, -1, 0, 1])
+
+
+def test_hardswish_at_nan_and_infinities():
+    # x (x + 3) / 6 inside (-3, 3), 0 at and below -3 (NaN at -inf), x from 3 up and at NaN;
+    # the gradient (2x + 3) / 6 inside, 0 below, 1 from 3 up and at NaN
+    values = [NAN, -INF, INF, -3.0, 3.0, 0.5, -4.0]
+    x = leaf(values)
+    y = F.hardswish(x)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), [NAN, NAN, INF, 0.0, 3.0, 0.5 * 3.5 / 6, 0.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0, 0.0, 1.0, 4 / 6, 0.0])
+
+
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (lambda x: tm.where(tm.tensor([True, False, True]), x, 5.0), [INF, 0.0, INF]),
+        (lambda x: x.clamp(0.0, 1.0), [0.0, INF, 0.0]),
+        (lambda x: x.clamp(min=tm.tensor([0.0, 0.0, 0.0]), max=tm.tensor(1.0)), [0.0, INF, 0.0]),
+        (lambda x: F.hardtanh(x, 0.0, 1.0), [0.0, INF, 0.0]),
+        (lambda x: F.relu6(x * 3.0), [0.0, 3 * INF, 0.0]),
+    ],
+)
+def test_an_infinite_gradient_gives_zero_where_the_input_is_not_picked(fn, expected):
+    # x = [-1, 0.5, 2]; d loss / d out = inf everywhere: the entries clipped (or not picked)
+    # get 0, never 0 * inf = NaN, as PyTorch's
+    x = leaf([-1.0, 0.5, 2.0])
+    (fn(x) * tm.tensor([INF, INF, INF])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_relu_passes_the_gradient_at_nan():
+    np.testing.assert_array_equal(grad_of(F.relu, [NAN, -1.0, 0.0, 2.0]), [1.0, 0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "fn, dtype, expected",
+    [
+        (lambda: tm.tensor([True, False]) ** True, tm.bool, [True, False]),
+        (lambda: tm.tensor([True, False]) ** False, tm.bool, [True, True]),
+        (lambda: tm.tensor([2, -1]) ** True, tm.int64, [2, -1]),
+        (lambda: tm.tensor([2, -1]) ** 2.0, tm.float32, [4.0, 1.0]),
+        (lambda: tm.tensor([True, False]) ** 0.0, tm.float32, [1.0, 1.0]),
+        (lambda: tm.tensor([2, 4]) ** tm.tensor(0.5, dtype=tm.float64), tm.float64, [2**0.5, 2.0]),
+        (lambda: tm.tensor([2.0, -1.5]) ** True, tm.float32, [2.0, -1.5]),
+        # an integer power with a negative integer exponent: 1 for base 1, +-1 for base -1,
+        # 0 for any other base, as PyTorch's
+        (lambda: tm.tensor([1, -1, -1, 0, 3]) ** tm.tensor([-3, -3, -2, -1, -1]), tm.int64,
+         [1, -1, 1, 0, 0]),
+        (lambda: 2 ** tm.tensor([3, -1]), tm.int64, [8, 0]),
+        (lambda: True ** tm.tensor([3, -1]), tm.int64, [1, 1]),
+        (lambda: tm.tensor([True, False]) ** tm.tensor([2, -1]), tm.int64, [1, 0]),
+    ],
+)  # fmt: skip
+def test_pow_dtypes_of_bool_and_integer_operands(fn, dtype, expected):
+    out = fn()
+    assert out.dtype == dtype
+    assert out.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "fn, error",
+    [
+        (lambda: tm.tensor([True]) ** tm.tensor([True]), NotImplementedError),
+        (lambda: True ** tm.tensor([False]), NotImplementedError),
+        (lambda: tm.tensor([2]) ** -1, RuntimeError),
+        (lambda: tm.tensor([True]) ** -1, RuntimeError),
+    ],
+)
+def test_pow_refuses_what_pytorch_refuses(fn, error):
+    with pytest.raises(error):
+        fn()
+
+
+def test_pow_false_has_the_general_rule_derivative():
+    # PyTorch differentiates x ** False by the general rule 0 * x ** -1: 0 where x is finite
+    # and non-zero, NaN at 0 (and at NaN)
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x**False, [2.0, 0.0, -INF, NAN]), [0.0, NAN, 0.0, NAN]
+    )
+    np.testing.assert_array_equal(grad_of(lambda x: x**0.0, [2.0, 0.0]), [0.0, 0.0])
+
+
+def test_backwards_pytorch_cannot_take_are_refused():
+    x = leaf([1.0, -2.0])
+    y = True**x  # PyTorch: an internal assert in the backward; ours: that of 1.0 ** x, 0
+    np.testing.assert_array_equal(y.detach().numpy(), [1.0, 1.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    x.grad = None
+    y = 2 % x  # PyTorch: no derivative for a number % a tensor
+    np.testing.assert_array_equal(y.detach().numpy(), [0.0, -0.0])
+    with pytest.raises(RuntimeError, match="remainder"):
+        y.sum().backward()
+    with pytest.raises(RuntimeError, match="remainder"):
+        tm.remainder(2, x).sum().backward()
+    (x % 2).sum().backward()  # a tensor first: the gradient 1
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "shapes, grads, refused",
+    [
+        # (x, min, max): PyTorch's backward writes the masks for x and min into one of the
+        # shape of x and min (for max: of x and max); a max that broadcasts it further fails
+        (((1, 3), (1, 3), (2, 1)), (True, False, False), True),
+        (((1, 3), (2, 1), (2, 1)), (True, False, False), False),
+        (((1, 3), (2, 1), (1, 3)), (False, False, True), True),
+        (((1, 3), (2, 1), (1, 3)), (True, True, False), False),
+        (((2, 3), (1, 3), (2, 1)), (True, True, True), False),
+    ],
+)
+def test_clamp_with_tensor_bounds_refuses_the_backward_pytorch_refuses(shapes, grads, refused):
+    for lib in (tm, torch):  # the expectation above is PyTorch's too
+        x, low, high = (
+            lib.ones(s, dtype=lib.float64).requires_grad_(g)
+            for s, g in zip(shapes, grads, strict=True)
+        )
+        out = x.clamp(min=low, max=high)
+        assert tuple(out.shape) == (2, 3)
+        if refused:
+            with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+                out.sum().backward()
+        else:
+            out.sum().backward()
+
+
+def test_zero_dim_results_of_comparisons_and_rounding_mix_with_other_tensors():
+    i = tm.tensor(-1)
+    out = ~i + i  # ~(-1) = 0
+    assert out.dtype == tm.int64 and out.item() == -1
+    x = leaf(-0.0)
+    y = x.reciprocal().div(False, rounding_mode="trunc")  # trunc(-inf / 0) = -inf
+    assert y.item() == -INF
+    assert (tm.tensor(2.0) == 2.0).logical_not().logical_or(tm.tensor([True])).tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda x: F.relu6(x), lambda x: F.hardtanh(x, -0.5, 1.5), F.elu, lambda x: F.celu(x, 0.5)],
+)
+def test_clipping_and_elu_activations_pass_the_gradient_at_nan(fn):
+    # PyTorch's rules test "x <= lower (or x >= upper): 0, else g", so NaN gets g
+    np.testing.assert_array_equal(grad_of(fn, [NAN]), [1.0])
+
+
+def test_celu_with_a_negative_alpha():
+    # celu(x) = max(0, x) + min(0, alpha (exp(x / alpha) - 1)); alpha = -1 at x = -1.5:
+    # -(e^1.5 - 1), with the derivative exp(x / alpha) = e^1.5
+    x = leaf([-1.5, 2.0])
+    y = F.celu(x, -1.0)
+    y.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), [-(math.exp(1.5) - 1), 2.0], rtol=1e-14)
+    np.testing.assert_allclose(x.grad.numpy(), [math.exp(1.5), 1.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda: tm.tensor([6.0]) - False, lambda: True - tm.tensor([1.0]),
+     lambda: tm.tensor([1, 2]).sub(True)],
+)  # fmt: skip
+def test_subtracting_a_python_bool_is_refused_as_pytorch_refuses(fn):
+    with pytest.raises(RuntimeError, match="Subtraction"):
+        fn()
+
+
+# ---------------------------------------------------------------- reductions, shapes, in-place
+
+
+def test_var_gradient_is_two_deviations_over_the_degrees_of_freedom_even_when_g_is_infinite():
+    # d var / dx_i = 2 (x_i - mean) / (n - 1): with an infinite incoming gradient each entry
+    # is inf times its deviation (PyTorch's rule), never inf - inf
+    x = leaf([1.0, 2.0, 4.0])
+    (x.var() * math.inf).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-math.inf, -math.inf, math.inf])
+    x = leaf([1.0, 2.0, 4.0])
+    x.var().backward()  # mean 7/3, n - 1 = 2
+    np.testing.assert_allclose(x.grad.numpy(), [-4 / 3, -1 / 3, 5 / 3], rtol=1e-12)
+
+
+def test_std_and_var_over_one_element_are_nan():
+    # one element and Bessel's correction: 0 / 0, NaN as PyTorch (not 0)
+    x = leaf([[2.0], [3.0]])
+    s = x.std(-1)
+    assert np.isnan(s.numpy()).all() and np.isnan(x.var(-1).numpy()).all()
+    s.sum().backward()
+    assert np.isnan(x.grad.numpy()).all()
+    assert x.std(-1, correction=0).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: t.amax(0),
+        lambda t: t.amin(),
+        lambda t: t.prod(),
+        lambda t: t.all(),
+        lambda t: t.any(),
+        lambda t: t[0].abs(),
+    ],
+)
+def test_integer_reductions_to_0d_combine_with_other_tensors(fn):
+    # a 0-d result is a 0-d array, not a numpy scalar, so it broadcasts with any tensor
+    t = tm.tensor([-2, 3, 1])
+    out = fn(t)
+    assert out.shape == () and (out + t).shape == (3,) and (t * out).shape == (3,)
+
+
+def test_flip_gather_and_permute_of_a_0d_tensor():
+    x = tm.tensor(3.0)
+    assert x.flip(0).item() == 3.0 and x.flip(-1).item() == 3.0
+    with pytest.raises(IndexError):
+        x.flip(1)
+    assert x.gather(0, tm.tensor(0)).item() == 3.0
+    assert x.gather(-1, tm.tensor([0, 0])).tolist() == [3.0, 3.0]
+    with pytest.raises(TypeError, match="permute"):
+        x.permute()
+
+
+@pytest.mark.parametrize("index", [[3], [-1]])
+def test_gather_refuses_an_index_out_of_bounds(index):
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        tm.tensor([1.0, 2.0, 3.0]).gather(0, tm.tensor(index))
+
+
+def test_index_assignment_with_repeated_positions_gives_every_value_its_gradient():
+    # c[[1, 0, 1]] = v writes v[1] at 0 and v[2] (the last) at 1; PyTorch's index_put hands
+    # each v[k] the gradient at its position all the same: g[1], g[0], g[1]
+    v = leaf([1.0, 2.0, 3.0])
+    c = tm.zeros(3, dtype=tm.float64)
+    c[tm.tensor([1, 0, 1])] = v
+    assert c.tolist() == [2.0, 3.0, 0.0]
+    (c * tm.tensor([1.0, 10.0, 100.0], dtype=tm.float64)).sum().backward()
+    assert v.grad.tolist() == [10.0, 1.0, 10.0]
+
+
+def test_index_assignment_drops_a_values_leading_ones():
+    c = tm.tensor([3, 3, 3])
+    c[c > 0] = tm.tensor([[2, 0, 2]])
+    assert c.tolist() == [2, 0, 2]
+    h = leaf([1.0, 1.0, 1.0]) * 1
+    h[tm.tensor([0, 1])] = tm.tensor([[[2.0, 5.0]]], dtype=tm.float64)
+    assert h.tolist() == [2.0, 5.0, 1.0]
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        h[tm.tensor([0, 1])] = tm.ones(2, 2, dtype=tm.float64)
+
+
+@pytest.mark.parametrize("other", [True, tm.tensor([False, True])])
+def test_sub_inplace_refuses_bools(other):
+    with pytest.raises(RuntimeError, match="bool"):
+        tm.tensor([1.0, 2.0]).sub_(other)
+
+
+def test_changing_a_kept_0d_output_in_place_refuses_the_backward():
+    # tanh keeps its output; a 0-d output too (numpy hands 0-d results back as scalars)
+    x = tm.tensor(-1.5, dtype=tm.float64, requires_grad=True)
+    t = x.tanh()
+    with tm.no_grad():
+        t += 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        t.backward()
+
+
+def test_changing_the_input_of_tanh_in_place_is_harmless():
+    # tanh's derivative is 1 - tanh^2, read from its output: its input may change (PyTorch)
+    x = leaf([0.5, -1.0])
+    t = x.tanh()
+    with tm.no_grad():
+        x.fill_(2.0)
+    t.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1 - np.tanh([0.5, -1.0]) ** 2, rtol=1e-12)
+
+
+def test_changing_an_integer_factor_in_place_refuses_the_backward():
+    # the product keeps its integer factor (cast to float) for the other's gradient
+    w, k = leaf([1.0, 2.0]), tm.tensor([3, 4])
+    out = w * k
+    with tm.no_grad():
+        k.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_copy_refuses_a_source_with_more_dims():
+    # (1, 3) into (3,): the broadcast shape (1, 3) is not the destination's, as PyTorch refuses
+    with pytest.raises(RuntimeError, match="broadcast shape"):
+        tm.zeros(3).copy_(tm.ones(1, 3))
+    assert tm.zeros(2, 3).copy_(tm.tensor([1.0, 2.0, 3.0])).tolist() == [[1.0, 2.0, 3.0]] * 2
+    with pytest.raises(TypeError, match="src"):
+        tm.zeros(3).copy_(None)  # not NaNs
+
+
+def test_product_of_all_elements_with_two_zeros_has_zero_gradient_whatever_comes_in():
+    # each x_i's derivative is the product of the others, which holds a zero: exactly 0, even
+    # times an infinite incoming gradient (PyTorch returns zeros here)
+    x = leaf([0.0, 0.0, 3.0])
+    (x.prod() * math.inf).backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("value", [1.866070178816425, 0.1, -7.77])
+def test_variance_of_equal_values_is_exactly_zero(value):
+    # equal values deviate by exactly 0 from their mean (PyTorch's Welford sums), so std is 0
+    # and its gradient 0 (sum / n alone misses the value by a rounding: std ~ 1e-16, gradient
+    # ~ 1/std times that rounding)
+    x = leaf(np.full((2, 6), value))
+    s = x.std(-1)
+    assert s.tolist() == [0.0, 0.0]
+    s.sum().backward()
+    assert x.grad.tolist() == [[0.0] * 6] * 2

@@ -409,6 +409,9 @@ REFERENCES = {
         np.add.reduce(x, axis=axis, keepdims=keepdims) / x.shape[axis]
     ),
     "amax": lambda x, axis=None, keepdims=False: np.sort(x, axis=axis).take(-1, axis=axis),
+    "var": lambda x, axis=None, keepdims=False, correction=1: (
+        np.var(x, axis=axis, keepdims=keepdims) * x.shape[axis] / (x.shape[axis] - correction)
+    ),
     "prod": lambda x, axis=None, keepdims=False: (
         np.exp(np.log(np.abs(x)).sum(axis=axis))
         * np.where((x < 0).sum(axis=axis) % 2 == 1, -1.0, 1.0)

@@ -134,7 +134,7 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
     arrays = tuple(map(_data_of, inputs))
     first = arrays[0]
     if len(arrays) > 1 and len(set(map(type, arrays))) != 1:
-        arrays = _same_kind_arrays(op, inputs, arrays)
+        arrays = _same_device(op, inputs, arrays)
         first = arrays[0]
     ns = _NUMPY if type(first) is _ndarray else backend.namespace_of(first)
     try:
@@ -148,7 +148,8 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
             f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
         ) from None
     if type(out) is not _ndarray and ns is _NUMPY and not backend.is_array(out):
-        out = np.asarray(out)  # NOTE: numpy turns 0-d results (a full sum) into scalars
+        scalar, out = out, np.asarray(out)  # NOTE: numpy turns 0-d results into scalars
+        saved = _saved_into(saved, scalar, out)  # a kept output is the tensor's own array
     t = _new(Tensor)
     t._data = out
     t.grad = None
@@ -218,14 +219,13 @@ def _steps_back(index: Any) -> bool:
     return any(type(i) is slice and i.step is not None and i.step < 0 for i in items)
 
 
-def _same_kind_arrays(op: O.Op, inputs: Sequence[Tensor], arrays: tuple) -> tuple:
-    """The arrays of an op's inputs, where numpy made a 0-d result a numpy scalar (a 0-d
-    tensor's comparison, abs, ...) read as a 0-d array; arrays of two devices are refused."""
-    if any(isinstance(a, np.generic) for a in arrays):
-        arrays = tuple(np.asarray(a) if isinstance(a, np.generic) else a for a in arrays)
-        if len(set(map(type, arrays))) == 1:
-            return arrays
-    _refuse_devices(op, inputs)
+def _same_device(op: O.Op, inputs: Sequence[Tensor], arrays: tuple) -> tuple:
+    """The arrays of inputs of mixed types, when they are all on one device: a numpy scalar
+    (numpy's result of some ops on 0-d arrays) becomes a 0-d array; else the refusal."""
+    arrays = tuple(np.asarray(a) if isinstance(a, np.generic) else a for a in arrays)
+    if len(set(map(type, arrays))) != 1:
+        _refuse_devices(op, inputs)
+    return arrays
 
 
 def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
@@ -234,6 +234,12 @@ def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
         f"{op.name}: expected all tensors to be on the same device, got {devices}; "
         "move them with .to(device)"
     )
+
+
+def _wrap_array(like: Any, out: Any) -> Tensor:
+    """A tensor around ``out``, a result computed from the array ``like``: a 0-d result that
+    numpy made a scalar is made an array again (a tensor never holds a numpy scalar)."""
+    return _wrap(backend.array_module_of(like).asarray(out))
 
 
 def _wrap(data: Any, requires_grad: bool = False, node: Node | None = None) -> Tensor:
@@ -352,23 +358,37 @@ def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Cast the operand of the lower kind (bool < int < float) to the other's dtype."""
     ra, rb = _kind_rank(a._data.dtype), _kind_rank(b._data.dtype)
     if ra < rb:
-        return a._cast(b._data.dtype), b
+        return _cast_operand(a, b), b
     if rb < ra:
-        return a, b._cast(a._data.dtype)
+        return a, _cast_operand(b, a)
     # NOTE: as in PyTorch, a 0-d operand of the same kind takes the other's dtype (a float32
     # batch times a float64 0-d tensor stays float32)
     if a._data.ndim == 0 and b._data.ndim:
-        return a._cast(b._data.dtype), b
+        return _cast_operand(a, b), b
     if b._data.ndim == 0 and a._data.ndim:
-        return a, b._cast(a._data.dtype)
+        return a, _cast_operand(b, a)
     return a, b
+
+
+def _cast_operand(t: Tensor, other: Tensor) -> Tensor:
+    """``t`` cast to ``other``'s dtype for a binary op. Where the op may keep the cast for its
+    backward, an in-place change of ``t`` counts as a change of the cast (PyTorch keeps ``t``
+    itself, so that its backward then refuses)."""
+    out = t._cast(other._data.dtype)
+    if _Mode.grad_enabled and (t.requires_grad or other.requires_grad):
+        _views_of(t).add(out)  # shares t's versions, as a detached alias does
+    return out
 
 
 def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
     """Apply a binary op after lifting numbers and promoting dtypes as PyTorch does."""
     if type(a) is not Tensor and not isinstance(a, Tensor):
+        if op is O.SUB and a.__class__ is bool:
+            _refuse_bool_subtraction()
         a = _lift(a, b)
     elif type(b) is not Tensor and not isinstance(b, Tensor):
+        if op is O.SUB and b.__class__ is bool:
+            _refuse_bool_subtraction()
         b = _lift(b, a)
     if a._data.dtype is not b._data.dtype:
         if op is O.SUB and "b" in (a._data.dtype.kind, b._data.dtype.kind):
@@ -377,7 +397,7 @@ def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
     return apply(op, a, b)
 
 
-def _refuse_bool_subtraction():
+def _refuse_bool_subtraction() -> None:
     raise RuntimeError(
         "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
         "trying to invert a mask, use the `~` or `logical_not()` operator instead."
@@ -455,14 +475,15 @@ def _index(index: Any) -> Any:
 
 
 def _scalar_exponent(value: Any) -> float | None:
-    """The exponent as a Python number, or None when it is a tensor (or an array)."""
+    """The exponent as a Python number (True as 1.0), or None when it is a tensor (or an
+    array)."""
     if isinstance(value, Tensor):
         return None
-    if not isinstance(value, (int, float, np.integer, np.floating)):
+    if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
         if backend.is_array(value):
             return None
         raise TypeError(f"pow: the exponent must be a number or a tensor, got {value!r:.40}")
-    return float(value)
+    return False if value is False else float(value)  # False: see ops._pow_vjp
 
 
 # ---------------------------------------------------------------- Tensor
@@ -473,7 +494,8 @@ def _root(s: Tensor, q: float) -> Tensor:
     PyTorch's norms have it: d sqrt(s)/ds is infinite there, and 0 * inf would be NaN."""
     positive = s > 0
     safe = where(positive, s, 1.0)
-    return where(positive, safe.sqrt() if q == 0.5 else safe**q, 0.0)
+    # s * 0 is 0 where s is 0 and NaN where s is NaN (a variance over one element)
+    return where(positive, safe.sqrt() if q == 0.5 else safe**q, s * 0.0)
 
 
 class Tensor:
@@ -926,13 +948,9 @@ class Tensor:
         return _binary(O.ADD, other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        if other.__class__ is bool:  # a Python bool is a bool operand, as in PyTorch
-            _refuse_bool_subtraction()
         return _binary(O.SUB, self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        if other.__class__ is bool:
-            _refuse_bool_subtraction()
         return _binary(O.SUB, other, self)
 
     def __mul__(self, other: Any) -> Tensor:
@@ -961,7 +979,10 @@ class Tensor:
         return self.remainder(other)
 
     def __rmod__(self, other: Any) -> Tensor:
-        return _lift(other, self).remainder(self)
+        out = _lift(other, self).remainder(self)
+        if out.requires_grad:  # NOTE: PyTorch has no derivative for a number % a tensor
+            return _refused_in_backward(out, _NUMBER_REMAINDER)
+        return out
 
     def remainder(self, other: Any) -> Tensor:
         """self - other * floor(self / other), the sign of other's (gradient 1 for self)."""
@@ -982,6 +1003,8 @@ class Tensor:
         return self.pow(exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
+        # NOTE: PyTorch's backward of a bool base raised to a tensor fails an internal assert
+        # (even where autograd.grad does not need it); ours is that of 0.0 or 1.0 ** x
         return _lift(base, self).pow(self)
 
     def __matmul__(self, other: Any) -> Tensor:
@@ -993,16 +1016,9 @@ class Tensor:
     def _no_grad_binary(self, name: str, other: Any) -> Tensor:
         other = _lift(other, self)
         a, b = _promote(self, other)
-        xp = backend.array_module_of(a._data)
         if name != "power":
             O._refuse_integer_zero(a._data, b._data)
-        elif a._data.dtype.kind in "iu" and (b._data < 0).any():
-            # an integer to a negative integer power, truncated as PyTorch's (and C's): 1 and -1
-            # keep their size, every other base gives 0
-            x, e = a._data, b._data
-            pos = xp.power(x, xp.abs(e))
-            neg = xp.where(x == 1, 1, xp.where(x == -1, 1 - 2 * (e % 2), 0)).astype(pos.dtype)
-            return _wrap(xp.asarray(xp.where(e < 0, neg, pos)))
+        xp = backend.array_module_of(a._data)
         return _wrap(xp.asarray(getattr(xp, name)(a._data, b._data)))
 
     # ------------------------------------------------------------ comparisons
@@ -1168,24 +1184,11 @@ class Tensor:
     def pow(self, exponent: Any) -> Tensor:
         """self ** exponent, for a number or a tensor exponent."""
         c = _scalar_exponent(exponent)
-        if c is None:
-            kinds = self._data.dtype.kind + _data_of_any(exponent).dtype.kind
-            if kinds == "bb":
-                raise NotImplementedError("pow: not implemented for a bool tensor to bool powers")
-            if kinds[0] in "biu" and kinds[1] in "biu":
-                return self._no_grad_binary("power", exponent)  # int ** int stays int64
-            return _binary(O.POW_TENSOR, _as_float(self), exponent)
-        base = self
         if self._data.dtype.kind in "biu":
-            if isinstance(exponent, bool) and self._data.dtype.kind == "b":
-                return self.clone() if exponent else self | True  # bool ** bool stays bool
-            if c == int(c) and not isinstance(exponent, float):
-                if c < 0:  # PyTorch's words; its type
-                    raise RuntimeError("Integers to negative integer powers are not allowed.")
-                return self._no_grad_binary("power", int(c))
-            base = _as_float(self)
-        # NOTE: a bool exponent stays a bool: PyTorch's rule for x ** False is 0 x^-1, not 0
-        return apply(O.POW, base, exponent=exponent if isinstance(exponent, bool) else c)
+            return _integer_pow(self, exponent, c)
+        if c is None:
+            return _binary(O.POW_TENSOR, self, exponent)
+        return apply(O.POW, self, exponent=c)
 
     def sqrt(self) -> Tensor:
         """Elementwise square root."""
@@ -1245,17 +1248,17 @@ class Tensor:
         if self._data.dtype.kind == "b":
             raise RuntimeError("\"abs\" not implemented for 'Bool'")
         if self._data.dtype.kind in "biu":
-            xp = backend.array_module_of(self._data)
-            return _wrap(xp.asarray(xp.abs(self._data)))  # (a 0-d array, never a numpy scalar)
+            return _wrap_array(self._data, abs(self._data))
         return apply(O.ABS, self)
 
     absolute = abs
 
     def sign(self) -> Tensor:
         """Elementwise -1, 0 or 1 (its gradient is 0)."""
-        if self._data.dtype.kind in "biu":
-            xp = backend.array_module_of(self._data)
-            return _wrap(xp.asarray(xp.sign(self._data)))
+        if self._data.dtype.kind == "b":  # a bool is its own sign, as in PyTorch
+            return _wrap(self._data.copy())
+        if self._data.dtype.kind in "iu":
+            return _wrap(backend.array_module_of(self._data).sign(self._data))
         return apply(O.SIGN, self)
 
     def round(self, decimals: int = 0) -> Tensor:
@@ -1400,7 +1403,7 @@ class Tensor:
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
         x = self if dtype is None else self.to(dtype)
         if x._data.dtype.kind in "biu":
-            return _wrap(x._data.astype(np.int64).prod(axis=dim, keepdims=keepdim))
+            return _wrap_array(x._data, x._data.astype(np.int64).prod(axis=dim, keepdims=keepdim))
         return apply(O.PROD, x, axis=dim, keepdims=keepdim)
 
     def amax(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1409,7 +1412,7 @@ class Tensor:
         if self.numel() == 0:
             raise IndexError(f"amax(): cannot reduce an empty tensor of shape {self.shape}")
         if self._data.dtype.kind in "biu":
-            return _wrap(self._data.max(axis=dim, keepdims=keepdim))
+            return _wrap_array(self._data, self._data.max(axis=dim, keepdims=keepdim))
         return apply(O.AMAX, self, axis=dim, keepdims=keepdim)
 
     def amin(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1418,7 +1421,7 @@ class Tensor:
         if self.numel() == 0:
             raise IndexError(f"amin(): cannot reduce an empty tensor of shape {self.shape}")
         if self._data.dtype.kind in "biu":
-            return _wrap(self._data.min(axis=dim, keepdims=keepdim))
+            return _wrap_array(self._data, self._data.min(axis=dim, keepdims=keepdim))
         return -apply(O.AMAX, -self, axis=dim, keepdims=keepdim)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
@@ -1470,11 +1473,7 @@ class Tensor:
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         _need_float(self, "std and var only support floating point and complex dtypes")
-        x = self
-        axes = O.norm_axes(dim, x.ndim)
-        n = x.numel() if axes is None else math.prod(x.shape[a] for a in axes)
-        centred = x - x.mean(dim, keepdim=True)
-        return (centred * centred).sum(dim, keepdim) / max(n - correction, 0)
+        return apply(O.VAR, self, axis=dim, keepdims=keepdim, correction=correction)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
             keepdims=None) -> Tensor:  # fmt: skip
@@ -1519,12 +1518,12 @@ class Tensor:
     def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
         """True where every element along ``dim`` is nonzero."""
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-        return _wrap(self._data.astype(bool).all(axis=dim, keepdims=keepdim))
+        return _wrap_array(self._data, self._data.astype(bool).all(axis=dim, keepdims=keepdim))
 
     def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
         """True where some element along ``dim`` is nonzero."""
         dim, keepdim = _dim_args(dim, keepdim, axis, keepdims)
-        return _wrap(self._data.astype(bool).any(axis=dim, keepdims=keepdim))
+        return _wrap_array(self._data, self._data.astype(bool).any(axis=dim, keepdims=keepdim))
 
     def count_nonzero(self, dim=None) -> Tensor:
         """The number of nonzero elements along ``dim``."""
@@ -1615,6 +1614,8 @@ class Tensor:
 
     def permute(self, *dims: Any) -> Tensor:
         """The dimensions in the order ``dims``."""
+        if not dims:
+            raise TypeError('permute() missing 1 required positional arguments: "dims"')
         dims = _sizes(dims, "permute: dims")
         n = self.ndim
         if len(dims) != n or sorted(d % max(n, 1) for d in dims) != list(range(n)):
@@ -1770,6 +1771,10 @@ class Tensor:
     def flip(self, *dims: Any) -> Tensor:
         """The elements in reverse order along ``dims``."""
         dims = _sizes(dims, "flip: dims")
+        if self.ndim == 0:
+            for d in dims:
+                _one_dim(d, 0)
+            return self.clone()
         index = [slice(None)] * self.ndim
         for d in dims:
             index[_one_dim(d, self.ndim)] = slice(None, None, -1)
@@ -1783,14 +1788,21 @@ class Tensor:
         )
         if index.dtype.kind not in "iu":
             raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype}")
+        if self.ndim == 0 and index.ndim <= 1:  # a 0-d tensor gathers as a 1-element one
+            _one_dim(dim, 0)
+            return self.reshape(1).gather(0, index.reshape(-1)).reshape(index.shape)
         if index.ndim != self.ndim:
             raise RuntimeError(
                 "Index tensor must have the same number of dimensions as input tensor "
                 f"({index.ndim} and {self.ndim})"
             )
         d = _one_dim(dim, self.ndim)
+        size = self.shape[d]
+        if index.size and not (0 <= int(index.min()) and int(index.max()) < size):
+            bad = int(index.min()) if int(index.min()) < 0 else int(index.max())
+            raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
         xp = backend.array_module_of(index)
-        grid = list(xp.ogrid[tuple(slice(n) for n in index.shape)]) if index.ndim else []
+        grid = list(xp.ogrid[tuple(slice(n) for n in index.shape)])
         grid[d] = index
         return self[tuple(grid)]
 
@@ -1931,9 +1943,15 @@ class Tensor:
 
     def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
         """self -= alpha * other, in place."""
-        kinds = (self._data.dtype.kind, _data_of_any(other).dtype.kind)
-        if other.__class__ is bool or "b" in kinds:
-            _refuse_bool_subtraction()
+        if (
+            type(other) is bool
+            or self._data.dtype.kind == "b"
+            or (isinstance(other, Tensor) and other._data.dtype.kind == "b")
+        ):
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
         if self._recorded("sub_", other):
             return self._record("sub_", lambda t: t.sub(other, alpha=alpha), False)
         return self._inplace("sub_", "subtract", other if alpha == 1 else _scaled(other, alpha))
@@ -1981,7 +1999,14 @@ class Tensor:
         value = src._data if isinstance(src, Tensor) else src
         if not (backend.is_array(value) or backend.looks_like_cupy(value)):
             value = np.asarray(value)
+            if value.dtype == object:
+                raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
         value = backend.to_device(value, self.device)
+        if value.ndim > self._data.ndim:  # numpy drops leading 1s; PyTorch never broadcasts self
+            raise RuntimeError(
+                f"copy_: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(value.shape)}"
+            )
         try:
             self._data[...] = value
         except ValueError as e:
@@ -2074,8 +2099,18 @@ class Tensor:
             raise IndexError(
                 f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
             ) from None
-        except ValueError as e:
-            raise RuntimeError(f"__setitem__: cannot assign into shape {self.shape}: {e}") from None
+        except (ValueError, TypeError) as e:
+            # numpy refuses a value with leading 1s beyond the selection's dims (under a mask);
+            # PyTorch drops them
+            selected = self._data[idx].shape
+            fitted = _drop_leading_ones(v, len(selected)) if backend.is_array(v) else v
+            if fitted is v or np.ndim(fitted) > len(selected):
+                raise RuntimeError(
+                    f"__setitem__: shape mismatch: value of shape {tuple(np.shape(v))} cannot be "
+                    f"broadcast to indexing result of shape {tuple(selected)}: {e}"
+                ) from None
+            self.__setitem__(index, fitted)
+            return
         self._bump()
 
 
@@ -2181,6 +2216,16 @@ def _overwrite(t: Tensor, value: Any) -> Tensor:
     return where(_wrap(xp.zeros(t.shape, dtype=bool)), t, value)
 
 
+def _drop_leading_ones(value: Any, ndim: int) -> Any:
+    """``value`` (an array or a tensor) without the leading dimensions of size 1 that it has
+    beyond ``ndim``: PyTorch's index assignment drops them before broadcasting."""
+    shape = tuple(value.shape)
+    k = 0
+    while len(shape) - k > ndim and shape[k] == 1:
+        k += 1
+    return value.reshape(shape[k:]) if k else value
+
+
 def _index_put(target: Tensor, index: Any, idx: Any, value: Any) -> Any:
     """The computation of ``target[index] = value`` on the tape: a copy_slices of ``value``
     (broadcast and cast to the target) at the indexed positions."""
@@ -2190,21 +2235,24 @@ def _index_put(target: Tensor, index: Any, idx: Any, value: Any) -> Any:
     except IndexError as e:
         raise IndexError(f"index {index!r:.80} is invalid for shape {target.shape}: {e}") from None
     value = _lift(value, target).to(target.device)._cast(target.dtype)
+    fitted = _drop_leading_ones(value, positions.ndim)
     try:
-        value = value.expand(*positions.shape) if value.ndim <= positions.ndim else value
-        value = value.reshape(positions.shape)
+        if fitted.ndim > positions.ndim:
+            raise RuntimeError("more dims than the indexing result")
+        value = fitted.expand(*positions.shape)
     except RuntimeError as e:
         raise RuntimeError(
-            f"__setitem__: cannot assign shape {value.shape} into shape {positions.shape}: {e}"
+            f"__setitem__: shape mismatch: value of shape {list(value.shape)} cannot be broadcast "
+            f"to indexing result of shape {list(positions.shape)}: {e}"
         ) from None
     flat = positions.reshape(-1)
     unique, last = xp.unique(flat[::-1], return_index=True)
+    take = None
     if unique.size != flat.size:  # repeated positions: the last write wins, as in numpy
-        keep_at = flat.size - 1 - last
-        positions, value = flat[keep_at], value.reshape(-1)[keep_at]
+        take = flat.size - 1 - last
     keep = xp.ones(target.shape, dtype=bool)
-    keep.reshape(-1)[positions.reshape(-1)] = False
-    return lambda t: apply(O.COPY_SLICES, t, value, positions=positions, keep=keep)
+    keep.reshape(-1)[flat] = False
+    return lambda t: apply(O.COPY_SLICES, t, value, positions=positions, keep=keep, take=take)
 
 
 # ---------------------------------------------------------------- helpers of the methods
@@ -2269,7 +2317,21 @@ def _clamp_tensors(x: Tensor, low: Any, high: Any) -> Tensor:
     to_low = (x < low) & (low < high)
     to_high = (x > high) | (high < low)
     inside = (x >= low) & (x <= high)
-    return where(to_high, high, where(to_low, low, where(inside, x, value)))
+    out = where(to_high, high, where(to_low, low, where(inside, x, value)))
+    if out.requires_grad:
+        # NOTE: PyTorch's backward writes the masks for x and min in place into one of the
+        # shape of x and min (for max: of x and max), and fails where the third operand
+        # broadcasts them further; so does ours, so that such code fails here as it will there
+        checks = ((low, x.requires_grad or low.requires_grad), (high, high.requires_grad))
+        for bound, needs in checks:
+            kept = np.broadcast_shapes(x.shape, bound.shape)
+            if needs and kept != out.shape:
+                return _refused_in_backward(
+                    out,
+                    f"clamp: output with shape {list(kept)} doesn't match the broadcast shape "
+                    f"{list(out.shape)}",
+                )
+    return out
 
 
 def _with_alpha(plain: Tensor, a: Any, b: Any, alpha: Any, fn) -> Tensor:
@@ -2293,6 +2355,52 @@ def _floor_divide_vjp(ns, g, saved, needs):
 
 # NOTE: recorded (as PyTorch records it), so that a backward through // fails, naming the op
 _FLOOR_DIVIDE = O.Op("floor_divide", _floor_divide, _floor_divide_vjp, 2, saves_inputs=False)
+
+
+def _integer_pow(base: Tensor, exponent: Any, c: float | None) -> Tensor:
+    """base ** exponent for a bool or integer base, with PyTorch's dtypes: a bool exponent keeps
+    the base's dtype, an int one gives an integer power (refused below 0 for a number; for a
+    tensor 1 ** -n is 1, (-1) ** -n is +-1 and any other base gives 0), a float one gives a
+    float power in the promoted dtype (float32 for a number)."""
+    xp = backend.array_module_of(base._data)
+    if c is not None:  # a number
+        if isinstance(exponent, (bool, np.bool_)):
+            return _wrap(base._data.copy() if exponent else xp.ones_like(base._data))
+        if isinstance(exponent, (float, np.floating)):
+            return apply(O.POW, _as_float(base), exponent=c)
+        if c < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return base._no_grad_binary("power", int(c))
+    a, b = _promote(base, _lift(exponent, base))
+    if a._data.dtype.kind in _FLOAT_KINDS:
+        return apply(O.POW_TENSOR, a, b)
+    if a._data.dtype.kind == "b":
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+    x, e = a._data, b._data
+    negative = e < 0
+    out = xp.power(x, xp.where(negative, 0, e))
+    if negative.any():
+        out = xp.where(negative, xp.where(x == 1, 1, xp.where(x == -1, 1 - 2 * (e % 2), 0)), out)
+    return _wrap(xp.asarray(out, dtype=x.dtype))
+
+
+_NUMBER_REMAINDER = "the derivative for 'remainder' of a number by a tensor is not implemented"
+
+
+def _refused_in_backward(out: Tensor, message: str) -> Tensor:
+    """``out``, recorded so that a backward through it raises RuntimeError(message)."""
+    return apply(_REFUSED, out, message=message)
+
+
+def _refused(ns, x, message):
+    return +x, message
+
+
+def _refused_vjp(ns, g, message, needs):
+    raise RuntimeError(message)
+
+
+_REFUSED = O.Op("refused", _refused, _refused_vjp, 1)
 
 
 def _need_float(x: Tensor, message: str) -> None:

@@ -878,6 +878,8 @@ def _operands(input: Any, other: Any) -> tuple[Tensor, Tensor]:
 def remainder(input: Any, other: Any) -> Tensor:
     """input - floor(input / other) * other: the remainder with the sign of ``other``
     (Python's %)."""
+    if isinstance(input, (bool, int, float)) and isinstance(other, Tensor):
+        return other.__rmod__(input)  # a number first: no derivative, as in PyTorch
     a, b = _operands(input, other)
     return a.remainder(b)
 

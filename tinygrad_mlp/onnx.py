@@ -461,7 +461,12 @@ def _copy_slices(c: _Call) -> str:
         return b.node("Identity", [c.x(1)])
     flat = b.node("Reshape", [c.x(0), b.ints([-1])])
     value = b.node("Reshape", [c.x(1), b.ints([-1])])
-    where = c.const(np.asarray(_host(positions)).reshape(-1), np.int64, "written_positions")
+    positions, take = np.asarray(_host(positions)).reshape(-1), c.params.get("take")
+    if take is not None:  # repeated positions: only the entries written last
+        take = np.asarray(_host(take)).reshape(-1)
+        value = b.node("Gather", [value, c.const(take, np.int64, "written_entries")], axis=0)
+        positions = positions[take]
+    where = c.const(positions, np.int64, "written_positions")
     out = b.node("ScatterElements", [flat, where, value], axis=0)
     return b.node("Reshape", [out, b.ints(list(c.shape(0)))])
 

@@ -336,7 +336,8 @@ ABS = register("abs", _abs, _abs_vjp, 1, Sample(domains=("nonzero",)))
 
 
 def _sign(ns, x):
-    return ns.sign(x), None
+    out = ns.sign(x)
+    return ns.where(out == out, out, 0), None  # NOTE: sign(NaN) is 0, as PyTorch's
 
 
 def _sign_vjp(ns, g, saved, needs):
@@ -352,16 +353,14 @@ def _clamp(ns, x, low, high):
 
 
 def _clamp_vjp(ns, g, saved, needs):
-    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside (a where, as PyTorch's: 0 even where
-    # g is inf)
+    # d/dx clamp(x, lo, hi) = 1 inside [lo, hi], 0 outside (a where, so that an infinite g
+    # gives 0 outside, as PyTorch's)
     x, low, high = saved
     if low is None:
-        inside = x <= high
-    elif high is None:
-        inside = x >= low
-    else:
-        inside = (x >= low) & (x <= high)
-    return (ns.where(inside, g, 0.0),)
+        return (ns.where(x <= high, g, 0),)
+    if high is None:
+        return (ns.where(x >= low, g, 0),)
+    return (ns.where((x >= low) & (x <= high), g, 0),)
 
 
 CLAMP = register(
@@ -423,10 +422,10 @@ def _where(ns, a, b, condition):
 
 
 def _where_vjp(ns, g, condition, needs):
-    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere (0 there, not g * 0,
-    # which is NaN where g is inf)
-    ga = ns.where(condition, g, 0.0) if needs[0] else None
-    gb = ns.where(condition, 0.0, g) if needs[1] else None
+    # where(c, a, b): the gradient goes to a where c holds, to b elsewhere (0 to the other, even
+    # where g is infinite or NaN, as PyTorch's)
+    ga = ns.where(condition, g, 0) if needs[0] else None
+    gb = ns.where(condition, 0, g) if needs[1] else None
     return ga, gb
 
 
@@ -604,7 +603,8 @@ def _activation(
 _activation(
     "relu",
     lambda ns, x: ns.maximum(x, 0),
-    lambda ns, g, x, out: g * (out > 0),  # 0 at the kink, as PyTorch
+    # 0 at the kink and below, g at NaN (not out > 0, which is False there), as PyTorch
+    lambda ns, g, x, out: g * ~(out <= 0),
     False,
     in_place=lambda ns, x: ns.maximum_(x, 0),
     onnx="Relu",
@@ -637,8 +637,9 @@ _activation(
     lambda ns, x, alpha=1.0: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * alpha),
     # alpha e^x for x <= 0; e^x is read at min(x, 0) taken by a where, so that the second
     # derivative at 0 is 0, as PyTorch's
+    # (g at NaN, as PyTorch's)
     lambda ns, g, x, out, alpha=1.0: ns.where(
-        x > 0, g, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha
+        x <= 0, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha, g
     ),
     True,
     alpha=1.0,
@@ -681,10 +682,10 @@ _activation(
 _activation(
     "hardtanh",
     lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip(x, min_val, max_val),
-    # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch (its where:
-    # g itself at NaN, 0 where g is inf outside)
+    # 1 strictly inside (min_val, max_val), 0 outside and on the edges, as PyTorch
+    # (g at NaN, as PyTorch's)
     lambda ns, g, x, out, min_val=-1.0, max_val=1.0: ns.where(
-        (out <= min_val) | (out >= max_val), 0.0, g
+        (out <= min_val) | (out >= max_val), 0, g
     ),
     False,
     in_place=lambda ns, x, min_val=-1.0, max_val=1.0: ns.clip_(x, min_val, max_val),
@@ -694,7 +695,7 @@ _activation(
 _activation(
     "relu6",
     lambda ns, x: ns.clip(x, 0, 6),
-    lambda ns, g, x, out: ns.where((out <= 0) | (out >= 6), 0.0, g),
+    lambda ns, g, x, out: ns.where((out <= 0) | (out >= 6), 0, g),
     False,
     in_place=lambda ns, x: ns.clip_(x, 0, 6),
 )
@@ -830,6 +831,39 @@ MEAN = register(
 )
 
 
+def _centred(x, axes, n):
+    # NOTE: the deviations from the mean, centred a second time: the first mean is off by a
+    # rounding, the second pass makes equal values deviate by exactly 0 (their variance is
+    # exactly 0, as PyTorch's Welford sums give)
+    centred = x - x.sum(axis=axes, keepdims=True) / max(n, 1)
+    return centred - centred.sum(axis=axes, keepdims=True) / max(n, 1)
+
+
+def _var(ns, x, axis=None, keepdims=False, correction=1):
+    axes = norm_axes(axis, x.ndim)
+    n = math.prod(x.shape) if axes is None else math.prod(x.shape[a] for a in axes)
+    centred = _centred(x, axes, n)
+    dof = max(n - correction, 0)  # NOTE: 0 degrees of freedom give inf or NaN, as PyTorch
+    return (centred * centred).sum(axis=axes, keepdims=keepdims) / dof, (x, axes, keepdims, n, dof)
+
+
+def _var_vjp(ns, g, saved, needs):
+    # d var / dx_i = 2 (x_i - mean) / (n - correction): the deviations sum to 0, so the mean's
+    # own derivative drops out (and an infinite g does not make inf - inf), as PyTorch's rule
+    x, axes, keepdims, n, dof = saved
+    centred = _centred(x, axes, n)
+    return (_expand(ns, g, axes, keepdims) * centred * (2 / dof if dof else math.inf),)
+
+
+VAR = register(
+    "var",
+    _var,
+    _var_vjp,
+    1,
+    Sample(shapes=lambda n, m: ((n, m + 1),), params=lambda s: {"axis": -1, "keepdims": False}),
+)
+
+
 def _amax(ns, x, axis=None, keepdims=False):
     axes = norm_axes(axis, x.ndim)
     top = ns.amax(x, axes, True)
@@ -873,6 +907,8 @@ def _prod_vjp(ns, g, saved, needs):
     out = _expand(ns, out, axes, keepdims).reshape(others.shape)
     g = _expand(ns, g, axes, keepdims).reshape(others.shape)
     grad = ns.where(zero, others * (zeros == 1), out / safe)
+    if axes is None:  # NOTE: PyTorch's product of all elements gives exact zeros at two or
+        return (ns.where(zeros > 1, 0.0, g * grad),)  # more zeros, whatever g is (inf, NaN)
     return (g * grad,)
 
 
@@ -999,15 +1035,20 @@ def _copy_slices_rule(ns, g, saved, needs):
     )
 
 
-def _copy_slices(ns, base, value, positions=None, keep=None):
+def _copy_slices(ns, base, value, positions=None, keep=None, take=None):
     # base with value written at the flat positions (keep is False exactly there): PyTorch's
     # CopySlices, the new history of a base written through a view or by index assignment;
-    # without positions, value is written over all of base
+    # without positions, value is written over all of base. Where positions repeat, ``take``
+    # lists the (flat) entries of value that are written, the last one at each position; the
+    # rule still hands every entry the gradient at its position, as PyTorch's index_put does
     if positions is None:
         keep = np.zeros(tuple(base.shape), dtype=bool)
         positions = np.arange(keep.size).reshape(keep.shape)
-    written = ns.scatter(value, positions, (keep.size,)).reshape(keep.shape)
-    return ns.where(keep, base, written), (positions, keep)
+    if take is None:
+        written = ns.scatter(value, positions, (keep.size,))
+    else:
+        written = ns.scatter(value.reshape(-1)[take], positions.reshape(-1)[take], (keep.size,))
+    return ns.where(keep, base, written.reshape(keep.shape)), (positions, keep)
 
 
 def _slices_sample(shapes):

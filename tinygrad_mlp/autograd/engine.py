@@ -309,12 +309,14 @@ def _check_versions(node: Node, create_graph: bool) -> None:
 
 def _reads_input(name: str, i: int, needs: tuple) -> bool:
     """Whether the rule reads input ``i``'s value: a product's factor only for the gradient
-    of the other factor, a quotient's numerator only for the denominator's."""
+    of the other factor, a quotient's numerator only for the denominator's, an activation's
+    input only where its derivative is written in it (not tanh's or sigmoid's)."""
     if name in ("mul", "matmul"):
         return needs[1 - i]
     if name == "div":
         return i == 1 or needs[1]
-    return True
+    act = O.ACTIVATIONS.get(name)
+    return act is None or act.needs_input
 
 
 def _saves_output(saved: Any, out: Any) -> bool:

@@ -195,11 +195,13 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     if inplace:
         return input._unary_("celu_", lambda t: celu(t, alpha))
     # NOTE: alpha elu(x / alpha) below 0 and x itself above: elu's rule gives celu'(0) = 1 and a
-    # second derivative 0 there, as PyTorch. A negative alpha puts x / alpha above 0, outside
-    # elu's exponential piece: alpha (e^(x / alpha) - 1) is written out there
-    if alpha < 0:
-        return _select(input > 0, input, (input / alpha).expm1() * alpha)
-    return _select(input > 0, input, elu(input / alpha) * alpha)
+    # second derivative 0 there, as PyTorch
+    # (x itself at NaN, with the gradient 1, as PyTorch's)
+    if alpha < 0:  # x / alpha > 0 below 0, where elu would not take its exponential branch
+        below = input <= 0
+        x = _select(below, input, 0.0)  # so that a NaN never meets the unpicked branch's 0
+        return _select(below, (x / alpha).expm1() * alpha, input)
+    return _select(input <= 0, elu(input / alpha) * alpha, input)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
@@ -213,10 +215,11 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * min(max(x + 3, 0), 6) / 6 (gradient 0 at -3 and 1 at 3, as PyTorch)."""
     if inplace:
         return input._unary_("hardswish_", hardswish)
-    # NOTE: x * 0 at and below -3: NaN at -inf as PyTorch's, with the gradient 0 there
-    inside = input > -3
+    # NOTE: three pieces, as PyTorch's: x * 0 at and below -3 (NaN at -inf, gradient 0),
+    # x (x + 3) / 6 strictly inside, x itself from 3 up and at NaN (gradient 1 at inf and NaN)
+    inside = (input > -3) & (input < 3)
     x = _select(inside, input, 0.0)  # so that no inf meets a zero gradient
-    return _select(inside, x * (hardtanh(x, -3.0, 3.0) + 3) / 6, input * 0.0)
+    return _select(inside, x * (x + 3) / 6, _select(input <= -3, input * 0.0, input))
 
 
 def sigmoid(input: Tensor) -> Tensor:
