@@ -963,6 +963,10 @@ class Tensor:
         return _true_divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
+        if _is_number(other) or isinstance(other, bool):
+            # NOTE: PyTorch's number / tensor is tensor.reciprocal() * number, in value (to the
+            # last bit) and in gradient (NaN at 0 / 1e-200, where 1 / x^2 overflows)
+            return self.reciprocal() * other
         return _true_divide(_lift(other, self), self)
 
     def __floordiv__(self, other: Any) -> Tensor:
@@ -999,14 +1003,9 @@ class Tensor:
         return self.pow(exponent)
 
     def __rpow__(self, base: Any) -> Tensor:
-        out = _lift(base, self).pow(self)
-        if isinstance(base, bool) and out.requires_grad:
-            # NOTE: PyTorch fails in the backward of a bool base raised to a tensor (an
-            # internal assert); so does ours, so that such code fails here as it will there
-            return _refused_in_backward(
-                out, "pow: the derivative of a bool base raised to a tensor is not implemented"
-            )
-        return out
+        # NOTE: PyTorch's backward of a bool base raised to a tensor fails an internal assert
+        # (even where autograd.grad does not need it); ours is that of 0.0 or 1.0 ** x
+        return _lift(base, self).pow(self)
 
     def __matmul__(self, other: Any) -> Tensor:
         return matmul(self, _lift(other, self))
@@ -1307,6 +1306,13 @@ class Tensor:
             if bound is not None and not (_is_number(bound) or isinstance(bound, bool)):
                 raise TypeError(f"clamp: {name} must be a number, a tensor or None, got {bound!r}")
         x = self
+        bools = all(b is None or isinstance(b, bool) for b in (min, max))
+        if bools and self._data.dtype.kind == "b":
+            which = "clamp_min" if max is None else "clamp_max" if min is None else "clamp"
+            raise NotImplementedError(
+                f"{which}: not implemented for a bool tensor with bool bounds (as PyTorch's); "
+                "give int bounds, or use logical_and / logical_or"
+            )
         if any(isinstance(b, float) for b in (min, max)) and self._data.dtype.kind in "biu":
             x = _as_float(self)
         return apply(O.CLAMP, x, low=min, high=max)

@@ -206,10 +206,11 @@ def _div(ns, a, b):
 
 
 def _div_vjp(ns, g, saved, needs):
-    # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+    # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2, computed as PyTorch's -g ((a / b) / b): b^2 would
+    # underflow or overflow where the quotient does not (at a = b = 1e-200 the two gradients
+    # of a / a must cancel as they do there)
     a, b = saved
-    ga = g / b
-    return (ga if needs[0] else None), (-ga * a / b if needs[1] else None)
+    return (g / b if needs[0] else None), (-g * (a / b / b) if needs[1] else None)
 
 
 DIV = register(
@@ -249,6 +250,14 @@ REMAINDER = register(
 )
 
 
+def _zeros_like(ns, x):
+    """Zeros of x's shape and dtype, with no history: PyTorch's gradient of a constant piece
+    (never 0 * inf = NaN)."""
+    if ns.differentiable:
+        return ns._t(ns.arrays.xp.zeros(tuple(x.shape), dtype=x._data.dtype))
+    return ns.zeros_like(x)
+
+
 def _neg(ns, x):
     return -x, None
 
@@ -268,11 +277,10 @@ def _pow(ns, x, exponent):
 def _pow_vjp(ns, g, saved, needs):
     # d/dx x^c = c x^(c-1)
     x, c = saved
-    if c == 0:  # NOTE: x^0 is constant; c x^(c-1) would give 0 * inf = nan at x = 0
-        if c is False:  # PyTorch's rule for x ** False is the general one: NaN where x^-1 is inf
-            return (g * (0.0 * x**-1.0),)
-        return (g * 0,)
-    if c == 1:
+    if c == 0 and c is not False:  # NOTE: x^0 is constant; c x^(c-1) gives 0 * inf at x = 0
+        # (PyTorch's rule does not see a bool exponent False as 0: the formula below, as there)
+        return (_zeros_like(ns, x),)
+    if c == 1 and not ns.differentiable:  # (on Tensors: g 1 x^0, which requires grad)
         return (g,)
     # NOTE: the square root's and its reciprocal's derivatives read the root itself, so that
     # at -0.0 they keep its sign (-inf and +inf), as PyTorch's do
@@ -299,14 +307,16 @@ def _pow_tensor_vjp(ns, g, saved, needs):
     # (as PyTorch; at a = 0, b < 0 it is inf * log 0 = -inf)
     a, b, out = saved
     # NOTE: 0 where b = 0 (a^0 is constant), never 0 * inf = NaN at a = 0, as PyTorch
-    ga = ns.where(b == 0, 0.0, g * b * a ** (b - 1)) if needs[0] else None
+    ga = ns.where(b == 0, 0.0, g * (b * a ** (b - 1))) if needs[0] else None
     gb = None
     if needs[1]:
-        # NOTE: log only ever sees positive values (no warnings); the edge cases are put in by
-        # wheres with one tensor branch each, so that they keep the dtype
+        # NOTE: log a, -inf at 0 and NaN below, where log only ever sees positive values (no
+        # warnings); the edge cases are put in by wheres with one tensor branch each, so that
+        # they keep the dtype. The 0 at a = 0, b >= 0 is a where around a^b log a, as in
+        # PyTorch's rule, so that a second derivative there is 0 * log 0 = NaN as there
         logs = ns.log(ns.where(a > 0, a, 1))
-        logs = ns.where((a == 0) & (b < 0), -math.inf, ns.where(a < 0, math.nan, logs))
-        gb = g * (out * logs)
+        logs = ns.where(a == 0, -math.inf, ns.where(a < 0, math.nan, logs))
+        gb = g * ns.where((a == 0) & (b >= 0), 0.0, out * logs)
     return ga, gb
 
 
@@ -338,8 +348,8 @@ def _sign(ns, x):
 
 
 def _sign_vjp(ns, g, saved, needs):
-    # sign is piecewise constant: its derivative is 0 (where it exists)
-    return (g * 0,)
+    # sign is piecewise constant: its derivative is 0 (where it exists), also where g is inf
+    return (_zeros_like(ns, g),)
 
 
 SIGN = register("sign", _sign, _sign_vjp, 1, Sample(domains=("nonzero",)), saves_inputs=False)
@@ -374,10 +384,13 @@ def _maximum(ns, a, b):
 
 
 def _maximum_vjp(ns, g, saved, needs):
-    # d max(a, b)/da = 1 where a > b, 1/2 where a = b (as PyTorch), 0 elsewhere
+    # d max(a, b)/da = 1 where a > b, 1/2 where a = b (as PyTorch), 0 elsewhere; written as
+    # PyTorch's wheres, so that where a or b is NaN both get g, and an inf g meets no 0 * inf
     a, b = saved
-    share = (a > b) + (a == b) * 0.5
-    return (g * share if needs[0] else None), (g * (1 - share) if needs[1] else None)
+    tie = a == b
+    ga = ns.where(a < b, 0.0, ns.where(tie, g / 2, g)) if needs[0] else None
+    gb = ns.where(a > b, 0.0, ns.where(tie, g / 2, g)) if needs[1] else None
+    return ga, gb
 
 
 MAXIMUM = register(
@@ -394,10 +407,12 @@ def _minimum(ns, a, b):
 
 
 def _minimum_vjp(ns, g, saved, needs):
-    # d min(a, b)/da = 1 where a < b, 1/2 where a = b (as PyTorch), 0 elsewhere
+    # d min(a, b)/da = 1 where a < b, 1/2 where a = b (as PyTorch), 0 elsewhere (see maximum)
     a, b = saved
-    share = (a < b) + (a == b) * 0.5
-    return (g * share if needs[0] else None), (g * (1 - share) if needs[1] else None)
+    tie = a == b
+    ga = ns.where(a > b, 0.0, ns.where(tie, g / 2, g)) if needs[0] else None
+    gb = ns.where(a < b, 0.0, ns.where(tie, g / 2, g)) if needs[1] else None
+    return ga, gb
 
 
 MINIMUM = register(
@@ -693,6 +708,18 @@ _activation(
 )
 
 
+# piecewise-linear activations whose gradient PyTorch computes by a backward op that reads the
+# input (threshold_backward, leaky_relu_backward, hardtanh_backward): under create_graph that
+# gradient requires grad, and a second backward gives zeros for the input, not nothing
+_KINKED = frozenset({"relu", "leaky_relu", "hardtanh", "relu6"})
+
+
+def _on_tape(ns, grad, x):
+    """``grad`` recorded as a function of ``x`` with derivative 0 (a where that never picks x)."""
+    never = ns._t(ns.arrays.xp.zeros(tuple(x.shape), dtype=bool))
+    return ns.where(never, x, grad)
+
+
 def _activation_op(act: Activation) -> Op:
     def forward(ns, x, **params):
         out = act.forward(ns, x, **params)
@@ -701,6 +728,15 @@ def _activation_op(act: Activation) -> Op:
     def backward(ns, g, saved, needs):
         x, out, params = saved
         return (act.vjp(ns, g, x, out, **params),)
+
+    def backward_kinked(ns, g, saved, needs):
+        x, out, params = saved
+        if ns.differentiable:
+            return (_on_tape(ns, act.vjp(ns, g, x, out, **params), x),)
+        return (act.vjp(ns, g, x, out, **params),)
+
+    if act.name in _KINKED:
+        backward = backward_kinked
 
     forward.__name__, backward.__name__ = f"_{act.name}", f"_{act.name}_vjp"
     params = {"leaky_relu": {"negative_slope": 0.1}, "elu": {"alpha": 0.7}}.get(act.name, {})
