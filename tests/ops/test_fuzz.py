@@ -186,10 +186,11 @@ class Builder:
             params = self._vary(_params(op, shapes), shapes[0])
             refs = [self._ref(i, None, d) for i, d in zip(picks, op.sample.domains, strict=True)]
             step = Step(op.name, refs, params)
-            _run_step(step, self.pool, self.tensors)
+            out = _run_step(step, self.pool, self.tensors)
         except (ValueError, TypeError, IndexError, KeyError):
             return None
-        return step
+        # an op undefined there (var over one element is NaN, as in PyTorch): not this way
+        return step if np.isfinite(out.numpy()).all() else None
 
     def _sampled(self, op) -> Step:
         """The op on inputs adapted to the shapes of its Sample (always valid)."""
