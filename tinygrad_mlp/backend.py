@@ -877,6 +877,49 @@ def _spread_pairs(g4: np.ndarray, arg4: np.ndarray, gx: np.ndarray, kh: int) -> 
         np.multiply(word, (row == i).astype(np.uint64), out=pairs[:, :, :, i])
 
 
+_window_starts: dict[tuple, np.ndarray] = {}  # (shape, strides, kernel) -> flat offsets
+
+
+def _memory_order_flat(a: np.ndarray) -> np.ndarray | None:
+    """The elements of ``a`` in memory order as a 1-D view, or None when ``a`` is not a dense
+    array with its dims permuted (a transposed view of contiguous memory)."""
+    t = a.transpose(_dims_by_stride(a))
+    return t.reshape(-1) if t.flags.c_contiguous else None
+
+
+def _spread_by_index(g4: np.ndarray, arg4: np.ndarray, full: tuple, kh: int, kw: int):
+    """_spread_tiles by one scatter: the flat position (in memory) of each window's maximum is
+    its window's first element plus the offset of its kernel position ``arg``; g is written
+    there into zeros. Elementwise products would walk the windows in runs as short as a
+    channels-last input's channel count; the scatter's index and g are read in whole runs.
+    None when arg is not a dense (permuted) array."""
+    flat_arg = _memory_order_flat(arg4)
+    if flat_arg is None:
+        return None
+    gx = _empty_in_order_of(arg4, full, g4.dtype, zero=True)
+    step = [s // gx.itemsize for s in gx.strides]
+    key = (arg4.shape, arg4.strides, tuple(gx.strides), kh, kw)
+    starts = _window_starts.get(key)
+    if starts is None:
+        n, c, ho, wo = arg4.shape
+        grid = np.zeros((n, c, ho, wo), np.intp)
+        grid += (np.arange(n) * step[0]).reshape((n, 1, 1, 1))
+        grid += (np.arange(c) * step[1]).reshape((c, 1, 1))
+        grid += (np.arange(ho) * (kh * step[2])).reshape((ho, 1))
+        grid += np.arange(wo) * (kw * step[3])
+        # NOTE: in arg's memory order, as the index it is added to
+        starts = np.ascontiguousarray(grid.transpose(_dims_by_stride(arg4))).reshape(-1)
+        if len(_window_starts) >= 8:
+            _window_starts.clear()
+        _window_starts[key] = starts
+    offsets = np.array([i * step[2] + j * step[3] for i in range(kh) for j in range(kw)], np.intp)
+    index = np.take(offsets, flat_arg)
+    index += starts
+    values = g4.transpose(_dims_by_stride(arg4)).reshape(-1)  # a copy unless g is laid out so
+    _memory_order_flat(gx)[index] = values
+    return gx
+
+
 def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> np.ndarray:
     """spread_max where the windows tile the input: each g goes to its row of the window, then
     to its place in the row (elementwise products with masks, written through strided views)."""
@@ -891,6 +934,11 @@ def _spread_tiles(g: np.ndarray, arg: Any, size: tuple, kernel_size: tuple) -> n
         like[...] = g4
         g4 = like
     full = (n, c) + (1,) * (2 - nd) + tuple(size)
+    if _dims_by_stride(arg4)[-1] != 3:
+        # NOTE: a channels-last input: the products would walk runs of C elements
+        scattered = _spread_by_index(g4, arg4, full, kh, kw)
+        if scattered is not None:
+            return scattered.reshape(g.shape[:2] + tuple(size))
     whole = full[2] == ho * kh and full[3] == wo * kw
     gx = _empty_in_order_of(arg4, full, g.dtype, zero=not whole)
     pairs = kw == 2 and g.dtype == np.float32 and full[3] % 2 == 0 and gx.strides[3] == 4

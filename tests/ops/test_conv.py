@@ -230,15 +230,27 @@ def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
     ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_with_windows_side_by_side_matches_torch(shape, kernel, dtype):
+@pytest.mark.parametrize("layout", ["channel-major", "channels-last"])
+def test_max_pool_with_windows_side_by_side_matches_torch(shape, kernel, dtype, layout):
     # windows that tile the input (stride = kernel, no padding): ties among few distinct values
-    # (ReLU zeros and repeats), rows and columns left over, the channel-major memory order that
-    # a convolution's output has
+    # (ReLU zeros and repeats), rows and columns left over, in the memory orders that a
+    # convolution's output has: channel-major, or channels-last (its gradient is scattered)
     x = np.maximum(np.round(_values(shape, 1) * 2), 0).astype(dtype)
-    x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
+    if layout == "channel-major":
+        x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
+    else:
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
     ours, theirs = {1: (F.max_pool1d, TF.max_pool1d), 2: (F.max_pool2d, TF.max_pool2d)}[len(kernel)]
     tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else {}
     compare(lambda a: ours(a, kernel), lambda a: theirs(a, kernel), [x], **tol)
+    # the same with the input's memory order kept (from_numpy does not copy)
+    a = tm.from_numpy(x).requires_grad_()
+    assert a._data.strides == x.strides
+    t = torch.tensor(x, requires_grad=True)
+    w = np.random.default_rng(5).standard_normal(tuple(theirs(t, kernel).shape)).astype(dtype)
+    (ours(a, kernel) * tm.from_numpy(w)).sum().backward()  # both on the CPU
+    (theirs(t, kernel) * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), t.grad.numpy())
     out, idx = ours(tm.tensor(x), kernel, return_indices=True)
     want, want_idx = theirs(torch.tensor(x), kernel, return_indices=True)
     assert out.dtype == dtype
