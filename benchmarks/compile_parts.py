@@ -24,7 +24,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402
+import mnist_bench as mnist  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinygrad_mlp as tm  # noqa: E402
@@ -55,17 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs (the best is kept)")
-    parser.add_argument("--batch", type=int, default=bench.BATCH)
+    parser.add_argument("--batch", type=int, default=mnist.BATCH)
     args = parser.parse_args(argv)
-    x, y = bench.synthetic_mnist(args.steps * args.batch)
-    init = bench.init_weights(bench.MNIST_SIZES, bench.SEED)
+    x, y = mnist.synthetic_mnist(args.steps * args.batch)
+    init = mnist.init_weights(mnist.MNIST_SIZES, mnist.SEED)
     contenders = {
-        "numpy by hand": bench.NumpyMnist(np, x, y, batch=args.batch),
-        "GEMM floor": bench.GemmFloor(np, x, y, batch=args.batch),
-        "eager module": bench.TinyMnist(tm, x, y, "cpu", module=True),
-        "compiled module": bench.TinyMnist(tm, x, y, "cpu", module=True, compiled=True),
+        "numpy by hand": mnist.NumpyMnist(np, x, y, batch=args.batch),
+        "GEMM floor": mnist.GemmFloor(np, x, y, batch=args.batch),
+        "eager module": mnist.TinyMnist(tm, x, y, "cpu", module=True),
+        "compiled module": mnist.TinyMnist(tm, x, y, "cpu", module=True, compiled=True),
     }
-    if args.batch != bench.BATCH:
+    if args.batch != mnist.BATCH:
         for name in ("eager module", "compiled module"):
             contenders[name] = None
     times = {}

@@ -7,7 +7,8 @@ swapped with the other's, and (d, "graph") scaled by 1.01 only where the rule ru
 (create_graph=True), which the fast first-order path never sees. Every activation's ``vjp`` in
 ``ops.ACTIVATIONS`` is spoiled as in (a) and (b), and then both the activation's op and the fused
 ``mlp`` op using it must fail. The checks are gradcheck and gradgradcheck on the op's sample
-inputs and the shared-gradient graphs (which compare create_graph's gradients with the fast path).
+inputs, the shared-gradient graphs, and create_graph's first-order gradients against central
+differences of the op's independent numpy formula.
 A mutation that changes nothing on the sample (negating sign's zero gradient, swapping add's two
 equal gradients) is reported as equivalent and not counted.
 
@@ -102,6 +103,7 @@ def caught_by(op: O.Op, values, params) -> str:
         ("gradcheck", R.check_first),
         ("gradgradcheck", R.check_second),
         ("shared", lambda *a: not R.check_shared(*a)),
+        ("graph first order", R.check_graph_first),
     )
     failed = []
     for name, check in checks:

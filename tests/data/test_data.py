@@ -173,6 +173,7 @@ def test_tensor_dataset_fast_path_equals_the_sample_by_sample_path():
         for (xa, ya), (xb, yb) in zip(a, b, strict=True):
             np.testing.assert_array_equal(xa.numpy(), xb.numpy())
             np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+            np.testing.assert_array_equal(xa.numpy(), x[ya.numpy()])  # y holds each row's index
 
 
 def test_shuffle_covers_every_sample_and_follows_manual_seed():

@@ -128,31 +128,40 @@ def test_activation_matches_torch(module, by_hand, torch_spec):
 
 
 @pytest.mark.parametrize(("module", "by_hand", "torch_spec"), ACTIVATIONS, ids=IDS)
-def test_every_elementwise_activation_fuses_into_the_stack_with_the_same_results(
+def test_every_elementwise_activation_fuses_into_the_stack_and_matches_torch(
     module, by_hand, torch_spec
 ):
     if isinstance(module, nn.Softmax):  # softmax and log-softmax are not elementwise
         assert getattr(module, "_fused_act", None) is None
         return
+    torch = pytest.importorskip("torch")
     tm.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 6, dtype=F64), module, nn.Linear(6, 3, dtype=F64), module)
     x = t64(Z)
     fused = model(x)
     assert fused.grad_fn is not None and fused.grad_fn.op.name == "mlp"
     assert len(fused.grad_fn.inputs) == 5  # one node: x, then weight and bias twice
-    fused.sum().backward()
-    grads = [p.grad.numpy().copy() for p in model.parameters()]
-    x_grad = x.grad.numpy().copy()
-    model.zero_grad()
-    x2 = t64(Z)
-    h = x2
-    for layer in model:
-        h = layer(h)
-    np.testing.assert_allclose(fused.numpy(), h.numpy(), rtol=1e-13, atol=1e-14)
-    h.sum().backward()
-    for g, p in zip(grads, model.parameters(), strict=True):
-        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(x_grad, x2.grad.numpy(), rtol=1e-12, atol=1e-14)
+    weights = np.cos(np.arange(12.0)).reshape(4, 3)
+    (fused * t64(weights, False)).sum().backward()
+
+    name, kwargs = torch_spec
+    act = getattr(torch.nn, name)(**kwargs)
+    linears = [
+        torch.nn.Linear(5, 6, dtype=torch.float64),
+        torch.nn.Linear(6, 3, dtype=torch.float64),
+    ]
+    reference = torch.nn.Sequential(linears[0], act, linears[1], act)
+    with torch.no_grad():
+        for ours, theirs in zip(model[::2], linears, strict=True):
+            theirs.weight.copy_(torch.from_numpy(ours.weight.numpy()))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.numpy()))
+    tx = torch.tensor(Z, requires_grad=True)
+    out = reference(tx)
+    (out * torch.from_numpy(weights)).sum().backward()
+    np.testing.assert_allclose(fused.numpy(), out.detach().numpy(), rtol=1e-12, atol=1e-14)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-13)
 
 
 def test_a_module_without_a_fused_form_splits_the_stack():
@@ -163,8 +172,9 @@ def test_a_module_without_a_fused_form_splits_the_stack():
     model = nn.Sequential(nn.Linear(5, 4), Double(), nn.Linear(4, 2))
     out = model(T(Z.astype(np.float32)))
     assert out.grad_fn is None or len(out.grad_fn.inputs) <= 3
-    manual = model[2](model[1](model[0](T(Z.astype(np.float32)))))
-    np.testing.assert_allclose(out.numpy(), manual.numpy(), rtol=1e-6)
+    (w0, b0), (w2, b2) = ([p.numpy() for p in model[i].parameters()] for i in (0, 2))
+    expected = ((Z @ w0.T + b0) * 2) @ w2.T + b2
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_activation_argument_checks():
