@@ -487,6 +487,9 @@ def _traced_memory(run, times: int) -> tuple[int, int]:
     return now - start, peak - start
 
 
+@pytest.mark.skipif(
+    tm.backend.default_device() != "cpu", reason="tracemalloc measures host memory only"
+)
 def test_a_compiled_step_keeps_nothing_between_replays():
     fn, x, y = _mnist_step(True)
     for _ in range(3):  # two traces and the first replay
