@@ -183,6 +183,26 @@ _VIEW_OPS = frozenset({"reshape", "permute", "expand", "getitem", "diagonal"})
 # application (op, input tensors, params, output tensor). None otherwise: one global read per op.
 _recorder = None
 
+# NOTE: the tracer of tm.compile while it traces a step, told what the tape does not show: a
+# value read on the host (``read``), an in-place change (``inplace``), a tensor made outside the
+# ops (``made``) and a call that changes state outside the tape (``call``, see ``replayable``).
+_observer = None
+
+
+def replayable(fn: Any) -> Any:
+    """Mark a function that changes state outside the tape (an optimizer's step, zero_grad, a
+    scheduler's step, gradient clipping): a compiled step replays the call as a whole."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if _observer is None:
+            return fn(*args, **kwargs)
+        return _observer.call(fn, args, kwargs)
+
+    call.__wrapped__ = fn
+    for name in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(call, name, getattr(fn, name))
+    return call
+
 
 class _ShapeMismatch(RuntimeError, ValueError):
     """Shapes that do not fit an op: a RuntimeError as in PyTorch (and a ValueError, as before)."""
@@ -249,6 +269,20 @@ def _wrap(data: Any, requires_grad: bool = False, node: Node | None = None) -> T
     t.grad = None
     t.requires_grad = requires_grad
     t._node = node
+    t._version = 0
+    t._extra = None
+    if _observer is not None:
+        _observer.made(t)
+    return t
+
+
+def _constant(data: Any) -> Tensor:
+    """A tensor around a constant made from Python values (not a value of the step's data)."""
+    t = _new(Tensor)
+    t._data = data
+    t.grad = None
+    t.requires_grad = False
+    t._node = None
     t._version = 0
     t._extra = None
     return t
@@ -347,11 +381,11 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     elif isinstance(value, (float, np.floating)):
         kind = 2
     else:
-        return _wrap(_to_array(value, None, like.device, True))
+        return _constant(_to_array(value, None, like.device, True))
     if kind > _kind_rank(dtype):
         dtype = DEFAULT_DTYPE if kind == 2 else _INT64
     xp = backend.array_module_of(like._data)
-    return _wrap(xp.asarray(value, dtype=dtype))
+    return _constant(xp.asarray(value, dtype=dtype))
 
 
 def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -708,7 +742,7 @@ class Tensor:
                 "Boolean value of Tensor with more than one value is ambiguous "
                 f"(shape {self.shape})"
             )
-        return bool(self.item())
+        return bool(self._one("bool"))
 
     def __float__(self) -> float:
         return float(self._one("float"))
@@ -727,17 +761,23 @@ class Tensor:
                 f"only one element tensors can be converted to Python scalars ({what} of a tensor "
                 f"of shape {self.shape})"
             )
+        if _observer is not None:
+            _observer.read(self, f"{what}()")
         return self._data.reshape(()).item()
 
     # ------------------------------------------------------------ conversion
 
     def numpy(self, force: bool = False):
         """The values as a host numpy array (shared with the tensor on the CPU)."""
+        if _observer is not None:
+            _observer.read(self, ".numpy()")
         return backend.to_numpy(self._data)
 
     def tolist(self) -> Any:
         """The values as nested Python lists (a number for a 0-d tensor)."""
-        return self.numpy().tolist()
+        if _observer is not None:
+            _observer.read(self, ".tolist()")
+        return backend.to_numpy(self._data).tolist()
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -746,6 +786,8 @@ class Tensor:
                 f"a Tensor with {self.numel()} elements cannot be converted to Scalar (item() "
                 f"of a tensor of shape {self.shape})"
             )
+        if _observer is not None:
+            _observer.read(self, ".item()")
         return self._data.reshape(()).item()
 
     def detach(self) -> Tensor:
@@ -1893,6 +1935,8 @@ class Tensor:
     def _bump(self, stamp: int | None = None) -> None:
         """Count one in-place change, here, in the tensors this one is a view of and in every
         view of those (a saved view of a changed tensor then refuses its backward)."""
+        if _observer is not None:
+            _observer.inplace(self)
         chain, t = [], self
         while t is not None:
             chain.append(t)

@@ -159,9 +159,10 @@ def to_device(array: Any, device: str | None) -> Any:
     here = device_of(array)
     if here == name:
         return array
-    if name == "cuda":
-        return _load_cupy().asarray(array)
-    return _cupy.asnumpy(array)
+    out = _load_cupy().asarray(array) if name == "cuda" else _cupy.asnumpy(array)
+    if observer is not None:
+        observer.moved(array, device, out)
+    return out
 
 
 def to_numpy(array: Any) -> np.ndarray:
@@ -239,7 +240,23 @@ def initial_seed() -> int:
 
 def rng() -> np.random.Generator:
     """The global numpy random generator (random numbers are drawn on the host)."""
+    if observer is not None:
+        observer.rng()
     return default_generator.rng
+
+
+def draw(fn: Any, *args: Any) -> Any:
+    """``fn(generator, *args)``: an array of random numbers from the global generator, drawn so
+    that a compiled step sees the call (and draws again, with the same arguments, each replay)."""
+    out = fn(default_generator.rng, *args)
+    if observer is not None:
+        observer.drew(fn, args, out)
+    return out
+
+
+# NOTE: the tracer of tm.compile while it traces a step: told of moves between devices, of draws
+# (``draw``) and of any other use of the global generator. None otherwise.
+observer = None
 
 
 # ---------------------------------------------------------------- the array namespace of the rules
@@ -1093,7 +1110,7 @@ def generator(gen: Any = None) -> np.random.Generator:
     """The numpy generator behind ``gen``: None (the global one), an int seed, a numpy
     Generator or a tinygrad_mlp Generator."""
     if gen is None:
-        return default_generator.rng
+        return rng()
     if isinstance(gen, Generator):
         return gen.rng
     if isinstance(gen, np.random.Generator):

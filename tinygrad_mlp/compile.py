@@ -1,39 +1,33 @@
 """``tm.compile``: trace a step once, then replay it as a fixed plan of array operations.
 
-The first call of a compiled function runs it eagerly while a recorder watches: every op
-application (the hook in ``_tensor.apply``), every seed, derivative rule, gradient fit, sum and
-delivery of the backward pass (the engine's loop runs with ``_TracedRun``, set as its
-``observer`` for the length of the trace), every dropout mask, and every call that changes
-state outside the tape (an optimizer's ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR
-scheduler's ``step``, ``clip_grad_*``). The second call with the same guards traces again and
-compares the two recordings: equal, they become a plan; different, the step depends on
-something the tracer cannot see (a Python value, data-dependent branching) and the function
-stays eager. From the third call on the plan replays: a flat list of closures over numpy calls,
-with no Tensor, Node or engine in between. The common ops (linear, the fused ``mlp`` stack,
-ReLU, tanh, sigmoid, cross-entropy, MSE, plain SGD) replay through kernels that write into
-buffers allocated once (``out=`` arguments, in-place updates); every other op replays through
-its own registry forward and rule, so the arithmetic is always the eager one, bit for bit.
+The first call of a compiled function runs it eagerly while a recorder watches through the seams
+the library offers: ``apply``'s recorder sees every op application; the engine's ``observer``
+(``_TracedRun``, a subclass of its ``_Run``) sees every seed, derivative rule, gradient fit, sum
+and delivery of the backward pass; ``_tensor._observer`` sees value reads on the host, in-place
+changes, tensors made outside the ops and the calls marked ``replayable`` (an optimizer's
+``step`` and ``zero_grad``, ``Module.zero_grad``, an LR scheduler's ``step``, ``clip_grad_*``,
+replayed as a whole); ``backend.observer`` sees moves between devices and random draws
+(``backend.draw``, as dropout draws its mask). Nothing of another module is replaced.
+
+The second call with the same guards traces again and compares the two recordings: equal, they
+become a plan; different, the step depends on something the tracer cannot see (a Python value,
+data-dependent branching) and the function stays eager. From the third call on the plan
+replays: a flat list of closures, each calling an op's own registry forward or rule on arrays
+(or a recorded call, draw or move), with no Tensor, Node or engine in between; the arithmetic is
+the eager one, bit for bit, and no formula is written here a second time.
 
 Guards (a change re-traces): the shapes, dtypes and devices of tensor and array arguments,
 ``requires_grad`` of tensor arguments, the values of other arguments, the grad mode, and
 which gradients are None when the call starts (so accumulation over several calls gets its
 own plan). Steps that read values out of the graph (``.item()``, ``float()``, ``bool()``,
 ``.numpy()``, ``.tolist()``), change tensors in place, draw random numbers other than through
-dropout, use hooks, ``create_graph`` or ``autograd.grad`` fall back to eager with a one-time
-warning naming the reason.
+``backend.draw``, use hooks, ``create_graph`` or ``autograd.grad`` fall back to eager with a
+one-time warning naming the reason.
 
-What a replay hands back is the eager result's values: returned tensors are new arrays (no
-grad_fn), and ``.grad`` of the parameters are buffers, one per parameter, overwritten by the
-next call (as PyTorch accumulates into ``.grad`` in place). The plans' other buffers share one
-block (``_Arena``), freed before every trace. Values an eager step checks
-in Python (a label out of range for cross-entropy) are checked by the kernels too; other checks
-of the eager ops are not repeated.
-
-``tm.compile(module)`` gives a ``CompiledModule``: its calls replay under ``no_grad`` (inference),
-and run eagerly when they are recorded for a backward, or traced inside a compiled step.
-
-On CuPy the kernels are not used; the plan's array steps replay through CUDA graphs
-(``_CudaGraphs``, untested: no GPU was at hand when it was written).
+A replay hands back new tensors (no grad_fn) for returned tensors, and sets ``.grad`` of the
+parameters as eager mode does. ``tm.compile(module)`` gives a ``CompiledModule``: its calls
+replay under ``no_grad`` (inference), and run eagerly when they are recorded for a backward, or
+traced inside a compiled step.
 """
 
 from __future__ import annotations
@@ -58,10 +52,6 @@ __all__ = ["compile", "CompiledFunction", "CompiledModule"]
 _ndarray = np.ndarray
 _CACHE_LIMIT = 8  # guard combinations per function before it gives up and stays eager
 _ACTIVE: list[_Trace] = []  # the trace being recorded (at most one)
-
-
-class _Unsupported(Exception):
-    """Raised inside the recorder when the step does something a plan cannot replay."""
 
 
 class _SlotRef:
@@ -224,9 +214,10 @@ class _Trace:
         if id(leaf) not in self.entry:
             self.entry[id(leaf)] = (leaf, leaf.grad is None if state is ... else state)
 
-    # ------------------------------------------------------------ what the hooks report
+    # ------------------------------------------------------------ what the seams report
 
     def on_apply(self, op: O.Op, inputs: tuple, params: dict, t: Tensor) -> None:
+        """``apply``'s recorder: an op applied to tensors."""
         if self.depth or self.reason:
             return
         self._resolve()
@@ -246,73 +237,78 @@ class _Trace:
         self.events.append(("fwd", op, refs, resolved, out))
         self.unresolved.append((t, len(self.events) - 1))
 
-    def on_call(self, orig: Callable, what: str, obj: Any, args: tuple, kwargs: dict) -> Any:
-        """A call replayed as a whole (an optimizer step, zero_grad, ...)."""
+    def call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """A ``replayable`` call (an optimizer step, zero_grad, ...): run now, replayed whole."""
         if not (self.depth or self.reason):
             # an iterator argument (model.parameters()) is kept as a list, to be used again
             args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
-            if what == "step" and (args or kwargs.get("closure") is not None):
+            what, obj = fn.__name__, (args[0] if args else None)
+            optimizer = hasattr(obj, "param_groups")
+            if optimizer and what == "step" and (args[1:] or kwargs.get("closure") is not None):
                 self.fail("optimizer.step(closure)")
-            params = _params_of(obj, what, args, kwargs)
+            params = []
+            if optimizer:
+                params = [p for g in obj.param_groups for p in g["params"]]
+            elif what == "zero_grad" and hasattr(obj, "parameters"):
+                params = list(obj.parameters())
             # zero_grad(set_to_none=True) first: the gradient at entry does not matter
-            clears = what == "zero_grad" and (args[:1] or (kwargs.get("set_to_none", True),))[0]
+            clears = what == "zero_grad" and (args[1:2] or (kwargs.get("set_to_none", True),))[0]
             for p in params:
                 self.touch(p, None if clears else ...)
-            self.keep.append(obj)
-            self.events.append(("call", orig, what, obj, args, kwargs))
+            self.keep.append(args)
+            self.events.append(("call", fn, args, kwargs))
         self.depth += 1
         try:
-            return orig(obj, *args, **kwargs) if obj is not None else orig(*args, **kwargs)
+            return fn(*args, **kwargs)
         finally:
             self.depth -= 1
 
-    def on_dropout(self, orig: Callable, input: Any, p: float, training: bool, inplace: bool):
-        if self.depth or self.reason or not training or p == 0 or p == 1:
-            return orig(input, p, training, inplace)
-        from .nn import functional as F
+    def drew(self, fn: Callable, args: tuple, out: Any) -> None:
+        """``backend.draw``: random numbers, drawn again by every replay."""
+        if not (self.depth or self.reason):
+            self.events.append(("draw", fn, args, self._new(out)))
 
-        keep = _REAL_RNG().random(input.shape) >= p
-        mask = (keep / (1 - p)).astype(input.dtype)
-        if type(mask) is not type(input._data):  # drawn on the host, as eager dropout does
-            mask = _REAL_TO_DEVICE(mask, input.device)
-        self.events.append(
-            ("mask", tuple(input.shape), p, input.dtype, self._new(mask), input.device)
-        )
-        return input * F._const(mask, input)
+    def rng(self) -> None:
+        """Any other use of the global generator: its numbers would be baked into the plan."""
+        if not self.depth:
+            self.fail("random numbers from the global generator")
 
-    def on_move(self, orig: Callable, array: Any, device: Any) -> Any:
+    def moved(self, array: Any, device: Any, out: Any) -> None:
         """``backend.to_device``: a host input moved to the device (a loss's labels) is a step
         of the plan, not a constant."""
-        out = orig(array, device)
-        if out is not array and not (self.depth or self.reason):
+        if not (self.depth or self.reason):
             src = self.find(array)
             if src is not None:
                 self.events.append(("move", src, device, self._new(out)))
-        return out
 
-    def on_wrap(self, t: Tensor) -> None:
+    def made(self, t: Tensor) -> None:
+        """A tensor made outside the ops: a value of the data the plan could not recompute."""
         data = t._data
         if not (self.depth or self.reason) and self.find(data) is None:
             self.opaque.add(id(data))
             self.keep.append(data)
 
-    def on_value(self, what: str, t: Tensor) -> None:
+    def read(self, t: Tensor, what: str) -> None:
         data = t._data
         if not (self.depth or self.reason) and (
             self.find(data) is not None or id(data) in self.opaque
         ):
             self.fail(f"{what} on a tensor computed in the step (its value depends on the data)")
 
+    def inplace(self, t: Tensor) -> None:
+        if not self.depth:
+            self.fail("an in-place tensor op")
+
     # ------------------------------------------------------------ the run
 
     def run(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
-        patches = _Patches(self)
         _ACTIVE.append(self)
-        patches.install()
+        _tensor._recorder, _tensor._observer, backend.observer = self.on_apply, self, self
+        engine.observer = functools.partial(_TracedRun, self)
         try:
             result = fn(*args, **kwargs)
         finally:
-            patches.remove()
+            _tensor._recorder = _tensor._observer = backend.observer = engine.observer = None
             _ACTIVE.pop()
         if self.depth:  # a backward stopped by an error that the step caught
             self.fail("an error inside backward")
@@ -458,15 +454,6 @@ class _TracedRun(engine._Run):
             self.tr.depth -= 1
 
 
-def _params_of(obj: Any, what: str, args: tuple, kwargs: dict) -> list:
-    """The parameters whose ``.grad`` a replayed call reads or clears."""
-    if what in ("step", "zero_grad") and hasattr(obj, "param_groups"):
-        return [p for g in obj.param_groups for p in g["params"]]
-    if what == "zero_grad" and hasattr(obj, "parameters"):
-        return list(obj.parameters())
-    return []
-
-
 def _value_sig(value: Any) -> Any:
     if isinstance(value, Tensor):
         return ("tensor", _array_sig(value._data), value.requires_grad)
@@ -510,130 +497,10 @@ def _event_signature(e: tuple) -> tuple:
     if kind == "deliver":
         return (kind, id(e[1]), e[2], e[3], e[4])
     if kind == "call":
-        _, orig, what, obj, args, kwargs = e
-        return (kind, orig, what, id(obj), _call_sig(args), _call_sig(kwargs))
+        return (kind, e[1], _call_sig(e[2]), _call_sig(e[3]))
     if kind == "seed":
         return (kind, e[1], _array_sig(e[2]))
     return tuple(_value_sig(v) if not isinstance(v, (int, str)) else v for v in e)
-
-
-class _Patches:
-    """The engine, Tensor and optimizer functions wrapped for the length of one trace."""
-
-    def __init__(self, trace: _Trace) -> None:
-        self.trace = trace
-        self.saved: list[tuple[Any, str, Any]] = []
-
-    def _set(self, owner: Any, name: str, value: Any) -> None:
-        self.saved.append((owner, name, owner.__dict__[name] if name in owner.__dict__ else None))
-        setattr(owner, name, value)
-
-    def install(self) -> None:
-        tr = self.trace
-        from .nn import functional as F
-        from .nn import utils as nn_utils
-        from .nn.modules.module import Module
-        from .optim import lr_scheduler
-        from .optim.optimizer import Optimizer
-
-        _tensor._recorder = tr.on_apply
-        engine.observer = functools.partial(_TracedRun, tr)
-        self._set(F, "dropout", _dropout_hook(tr, F.dropout))
-        self._set(backend, "rng", _refusing(tr, "random numbers from the global generator", None))
-        self._set(backend, "to_device", functools.partial(tr.on_move, backend.to_device))
-        for what in ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__"):
-            self._set(Tensor, what, _value_hook(tr, what, getattr(Tensor, what)))
-        self._set(Tensor, "_bump", _refusing(tr, "an in-place tensor op", Tensor._bump))
-        orig_wrap, orig_lift = _tensor._wrap, _tensor._lift
-
-        def wrap(data: Any, requires_grad: bool = False, node: Any = None) -> Tensor:
-            t = orig_wrap(data, requires_grad, node)
-            tr.on_wrap(t)
-            return t
-
-        def lift(value: Any, like: Tensor) -> Tensor:
-            tr.depth += 1  # a constant from a Python number: compared between traces
-            try:
-                return orig_lift(value, like)
-            finally:
-                tr.depth -= 1
-
-        self._set(_tensor, "_wrap", wrap)
-        self._set(_tensor, "_lift", lift)
-        classes = [Optimizer, *_subclasses(Optimizer)]
-        for cls in classes:
-            for what in ("step", "zero_grad"):
-                if what in cls.__dict__:
-                    self._set(cls, what, _call_hook(tr, what, cls.__dict__[what]))
-        self._set(Module, "zero_grad", _call_hook(tr, "zero_grad", Module.zero_grad))
-        for cls in [lr_scheduler.LRScheduler, *_subclasses(lr_scheduler.LRScheduler)]:
-            if "step" in cls.__dict__:
-                self._set(cls, "step", _call_hook(tr, "sched", cls.__dict__["step"]))
-        for name in ("clip_grad_norm_", "clip_grad_value_"):
-            if hasattr(nn_utils, name):
-                self._set(nn_utils, name, _function_hook(tr, name, getattr(nn_utils, name)))
-
-    def remove(self) -> None:
-        _tensor._recorder = None
-        engine.observer = None
-        for owner, name, value in reversed(self.saved):
-            if value is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
-        self.saved.clear()
-
-
-def _subclasses(cls: type) -> list[type]:
-    out = []
-    for sub in cls.__subclasses__():
-        out.append(sub)
-        out.extend(_subclasses(sub))
-    return out
-
-
-def _refusing(tr: _Trace, reason: str, orig: Callable | None) -> Callable:
-    real = backend.rng if orig is None else orig
-
-    def hook(*args: Any, **kwargs: Any) -> Any:
-        if not tr.depth:
-            tr.fail(reason)
-        return real(*args, **kwargs)
-
-    return hook
-
-
-def _value_hook(tr: _Trace, what: str, orig: Callable) -> Callable:
-    def hook(self: Tensor, *args: Any, **kwargs: Any) -> Any:
-        tr.on_value(f".{what}()" if not what.startswith("__") else f"{what.strip('_')}()", self)
-        return orig(self, *args, **kwargs)
-
-    return hook
-
-
-def _call_hook(tr: _Trace, what: str, orig: Callable) -> Callable:
-    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return tr.on_call(orig, what, self, args, kwargs)
-
-    return hook
-
-
-def _function_hook(tr: _Trace, what: str, orig: Callable) -> Callable:
-    def hook(*args: Any, **kwargs: Any) -> Any:
-        return tr.on_call(orig, what, None, args, kwargs)
-
-    return hook
-
-
-def _dropout_hook(tr: _Trace, orig: Callable) -> Callable:
-    def hook(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
-        return tr.on_dropout(orig, input, p, training, inplace)
-
-    return hook
-
-
-_REAL_RNG = backend.rng
-_REAL_TO_DEVICE = backend.to_device
 
 
 # ---------------------------------------------------------------- the plan
@@ -658,7 +525,7 @@ def _label(events: list[tuple], e: tuple) -> str:
     if kind == "rule":
         return f"{events[e[1]][1].name} rule"
     if kind == "call":
-        return f"{type(e[3]).__name__ if e[3] is not None else ''}.{e[2]}".lstrip(".")
+        return e[1].__qualname__
     return kind
 
 
@@ -671,89 +538,26 @@ def _getter(ref: tuple, env: list) -> Callable[[], Any]:
 
 
 class _Plan:
-    """A trace turned into closures; ``run(inputs)`` replays the step. Its buffers live in the
-    function's ``_Arena``: when the arena is released or grows, the plan is dropped and builds
-    its closures again from the trace on its next run (an allocation, never a new trace)."""
+    """A trace turned into closures over one list of arrays (``env``, by slot); ``run(inputs)``
+    replays the step."""
 
-    def __init__(self, trace: _Trace, arena: _Arena) -> None:
-        self.trace = trace
-        self.arena = arena
+    def __init__(self, trace: _Trace) -> None:
         self.inputs = trace.inputs
         self.ns = trace.ns
         self.result = trace.result
-        self.uses = self._count_uses()
-        self.generation: int | None = None
-        self.env: list[Any] = []
+        self.events = trace.events
+        self.env: list[Any] = [None] * len(trace.meta)
         self.saved: dict[int, Any] = {}
         self.steps: list[Callable[[], None]] = []
-        self.kinds: list[str] = []  # the event kind of each step
         self.labels: list[str] = []  # what each step does, in words (benchmarks/compile_parts.py)
-        self.graphs: _CudaGraphs | None = None
-        self.kernels: _Kernels | None = None
-        arena.plans.append(self)
-        self._build()
+        for index, e in enumerate(self.events):
+            step = self._step(index, e)
+            if step is not None:
+                self.steps.append(step)
+                self.labels.append(_label(self.events, e))
+        self.input_slots = {slot for _, slot in self.inputs}
 
-    def drop(self) -> None:
-        """Let go of every buffer; the next run builds the plan again."""
-        self.generation = None
-        self.env, self.saved, self.steps, self.kinds, self.labels = [], {}, [], [], []
-        self.graphs = self.kernels = None
-
-    def _build(self) -> None:
-        events = self.trace.events
-        for _ in range(2):  # a second pass when the arena had to grow
-            self.env = [None] * len(self.trace.meta)
-            self.saved = {}
-            self.steps, self.kinds, self.labels = [], [], []
-            self.kernels = _Kernels(self)
-            fused = self.kernels.plan(events)  # event index -> closure (or None: skipped)
-            for index, e in enumerate(events):
-                step = fused[index] if index in fused else self._generic(index, e)
-                if step is not None:
-                    self.steps.append(step)
-                    self.kinds.append(e[0])
-                    self.labels.append(_label(events, e))
-            if not self.kernels.overflow:
-                break
-            nbytes = self.kernels.offset
-            del fused, step
-            self.drop()
-            self.arena.grow(nbytes)  # drops every plan
-        self.kernels.sealed = True
-        self.generation = self.arena.generation
-        self.graphs = _CudaGraphs(self) if _CudaGraphs.applies(self) else None
-
-    def _count_uses(self) -> dict[int, int]:
-        uses: dict[int, int] = {}
-        for e in self.trace.events:
-            kind = e[0]
-            if kind == "fwd":
-                for r in e[2]:
-                    if r[0] == "s":
-                        uses[r[1]] = uses.get(r[1], 0) + 1
-                for v in e[3].values():
-                    if isinstance(v, _SlotRef):
-                        uses[v.slot] = uses.get(v.slot, 0) + 1
-            elif kind in ("rule", "fit", "deliver"):
-                s = e[2] if kind != "fit" else e[1]
-                uses[s] = uses.get(s, 0) + 1
-            elif kind == "add":
-                uses[e[1]] = uses.get(e[1], 0) + 1
-                uses[e[2]] = uses.get(e[2], 0) + 1
-            elif kind == "move":
-                uses[e[1]] = uses.get(e[1], 0) + 1
-        stack = [self.trace.result]
-        while stack:
-            spec = stack.pop()
-            if spec[0] == "s":
-                uses[spec[1]] = uses.get(spec[1], 0) + 2  # read by the caller too
-            elif spec[0] == "seq":
-                stack.extend(spec[2])
-            elif spec[0] == "dict":
-                stack.extend(spec[1].values())
-        return uses
-
-    def _generic(self, index: int, e: tuple) -> Callable[[], None] | None:
+    def _step(self, index: int, e: tuple) -> Callable[[], None] | None:
         env, saved, ns = self.env, self.saved, self.ns
         kind = e[0]
         if kind == "in":
@@ -764,6 +568,7 @@ class _Plan:
             dynamic = {k: v.slot for k, v in params.items() if isinstance(v, _SlotRef)}
             static = {k: v for k, v in params.items() if not isinstance(v, _SlotRef)}
             forward = op.forward
+            numpy = ns is backend.NUMPY
 
             def fwd() -> None:
                 kw = static
@@ -772,15 +577,15 @@ class _Plan:
                     for k, s in dynamic.items():
                         kw[k] = env[s]
                 result, keep = forward(ns, *[get() for get in getters], **kw)
-                if type(result) is not _ndarray and ns is backend.NUMPY:
-                    result = np.asarray(result)
+                if numpy and type(result) is not _ndarray:
+                    result = np.asarray(result)  # numpy turns 0-d results into scalars
                 env[out] = result
                 saved[index] = keep
 
             return fwd
         if kind == "rule":
             _, at, g, needs, outs = e
-            backward = self.trace.events[at][1].backward
+            backward = self.events[at][1].backward
 
             def rule() -> None:
                 grads = backward(ns, env[g], saved.pop(at), needs)
@@ -791,76 +596,46 @@ class _Plan:
             return rule
         if kind == "fit":
             _, src, out, shape, dtype = e
-
-            def fit() -> None:
-                env[out] = _fit_array(env[src], shape, dtype)
-
-            return fit
+            return lambda: env.__setitem__(out, _fit_array(env[src], shape, dtype))
         if kind == "add":
             _, a, b, out = e
             add = ArrayNamespace.add
-
-            def acc() -> None:
-                env[out] = add(env[a], env[b])
-
-            return acc
+            return lambda: env.__setitem__(out, add(env[a], env[b]))
         if kind == "move":
             _, src, device, out = e
-            to_device = backend.to_device
-
-            def move() -> None:
-                env[out] = to_device(env[src], device)
-
-            return move
+            return lambda: env.__setitem__(out, backend.to_device(env[src], device))
+        if kind == "draw":
+            _, fn, args, out = e
+            return lambda: env.__setitem__(out, backend.draw(fn, *args))
         if kind == "seed":
             _, out, const = e
-
-            def seed() -> None:
-                env[out] = const
-
-            return seed
+            return lambda: env.__setitem__(out, const)
         if kind == "deliver":
             _, t, g, fresh, mode = e
-            add = ArrayNamespace.add
-            if mode == "set":
+            if mode == "acc":
+                add = ArrayNamespace.add
 
-                def deliver() -> None:
-                    t.grad = _wrap(env[g] if fresh else env[g].copy())
-
-            else:
-
-                def deliver() -> None:
+                def accumulate() -> None:
                     t.grad = _wrap(add(t.grad._data, env[g]))
 
-            return deliver
+                return accumulate
+            if fresh:
+
+                def deliver() -> None:
+                    t.grad = _wrap(env[g])
+
+                return deliver
+            return lambda: setattr(t, "grad", _wrap(env[g].copy()))
         if kind == "call":
-            _, orig, what, obj, args, kwargs = e
-            if obj is None:
-                return lambda: orig(*args, **kwargs)
-            return lambda: orig(obj, *args, **kwargs)
-        if kind == "mask":
-            _, shape, p, dtype, out, device = e
-            on_host = self.ns is backend.NUMPY
-
-            def mask() -> None:
-                keep = _REAL_RNG().random(shape) >= p
-                m = (keep / (1 - p)).astype(dtype)
-                env[out] = m if on_host else _REAL_TO_DEVICE(m, device)
-
-            return mask
+            _, fn, args, kwargs = e
+            return lambda: fn(*args, **kwargs)
         raise AssertionError(f"unknown event {kind}")
 
     def run(self, leaves: list) -> Any:
-        if self.generation != self.arena.generation:
-            self._build()
-        if self.graphs is not None:
-            out = self.graphs.run(leaves)
-            if out is not _NOT_RUN:
-                return out
         env = self.env
         for i, slot in self.inputs:
             x = leaves[i]
-            env[slot] = x._data if type(x) is Tensor or isinstance(x, Tensor) else x
+            env[slot] = x._data if isinstance(x, Tensor) else x
         for step in self.steps:
             step()
         return self._rebuild(self.result)
@@ -868,780 +643,14 @@ class _Plan:
     def _rebuild(self, spec: Any) -> Any:
         kind = spec[0]
         if kind == "s":
-            return _wrap(self.env[spec[1]].copy())
-        if kind == "x":
-            return spec[1]
-        if kind == "v":
+            slot = spec[1]
+            return _wrap(self.env[slot].copy() if slot in self.input_slots else self.env[slot])
+        if kind in ("x", "v"):
             return spec[1]
         if kind == "seq":
             items = [self._rebuild(s) for s in spec[2]]
             return items if spec[1] is list else spec[1](items)
         return {k: self._rebuild(v) for k, v in spec[1].items()}
-
-
-# NOTE (_broadcast): a ufunc whose operand broadcasts (a bias row, a column of row maxima)
-# allocates iterator buffers of up to 32 KiB on every call; copyto broadcasts without them. So
-# the kernels first copy the broadcast operand out to the full shape, then apply the ufunc to
-# operands of one shape: the same elementwise arithmetic, so the same bits, and no allocation.
-
-
-_NOT_RUN = object()
-
-
-class _CudaGraphs:
-    """Replay on CuPy through CUDA graphs. UNTESTED: written without a GPU to run it on.
-
-    The plan's array steps (forwards, rules, fits, sums, seeds) between two Python steps
-    (deliveries into ``.grad``, optimizer and scheduler calls) are captured once each into a CUDA
-    graph (CuPy stream capture), then every replay launches the graphs, running the Python steps
-    between them on the same stream. The inputs are copied into static buffers first, since a
-    graph reads fixed addresses. The first replay runs plainly (so that the memory pool holds
-    blocks of every size) and captures afterwards; any error in capturing leaves the plan on
-    plain replays, with a warning. Plans with dropout masks (drawn on the host) are not captured.
-    """
-
-    CAPTURED = frozenset({"fwd", "rule", "fit", "add", "seed"})
-
-    @staticmethod
-    def applies(plan: _Plan) -> bool:
-        xp = plan.ns.xp
-        return xp is not np and xp.__name__ == "cupy" and "mask" not in plan.kinds
-
-    def __init__(self, plan: _Plan) -> None:
-        self.plan = plan
-        self.cp = plan.ns.xp
-        self.stream: Any = None
-        self.segments: list[tuple[bool, list, Any]] | None = None  # (graph?, steps, graph)
-        self.static: dict[int, Any] = {}
-        self.failed = False
-        self.runs = 0
-
-    def run(self, leaves: list) -> Any:
-        if self.failed:
-            return _NOT_RUN
-        self.runs += 1
-        if self.runs == 1:
-            return _NOT_RUN  # a plain replay first (see the class docstring)
-        plan, env = self.plan, self.plan.env
-        if self.segments is None:
-            try:
-                self._capture(leaves)
-            except Exception as e:  # noqa: BLE001 - any failure leaves plain replays
-                self.failed = True
-                warnings.warn(
-                    f"tm.compile: CUDA graph capture failed ({type(e).__name__}: {e}); the "
-                    "plan replays without graphs",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                return _NOT_RUN
-        with self.stream:
-            for i, slot in plan.inputs:
-                x = leaves[i]
-                self.static[slot][...] = x._data if isinstance(x, Tensor) else x
-                env[slot] = self.static[slot]
-            for captured, steps, graph in self.segments:
-                if captured:
-                    graph.launch(self.stream)
-                else:
-                    for step in steps:
-                        step()
-            out = plan._rebuild(plan.result)
-        self.stream.synchronize()
-        return out
-
-    def _capture(self, leaves: list) -> None:
-        cp, plan, env = self.cp, self.plan, self.plan.env
-        self.stream = cp.cuda.Stream(non_blocking=True)
-        # deliveries only set .grad, which no array step reads: the array steps on either side
-        # of them make one graph, and the deliveries follow it
-        segments: list[tuple[bool, list, Any]] = []
-        arrays: list = []
-        after: list = []
-
-        def flush() -> None:
-            if arrays:
-                segments.append((True, list(arrays), None))
-            if after:
-                segments.append((False, list(after), None))
-            arrays.clear()
-            after.clear()
-
-        for kind, step in zip(plan.kinds, plan.steps, strict=True):
-            if kind in self.CAPTURED:
-                arrays.append(step)
-            elif kind == "deliver":
-                after.append(step)
-            else:
-                flush()
-                segments.append((False, [step], None))
-        flush()
-        for i, slot in plan.inputs:
-            x = leaves[i]
-            self.static[slot] = cp.array(x._data if isinstance(x, Tensor) else x)
-            env[slot] = self.static[slot]
-        graphs = []
-        with self.stream:
-            for captured, steps, _ in segments:
-                if not captured:
-                    graphs.append((False, steps, None))
-                    continue
-                self.stream.begin_capture()
-                try:
-                    for step in steps:
-                        step()
-                finally:
-                    graph = self.stream.end_capture()
-                graphs.append((True, steps, graph))
-        self.segments = graphs
-
-
-class _Arena:
-    """The memory of the plans of one compiled function. Its plans never run at once and
-    every buffer but a gradient handed out as ``.grad`` is written before it is read in each
-    replay, so all the plans share one block, as large as the largest plan needs (an epoch's
-    last, smaller batch adds no memory). The gradients handed out outlive the call: one buffer
-    per parameter, which the plans share. ``release`` (before a trace, which runs eagerly)
-    frees both; each plan builds itself again on its next run."""
-
-    ALIGN = 64  # bytes: every buffer starts on a cache line
-
-    def __init__(self) -> None:
-        self.block: Any = None
-        self.size = 0
-        self.generation = 0
-        self.plans: list[_Plan] = []
-        self.grads: dict[tuple, tuple[Tensor, Any]] = {}  # (id, shape, dtype) -> (t, buffer)
-
-    def release(self) -> None:
-        for plan in self.plans:
-            plan.drop()
-        self.block, self.size = None, 0
-        self.grads.clear()
-        self.generation += 1
-
-    def grow(self, nbytes: int) -> None:
-        self.release()
-        self.block, self.size = backend.aligned_block(nbytes, self.ALIGN), nbytes
-
-    def grad_buffer(self, t: Tensor, shape: tuple, dtype: Any) -> Any:
-        """The buffer handed out as ``t.grad``: the array ``t.grad`` holds now when it fits
-        (the traced call's own gradient, which the replays then overwrite), else a new one."""
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        key = (id(t), shape, dtype)
-        hit = self.grads.get(key)
-        if hit is None:
-            now = None if t.grad is None else t.grad._data
-            if not (
-                type(now) is _ndarray
-                and now.base is None
-                and now.flags.c_contiguous
-                and now.flags.writeable
-                and now.shape == shape
-                and now.dtype == dtype
-                and all(now is not b for _, b in self.grads.values())
-            ):
-                now = np.empty(shape, dtype)
-            hit = self.grads[key] = (t, now)  # t kept: its id stays its own
-        return hit[1]
-
-
-class _Kernels:
-    """Buffer-reusing replacements for the events of the common ops.
-
-    Each kernel repeats its op's eager arithmetic call for call (the same numpy functions on
-    the same operands, in the same order), writing into buffers allocated here once: the
-    results are those of eager mode bit for bit. A forward is replaced only together with its
-    rule, since the two share buffers instead of a ``saved`` tuple. Buffers are never shared
-    between slots, except where an op writes over an input that nothing else reads (ReLU on
-    a linear layer's output, a mask multiplied into a gradient), as eager code does in place.
-    """
-
-    def __init__(self, plan: _Plan) -> None:
-        self.owner = plan
-        self.env = plan.env
-        self.meta = plan.trace.meta
-        self.uses = plan.uses
-        self.arena = plan.arena
-        self.offset = 0  # bytes of the arena taken so far
-        self.overflow = False  # True: the arena is too small, these buffers are placeholders
-        self.sealed = False  # True once the plan is built
-        self.fixed: dict[int, Any] = {}  # slot -> its buffer (the same array every replay)
-        self.rules: dict[int, Callable[[tuple, tuple], Callable[[], None]]] = {}
-        self.seeds: set[int] = set()
-        self.pool: dict[tuple, Any] = {}
-        # the gradients handed out as .grad live outside the arena
-        # (an accumulation reads .grad, so its gradient must not be computed into it)
-        events = plan.trace.events
-        self.leaf_of = {e[2]: e[1] for e in events if e[0] == "deliver" and e[4] == "set"}
-
-    def _take(self, shape: tuple, dtype: Any) -> Any:
-        """A buffer in the arena (while the arena is too small, a placeholder: this pass only
-        sizes the arena)."""
-        dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        start = self.offset
-        self.offset = start + -(-nbytes // _Arena.ALIGN) * _Arena.ALIGN
-        block = self.arena.block
-        if self.sealed:  # asked for during a replay: outside the arena
-            return np.empty(shape, dtype)
-        if block is None or self.offset > self.arena.size:
-            self.overflow = True
-            return backend.placeholder(shape, dtype)
-        return block[start : start + nbytes].view(dtype).reshape(shape)
-
-    def buffer(self, slot: int, shape: tuple | None = None, dtype: Any = None) -> Any:
-        """A new buffer for ``slot`` (or a scratch one when slot is -1)."""
-        if slot >= 0:
-            shape, dtype = self.meta[slot]
-        leaf = self.leaf_of.get(slot)
-        if leaf is not None:
-            array = self.arena.grad_buffer(leaf, shape, dtype)
-        else:
-            array = self._take(shape, dtype)
-        if slot >= 0:
-            self.fixed[slot] = array
-            self.env[slot] = array
-        return array
-
-    def scratch(self, shape: tuple, dtype: Any, k: int = 0) -> Any:
-        """A temporary buffer shared by every kernel: its contents last one kernel call only;
-        ``k`` tells apart the temporaries of one shape that a call uses at once."""
-        key = (tuple(shape), np.dtype(dtype), k)
-        array = self.pool.get(key)
-        if array is None:
-            array = self.pool[key] = self._take(shape, dtype)
-        return array
-
-    def alias(self, slot: int, array: Any) -> None:
-        self.fixed[slot] = array
-        self.env[slot] = array
-
-    def owned(self, slot: int) -> bool:
-        """True when ``slot`` is a buffer of this plan read by exactly one event."""
-        return slot in self.fixed and slot not in self.seeds and self.uses.get(slot, 0) == 1
-
-    def plan(self, events: list[tuple]) -> dict[int, Callable[[], None] | None]:
-        out: dict[int, Callable[[], None] | None] = {}
-        if self.owner.ns is not backend.NUMPY:
-            return out
-        for index, e in enumerate(events):
-            kind = e[0]
-            step = None
-            if kind == "fwd":
-                step = self.forward(index, e)
-            elif kind == "rule" and e[1] in self.rules:
-                step = self.rules.pop(e[1])(e[2], e[3], e[4])
-            elif kind == "seed":
-                self.seeds.add(e[1])
-                self.alias(e[1], e[2])
-                out[index] = None
-                continue
-            elif kind == "deliver":
-                step = self.deliver(e)
-            elif kind == "call":
-                step = self.call(e)
-            if step is not None:
-                out[index] = step
-        return out
-
-    # ------------------------------------------------------------ helpers
-
-    def _array(self, ref: tuple) -> Callable[[], Any]:
-        return _getter(ref, self.env)
-
-    def _float_arrays(self, refs: tuple) -> bool:
-        """True when every operand is a floating numpy array."""
-        for r in refs:
-            if r[0] == "x" and type(r[1]._data) is not _ndarray:
-                return False
-            dtype = self._dtype(r)
-            if dtype is None or dtype.kind != "f":
-                return False
-        return True
-
-    @staticmethod
-    def _mm(n: int, m: int) -> Callable:
-        """The product function ns.mm uses for an (n, m) result, given an out= buffer."""
-        return np.dot if n * m <= backend._DOT_MAX else np.matmul
-
-    # ------------------------------------------------------------ forwards
-
-    def forward(self, index: int, e: tuple) -> Callable[[], None] | None:
-        _, op, refs, params, out = e
-        if op is O.LINEAR and len(refs) in (2, 3) and not params:
-            return self.linear(index, refs, out)
-        if op is O.MLP:
-            return self.mlp(index, refs, params, out)
-        if op is O.CROSS_ENTROPY and set(params) <= {"target", "reduction"}:
-            return self.cross_entropy(index, refs, params, out)
-        if op is O.MSE_LOSS and set(params) <= {"reduction"}:
-            return self.mse(index, refs, params, out)
-        if op.name in ("relu", "tanh", "sigmoid") and not params:
-            return self.activation(index, op.name, refs, out)
-        return None
-
-    def linear(self, index: int, refs: tuple, out: int) -> Callable[[], None] | None:
-        if not self._float_arrays(refs):
-            return None
-        x_shape, dtype = self._shape(refs[0]), self._dtype(refs[0])
-        w_shape = self._shape(refs[1])
-        if len(x_shape) != 2 or any(self._dtype(r) != dtype for r in refs):
-            return None
-        n, k = x_shape
-        m = w_shape[0]
-        get_x, get_w = self._array(refs[0]), self._array(refs[1])
-        get_b = self._array(refs[2]) if len(refs) == 3 else None
-        z = self.buffer(out)
-        mm = self._mm(n, m)
-        add, copyto = np.add, np.copyto
-
-        if get_b is None:
-
-            def fwd() -> None:
-                mm(get_x(), get_w().T, out=z)
-
-        else:
-            rows = self.scratch((n, m), dtype)
-
-            def fwd() -> None:
-                mm(get_x(), get_w().T, out=z)
-                copyto(rows, get_b())  # NOTE: see _broadcast
-                add(z, rows, out=z)  # ns.iadd(out, b)
-
-        ones = backend.NUMPY.constant("ones", n, dtype)
-
-        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
-            # dx = G W, dW = G^T x, db = sum of G over the batch (the linear op's rule)
-            env = self.env
-            gx = self.buffer(outs[0]) if needs[0] else None
-            gw = self.buffer(outs[1]) if needs[1] else None
-            gb = self.buffer(outs[2]) if len(outs) == 3 and needs[2] else None
-            mm_x, mm_w = self._mm(n, k), self._mm(m, k)
-            dot = np.dot
-
-            def bwd() -> None:
-                g = env[g_slot]
-                if gx is not None:
-                    mm_x(g, get_w(), out=gx)
-                if gw is not None:
-                    mm_w(g.T, get_x(), out=gw)
-                if gb is not None:
-                    dot(ones, g, out=gb)
-
-            return bwd
-
-        self.rules[index] = rule
-        return fwd
-
-    def activation(self, index: int, name: str, refs: tuple, out: int):
-        if not self._float_arrays(refs) or refs[0][0] != "s":
-            return None
-        src = refs[0][1]
-        shape, dtype = self.meta[src]
-        if self.owned(src):
-            y = self.fixed[src]  # nothing else reads the pre-activation: overwrite it
-            self.alias(out, y)
-        else:
-            y = self.buffer(out)
-        env = self.env
-        scratch = [self.scratch(shape, dtype, k) for k in range(3 if name == "sigmoid" else 1)]
-        mask = self.scratch(shape, bool)
-        fwd_into = _ACT_FORWARD[name]
-
-        def fwd() -> None:
-            fwd_into(env[src], y, scratch, mask)
-
-        vjp_into = _ACT_VJP[name]
-
-        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
-            gx = self.fixed[g_slot] if self.owned(g_slot) else None
-            if gx is None:
-                gx = self.buffer(outs[0])
-            else:
-                self.alias(outs[0], gx)
-
-            def bwd() -> None:
-                vjp_into(env[g_slot], y, gx, scratch[0], mask)
-
-            return bwd
-
-        self.rules[index] = rule
-        return fwd
-
-    def mlp(self, index: int, refs: tuple, params: dict, out: int):
-        if not self._float_arrays(refs) or len(self._shape(refs[0])) != 2:
-            return None
-        acts = params.get("acts")
-        specs = [O.activation_spec(a) for a in acts]
-        dtype = self._dtype(refs[0])
-        if any(self._dtype(r) != dtype for r in refs):
-            return None
-        n = self._shape(refs[0])[0]
-        getters = [self._array(r) for r in refs]
-        layers = []  # per layer: (w getter, b getter, z buffer, out buffer, name, p, scratch)
-        for i, spec in enumerate(specs):
-            m, k = self._shape(refs[1 + 2 * i])
-            z = self._take((n, m), dtype)
-            name = None if spec is None else spec[0].name
-            p = {} if spec is None else spec[1]
-            if name is None:
-                h = z
-            elif name in _ACT_FORWARD and not p:
-                h = z if name in ("relu", "tanh") else self._take((n, m), dtype)
-            else:
-                h = None  # computed by the table's forward (a new array each call)
-            temps = 3 if name == "sigmoid" else (1 if name in _ACT_FORWARD else 0)
-            scratch = [self.scratch((n, m), dtype, j) for j in range(temps)]
-            mms = (self._mm(n, m), self._mm(m, k), self._mm(n, k))
-            scratch.append(self.scratch((n, m), dtype, 3))  # the bias on every row (_broadcast)
-            # (the last temporary; the activation's come first)
-            layers.append([getters[1 + 2 * i], getters[2 + 2 * i], z, h, name, p, scratch, mms])
-        last = layers[-1]
-        if last[3] is None:
-            return None  # the output would be a new array each call
-        self.alias(out, last[3])
-        mask = [self.scratch(lay[2].shape, bool) for lay in layers]
-        get_x = getters[0]
-        add = np.add
-        table = O.ACTIVATIONS
-        outs_now: list[Any] = [None] * len(layers)
-
-        def fwd() -> None:
-            h = get_x()
-            for i, (get_w, get_b, z, y, name, p, scratch, mms) in enumerate(layers):
-                mms[0](h, get_w().T, out=z)
-                if z.size > _SMALL:
-                    np.copyto(scratch[-1], get_b())
-                    add(z, scratch[-1], out=z)
-                else:  # a tiny broadcast buffer costs less than a second call
-                    add(z, get_b(), out=z)
-                if name is None:
-                    h = z
-                elif y is not None:
-                    _ACT_FORWARD[name](z, y, scratch, mask[i])
-                    h = y
-                else:
-                    h = table[name].forward(backend.NUMPY, z, **p)
-                outs_now[i] = h
-
-        ones = backend.NUMPY.constant("ones", n, dtype)
-
-        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
-            env = self.env
-            lowest = needs.index(True)
-            grads = [
-                self.buffer(s) if s is not None and needs[j] else None for j, s in enumerate(outs)
-            ]
-            # g W of each layer, read by the layer below only: shared temporaries, alternating
-            # so that a layer without activation never writes the buffer it reads
-            down = [
-                self.scratch((n, self._shape(refs[1 + 2 * i])[1]), dtype, 5 + i % 2)
-                if lowest < 2 * i + 1  # the loop goes below layer i
-                else None
-                for i in range(len(layers))
-            ]
-            # the activation's derivative is written over g where g is this kernel's own (every
-            # layer but the top, and the top when nothing else reads the incoming gradient)
-            top = len(layers) - 1
-            gact = [None] * len(layers)
-            if layers[top][4] is not None and not self.owned(g_slot):
-                gact[top] = self.scratch(layers[top][2].shape, dtype, 4)
-            if needs[0] and outs[0] is not None:
-                # the input's gradient is the last product: write it into the slot's buffer
-                down[0] = self.buffer(outs[0])
-                grads[0] = None
-
-            def bwd() -> None:
-                g = env[g_slot]
-                for i in range(len(layers) - 1, -1, -1):
-                    get_w, _, z, y, name, p, scratch, mms = layers[i]
-                    at = 2 * i + 1
-                    if name is not None:
-                        if y is not None:
-                            into = g if gact[i] is None else gact[i]
-                            _ACT_VJP[name](g, y, into, scratch[0], mask[i])
-                            g = into
-                        else:
-                            g = table[name].vjp(backend.NUMPY, g, z, outs_now[i], **p)
-                    if grads[at] is not None:
-                        below = get_x() if i == 0 else outs_now[i - 1]
-                        mms[1](g.T, below, out=grads[at])
-                    if grads[at + 1] is not None:
-                        np.dot(ones, g, out=grads[at + 1])
-                    if lowest >= at:
-                        break
-                    mms[2](g, get_w(), out=down[i])
-                    g = down[i]
-
-            return bwd
-
-        self.rules[index] = rule
-        return fwd
-
-    def cross_entropy(self, index: int, refs: tuple, params: dict, out: int):
-        target = params.get("target")
-        reduction = params.get("reduction", "mean")
-        if not self._float_arrays(refs) or reduction not in ("mean", "sum") or refs[0][0] != "s":
-            return None
-        src = refs[0][1]
-        (n, c), dtype = self.meta[src]
-        if isinstance(target, _SlotRef):
-            t_shape, t_dtype = self.meta[target.slot]
-            t_slot = target.slot
-            get_t = lambda: self.env[t_slot]  # noqa: E731
-        elif backend.is_array(target) and type(target) is _ndarray:
-            t_shape, t_dtype = target.shape, target.dtype
-            get_t = lambda: target  # noqa: E731
-        else:
-            return None
-        if tuple(t_shape) != (n,) or t_dtype.kind not in "iu":
-            return None
-        env = self.env
-        unsigned = np.dtype(f"u{t_dtype.itemsize}")
-        transposed = self.scratch((c, n), dtype) if c <= 64 else None
-        row_max = self.scratch((n,), dtype, 0)
-        shifted = self.scratch((n, c), dtype)
-        exps = self._take((n, c), dtype)
-        sums = self._take((n,), dtype)
-        picks = self._take((n,), np.result_type(np.int64, t_dtype))
-        picked = self.scratch((n,), dtype, 1)
-        losses = self.scratch((n,), dtype, 2)
-        loss = self.buffer(out)
-        starts = backend.NUMPY.constant("starts", n, c)
-        ones = backend.NUMPY.constant("ones", c, dtype)
-        flat_shifted, col_max, col_sums = shifted.reshape(-1), row_max[:, None], sums[:, None]
-        maximum, subtract, exp, dot, log = np.maximum, np.subtract, np.exp, np.dot, np.log
-
-        def fwd() -> None:
-            logits = env[src]
-            if transposed is not None:  # ns.row_max: a maximum down a transposed copy
-                np.copyto(transposed, logits.T)
-                maximum.reduce(transposed, axis=0, out=row_max)
-            else:
-                maximum.reduce(logits, axis=1, out=row_max)
-            np.copyto(shifted, col_max)  # see _broadcast
-            subtract(logits, shifted, out=shifted)
-            exp(shifted, out=exps)
-            dot(exps, ones, out=sums)
-            target = get_t()
-            if n and not int(target.view(unsigned).max()) < c:  # as F.cross_entropy checks
-                raise IndexError(f"cross_entropy: a target is out of bounds for {c} classes")
-            np.add(starts, target, out=picks)
-            log(sums, out=losses)
-            flat_shifted.take(picks, out=picked, mode="clip")  # in range: checked
-            subtract(losses, picked, out=losses)
-            np.add.reduce(losses, axis=None, out=loss)
-            if reduction == "mean":
-                np.divide(loss, n, out=loss)
-
-        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
-            dz = self.buffer(outs[0])
-            flat = dz.reshape(-1)
-            scale = self.scratch((), dtype)
-            taken = self.scratch((n,), dtype, 0)
-
-            def bwd() -> None:
-                np.copyto(dz, col_sums)  # see _broadcast
-                np.divide(exps, dz, out=dz)
-                flat.take(picks, out=taken, mode="clip")  # ns.sub_at: flat[picks] -= 1
-                subtract(taken, 1, out=taken)
-                flat[picks] = taken
-                g = env[g_slot]
-                if reduction == "mean":
-                    np.divide(g, n, out=scale)
-                    np.multiply(dz, scale, out=dz)
-                else:
-                    np.multiply(dz, g, out=dz)
-
-            return bwd
-
-        self.rules[index] = rule
-        return fwd
-
-    def mse(self, index: int, refs: tuple, params: dict, out: int):
-        reduction = params.get("reduction", "mean")
-        if not self._float_arrays(refs) or reduction not in ("mean", "sum"):
-            return None
-        shape, dtype = self._shape(refs[0]), self._dtype(refs[0])
-        if self._shape(refs[1]) != shape or self._dtype(refs[1]) != dtype:
-            return None
-        get_p, get_t = self._array(refs[0]), self._array(refs[1])
-        diff = self._take(shape, dtype)
-        square = self.scratch(shape, dtype)
-        loss = self.buffer(out)
-        count = math.prod(shape)
-
-        def fwd() -> None:
-            np.subtract(get_p(), get_t(), out=diff)
-            np.multiply(diff, diff, out=square)
-            np.add.reduce(square, axis=None, out=loss)
-            if reduction == "mean":
-                np.divide(loss, count, out=loss)
-
-        def rule(g_slot: int, needs: tuple, outs: tuple) -> Callable[[], None]:
-            env = self.env
-            gp = self.buffer(outs[0]) if needs[0] else self.scratch(shape, dtype)
-            gt = self.buffer(outs[1]) if needs[1] else None
-            scale = self.scratch((), dtype)
-
-            def bwd() -> None:
-                # gp = diff * (g / n * 2), and -gp for the target
-                g = env[g_slot]
-                if reduction == "mean":
-                    np.divide(g, count, out=scale)
-                    np.multiply(scale, 2, out=scale)
-                else:
-                    np.multiply(g, 2, out=scale)
-                np.multiply(diff, scale, out=gp)
-                if gt is not None:
-                    np.negative(gp, out=gt)
-
-            return bwd
-
-        self.rules[index] = rule
-        return fwd
-
-    def _shape(self, ref: tuple) -> tuple:
-        return tuple(ref[1]._data.shape) if ref[0] == "x" else self.meta[ref[1]][0]
-
-    def _dtype(self, ref: tuple) -> Any:
-        return ref[1]._data.dtype if ref[0] == "x" else self.meta[ref[1]][1]
-
-    # ------------------------------------------------------------ delivery and the optimizer
-
-    def deliver(self, e: tuple) -> Callable[[], None] | None:
-        _, t, g, fresh, mode = e
-        if mode != "set" or g not in self.fixed or g in self.seeds:
-            return None
-        source = self.fixed[g]
-        target = self.arena.grad_buffer(t, source.shape, source.dtype)
-        wrapper = _wrap(target)
-        if not fresh or source is not target:
-            # eager copies (the rule handed back its own incoming gradient or a view), or the
-            # gradient was computed in the arena (written over a buffer nothing else reads)
-
-            def deliver_copy() -> None:
-                np.copyto(target, source)
-                t.grad = wrapper
-
-            return deliver_copy
-
-        def deliver() -> None:
-            t.grad = wrapper
-
-        return deliver
-
-    def call(self, e: tuple) -> Callable[[], None] | None:
-        _, orig, what, obj, args, kwargs = e
-        from .optim.sgd import SGD
-
-        if what != "step" or type(obj) is not SGD or args or kwargs:
-            return None
-        groups = obj.param_groups
-        blocks: dict[int, tuple] = {}  # id(p) -> (data, grad, [(data rows, grad rows, tmp)])
-        multiply, subtract = np.multiply, np.subtract
-
-        def temp(data: Any) -> tuple[int, Any]:
-            # NOTE: a large parameter is updated a block of rows at a time, through one small
-            # temporary that stays in the cache (elementwise: the same bits as one call)
-            rows = max(1, _SGD_BLOCK // max(1, math.prod(data.shape[1:])))
-            if data.ndim < 2 or data.shape[0] <= rows:
-                return rows, self.scratch(data.shape, data.dtype)
-            return rows, self.scratch((rows, *data.shape[1:]), data.dtype)
-
-        for group in groups:  # the temporaries are in the arena: take them now
-            for p in group["params"]:
-                if type(p._data) is _ndarray:
-                    temp(p._data)
-
-        def pieces(p: Any, data: Any, g: Any) -> list:
-            cached = blocks.get(id(p))
-            if cached is not None and cached[0] is data and cached[1] is g:
-                return cached[2]
-            rows, tmp = temp(data)
-            out = []
-            if tmp.shape == data.shape:
-                out.append((data, g, tmp))
-            else:
-                for i in range(0, data.shape[0], rows):
-                    d, gr = data[i : i + rows], g[i : i + rows]
-                    out.append((d, gr, tmp[: len(d)]))
-            blocks[id(p)] = (data, g, out)
-            return out
-
-        def sgd_step() -> None:
-            for group in groups:
-                if group["momentum"] != 0.0 or group["weight_decay"] != 0.0 or group["maximize"]:
-                    orig(obj)
-                    return
-            for group in groups:
-                lr = float(group["lr"])
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None:
-                        continue
-                    g = g._data
-                    data = p._data
-                    if type(g) is not _ndarray or data.dtype != g.dtype or data.shape != g.shape:
-                        data -= lr * g
-                        continue
-                    for d, gr, tmp in pieces(p, data, g):
-                        multiply(gr, lr, out=tmp)  # data -= lr * g
-                        subtract(d, tmp, out=d)
-
-        return sgd_step
-
-
-# the forwards and derivatives of the table's activations written into buffers, as the table
-# computes them: fwd(x, out, scratch, mask), vjp(g, out, gx, tmp, mask)
-
-
-def _relu_fwd(x, out, scratch, mask):
-    np.maximum(x, 0, out=out)
-
-
-def _relu_vjp(g, out, gx, tmp, mask):
-    # g * (out > 0): the bools as 0.0 and 1.0 first, as numpy casts them for the product
-    # NOTE: copyto casts without the temporary buffer a mixed-dtype multiply would allocate
-    np.greater(out, 0, out=mask)
-    np.copyto(tmp, mask)
-    np.multiply(g, tmp, out=gx)
-
-
-def _tanh_fwd(x, out, scratch, mask):
-    np.tanh(x, out=out)
-
-
-def _tanh_vjp(g, t, gx, tmp, mask):
-    np.multiply(t, t, out=tmp)  # g * (1 - t * t)
-    np.subtract(1, tmp, out=tmp)
-    np.multiply(g, tmp, out=gx)
-
-
-def _sigmoid_fwd(x, out, scratch, mask):
-    # e = exp(-|x|); where(x >= 0, 1, e) / (e + 1), as _sigmoid_values
-    e, num, den = scratch[:3]
-    np.abs(x, out=e)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    np.greater_equal(x, 0, out=mask)
-    np.add(e, 1, out=den)
-    np.divide(e, den, out=out)  # x (which may be out) is not read from here on
-    np.divide(1, den, out=out, where=mask)
-
-
-def _sigmoid_vjp(g, s, gx, tmp, mask):
-    np.multiply(g, s, out=gx)  # g * s * (1 - s)
-    np.subtract(1, s, out=tmp)
-    np.multiply(gx, tmp, out=gx)
-
-
-_SGD_BLOCK = 8192  # elements of a parameter the plain SGD kernel updates per call
-_SMALL = 256  # elements up to which a bias is added by broadcasting (see _broadcast)
-
-_ACT_FORWARD = {"relu": _relu_fwd, "tanh": _tanh_fwd, "sigmoid": _sigmoid_fwd}
-_ACT_VJP = {"relu": _relu_vjp, "tanh": _tanh_vjp, "sigmoid": _sigmoid_vjp}
 
 
 # ---------------------------------------------------------------- the public wrapper
@@ -1664,14 +673,11 @@ class CompiledFunction:
         self.fullgraph = fullgraph
         self._entries: dict[tuple, _Entry] = {}
         self._eager_reason: str | None = None
-        self._arena = _Arena()
         functools.update_wrapper(self, fn, updated=())
 
     def _fallback(self, reason: str) -> None:
         self._eager_reason = reason
         self._entries.clear()
-        self._arena.release()
-        self._arena.plans.clear()
         message = f"tm.compile: {_name(self.fn)} runs eagerly from now on: {reason}"
         if self.fullgraph:
             raise RuntimeError(message)
@@ -1694,7 +700,6 @@ class CompiledFunction:
                 self._fallback(f"more than {_CACHE_LIMIT} different input signatures")
                 return self.fn(*args, **kwargs)
             entry = self._entries[key] = _Entry()
-        self._arena.release()  # the trace runs eagerly: it needs the memory the plans hold
         trace = _Trace(leaves)
         result = trace.run(self.fn, args, kwargs)
         if trace.reason is not None:
@@ -1711,7 +716,7 @@ class CompiledFunction:
         if previous is None:
             entry.states[pattern] = trace
         elif previous.sig == trace.sig:
-            entry.states[pattern] = _Plan(trace, self._arena)
+            entry.states[pattern] = _Plan(trace)
         else:
             self._fallback(
                 "a different sequence of ops or constants than on the call before, with the "

@@ -299,10 +299,15 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1:
         return input * 0.0
-    keep = backend.rng().random(input.shape) >= p
-    mask = keep.astype(input.dtype)
-    mask *= 1 / (1 - p)  # the same numbers as (keep / (1 - p)).astype(dtype), in one pass less
+    mask = backend.draw(_dropout_mask, tuple(input.shape), p, input._data.dtype)
     return input * _const(mask, input)
+
+
+def _dropout_mask(gen: Any, shape: tuple, p: float, dtype: Any) -> Any:
+    """1 / (1 - p) where a uniform draw is at least p, else 0."""
+    mask = (gen.random(shape) >= p).astype(dtype)
+    mask *= 1 / (1 - p)  # the same numbers as (keep / (1 - p)).astype(dtype), in one pass less
+    return mask
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
@@ -1213,8 +1218,7 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
         return input * 0.0
     # NOTE: PyTorch treats 3-D input as (N, C, L) batched input (with a warning); so do we
     shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
-    keep = backend.rng().random(shape) >= p
-    return input * _const((keep / (1 - p)).astype(input._data.dtype), input)
+    return input * _const(backend.draw(_dropout_mask, shape, p, input._data.dtype), input)
 
 
 _INTERPOLATE_MODES = (

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import backend
-from .._tensor import Tensor
+from .._tensor import Tensor, replayable
 
 __all__ = [
     "clip_grad_norm_",
@@ -23,6 +23,7 @@ def _params(parameters: Any) -> list[Tensor]:
     return list(parameters)
 
 
+@replayable
 def clip_grad_norm_(
     parameters: Iterable[Tensor] | Tensor,
     max_norm: float,
@@ -60,6 +61,7 @@ def clip_grad_norm_(
     return Tensor._wrap(xp.asarray(total), False, None)
 
 
+@replayable
 def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float, foreach=None):
     """Clip every gradient elementwise into [-clip_value, clip_value], in place."""
     clip_value = float(clip_value)

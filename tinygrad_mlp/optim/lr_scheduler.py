@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .._tensor import replayable
 from .optimizer import Optimizer
 
 __all__ = [
@@ -51,6 +52,11 @@ class LRScheduler:
     constructor takes the first step (to epoch 0). Subclasses define ``get_lr``."""
 
     _is_initial: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # a compiled step replays it as a whole
+            cls.step = replayable(cls.__dict__["step"])
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
@@ -94,6 +100,7 @@ class LRScheduler:
         """The next learning rates (the recursive form); subclasses define it."""
         raise NotImplementedError
 
+    @replayable
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or jump to ``epoch``, deprecated in PyTorch) and set the rates."""
         self._step_count += 1

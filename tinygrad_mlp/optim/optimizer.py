@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from .._tensor import Tensor
+from .._tensor import Tensor, replayable
 from ..backend import device_of, is_array, looks_like_cupy, np, to_device
 
 __all__ = ["Optimizer"]
@@ -215,6 +215,12 @@ class Optimizer:
         group["params"] = params
         self.param_groups.append(group)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # a compiled step replays the update as a whole
+            cls.step = replayable(cls.__dict__["step"])
+
+    @replayable
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: set it to None, or fill it with zeros in place."""
         for group in self.param_groups:

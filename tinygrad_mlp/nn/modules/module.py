@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ... import backend
-from ..._tensor import Tensor
+from ..._tensor import Tensor, replayable
 from ...backend import np
 
 __all__ = ["Parameter", "Module"]
@@ -411,6 +411,7 @@ class Module:
         fn(self)
         return self
 
+    @replayable
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient."""
         for p in self.parameters():
