@@ -335,8 +335,8 @@ def _abs(ns, x):
 
 
 def _abs_vjp(ns, g, x, needs):
-    # d/dx |x| = sign(x) (taken as 0 at the kink x = 0)
-    return (g * ns.sign(x),)
+    # d/dx |x| = sign(x) (taken as 0 at the kink x = 0, and at NaN as PyTorch's)
+    return (g * _sign(ns, x)[0],)
 
 
 ABS = register("abs", _abs, _abs_vjp, 1, Sample(domains=("nonzero",)))
