@@ -47,7 +47,7 @@ HAVE_PILLOW = __import__("importlib").util.find_spec("PIL") is not None
 # OpenBLAS picks its matrix-product kernel by CPU (SkylakeX with AVX-512, Haswell with AVX2, or
 # whatever OPENBLAS_CORETYPE names); the kernels round float32 sums differently, and training
 # carries the difference into the last digits. The ranges cover the two kernels measured, SkylakeX
-# and Haswell; the words say "by BLAS kernel". A value must lie in its range (ends included).
+# and Haswell (docs/examples.md says so in its notes). A value must lie in its range, ends included.
 Figure = float | tuple[float, float]
 
 
