@@ -90,8 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="MNIST with a PyTorch-style training loop: a 784-128-10 ReLU network, plain "
         "SGD on batches of 64, then the loss and accuracy on the test images. Runs the same under "
-        "`import torch`: with one thread each (OMP_NUM_THREADS=1) and --steps 1000 the two agree "
-        "on every test prediction.",
+        "`import torch`: with one thread each (OMP_NUM_THREADS=1) the two print the same losses "
+        "for the first 100 steps and, after --steps 1000, agree on 99.5 % or more of the test "
+        "predictions.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--steps", type=int, default=500, help="SGD steps (batches)")
