@@ -56,6 +56,7 @@ OP_DOCS: dict[str, tuple[str, str]] = {
     "mish": ("`F.mish`, `nn.Mish`", "tanh(sp(x)) + x·sigmoid(x)·(1 − tanh²(sp(x)))"),
     "hardtanh": ("`F.hardtanh`, `nn.Hardtanh`", "1 strictly inside (min, max), else 0"),
     "relu6": ("`F.relu6`, `nn.ReLU6`", "1 strictly inside (0, 6), else 0"),
+    "hardswish": ("`F.hardswish`, `nn.Hardswish`", "0 up to -3, x/3 + 1/2 inside, 1 from 3 up"),
     "softmax": ("`softmax(dim)`, `F.softmax`, `nn.Softmax`", "s ⊙ (g − Σ g ⊙ s), along the dim"),
     "log_softmax": (
         "`log_softmax(dim)`, `F.log_softmax`, `nn.LogSoftmax`",

@@ -1879,7 +1879,17 @@ class Tensor:
                     f"({name}); update it under tm.no_grad(), or use the out-of-place form"
                 )
             return True
-        return any(isinstance(o, Tensor) and o.requires_grad for o in others)
+        if not any(isinstance(o, Tensor) and o.requires_grad for o in others):
+            return False
+        if self._data.dtype.kind in "biu":
+            # NOTE: PyTorch marks the integer tensor as requiring grad, and its backward then
+            # fails inside PyTorch; refused here where it is written
+            raise RuntimeError(
+                f"{name}: writing a tensor that requires grad into a {self.dtype} tensor: only "
+                "floating point tensors can require gradients; write value.detach(), or make "
+                "this tensor floating point"
+            )
+        return True
 
     def _record(self, name: str, compute: Any, reads_self: bool) -> Tensor:
         """Write ``compute(values before the op)`` into this tensor and rebase its history on
@@ -2352,17 +2362,24 @@ def _clamp_tensors(x: Tensor, low: Any, high: Any) -> Tensor:
                 f"clamp() received an invalid combination of arguments: {name} must be a tensor "
                 "(or None) when the other bound is a tensor"
             )
-    if low is None:
-        return where(x > high, high, x)
-    if high is None:
-        return where(x < low, low, x)
     with no_grad():
-        value = x.detach().maximum(low.detach()).minimum(high.detach())
-    to_low = (x < low) & (low < high)
-    to_high = (x > high) | (high < low)
-    inside = (x >= low) & (x <= high)
-    out = where(to_high, high, where(to_low, low, where(inside, x, value)))
-    if out.requires_grad:
+        value = x.detach()
+        value = value if low is None else value.maximum(low.detach())
+        value = value if high is None else value.minimum(high.detach())
+    # PyTorch's masks: a NaN in x or a bound gives no gradient to the operand it would pick
+    if low is None:
+        out = where(x > high, high, where(x <= high, x, value))
+    elif high is None:
+        out = where(x < low, low, where(x >= low, x, value))
+    else:
+        to_low = (x < low) & (low < high)
+        to_high = (x > high) | (high < low)
+        inside = (x >= low) & (x <= high)
+        out = where(to_high, high, where(to_low, low, where(inside, x, value)))
+    undefined = value != value
+    if undefined.any():  # NaN wherever x or a bound is NaN; the gradients follow the masks
+        out = out + where(undefined, value, 0)
+    if out.requires_grad and low is not None and high is not None:
         # NOTE: PyTorch's backward writes the masks for x and min in place into one of the
         # shape of x and min (for max: of x and max), and fails where the third operand
         # broadcasts them further; so does ours, so that such code fails here as it will there

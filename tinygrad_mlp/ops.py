@@ -707,6 +707,17 @@ _activation(
     in_place=lambda ns, x: ns.clip_(x, 0, 6),
 )
 
+_activation(
+    "hardswish",
+    # three pieces, as PyTorch's: x * 0 at and below -3 (NaN at -inf), x (x + 3) / 6 strictly
+    # inside, x from 3 up and at NaN
+    lambda ns, x: ns.where(x >= 3, x, ns.where(x > -3, x * (x + 3) / 6, x * 0.0)),
+    # PyTorch's rule: 0 at and below -3, x / 3 + 1/2 inside, 1 from 3 up and at NaN (one
+    # product, so an infinite g at x = 0 gives inf, not inf * 0)
+    lambda ns, g, x, out: ns.where(x <= -3, 0, ns.where(x < 3, g * (x / 3 + 0.5), g)),
+    True,
+    onnx="HardSwish",
+)
 
 # piecewise-linear activations whose gradient PyTorch computes by a backward op that reads the
 # input (threshold_backward, leaky_relu_backward, hardtanh_backward): under create_graph that

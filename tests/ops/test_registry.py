@@ -432,6 +432,7 @@ REFERENCES = {
     "mish": lambda x: x * np.tanh(np.log(1 + np.exp(x))),
     "hardtanh": lambda x, min_val=-1.0, max_val=1.0: np.minimum(np.maximum(x, min_val), max_val),
     "relu6": lambda x: np.minimum(np.maximum(x, 0), 6),
+    "hardswish": lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6,
     "softmax": lambda x, axis: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True),
     "log_softmax": lambda x, axis: x - np.log(np.exp(x).sum(axis=axis, keepdims=True)),
     "sum": lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims),
@@ -601,6 +602,8 @@ def _composed_activation(h, act):
         return tm.where(h < lo, h * 0 + lo, tm.where(h > hi, h * 0 + hi, h))
     if name == "relu6":
         return tm.where(h < 0, h * 0, tm.where(h > 6, h * 0 + 6, h))
+    if name == "hardswish":
+        return h * tm.where(h < -3, h * 0, tm.where(h > 3, h * 0 + 6, h + 3)) / 6
     raise AssertionError(f"activation {name!r} has no composition in test_registry.py")
 
 

@@ -100,12 +100,16 @@ KNOWN_REFUSALS = {
     "internal assert in PyTorch (c10's Scalar of a bool); ours is that of 0.0 or 1.0 ** x",
     ("hardsigmoid double backward", "torch"): "PyTorch has no derivative of hardsigmoid's "
     "backward; ours is 0 (hardsigmoid is piecewise linear)",
+    # ours, named by _refusal from our message: PyTorch accepts it and fails in the backward
+    ("grad into an integer tensor", "tinygrad_mlp"): "writing a value that requires grad into an "
+    "integer or bool tensor (PyTorch marks that tensor as requiring grad; its backward fails)",
 }
 
 # a piece of PyTorch's message: the name its refusal is listed under in KNOWN_REFUSALS
 _TORCH_GAPS = {
     "unknown ivalue tag": "bool base",
     "derivative for aten::hardsigmoid_backward is not implemented": "hardsigmoid double backward",
+    "only floating point tensors can require gradients": "grad into an integer tensor",
 }
 
 

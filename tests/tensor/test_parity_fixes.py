@@ -810,3 +810,48 @@ def test_variance_of_equal_values_is_exactly_zero(value):
     assert s.tolist() == [0.0, 0.0]
     s.sum().backward()
     assert x.grad.tolist() == [[0.0] * 6] * 2
+
+
+# ---------------------------------------------------------------- NaN and infinite gradients
+
+
+def test_abs_gradient_at_nan_is_zero():
+    # PyTorch: g * sgn(x), and sgn(NaN) is 0
+    assert grad_of(lambda x: x.abs(), [NAN, -2.0, 3.0]).tolist() == [0.0, -1.0, 1.0]
+
+
+def test_hardswish_gradient_is_one_product_so_an_infinite_g_at_zero_stays_infinite():
+    # d/dx x (x + 3) / 6 = (2x + 3) / 6 = 1/2 at 0: inf * 1/2 = inf, never inf * 0
+    x = leaf([0.0, 1.5, -4.0, 4.0])
+    (F.hardswish(x) * tm.tensor([INF, 1.0, 1.0, 1.0], dtype=tm.float64)).sum().backward()
+    assert x.grad.tolist() == [INF, 1.5 / 3 + 0.5, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "x, low, high, value, grads",
+    [
+        # min(max(x, low), high) with NaN propagating; the masks x <= high, x > high, ...
+        (1.0, NAN, -1.0, NAN, (0.0, 0.0, 1.0)),
+        (1.0, NAN, 2.0, NAN, (0.0, 0.0, 0.0)),
+        (NAN, 0.0, 2.0, NAN, (0.0, 0.0, 0.0)),
+        (1.0, None, NAN, NAN, (0.0, None, 0.0)),
+        (1.0, NAN, None, NAN, (0.0, 0.0, None)),
+    ],
+)
+def test_clamp_with_a_nan_tensor_bound_is_nan_and_its_gradients_follow_the_masks(
+    x, low, high, value, grads
+):
+    ts = [None if v is None else leaf(v) for v in (x, low, high)]
+    out = tm.clamp(*ts)
+    out.backward()
+    assert np.isnan(out.item()) and np.isnan(value)
+    got = tuple(None if t is None else (0.0 if t.grad is None else t.grad.item()) for t in ts)
+    assert got == grads
+
+
+def test_writing_a_value_that_requires_grad_into_an_int_tensor_is_refused():
+    i = tm.zeros(2, 3, dtype=tm.int64)
+    with pytest.raises(RuntimeError, match="only floating point tensors can require gradients"):
+        i[0] = leaf(1.0)
+    i[0] = leaf(1.0).detach()
+    assert i.tolist() == [[1, 1, 1], [0, 0, 0]]

@@ -215,11 +215,7 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * min(max(x + 3, 0), 6) / 6 (gradient 0 at -3 and 1 at 3, as PyTorch)."""
     if inplace:
         return input._unary_("hardswish_", hardswish)
-    # NOTE: three pieces, as PyTorch's: x * 0 at and below -3 (NaN at -inf, gradient 0),
-    # x (x + 3) / 6 strictly inside, x itself from 3 up and at NaN (gradient 1 at inf and NaN)
-    inside = (input > -3) & (input < 3)
-    x = _select(inside, input, 0.0)  # so that no inf meets a zero gradient
-    return _select(inside, x * (x + 3) / 6, _select(input <= -3, input * 0.0, input))
+    return _act("hardswish", input)
 
 
 def sigmoid(input: Tensor) -> Tensor:
