@@ -308,6 +308,16 @@ class ArrayNamespace:
     def __repr__(self) -> str:
         return f"ArrayNamespace({self.xp.__name__})"
 
+    def kept(self, g: Any, keep: Any) -> Any:
+        """``g`` where ``keep`` holds, else 0 (also where g is inf or NaN, as a where gives).
+        On the host a product is much faster than a where on a random mask; its sum tells
+        (cheaply) whether an inf * 0 made a NaN, and only then the where runs."""
+        if self.xp is np:
+            out = g * keep
+            if np.isfinite(out.sum()):
+                return out
+        return self.xp.where(keep, g, 0)
+
     # ------------------------------------------------------------ constants
 
     def constant(self, kind: str, n: int, arg: Any) -> Any:

@@ -610,8 +610,9 @@ def _activation(
 _activation(
     "relu",
     lambda ns, x: ns.maximum(x, 0),
-    # 0 at the kink and below, g at NaN (not out > 0, which is False there), as PyTorch
-    lambda ns, g, x, out: g * ~(out <= 0),
+    # 0 at the kink and below (also where g is inf), g at NaN (not out > 0, which is False
+    # there), as PyTorch's
+    lambda ns, g, x, out: ns.kept(g, ~(out <= 0)),
     False,
     in_place=lambda ns, x: ns.maximum_(x, 0),
     onnx="Relu",
@@ -639,15 +640,24 @@ _activation(
     True,
     negative_slope=0.01,
 )
+
+
+def _elu_vjp(ns, g, x, alpha):
+    if not ns.differentiable:
+        return ns.where(x <= 0, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha, g)
+    # on Tensors the masks are factors, as in PyTorch's derivative of elu's backward: an
+    # infinite g where x > 0 then gives NaN there, as PyTorch's (not 0)
+    finite = ns.where(x == x, x, 0.0)
+    return g * (1 + (x <= 0) * (ns.exp(finite * (x < 0)) * alpha - 1))
+
+
 _activation(
     "elu",
     lambda ns, x, alpha=1.0: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * alpha),
     # alpha e^x for x <= 0; e^x is read at min(x, 0) taken by a where, so that the second
     # derivative at 0 is 0, as PyTorch's
     # (g at NaN, as PyTorch's)
-    lambda ns, g, x, out, alpha=1.0: ns.where(
-        x <= 0, g * ns.exp(ns.where(x < 0, x, 0.0)) * alpha, g
-    ),
+    lambda ns, g, x, out, alpha=1.0: _elu_vjp(ns, g, x, alpha),
     True,
     alpha=1.0,
 )

@@ -859,7 +859,8 @@ def _nadam(
             g = g + weight_decay * p
         mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-        s["prod"] = s.get("prod", 1.0) * mu
+        # PyTorch keeps the running product as a float32 tensor
+        s["prod"] = float(np.float32(s.get("prod", 1.0)) * np.float32(mu))
         s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
         s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
         denom = np.sqrt(s["v"] / (1 - b2**t)) + eps
@@ -1215,3 +1216,20 @@ def test_step_leaves_the_gradient_as_it_was(name, kw):
         opt.step()
         assert p.grad._data is grad
         np.testing.assert_array_equal(p.grad.numpy(), g)
+
+
+def test_nadam_keeps_its_momentum_product_in_float32_as_pytorch():
+    # PyTorch holds mu_product as a float32 tensor: the product is rounded to float32 every step,
+    # so a float64 product drifts from it by about 1e-8 (and the parameters by about 1e-9)
+    torch = pytest.importorskip("torch")
+    start = np.array([[-0.05, 0.2, 0.8], [0.4, -0.3, 1.1]])
+    ours = tm.tensor(start, requires_grad=True)
+    theirs = torch.tensor(start, requires_grad=True)
+    opt_ours, opt_theirs = optim.NAdam([ours], lr=0.05), torch.optim.NAdam([theirs], lr=0.05)
+    for _ in range(4):
+        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            ((p - 0.3) ** 2).sum().backward()
+            opt.step()
+    assert opt_ours.state[ours]["mu_product"] == float(opt_theirs.state[theirs]["mu_product"])
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-14)

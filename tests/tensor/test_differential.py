@@ -242,7 +242,7 @@ def run(lib, inputs, steps, table, finish=None):
                 with np.errstate(all="ignore"):
                     out = fn(lib, *[_arg(vals, a) for a in args])
         except Exception as e:  # noqa: BLE001 - any refusal is compared with the other side's
-            records.append(("raised", name, type(e).__name__))
+            records.append(_refusal(name, e))
             vals.append(None)
             continue
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -332,7 +332,7 @@ def _print_counts():
     yield
     print("\n[differential] " + "; ".join(f"{k}: {COUNTS[k]}" for k in sorted(COUNTS)))
     for message in FOUND:
-        print("[differential] " + message.split("\n")[0][:300])
+        print("[differential] " + message.replace("\n", " | "))
 
 
 # ---------------------------------------------------------------- inputs

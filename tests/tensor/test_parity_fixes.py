@@ -855,3 +855,23 @@ def test_writing_a_value_that_requires_grad_into_an_int_tensor_is_refused():
         i[0] = leaf(1.0)
     i[0] = leaf(1.0).detach()
     assert i.tolist() == [[1, 1, 1], [0, 0, 0]]
+
+
+def test_relu_gradient_is_zero_where_flat_even_when_the_incoming_gradient_is_infinite():
+    # relu(0) = 0, log'(0) = inf: PyTorch's rule is a where, so 0 (not inf * 0 = NaN)
+    for create_graph in (False, True):
+        x = leaf([0.0, -1.0, 2.0])
+        (g,) = tm.autograd.grad(x.relu().log().sum(), x, create_graph=create_graph)
+        assert g.tolist() == [0.0, 0.0, 0.5]
+
+
+def test_elu_double_backward_where_x_is_positive_and_the_incoming_gradient_infinite_is_nan():
+    # PyTorch differentiates elu's backward with its masks as factors: inf * 0 = NaN there
+    x = leaf([1e-200, -1.0])
+    (g,) = tm.autograd.grad(F.elu(x).reciprocal().sum(), x, create_graph=True)
+    (gg,) = tm.autograd.grad(g.sum(), x)
+    assert math.isnan(gg[0].item())
+    # at -1: d/dx [-(e^x - 1)^-2 e^x] by hand
+    e = math.exp(-1.0)
+    expected = 2 * e * e / (e - 1) ** 3 - e / (e - 1) ** 2
+    assert gg[1].item() == pytest.approx(expected, rel=1e-12)

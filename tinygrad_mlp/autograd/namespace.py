@@ -236,6 +236,9 @@ class TensorNamespace:
     def where(self, condition, a, b):
         return where(condition, a, b)
 
+    def kept(self, g, keep):
+        return where(keep, g, 0)
+
     def arctan(self, x):
         return apply(O.ATAN, x)
 

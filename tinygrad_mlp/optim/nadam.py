@@ -57,7 +57,9 @@ class NAdam(Optimizer):
             t = state["step"]
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
-            mu_product = float(state["mu_product"]) * mu
+            # NOTE: PyTorch keeps mu_product as a float32 tensor (the default dtype's), so the
+            # product is rounded to float32 at every step
+            mu_product = float(xp.float32(state["mu_product"]) * xp.float32(mu))
             state["mu_product"] = mu_product
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m += (1 - beta1) * (g - m)
