@@ -12,6 +12,7 @@ the floor is the work no matrix product does: bias adds, activations, the loss, 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -39,16 +40,6 @@ def per_step(contender, steps: int, batch: int, repeats: int) -> float:
         contender.epoch(rows)
         best = min(best, time.perf_counter() - start)
     return best / steps
-
-
-def time_call(fn, calls: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best / calls
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     plan = plans[0]
     parts: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    for step, label in zip(plan.steps, plan.labels, strict=True):
-        parts[label] += time_call(step, args.steps, args.repeats)
+    for label in plan.labels:
         counts[label] += 1
+    # each part timed inside whole replays (a part reads what the parts before it left, so it
+    # cannot run on its own): the best of the repeats of the per-step mean
+    best: dict[str, float] = {}
+    for _ in range(args.repeats):
+        spent: dict[str, float] = defaultdict(float)
+        for _ in range(args.steps):
+            for step, label in zip(plan.steps, plan.labels, strict=True):
+                start = time.perf_counter()
+                step()
+                spent[label] += time.perf_counter() - start
+        for label, t in spent.items():
+            best[label] = min(best.get(label, math.inf), t / args.steps)
+    parts.update(best)
     total = sum(parts.values())
     print(f"\nthe compiled step's {len(plan.steps)} parts, each called on its own:")
     for label, t in sorted(parts.items(), key=lambda kv: -kv[1]):

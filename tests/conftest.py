@@ -30,14 +30,28 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 
 def pytest_collection_finish(session):
-    """Import every module of the package before the first test runs. Hypothesis also draws
-    values from the literals of the local modules loaded when a test runs, so without this the
-    examples of a test would depend on which tests ran before it in the same process (its
-    order, or the xdist worker it lands on)."""
+    """Hypothesis also draws values from the literals of the local modules loaded when a test
+    runs (not test files), so a test's examples would depend on which tests ran before it in
+    the same process (its order, or the xdist worker it lands on). Here every module of the
+    package is imported, and the constants Hypothesis uses are fixed to those of the package,
+    so every run, whole or in part, in one process or several, draws the same examples."""
     import tinygrad_mlp
 
-    for module in pkgutil.walk_packages(tinygrad_mlp.__path__, "tinygrad_mlp."):
+    modules = []
+    for info in pkgutil.walk_packages(tinygrad_mlp.__path__, "tinygrad_mlp."):
         try:
-            importlib.import_module(module.name)
+            modules.append(importlib.import_module(info.name))
         except ImportError:  # a module that needs an optional dependency
             pass
+    try:  # Hypothesis's internals: where they differ, its own behaviour stays
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants, constants_from_module
+    except ImportError:
+        return
+    if not hasattr(providers, "_get_local_constants"):
+        return
+    frozen = Constants()
+    for module in [tinygrad_mlp, *modules]:
+        frozen |= constants_from_module(module)
+    providers._get_local_constants = lambda: frozen
+    providers.CONSTANTS_CACHE.cache.clear()

@@ -471,6 +471,20 @@ def _copy_slices(c: _Call) -> str:
     return b.node("Reshape", [out, b.ints(list(c.shape(0)))])
 
 
+@lowering("var")
+def _var(c: _Call) -> str:
+    # sum of squared deviations over (count - correction); the count is summed in the graph,
+    # so that a reduction over the batch follows the batch size
+    b, x, p = c.b, c.x(0), c.params
+    axes = _axes(p.get("axis"), len(c.shape(0)))
+    centred = b.node("Sub", [x, b.reduce("ReduceMean", x, axes, True)])
+    squares = b.reduce("ReduceSum", b.node("Mul", [centred, centred]), axes, p.get("keepdims"))
+    ones = b.node("Add", [b.node("Mul", [x, c.scalar(0.0)]), c.scalar(1.0)])
+    count = b.reduce("ReduceSum", ones, axes, p.get("keepdims"))
+    dof = b.node("Sub", [count, c.scalar(float(p.get("correction", 1)))])
+    return b.node("Div", [squares, dof])
+
+
 @lowering("remainder")
 def _remainder(c: _Call) -> str:
     # Python's remainder, with the divisor's sign: a - floor(a / b) b (Mod for integers)

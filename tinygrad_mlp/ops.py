@@ -726,7 +726,6 @@ _activation(
     # product, so an infinite g at x = 0 gives inf, not inf * 0)
     lambda ns, g, x, out: ns.where(x <= -3, 0, ns.where(x < 3, g * (x / 3 + 0.5), g)),
     True,
-    onnx="HardSwish",
 )
 
 # piecewise-linear activations whose gradient PyTorch computes by a backward op that reads the
@@ -860,10 +859,12 @@ MEAN = register(
 
 
 def _centred(x, axes, n):
-    # NOTE: the deviations from the mean, centred a second time: the first mean is off by a
-    # rounding, the second pass makes equal values deviate by exactly 0 (their variance is
-    # exactly 0, as PyTorch's Welford sums give)
+    # NOTE: as PyTorch on the CPU: a reduction to one number is two-pass (deviations from the
+    # mean, which may be off by a rounding); any other is a Welford sum per output, where equal
+    # values deviate by exactly 0: here the deviations are centred a second time
     centred = x - x.sum(axis=axes, keepdims=True) / max(n, 1)
+    if math.prod(x.shape) == n:  # one output
+        return centred
     return centred - centred.sum(axis=axes, keepdims=True) / max(n, 1)
 
 

@@ -487,7 +487,7 @@ def anomaly_off():
 
 CULPRITS = {
     "log": lambda x: (x.log() * 2).sum(),  # log of a negative number: nan
-    "div": lambda x: (1.0 / (x - 2.0)).sum(),  # division by zero: inf
+    "div": lambda x: (x / (x - 2.0)).sum(),  # division by zero: inf (1 / t is a reciprocal)
     "pow": lambda x: (x.sqrt() + 1).sum(),  # sqrt of a negative number: nan
     "exp": lambda x: (x * 1000).exp().sum(),  # overflow: inf
 }
