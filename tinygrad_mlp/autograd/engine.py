@@ -3,11 +3,12 @@
 ``_run`` pops tensors newest first from a heap keyed on each op's creation number (all users of
 a tensor were created after it, so its gradient is complete when it comes out), calls the op's
 rule, fits each input's gradient to the input and hands it on: into the pending sums of a
-non-leaf, or to ``_Run.deliver``. One loop serves every order: gradients are arrays without
-``create_graph`` and Tensors with it (each rule then runs on recorded ops), and the two
-namespaces of ``namespace.py`` offer the loop the same few functions. What only some nodes need
-sits behind three seams: ``_check_saved`` (a released graph, a saved tensor changed in place),
-``_Run.visit`` (hooks, retained and wanted non-leaves) and ``anomaly_mode.check_gradient``.
+non-leaf, or to ``_Run.deliver`` (a plain backward sets a bare leaf's ``.grad`` itself). One
+loop serves every order: gradients are arrays without ``create_graph`` and Tensors with it (each
+rule then runs on recorded ops), and the two namespaces of ``namespace.py`` offer the loop the
+same few functions. What only some nodes need sits behind three seams: ``_check_saved`` (a
+released graph, a saved tensor changed in place), ``_Run.visit`` (hooks, retained and wanted
+non-leaves) and ``anomaly_mode.check_gradient``.
 """
 
 from __future__ import annotations
