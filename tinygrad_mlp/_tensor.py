@@ -149,7 +149,13 @@ def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
         ) from None
     if type(out) is not _ndarray and ns is _NUMPY and not backend.is_array(out):
         scalar, out = out, np.asarray(out)  # NOTE: numpy turns 0-d results into scalars
-        saved = _saved_into(saved, scalar, out)  # a kept output is the tensor's own array
+        if saved is scalar:  # a kept output is the tensor's own array
+            saved = out
+        elif type(saved) is tuple:
+            for s in saved:
+                if s is scalar:
+                    saved = _saved_into(saved, scalar, out)
+                    break
     t = _new(Tensor)
     t._data = out
     t.grad = None

@@ -3,11 +3,12 @@
 ``_run`` pops tensors newest first from a heap keyed on each op's creation number (all users of
 a tensor were created after it, so its gradient is complete when it comes out), calls the op's
 rule, fits each input's gradient to the input and hands it on: into the pending sums of a
-non-leaf, or to ``_Run.deliver``. One loop serves every order: gradients are arrays without
-``create_graph`` and Tensors with it (each rule then runs on recorded ops), and the two
-namespaces of ``namespace.py`` offer the loop the same few functions. What only some nodes need
-sits behind three seams: ``_check_saved`` (a released graph, a saved tensor changed in place),
-``_Run.visit`` (hooks, retained and wanted non-leaves) and ``anomaly_mode.check_gradient``.
+non-leaf, or to ``_Run.deliver`` (a plain backward sets a bare leaf's ``.grad`` itself). One
+loop serves every order: gradients are arrays without ``create_graph`` and Tensors with it (each
+rule then runs on recorded ops), and the two namespaces of ``namespace.py`` offer the loop the
+same few functions. What only some nodes need sits behind three seams: ``_check_saved`` (a
+released graph, a saved tensor changed in place), ``_Run.visit`` (hooks, retained and wanted
+non-leaves) and ``anomaly_mode.check_gradient``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import Any
 
 from .. import backend
 from .._tensor import Node, Tensor, _inputs_then, _version_at, _wrap
+from ..backend import np
 from . import anomaly_mode
 from .grad_mode import _Mode
 from .namespace import ArrayNamespace, TensorNamespace
+
+_ndarray = np.ndarray
 
 __all__ = ["backward", "grad", "TensorNamespace"]
 
@@ -32,7 +36,7 @@ def _seed(out: Tensor, grad: Any, space: type) -> Any:
     """The starting gradient of backward in ``space``'s kind: ones for a one-element output,
     else a copy of the user's (a Tensor stays itself under ``create_graph``)."""
     data = out._data
-    xp = backend.array_module_of(data)
+    xp = np if type(data) is _ndarray else backend.array_module_of(data)
     if grad is None:
         if data.size != 1:
             raise RuntimeError(
@@ -41,7 +45,9 @@ def _seed(out: Tensor, grad: Any, space: type) -> Any:
             )
         # NOTE: array(1) is several times cheaper than ones(); the seed must be a new array
         seed = xp.array(1, dtype=data.dtype)
-        return space.lift(seed.reshape(data.shape) if data.ndim else seed)
+        if data.ndim:
+            seed = seed.reshape(data.shape)
+        return seed if space is ArrayNamespace else space.lift(seed)  # arrays: lift is identity
     if isinstance(grad, Tensor) and space.differentiable:  # its history is part of the graph
         g = grad if grad.dtype == out.dtype else grad.to(out.dtype)
     else:
@@ -210,11 +216,21 @@ observer: Callable[..., _Run] | None = None
 
 def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> None:
     """Propagate the seeds of ``roots`` to the leaves, newest op first."""
-    anomaly, space_of, known, wanted = _Mode.anomaly, run.space.of, run.space.known, run.wanted
+    space, wanted = run.space, run.wanted
+    anomaly, space_of, known = _Mode.anomaly, space.of, space.known
     if anomaly:
         anomaly_mode.check_forward([t for t, _ in roots])
-    run.start(roots)
+    # NOTE: a plain run (backward into .grad on arrays, no observer) hands a leaf with nothing
+    # attached its gradient here, as _Run.deliver would: the common case without a call
+    plain = type(run) is _Run and run.accumulate and wanted is None and space is ArrayNamespace
+    if plain and len(roots) == 1 and roots[0][0]._node is not None:
+        t, seed = roots[0]
+        run.pending[t] = seed  # every seed is new (see _seed)
+        run.heap.append((-t._node.seq, t))
+    else:
+        run.start(roots)
     heap, pending, pop, mode, rule = run.heap, run.pending, heapq.heappop, _Mode, run.rule
+    arrays = space is ArrayNamespace  # a rule on arrays reads the node's saved values as they are
     while heap:
         t = pop(heap)[1]
         node, g = t._node, pending.pop(t)
@@ -224,10 +240,12 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
         if t._extra is not None or wanted is not None:
             g = run.visit(t, g, ns)
         op, inputs, needs = node.op, node.inputs, node.needs
-        if rule is None:
-            in_grads = op.backward(ns, g, ns.saved(node), needs)
-        else:
+        if rule is not None:
             in_grads = rule(node, ns, g)
+        elif arrays:
+            in_grads = op.backward(ns, g, node.saved, needs)
+        else:
+            in_grads = op.backward(ns, g, ns.saved(node), needs)
         if not retain_graph:
             node.release()
         fits = ns.fits_all or not op.exact
@@ -243,9 +261,12 @@ def _run(roots: Sequence[tuple[Tensor, Any]], retain_graph: bool, run: _Run) -> 
                 anomaly_mode.check_gradient(ig, node, _position(inputs, inp))
             if inp._node is not None:
                 run.add(inp, ig, ns)
+            elif plain and inp._extra is None and inp.grad is None:
+                inp.grad = _wrap(ig if ig is not g and ig.base is None else ig.copy())
             elif wanted is None or id(inp) in wanted:
                 run.deliver(inp, ig, ns, g)
-    run.finish()
+    if not plain or run.held or run.post:
+        run.finish()
 
 
 def _position(inputs: tuple, inp: Tensor) -> int:
@@ -300,8 +321,12 @@ def backward(
         out = tensors[0]  # the common case, loss.backward(): no checks, grad mode as it is
         plain = type(grad_tensors) is list and len(grad_tensors) == 1 and grad_tensors[0] is None
         if plain and out._node is not None and out._data.size == 1:
-            run = (observer or _Run)(ArrayNamespace, None, True)
-            return _run([(out, run.seed(out, None))], bool(retain_graph), run)
+            if observer is None:
+                run, seed = _Run(ArrayNamespace, None, True), _seed(out, None, ArrayNamespace)
+            else:
+                run = observer(ArrayNamespace, None, True)
+                seed = run.seed(out, None)
+            return _run([(out, seed)], bool(retain_graph), run)
     space = TensorNamespace if create_graph else ArrayNamespace
     wanted = None
     if inputs is not None:

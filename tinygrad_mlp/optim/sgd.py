@@ -51,6 +51,19 @@ class SGD(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Apply one SGD update to every parameter whose grad is not None."""
         loss = closure() if closure is not None else None
+        groups = self.param_groups
+        for group in groups:
+            if group["momentum"] != 0.0 or group["weight_decay"] != 0.0 or group["maximize"]:
+                break
+        else:  # the common case, plain SGD: p = p - lr * g
+            for group in groups:
+                lr = float(group["lr"])
+                for p in group["params"]:
+                    g = p.grad
+                    if g is not None:
+                        data = p._data
+                        data -= lr * g._data
+            return loss
         # d arrives as -g if maximize, plus weight_decay * p (see Optimizer._updates)
         for data, d, state, group in self._updates():
             lr = float(group["lr"])
