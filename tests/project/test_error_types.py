@@ -13,6 +13,7 @@ import pytest
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn as tnn
+from tinygrad_mlp.nn import functional as F
 
 torch = pytest.importorskip("torch")
 
@@ -264,3 +265,19 @@ def test_mse_loss_warns_and_broadcasts_as_pytorch():
     with pytest.raises(RuntimeError, match=r"does not broadcast") as info:
         tm.nn.functional.mse_loss(tm.zeros(3), tm.zeros(2))
     assert "deprecated" not in str(info.value)
+
+
+ACTIVATIONS_BY_NAME = [
+    "relu", "elu", "celu", "gelu", "softplus", "leaky_relu", "selu", "silu", "mish", "hardtanh",
+    "relu6", "hardsigmoid", "hardswish", "logsigmoid", "sigmoid", "tanh",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS_BY_NAME)
+def test_an_activation_given_a_number_raises_pytorchs_type(name):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as theirs:
+        getattr(torch.nn.functional, name)(0.5)
+    with pytest.raises(type(theirs.value)) as ours:
+        getattr(F, name)(0.5)
+    assert type(ours.value) is type(theirs.value), (name, ours.value)

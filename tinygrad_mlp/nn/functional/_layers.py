@@ -32,6 +32,10 @@ def _const(array: Any, like: Tensor) -> Tensor:
 
 def _act(name: str, x: Tensor, **params: Any) -> Tensor:
     """The registry's activation op ``name`` on x."""
+    if not isinstance(x, Tensor):  # the error PyTorch raises: F.sigmoid and F.tanh call a method
+        if name in ("sigmoid", "tanh"):
+            raise AttributeError(f"{type(x).__name__!r} object has no attribute {name!r}")
+        _check_tensors(name, input=x)
     return apply(O.OPS[name], x, **params)
 
 
@@ -104,6 +108,7 @@ def hardtanh(
     input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
 ) -> Tensor:
     """x clipped into [min_val, max_val] (gradient 1 strictly inside)."""
+    _check_tensors("hardtanh", input=input)
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
@@ -154,6 +159,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x + 3, 0), 6) / 6 (gradient 1/6 strictly inside (-3, 3), as PyTorch)."""
+    _check_tensors("hardsigmoid", input=input)
     if inplace:
         return input._unary_("hardsigmoid_", hardsigmoid)
     return (hardtanh(input, -3.0, 3.0) + 3) / 6
