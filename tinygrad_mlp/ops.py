@@ -91,7 +91,7 @@ class Op:
     saves_inputs: bool = True
     custom: Any = None  # the autograd.Function subclass of a custom op (not in the registry)
     # the one standard ONNX operator that computes this op, its params as attributes; None: the
-    # ONNX export runs ``forward`` itself on its graph namespace (tinygrad_mlp/onnx.py)
+    # ONNX export runs ``forward`` itself on its graph namespace (tinygrad_mlp/_onnx_graph.py)
     onnx: str | None = None
 
     def __repr__(self) -> str:
