@@ -198,49 +198,24 @@ def test_sgd_matches_reference(lr, momentum, dampening, nesterov, weight_decay, 
 
 
 def adam_by_hand(lr, b1, b2, eps, wd=0.0, decoupled=False, amsgrad=False):
-    """The first three Adam steps, unrolled."""
-    g1, g2, g3, _ = GRADS
+    """The first three Adam steps, written out from the algorithm."""
     p = P0.copy()
     out = []
     m = np.zeros_like(P0)
     v = np.zeros_like(P0)
     v_max = np.zeros_like(P0)
-    # step 1
-    if decoupled:
-        p = p * (1 - lr * wd)
-        d = g1
-    else:
-        d = g1 + wd * p
-    m = (1 - b1) * d
-    v = (1 - b2) * d * d
-    v_max = np.maximum(v_max, v)
-    vv = v_max if amsgrad else v
-    p = p - lr / (1 - b1) * m / (np.sqrt(vv) / math.sqrt(1 - b2) + eps)
-    out.append(p)
-    # step 2
-    if decoupled:
-        p = p * (1 - lr * wd)
-        d = g2
-    else:
-        d = g2 + wd * p
-    m = b1 * m + (1 - b1) * d
-    v = b2 * v + (1 - b2) * d * d
-    v_max = np.maximum(v_max, v)
-    vv = v_max if amsgrad else v
-    p = p - lr / (1 - b1**2) * m / (np.sqrt(vv) / math.sqrt(1 - b2**2) + eps)
-    out.append(p)
-    # step 3
-    if decoupled:
-        p = p * (1 - lr * wd)
-        d = g3
-    else:
-        d = g3 + wd * p
-    m = b1 * m + (1 - b1) * d
-    v = b2 * v + (1 - b2) * d * d
-    v_max = np.maximum(v_max, v)
-    vv = v_max if amsgrad else v
-    p = p - lr / (1 - b1**3) * m / (np.sqrt(vv) / math.sqrt(1 - b2**3) + eps)
-    out.append(p)
+    for t, g in enumerate(GRADS[:3], start=1):
+        if decoupled:
+            p = p * (1 - lr * wd)
+            d = g
+        else:
+            d = g + wd * p
+        m = b1 * m + (1 - b1) * d
+        v = b2 * v + (1 - b2) * d * d
+        v_max = np.maximum(v_max, v)
+        vv = v_max if amsgrad else v
+        p = p - lr / (1 - b1**t) * m / (np.sqrt(vv) / math.sqrt(1 - b2**t) + eps)
+        out.append(p)
     return out
 
 
