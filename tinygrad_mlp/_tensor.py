@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
@@ -199,14 +200,12 @@ def replayable(fn: Any) -> Any:
     """Mark a function that changes state outside the tape (an optimizer's step, zero_grad, a
     scheduler's step, gradient clipping): a compiled step replays the call as a whole."""
 
+    @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         if _observer is None:
             return fn(*args, **kwargs)
         return _observer.call(fn, args, kwargs)
 
-    call.__wrapped__ = fn
-    for name in ("__name__", "__qualname__", "__doc__", "__module__"):
-        setattr(call, name, getattr(fn, name))
     return call
 
 
