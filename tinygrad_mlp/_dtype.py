@@ -46,6 +46,11 @@ class dtype:  # noqa: N801  (PyTorch's name)
     def __reduce__(self) -> tuple:
         return (wrap_dtype, (self.dtype.name,))
 
+    @property
+    def __numpy_dtype__(self) -> Any:
+        """numpy's dtype, read by numpy 2.4 and later wherever a dtype is taken."""
+        return self.dtype
+
     def __getattr__(self, name: str) -> Any:
         # numpy's attributes (kind, name, char, type, str) stay readable
         return getattr(object.__getattribute__(self, "dtype"), name)

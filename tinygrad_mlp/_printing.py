@@ -233,8 +233,9 @@ def _matmul_name(op: str, dims: tuple[int, ...]) -> str:
     return names.get(dims, "SqueezeBackward4" if dims == (1, 2) else "UnsafeViewBackward0")
 
 
-def backward_name(op: str, params: dict, inputs: tuple) -> str:
-    """PyTorch's class name for the backward node of ``op`` applied with ``params``."""
+def backward_name(op: str, params: dict, dims: tuple) -> str:
+    """PyTorch's class name for the backward node of ``op`` applied with ``params`` to inputs
+    of ``dims`` dimensions (the name of a matmul or linear node depends on them)."""
     name = _BACKWARD_NAMES.get(op)
     if name is not None:
         return name
@@ -242,6 +243,6 @@ def backward_name(op: str, params: dict, inputs: tuple) -> str:
         return _index_name(params.get("index"))
     if op in _REDUCTIONS:
         return op.capitalize() + ("Backward0" if params.get("axis") is None else "Backward1")
-    if op in ("matmul", "linear") and inputs:
-        return _matmul_name(op, tuple(t._data.ndim for t in inputs))
+    if op in ("matmul", "linear") and dims:
+        return _matmul_name(op, dims)
     return "".join(w[:1].upper() + w[1:] for w in op.split("_")) + "Backward0"

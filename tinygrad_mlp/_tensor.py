@@ -70,7 +70,8 @@ class Node:
         "released",
         "trace",
         "ctx",
-        "label",
+        "label",  # PyTorch's name, where the op that made the node sets one; after release,
+        # the inputs' dims for a matmul or linear node (whose name depends on them)
     )
 
     def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple, params: dict) -> None:
@@ -87,9 +88,10 @@ class Node:
     def name(self) -> str:
         """PyTorch's name for the backward of this op, e.g. 'MulBackward0'."""
         label = getattr(self, "label", None)
-        if label is None:
-            label = backward_name(self.op.name, self.params, self.inputs)
-        return label
+        if type(label) is str:
+            return label
+        dims = tuple(map(_ndim_of, self.inputs)) if label is None else label
+        return backward_name(self.op.name, self.params, dims)
 
     @property
     def next_functions(self) -> tuple:
@@ -98,8 +100,8 @@ class Node:
 
     def release(self) -> None:
         """Free what forward saved and the links to the inputs."""
-        if self.op in _NAMED_BY_DIMS:
-            self.label = self.name()  # the name depends on the inputs' dims
+        if self.op in _NAMED_BY_DIMS:  # the name depends on the inputs' dims
+            self.label = tuple(map(_ndim_of, self.inputs))
         self.released = True
         if not self.op.saves_inputs and self.ctx is None:
             return
@@ -117,7 +119,8 @@ class Node:
 # carries a stamp above the node's, and while no in-place change at all is newer than a node
 # (_Mode.last_inplace) the engine need not look at its inputs.
 _creation_order = itertools.count(1)
-_NAMED_BY_DIMS = (O.MATMUL, O.LINEAR)
+_ndim_of = attrgetter("_data.ndim")
+_NAMED_BY_DIMS = frozenset((O.MATMUL, O.LINEAR))  # a released node keeps its inputs' dims
 _data_of = attrgetter("_data")
 _requires_grad_of = attrgetter("requires_grad")
 _ndarray = np.ndarray

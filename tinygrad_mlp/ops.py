@@ -76,7 +76,7 @@ class Sample:
     broadcast: bool = False  # binary elementwise: the test also draws broadcastable pairs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Op:
     """A differentiable primitive: a name, a forward and its vector-Jacobian product."""
 

@@ -266,7 +266,7 @@ def _same_shape_target(name: str, target: Any, pred: Tensor):
             f"{name}: the target's size {tuple(t.shape)} differs from the input's size "
             f"{tuple(pred.shape)}; give them the same size"
         )
-    return t.astype(pred.dtype, copy=False)
+    return t.astype(pred._data.dtype, copy=False)
 
 
 def _weighted(name: str, losses: Tensor, weight: Any, reduction: str) -> Tensor:
