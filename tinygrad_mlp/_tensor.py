@@ -1040,7 +1040,10 @@ class Tensor:
 
     def __neg__(self) -> Tensor:
         if self._data.dtype.kind == "b":
-            raise TypeError("negation, the `-` operator, on a bool tensor is not supported")
+            raise RuntimeError(
+                "negation, the `-` operator, on a bool tensor is not supported; to invert a "
+                "mask, use ~ or logical_not()"
+            )
         return apply(O.NEG, self)
 
     def __pos__(self) -> Tensor:
@@ -1109,14 +1112,37 @@ class Tensor:
             raise TypeError(f"~ needs a bool or integer tensor, got {self.dtype}")
         return _wrap(~self._data)
 
+    def _bitwise(self, other: Any, fn) -> Tensor:
+        """&, |, ^, << or >> of bool and integer operands (PyTorch has no float kernels)."""
+        try:
+            return self._compare(other, fn)
+        except TypeError:
+            got = other.dtype if isinstance(other, Tensor) else type(other).__name__
+            raise NotImplementedError(
+                f"{fn.__name__}: not implemented for floating-point operands, got {self.dtype} "
+                f"and {got}"
+            ) from None
+
     def __and__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.and_)
+        return self._bitwise(other, operator.and_)
 
     def __or__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.or_)
+        return self._bitwise(other, operator.or_)
 
     def __xor__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.xor)
+        return self._bitwise(other, operator.xor)
+
+    def __lshift__(self, other: Any) -> Tensor:
+        return self._bitwise(other, operator.lshift)
+
+    def __rshift__(self, other: Any) -> Tensor:
+        return self._bitwise(other, operator.rshift)
+
+    def __rlshift__(self, other: Any) -> Tensor:
+        return _lift(other, self)._bitwise(self, operator.lshift)
+
+    def __rrshift__(self, other: Any) -> Tensor:
+        return _lift(other, self)._bitwise(self, operator.rshift)
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 

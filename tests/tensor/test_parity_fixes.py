@@ -875,3 +875,26 @@ def test_elu_double_backward_where_x_is_positive_and_the_incoming_gradient_infin
     e = math.exp(-1.0)
     expected = 2 * e * e / (e - 1) ** 3 - e / (e - 1) ** 2
     assert gg[1].item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_bitwise_ops_on_integers_and_bools_and_refused_on_floats_as_pytorch():
+    i, b = tm.tensor([6, -8]), tm.tensor([True, False])
+    assert (i & 3).tolist() == [6 & 3, -8 & 3] and (i | b).tolist() == [7, -8]
+    assert (b ^ True).tolist() == [False, True] and (b & 1).dtype == tm.int64
+    assert (i << 2).tolist() == [24, -32] and (i >> 1).tolist() == [3, -4]
+    assert (1 << tm.tensor([0, 3])).tolist() == [1, 8] and (64 >> tm.tensor([1, 6])).tolist() == [32, 1]
+    assert (i << 64).tolist() == [0, 0] and (i >> 70).tolist() == [0, -1]  # past the width
+    for refused in (
+        lambda: tm.ones(2) & tm.ones(2),
+        lambda: i | 1.5,
+        lambda: 1 ^ tm.ones(2),
+        lambda: b << tm.ones(2),
+        lambda: tm.ones(2) >> 1,
+    ):
+        with pytest.raises(NotImplementedError, match="float32|float"):
+            refused()
+
+
+def test_negating_a_bool_tensor_is_a_runtime_error_as_in_pytorch():
+    with pytest.raises(RuntimeError, match="bool tensor.*logical_not"):
+        -tm.tensor([True, False])

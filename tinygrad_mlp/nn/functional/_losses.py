@@ -288,7 +288,9 @@ def binary_cross_entropy(
     _check_reduction("binary_cross_entropy", reduction)
     _check_tensors("binary_cross_entropy", input=input)
     graph_target = _graph_target(target)
-    y = _same_shape_target("binary_cross_entropy", _detached(target), input)
+    y = _same_shape_target(
+        "binary_cross_entropy", target if graph_target is None else target.detach(), input
+    )
     p = input._data
     if p.size and not (p.min() >= 0 and p.max() <= 1):  # NaN fails both, as in PyTorch
         raise RuntimeError(
@@ -324,7 +326,7 @@ def binary_cross_entropy_with_logits(
     _check_reduction(name, reduction)
     _check_tensors(name, input=input)
     graph_target = _graph_target(target)
-    y = _same_shape_target(name, _detached(target), input)
+    y = _same_shape_target(name, target if graph_target is None else target.detach(), input)
     if pos_weight is None:
         if weight is None and graph_target is None:
             return apply(O.BCE_WITH_LOGITS, input, y=y, reduction=reduction)
@@ -350,10 +352,6 @@ def binary_cross_entropy_with_logits(
 def _graph_target(target: Any) -> Tensor | None:
     """The target when it is a tensor that requires grad (soft labels, distillation)."""
     return target if isinstance(target, Tensor) and target.requires_grad else None
-
-
-def _detached(target: Any) -> Any:
-    return target.detach() if isinstance(target, Tensor) and target.requires_grad else target
 
 
 def _pair(
