@@ -11,6 +11,7 @@ activations one by one (one node per op).
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def main() -> None:
             return l2(l1(x).tanh()).sigmoid()
 
     opt = tm.optim.SGD(model.parameters(), lr=1.0)
+    gc.collect()  # the steps start from the same collector state in every run
     for _ in range(steps):
         loss = tm.nn.functional.binary_cross_entropy(forward(x), y)
         opt.zero_grad()
