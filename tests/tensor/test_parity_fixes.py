@@ -882,7 +882,8 @@ def test_bitwise_ops_on_integers_and_bools_and_refused_on_floats_as_pytorch():
     assert (i & 3).tolist() == [6 & 3, -8 & 3] and (i | b).tolist() == [7, -8]
     assert (b ^ True).tolist() == [False, True] and (b & 1).dtype == tm.int64
     assert (i << 2).tolist() == [24, -32] and (i >> 1).tolist() == [3, -4]
-    assert (1 << tm.tensor([0, 3])).tolist() == [1, 8] and (64 >> tm.tensor([1, 6])).tolist() == [32, 1]
+    assert (1 << tm.tensor([0, 3])).tolist() == [1, 8]
+    assert (64 >> tm.tensor([1, 6])).tolist() == [32, 1]
     assert (i << 64).tolist() == [0, 0] and (i >> 70).tolist() == [0, -1]  # past the width
     for refused in (
         lambda: tm.ones(2) & tm.ones(2),
