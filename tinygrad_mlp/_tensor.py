@@ -711,7 +711,14 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         """The last two dimensions swapped."""
+        if self.ndim == 1:  # a 0-d tensor is its own transpose
+            raise RuntimeError(
+                f"tensor.mT is only supported on matrices or batches of matrices. Got "
+                f"{self.ndim}-D tensor."
+            )
         return self.transpose(-2, -1)
+
+    mH = mT  # the conjugate transpose: the same for real numbers
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -1066,11 +1073,14 @@ class Tensor:
     def __rmatmul__(self, other: Any) -> Tensor:
         return matmul(_lift(other, self), self)
 
+    # PyTorch's names for numpy's rounding divisions, in its refusals
+    _ROUNDED = {"floor_divide": "div_floor", "true_divide": "div_trunc"}
+
     def _no_grad_binary(self, name: str, other: Any) -> Tensor:
         other = _lift(other, self)
         a, b = _promote(self, other)
         if name != "power":
-            O._refuse_integer_zero(a._data, b._data)
+            O.refuse_integer_division(self._ROUNDED[name], a._data, b._data)
         xp = backend.array_module_of(a._data)
         return _wrap(xp.asarray(getattr(xp, name)(a._data, b._data)))
 
@@ -1322,7 +1332,7 @@ class Tensor:
     def abs(self) -> Tensor:
         """Elementwise |x|."""
         if self._data.dtype.kind == "b":
-            raise RuntimeError("\"abs\" not implemented for 'Bool'")
+            raise NotImplementedError("\"abs\" not implemented for 'Bool'")
         if self._data.dtype.kind in "biu":
             return _wrap_array(self._data, abs(self._data))
         return apply(O.ABS, self)
@@ -1353,6 +1363,8 @@ class Tensor:
 
     def relu(self) -> Tensor:
         """Elementwise max(x, 0)."""
+        if self._data.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
         return apply(O.RELU, self)
 
     def sigmoid(self) -> Tensor:
@@ -1488,7 +1500,8 @@ class Tensor:
         if self.numel() == 0:
             raise IndexError(f"amax(): cannot reduce an empty tensor of shape {self.shape}")
         if self._data.dtype.kind in "biu":
-            return _wrap_array(self._data, self._data.max(axis=dim, keepdims=keepdim))
+            axes = O.norm_axes(dim, self.ndim)
+            return _wrap_array(self._data, self._data.max(axis=axes, keepdims=keepdim))
         return apply(O.AMAX, self, axis=dim, keepdims=keepdim)
 
     def amin(self, dim=(), keepdim=False, *, axis=None, keepdims=None) -> Tensor:
@@ -1497,7 +1510,8 @@ class Tensor:
         if self.numel() == 0:
             raise IndexError(f"amin(): cannot reduce an empty tensor of shape {self.shape}")
         if self._data.dtype.kind in "biu":
-            return _wrap_array(self._data, self._data.min(axis=dim, keepdims=keepdim))
+            axes = O.norm_axes(dim, self.ndim)
+            return _wrap_array(self._data, self._data.min(axis=axes, keepdims=keepdim))
         return -apply(O.AMAX, -self, axis=dim, keepdims=keepdim)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Any:
@@ -1770,6 +1784,8 @@ class Tensor:
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         """Split into ``chunks`` pieces of equal size along ``dim`` (the last may be smaller)."""
+        if self.ndim == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
         if chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         n = self.shape[_one_dim(dim, self.ndim)]
@@ -1777,6 +1793,8 @@ class Tensor:
 
     def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
         """Pieces of size ``split_size`` (the last may be smaller) or of the given sizes."""
+        if self.ndim == 0:
+            raise RuntimeError("split expects at least a 1-dimensional tensor")
         d = _one_dim(dim, self.ndim)
         n = self.shape[d]
         if isinstance(split_size_or_sections, (list, tuple)):
@@ -2004,6 +2022,7 @@ class Tensor:
                     chain.extend(views)
 
     def _inplace(self, name: str, ufunc: str, other: Any) -> Tensor:
+        _check_operand(name, other)
         value = other._data if isinstance(other, Tensor) else other
         xp = backend.array_module_of(self._data)
         if backend.is_array(value) and backend.device_of(value) != self.device:
@@ -2175,7 +2194,13 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         idx = _index(index)
-        if self._recorded("__setitem__", value):
+        _check_put(self, idx, value)
+        try:
+            recorded = self._recorded("__setitem__", value)
+        except RuntimeError:
+            self._read(index, idx)  # PyTorch refuses an index out of range first
+            raise
+        if recorded:
             self._record("__setitem__", _index_put(self, index, idx, value), False)
             return
         v = value._data if isinstance(value, Tensor) else value
@@ -2183,14 +2208,19 @@ class Tensor:
             v = backend.to_device(v, self.device)
         try:
             self._data[idx] = v
-        except IndexError as e:
-            raise IndexError(
-                f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
-            ) from None
+        except IndexError:
+            selected = _put_shape(self, idx)
+            if selected is not None and not _broadcasts(np.shape(v), selected):
+                raise RuntimeError(
+                    f"__setitem__: shape mismatch: value of shape {tuple(np.shape(v))} cannot be "
+                    f"broadcast to indexing result of shape {selected}"
+                ) from None
+            self._read(index, idx)
+            raise
         except (ValueError, TypeError) as e:
             # numpy refuses a value with leading 1s beyond the selection's dims (under a mask);
             # PyTorch drops them
-            selected = self._data[idx].shape
+            selected = _put_shape(self, idx) or self._read(index, idx).shape
             fitted = _drop_leading_ones(v, len(selected)) if backend.is_array(v) else v
             if fitted is v or np.ndim(fitted) > len(selected):
                 raise RuntimeError(
@@ -2201,8 +2231,82 @@ class Tensor:
             return
         self._bump()
 
+    def _read(self, index: Any, idx: Any) -> Any:
+        """The indexed selection of the array, or an IndexError naming the index and shape."""
+        try:
+            return self._data[idx]
+        except IndexError as e:
+            raise IndexError(
+                f"index {index!r:.80} is invalid for shape {tuple(self.shape)}: {e}"
+            ) from None
+
 
 # ---------------------------------------------------------------- in-place helpers
+
+
+def _check_operand(name: str, value: Any) -> None:
+    """Refuse, as PyTorch does, an operand that is neither a tensor, a number nor an array."""
+    if not (
+        isinstance(value, (Tensor, bool, int, float, list, tuple, np.generic))
+        or backend.is_array(value)
+    ):
+        raise TypeError(
+            f"{name}(): argument 'other' must be a Tensor or a number, not {type(value).__name__}"
+        )
+
+
+def _advanced(item: Any) -> bool:
+    """An index array or mask (a 0-d integer index selects, as an int does)."""
+    return backend.is_array(item) and (item.ndim > 0 or item.dtype.kind == "b")
+
+
+def _check_put(t: Tensor, idx: Any, value: Any) -> None:
+    """PyTorch's refusals of an index assignment that come before the index is read, in its
+    order: a value that is neither a tensor, a number nor an array; more indices than dims;
+    under advanced indexing (index arrays or masks), a tensor of another dtype."""
+    if not isinstance(value, Tensor):
+        try:
+            _check_operand("__setitem__", value)
+        except TypeError:
+            name = type(value).__name__
+            raise TypeError(f"can't assign a {name} to a {t.dtype} tensor") from None
+    items = idx if type(idx) is tuple else (idx,)
+    named = sum(
+        i.ndim if backend.is_array(i) and i.dtype.kind == "b" else 1
+        for i in items
+        if i is not None and i is not Ellipsis and not isinstance(i, (bool, np.bool_))
+    )  # None, ... and a bool (a 0-d mask) name no dim
+    if named > t.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
+    if isinstance(value, Tensor) and value.dtype != t.dtype:
+        # under a single mask PyTorch fills with a 0-d value, casting it
+        fill = value.ndim == 0 and len(items) == 1 and _advanced(items[0])
+        if any(map(_advanced, items)) and not (fill and items[0].dtype.kind == "b"):
+            raise RuntimeError(
+                f"Index put requires the source and destination dtypes match, got {t.dtype} "
+                f"for the destination and {value.dtype} for the source."
+            )
+
+
+def _put_shape(t: Tensor, idx: Any) -> tuple | None:
+    """The shape an index selects, whatever the values in its index arrays (PyTorch checks a
+    value's shape against it before the bounds); None where a plain int is out of range."""
+    items = idx if type(idx) is tuple else (idx,)
+    zeroed = tuple(i * 0 if _advanced(i) and i.dtype.kind != "b" else i for i in items)
+    try:
+        return np.broadcast_to(np.zeros((), bool), t.shape)[zeroed].shape
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+def _broadcasts(shape: tuple, to: tuple) -> bool:
+    """Whether a value of ``shape`` (leading 1s dropped, as PyTorch does) broadcasts to ``to``."""
+    shape = tuple(shape)
+    while len(shape) > len(to) and shape[0] == 1:
+        shape = shape[1:]
+    return len(shape) <= len(to) and all(
+        a in (1, b) for a, b in zip(reversed(shape), reversed(to), strict=False)
+    )
 
 
 def _refuse_overlap(name: str, data: Any) -> None:
@@ -2440,7 +2544,7 @@ def _with_alpha(plain: Tensor, a: Any, b: Any, alpha: Any, fn) -> Tensor:
 
 
 def _floor_divide(ns, a, b):
-    O._refuse_integer_zero(a, b)
+    O.refuse_integer_division("div_floor", a, b)
     return a // b, None
 
 

@@ -405,6 +405,7 @@ def fmod(input: Any, other: Any) -> Tensor:
     a, b = _operands(input, other)
     xp = _xp(a)
     if a._data.dtype.kind in "biu":
+        O.refuse_integer_division("fmod", a._data, b._data)
         return _wrap(xp.fmod(a._data, b._data))
     quotient = _zero_grad(a, xp.trunc(a._data / b._data))
     return _exact(a - quotient * b, xp.fmod(a._data, b._data))

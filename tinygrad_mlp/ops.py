@@ -222,14 +222,17 @@ DIV = register(
 )
 
 
-def _refuse_integer_zero(a, b) -> None:
-    """Integer division by zero raises, as in PyTorch (numpy would give 0)."""
+def refuse_integer_division(name: str, a, b) -> None:
+    """A rounding division or remainder of two bools, or of integers by zero, raises, as in
+    PyTorch (numpy would give 0)."""
+    if a.dtype.kind == "b" and b.dtype.kind == "b":
+        raise NotImplementedError(f"\"{name}\" not implemented for 'Bool'")
     if a.dtype.kind in "biu" and b.dtype.kind in "biu" and bool((b == 0).any()):
         raise RuntimeError("ZeroDivisionError: integer division or modulo by zero")
 
 
 def _remainder(ns, a, b):
-    _refuse_integer_zero(a, b)
+    refuse_integer_division("remainder", a, b)
     # NOTE: the floor quotient is kept as a constant: it is piecewise constant in a and b
     if ns.differentiable:
         return a % b, a.detach() // b.detach()

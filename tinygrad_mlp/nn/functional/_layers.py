@@ -32,11 +32,27 @@ def _const(array: Any, like: Tensor) -> Tensor:
 
 def _act(name: str, x: Tensor, **params: Any) -> Tensor:
     """The registry's activation op ``name`` on x."""
-    if not isinstance(x, Tensor):  # the error PyTorch raises: F.sigmoid and F.tanh call a method
+    if type(x) is not Tensor or x._data.dtype.kind == "b":
+        _check_input(name, x)
+    return apply(O.OPS[name], x, **params)
+
+
+_BOOL_REFUSED_AS_RUNTIME = ("relu", "relu6", "hardtanh")  # the rest: PyTorch has no bool kernel
+
+
+def _check_input(name: str, x: Any) -> None:
+    """Refuse what PyTorch's activation refuses: a non-tensor (F.sigmoid and F.tanh call a
+    method of it), a bool tensor (sigmoid and tanh compute in float32)."""
+    if not isinstance(x, Tensor):
         if name in ("sigmoid", "tanh"):
             raise AttributeError(f"{type(x).__name__!r} object has no attribute {name!r}")
-        _check_tensors(name, input=x)
-    return apply(O.OPS[name], x, **params)
+        raise TypeError(
+            f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}"
+        )
+    if x._data.dtype.kind == "b" and name not in ("sigmoid", "tanh"):
+        if name in _BOOL_REFUSED_AS_RUNTIME:
+            raise RuntimeError(f"Boolean inputs not supported for {name}")
+        raise NotImplementedError(f"\"{name}\" not implemented for 'Bool'")
 
 
 def _where(mask: Any, a: Tensor, b: Tensor | float) -> Tensor:
@@ -60,6 +76,7 @@ def _check_tensors(name: str, **values: Any) -> None:
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0) elementwise (``inplace=True``: written into ``input``)."""
     if inplace:
+        _check_input("relu", input)
         return input._unary_("relu_", relu)
     return _act("relu", input)
 
@@ -67,6 +84,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
     if inplace:
+        _check_input("leaky_relu", input)
         return input._unary_("leaky_relu_", lambda t: leaky_relu(t, negative_slope))
     return _act("leaky_relu", input, negative_slope=float(negative_slope))
 
@@ -74,6 +92,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (e**x - 1) otherwise."""
     if inplace:
+        _check_input("elu", input)
         return input._unary_("elu_", lambda t: elu(t, alpha))
     return _act("elu", input, alpha=float(alpha))
 
@@ -88,6 +107,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
     if inplace:
+        _check_input("silu", input)
         return input._unary_("silu_", silu)
     return _act("silu", input)
 
@@ -100,6 +120,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
     if inplace:
+        _check_input("mish", input)
         return input._unary_("mish_", mish)
     return _act("mish", input)
 
@@ -108,7 +129,7 @@ def hardtanh(
     input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
 ) -> Tensor:
     """x clipped into [min_val, max_val] (gradient 1 strictly inside)."""
-    _check_tensors("hardtanh", input=input)
+    _check_input("hardtanh", input)
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
@@ -121,12 +142,14 @@ def hardtanh(
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6)."""
     if inplace:
+        _check_input("relu6", input)
         return input._unary_("relu6_", relu6)
     return _act("relu6", input)
 
 
 def logsigmoid(input: Tensor) -> Tensor:
     """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    _check_input("logsigmoid", input)
     return -softplus(-input, threshold=float("inf"))
 
 
@@ -137,12 +160,14 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
     if inplace:
+        _check_input("selu", input)
         return input._unary_("selu_", selu)
     return elu(input, _SELU_ALPHA) * _SELU_SCALE
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (e**(x / alpha) - 1))."""
+    _check_input("celu", input)
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
     if inplace:
@@ -159,7 +184,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x + 3, 0), 6) / 6 (gradient 1/6 strictly inside (-3, 3), as PyTorch)."""
-    _check_tensors("hardsigmoid", input=input)
+    _check_input("hardsigmoid", input)
     if inplace:
         return input._unary_("hardsigmoid_", hardsigmoid)
     return (hardtanh(input, -3.0, 3.0) + 3) / 6
@@ -168,18 +193,21 @@ def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * min(max(x + 3, 0), 6) / 6 (gradient 0 at -3 and 1 at 3, as PyTorch)."""
     if inplace:
+        _check_input("hardswish", input)
         return input._unary_("hardswish_", hardswish)
     return _act("hardswish", input)
 
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + e**-x) elementwise, stable for large |x|."""
-    return _act("sigmoid", input)
+    _check_input("sigmoid", input)
+    return input.sigmoid()
 
 
 def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent elementwise."""
-    return _act("tanh", input)
+    _check_input("tanh", input)
+    return input.tanh()
 
 
 def _softmax_dim(ndim: int) -> int:
