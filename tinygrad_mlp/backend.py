@@ -690,6 +690,16 @@ def fold_windows(
     ]
 
 
+_CHUNK_BYTES = 1 << 20  # the per-image work of a convolution kept in cache at once
+
+
+def _images_per_chunk(n: int, per_image: int) -> int:
+    """How many images at a time (in chunks of about equal size) keep ``per_image`` bytes
+    each within _CHUNK_BYTES."""
+    most = max(1, _CHUNK_BYTES // max(1, per_image))
+    return -(-n // -(-n // most)) if n else 1
+
+
 def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
     """A 2-D convolution (one group) of numpy arrays with a channels-last output, or None for
     other arrays: one matrix product of the windows, (N H' W', K), with the weight as (K, O),
@@ -751,8 +761,9 @@ def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
 def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
     """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last: the
     input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
-    padded channels-last input at that position's offset (runs of W' C elements); the
-    weight's and the bias's as G^T times the windows (their column of ones gives G's sums)."""
+    padded channels-last input at that position's offset (runs of W' C elements), a few
+    images at a time; the weight's and the bias's as G^T times the windows (their column of
+    ones gives G's sums)."""
     cols, by_rows = saved
     kernel_size, dilation, padding, stride = geometry
     n, o, ho, wo = g.shape
@@ -762,13 +773,21 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
     if needs[0]:
         (top, bottom), (left, right) = padding
         (dh, dw), (s_h, s_w) = dilation, stride
-        per_offset = np.matmul(g2, w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c)))
-        per_offset = per_offset.reshape((kh * kw, n, ho, wo, c))
+        wk = w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c))
         h, wd = size
         padded = np.zeros((n, h + top + bottom, wd + left + right, c), g.dtype)
-        for k, (i, j) in enumerate(_offsets(kernel_size)):
-            rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
-            padded[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
+        # NOTE: a few images at a time, so that the products (kH kW times the input gradient)
+        # are still in cache when they are added: over the whole batch they went to memory
+        # and were read back
+        step = _images_per_chunk(n, kh * kw * ho * wo * c * g.itemsize)
+        for start in range(0, n, step):
+            end = min(n, start + step)
+            per_offset = np.matmul(g2[start * ho * wo : end * ho * wo], wk)
+            per_offset = per_offset.reshape((kh * kw, end - start, ho, wo, c))
+            part = padded[start:end]
+            for k, (i, j) in enumerate(_offsets(kernel_size)):
+                rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
+                part[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
         gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
     if needs[1] or (len(needs) > 2 and needs[2]):
         k = c * kh * kw
