@@ -700,14 +700,46 @@ def _images_per_chunk(n: int, per_image: int) -> int:
     return -(-n // -(-n // most)) if n else 1
 
 
+def _window_matrix(source: Any, start: int, end: int, shape: tuple, geometry: tuple, ones: bool):
+    """The windows of images start:end as the rows of a matrix (their N H' W', kH kW C [+ 1]),
+    the last column ones when ``ones``: copied as rows from a padded channels-last source
+    (N, H, W, C) (runs of kW C elements), or as the columns of a (C kH kW [+ 1], N H' W')
+    array (its transpose returned) from a padded (N, C, H, W) source (runs of W')."""
+    (kh, kw), (dh, dw), _, (s_h, s_w) = geometry
+    ho, wo, c, by_rows = shape
+    n, k = end - start, c * kh * kw
+    if by_rows:
+        sn, sh, sw, sc = source.strides
+        view = np.lib.stride_tricks.as_strided(
+            source[start:end],
+            (n, ho, wo, kh, kw, c),
+            (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
+            writeable=False,
+        )
+        cols = np.empty((n * ho * wo, k + ones), source.dtype)
+        cols[:, :k].reshape((n, ho, wo, kh, kw, c), copy=False)[...] = view
+        if ones:
+            cols[:, k] = 1
+        return cols
+    cols = np.empty((k + ones, n * ho * wo), source.dtype)
+    unpadded = ((0, 0), (0, 0))
+    cols[:k].reshape((c, kh, kw, n, ho, wo), copy=False)[...] = windows(
+        source[start:end], (kh, kw), (dh, dw), unpadded, (s_h, s_w), batch_inside=True, copy=False
+    )
+    if ones:
+        cols[k] = 1
+    return cols.T
+
+
 def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
     """A 2-D convolution (one group) of numpy arrays with a channels-last output, or None for
-    other arrays: one matrix product of the windows, (N H' W', K), with the weight as (K, O),
-    the bias fused in as a column of ones in the windows and a row of the weight. The output
-    (N, O, H', W') is a view of (N, H', W', O) memory; the ReLU, pooling and next convolution
-    after it read that order as it is. The windows are copied as rows (N H' W', kH kW C) from
-    a channels-last input (runs of kW C elements) or as columns (C kH kW, N H' W') from any
-    other (runs of W'). Returns (out, (windows, by_rows))."""
+    other arrays: the product of the windows, (N H' W', K), with the weight as (K, O), the bias
+    fused in as a column of ones in the windows and a row of the weight, a few images at a time
+    (their windows are still in cache when the product reads them). The output (N, O, H', W')
+    is a view of (N, H', W', O) memory; the ReLU, pooling and next convolution after it read
+    that order as it is. The windows are copied as rows from a channels-last input, as
+    columns from any other (_window_matrix). Returns (out, saved): the padded input and its
+    layout, from which the weight's gradient takes the windows again."""
     if type(x) is not np.ndarray or type(w) is not np.ndarray or x.ndim != 4 or not x.size:
         return None
     if not _malloc_settled:
@@ -716,46 +748,33 @@ def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
     n, c, h, wd = x.shape
     o, (kh, kw) = w.shape[0], kernel_size
     ho, wo = window_counts((h, wd), kernel_size, dilation, padding, stride)
-    k, m = c * kh * kw, n * ho * wo
+    k = c * kh * kw
     ones = b is not None
     by_rows = c > 1 and x.strides[1] < min(x.strides[2:])
     if by_rows:
         (top, bottom), (left, right) = padding
-        rows = x.transpose(0, 2, 3, 1)
+        source = x.transpose(0, 2, 3, 1)
         if top or bottom or left or right:
             padded = np.zeros((n, h + top + bottom, wd + left + right, c), x.dtype)
-            padded[:, top : top + h, left : left + wd] = rows
-            rows = padded
-        sn, sh, sw, sc = rows.strides
-        (dh, dw), (s_h, s_w) = dilation, stride
-        view = np.lib.stride_tricks.as_strided(
-            rows,
-            (n, ho, wo, kh, kw, c),
-            (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
-            writeable=False,
-        )
-        cols = np.empty((m, k + ones), x.dtype)
-        cols[:, :k].reshape((n, ho, wo, kh, kw, c), copy=False)[...] = view
-        if ones:
-            cols[:, k] = 1
-        matrix = cols
+            padded[:, top : top + h, left : left + wd] = source
+            source = padded
         wk = w.transpose(0, 2, 3, 1).reshape((o, k))
     else:
-        cols = np.empty((k + ones, m), x.dtype)
-        cols[:k].reshape((c, kh, kw, n, ho, wo), copy=False)[...] = windows(
-            x, *geometry, batch_inside=True, copy=False
-        )
-        if ones:
-            cols[k] = 1
-        matrix = cols.T
+        source = _padded(x, padding, 0)
         wk = w.reshape((o, k))
     weight = np.empty((k + ones, o), x.dtype)
     weight[:k] = wk.T
     if ones:
         weight[k] = b
-    # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
-    out = np.matmul(matrix, weight)
-    return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (cols, by_rows)
+    shape = (ho, wo, c, by_rows)
+    out = np.empty((n * ho * wo, o), x.dtype)
+    step = _images_per_chunk(n, ho * wo * (k + ones) * x.itemsize)
+    for start in range(0, n, step):
+        end = min(n, start + step)
+        # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
+        matrix = _window_matrix(source, start, end, shape, geometry, ones)
+        np.matmul(matrix, weight, out=out[start * ho * wo : end * ho * wo])
+    return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (source, shape)
 
 
 def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
@@ -763,8 +782,10 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
     input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
     padded channels-last input at that position's offset (runs of W' C elements), a few
     images at a time; the weight's and the bias's as G^T times the windows (their column of
-    ones gives G's sums)."""
-    cols, by_rows = saved
+    ones gives G's sums), the windows taken again from the saved input a few images at a
+    time."""
+    source, shape = saved
+    by_rows = shape[-1]
     kernel_size, dilation, padding, stride = geometry
     n, o, ho, wo = g.shape
     (kh, kw), c = kernel_size, w.shape[1]
@@ -789,16 +810,22 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
                 rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
                 part[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
         gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
-    if needs[1] or (len(needs) > 2 and needs[2]):
+    bias = len(needs) > 2 and needs[2]
+    if needs[1] or bias:
         k = c * kh * kw
-        # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
-        both = np.matmul(cols.T if by_rows else cols, g2).T  # (O, K [+ 1])
+        both = np.zeros((o, k + 1), g.dtype)
+        step = _images_per_chunk(n, ho * wo * (k + 1) * g.itemsize)
+        for start in range(0, n, step):
+            end = min(n, start + step)
+            matrix = _window_matrix(source, start, end, shape, geometry, True)
+            # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
+            both += np.matmul(matrix.T, g2[start * ho * wo : end * ho * wo]).T
         if needs[1]:
             gw = both[:, :k]
             if by_rows:
                 gw = gw.reshape((o, kh, kw, c)).transpose(0, 3, 1, 2)
             gw = np.ascontiguousarray(gw).reshape(w.shape)
-        if len(needs) > 2 and needs[2]:
+        if bias:
             gb = both[:, k].copy()
     return gx, gw, gb
 
