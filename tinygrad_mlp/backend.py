@@ -700,32 +700,40 @@ def _images_per_chunk(n: int, per_image: int) -> int:
     return -(-n // -(-n // most)) if n else 1
 
 
-def _window_matrix(source: Any, start: int, end: int, shape: tuple, geometry: tuple, ones: bool):
-    """The windows of images start:end as the rows of a matrix (their N H' W', kH kW C [+ 1]),
-    the last column ones when ``ones``: copied as rows from a padded channels-last source
-    (N, H, W, C) (runs of kW C elements), or as the columns of a (C kH kW [+ 1], N H' W')
-    array (its transpose returned) from a padded (N, C, H, W) source (runs of W')."""
+def _window_view(source: Any, shape: tuple, geometry: tuple) -> Any:
+    """Every window of a padded input as a read-only strided view (no copy): (N, H', W', kH,
+    kW, C) of a channels-last source (N, H, W, C), else (C, kH, kW, N, H', W') of (N, C, H, W)."""
     (kh, kw), (dh, dw), _, (s_h, s_w) = geometry
     ho, wo, c, by_rows = shape
-    n, k = end - start, c * kh * kw
+    if not by_rows:
+        unpadded = ((0, 0), (0, 0))
+        return windows(source, (kh, kw), (dh, dw), unpadded, (s_h, s_w), True, copy=False)
+    sn, sh, sw, sc = source.strides
+    return np.lib.stride_tricks.as_strided(
+        source,
+        (source.shape[0], ho, wo, kh, kw, c),
+        (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
+        writeable=False,
+    )
+
+
+def _window_matrix(view: Any, start: int, end: int, by_rows: bool, ones: bool) -> Any:
+    """The windows of images start:end of a _window_view as the rows of a matrix (their
+    N H' W', kH kW C [+ 1]), the last column ones when ``ones``: copied as rows from a
+    channels-last view (runs of kW C elements), or as the columns of a (C kH kW [+ 1], N H' W')
+    array (its transpose returned) from the other (runs of W')."""
     if by_rows:
-        sn, sh, sw, sc = source.strides
-        view = np.lib.stride_tricks.as_strided(
-            source[start:end],
-            (n, ho, wo, kh, kw, c),
-            (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
-            writeable=False,
-        )
-        cols = np.empty((n * ho * wo, k + ones), source.dtype)
-        cols[:, :k].reshape((n, ho, wo, kh, kw, c), copy=False)[...] = view
+        part = view[start:end]
+        k, rows = math.prod(part.shape[3:]), math.prod(part.shape[:3])
+        cols = np.empty((rows, k + ones), view.dtype)
+        cols[:, :k].reshape(part.shape, copy=False)[...] = part
         if ones:
             cols[:, k] = 1
         return cols
-    cols = np.empty((k + ones, n * ho * wo), source.dtype)
-    unpadded = ((0, 0), (0, 0))
-    cols[:k].reshape((c, kh, kw, n, ho, wo), copy=False)[...] = windows(
-        source[start:end], (kh, kw), (dh, dw), unpadded, (s_h, s_w), batch_inside=True, copy=False
-    )
+    part = view[:, :, :, start:end]
+    k, rows = math.prod(part.shape[:3]), math.prod(part.shape[3:])
+    cols = np.empty((k + ones, rows), view.dtype)
+    cols[:k].reshape(part.shape, copy=False)[...] = part
     if ones:
         cols[k] = 1
     return cols.T
@@ -768,11 +776,12 @@ def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
         weight[k] = b
     shape = (ho, wo, c, by_rows)
     out = np.empty((n * ho * wo, o), x.dtype)
+    view = _window_view(source, shape, geometry)
     step = _images_per_chunk(n, ho * wo * (k + ones) * x.itemsize)
     for start in range(0, n, step):
         end = min(n, start + step)
         # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
-        matrix = _window_matrix(source, start, end, shape, geometry, ones)
+        matrix = _window_matrix(view, start, end, by_rows, ones)
         np.matmul(matrix, weight, out=out[start * ho * wo : end * ho * wo])
     return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (source, shape)
 
@@ -814,10 +823,11 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
     if needs[1] or bias:
         k = c * kh * kw
         both = np.zeros((o, k + 1), g.dtype)
+        view = _window_view(source, shape, geometry)
         step = _images_per_chunk(n, ho * wo * (k + 1) * g.itemsize)
         for start in range(0, n, step):
             end = min(n, start + step)
-            matrix = _window_matrix(source, start, end, shape, geometry, True)
+            matrix = _window_matrix(view, start, end, by_rows, True)
             # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
             both += np.matmul(matrix.T, g2[start * ho * wo : end * ho * wo]).T
         if needs[1]:
