@@ -310,9 +310,22 @@ class ArrayNamespace:
 
     def kept(self, g: Any, keep: Any) -> Any:
         """``g`` where ``keep`` holds, else 0 (also where g is inf or NaN, as a where gives).
-        On the host a product is much faster than a where on a random mask; its sum tells
-        (cheaply) whether an inf * 0 made a NaN, and only then the where runs."""
+        On the host, for float g and a boolean keep of g's shape, g's bits are and-ed with a
+        mask of all ones or zeros (much faster than a where on a random mask); else a product
+        whose sum tells (cheaply) whether an inf * 0 made a NaN, and only then the where runs."""
         if self.xp is np:
+            if (
+                type(g) is np.ndarray
+                and g.dtype.kind == "f"
+                and type(keep) is np.ndarray
+                and keep.dtype == np.bool_
+                and keep.shape == g.shape
+            ):
+                bits = np.dtype(f"i{g.itemsize}")
+                mask = keep.view(np.int8).astype(bits)
+                np.negative(mask, out=mask)  # 1 -> all bits set
+                mask &= g.view(bits)
+                return mask.view(g.dtype)
             out = g * keep
             if np.isfinite(out.sum()):
                 return out
