@@ -799,11 +799,23 @@ def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
     return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (source, shape)
 
 
+def _inside(first: int, stride: int, count: int, size: int) -> tuple | None:
+    """Of ``count`` windows along a dim whose element at one kernel position lies at ``first``,
+    ``first + stride``, ... (padding makes ``first`` negative): the slice of those windows
+    whose element lies inside the dim's ``size`` elements and the slice of those elements;
+    None when there are none."""
+    low = max(0, -(first // stride)) if first < 0 else 0
+    high = min(count, (size - 1 - first) // stride + 1) if first < size else 0
+    if high <= low:
+        return None
+    return slice(low, high), slice(first + low * stride, first + (high - 1) * stride + 1, stride)
+
+
 def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
     """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last: the
     input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
-    padded channels-last input at that position's offset (runs of W' C elements), a few
-    images at a time; the weight's and the bias's as G^T times the windows (their column of
+    channels-last input at that position's offset (runs of W' C elements, clipped to the
+    input), a few images at a time; the weight's and the bias's as G^T times the windows (their column of
     ones gives G's sums), the windows taken again from the saved input a few images at a
     time."""
     source, shape = saved
@@ -814,11 +826,17 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
     g2 = g.transpose(0, 2, 3, 1).reshape((n * ho * wo, o))  # a view when g is channels-last
     gx = gw = gb = None
     if needs[0]:
-        (top, bottom), (left, right) = padding
-        (dh, dw), (s_h, s_w) = dilation, stride
         wk = w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c))
         h, wd = size
-        padded = np.zeros((n, h + top + bottom, wd + left + right, c), g.dtype)
+        # NOTE: added straight into the unpadded channels-last gradient, each kernel position's
+        # products clipped to the windows that reach inside it: no padded copy to cut out, and
+        # the gradient comes out dense (pooling's gradient before it reads it as it lies)
+        places = []
+        for i, j in _offsets(kernel_size):
+            rows = _inside(i * dilation[0] - padding[0][0], stride[0], ho, h)
+            cols = _inside(j * dilation[1] - padding[1][0], stride[1], wo, wd)
+            places.append((rows, cols) if rows and cols else None)
+        gx = np.zeros((n, h, wd, c), g.dtype)
         # NOTE: a few images at a time, so that the products (kH kW times the input gradient)
         # are still in cache when they are added: over the whole batch they went to memory
         # and were read back
@@ -827,11 +845,12 @@ def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry
             end = min(n, start + step)
             per_offset = np.matmul(g2[start * ho * wo : end * ho * wo], wk)
             per_offset = per_offset.reshape((kh * kw, end - start, ho, wo, c))
-            part = padded[start:end]
-            for k, (i, j) in enumerate(_offsets(kernel_size)):
-                rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
-                part[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
-        gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
+            part = gx[start:end]
+            for k, place in enumerate(places):
+                if place is not None:
+                    (src_rows, dst_rows), (src_cols, dst_cols) = place
+                    part[:, dst_rows, dst_cols] += per_offset[k][:, src_rows, src_cols]
+        gx = gx.transpose(0, 3, 1, 2)
     bias = len(needs) > 2 and needs[2]
     if needs[1] or bias:
         k = c * kh * kw
