@@ -812,12 +812,12 @@ def _inside(first: int, stride: int, count: int, size: int) -> tuple | None:
 
 
 def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
-    """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last: the
-    input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
+    """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last, each
+    a few images at a time (what it makes is still in cache when it is used): the input's
+    from one product per kernel position, (N H' W', O) by (O, C), each added into the
     channels-last input at that position's offset (runs of W' C elements, clipped to the
-    input), a few images at a time; the weight's and the bias's as G^T times the windows (their column of
-    ones gives G's sums), the windows taken again from the saved input a few images at a
-    time."""
+    input); the weight's and the bias's as G^T times the windows (their column of ones gives
+    G's sums), taken again from the saved input."""
     source, shape = saved
     by_rows = shape[-1]
     kernel_size, dilation, padding, stride = geometry
