@@ -310,9 +310,22 @@ class ArrayNamespace:
 
     def kept(self, g: Any, keep: Any) -> Any:
         """``g`` where ``keep`` holds, else 0 (also where g is inf or NaN, as a where gives).
-        On the host a product is much faster than a where on a random mask; its sum tells
-        (cheaply) whether an inf * 0 made a NaN, and only then the where runs."""
+        On the host, for float g and a boolean keep of g's shape, g's bits are and-ed with a
+        mask of all ones or zeros (much faster than a where on a random mask); else a product
+        whose sum tells (cheaply) whether an inf * 0 made a NaN, and only then the where runs."""
         if self.xp is np:
+            if (
+                type(g) is np.ndarray
+                and g.dtype.kind == "f"
+                and type(keep) is np.ndarray
+                and keep.dtype == np.bool_
+                and keep.shape == g.shape
+            ):
+                bits = np.dtype(f"i{g.itemsize}")
+                mask = keep.view(np.int8).astype(bits)
+                np.negative(mask, out=mask)  # 1 -> all bits set
+                mask &= g.view(bits)
+                return mask.view(g.dtype)
             out = g * keep
             if np.isfinite(out.sum()):
                 return out
@@ -690,14 +703,64 @@ def fold_windows(
     ]
 
 
+_CHUNK_BYTES = 1 << 20  # the per-image work of a convolution kept in cache at once
+
+
+def _images_per_chunk(n: int, per_image: int) -> int:
+    """How many images at a time (in chunks of about equal size) keep ``per_image`` bytes
+    each within _CHUNK_BYTES."""
+    most = max(1, _CHUNK_BYTES // max(1, per_image))
+    return -(-n // -(-n // most)) if n else 1
+
+
+def _window_view(source: Any, shape: tuple, geometry: tuple) -> Any:
+    """Every window of a padded input as a read-only strided view (no copy): (N, H', W', kH,
+    kW, C) of a channels-last source (N, H, W, C), else (C, kH, kW, N, H', W') of (N, C, H, W)."""
+    (kh, kw), (dh, dw), _, (s_h, s_w) = geometry
+    ho, wo, c, by_rows = shape
+    if not by_rows:
+        unpadded = ((0, 0), (0, 0))
+        return windows(source, (kh, kw), (dh, dw), unpadded, (s_h, s_w), True, copy=False)
+    sn, sh, sw, sc = source.strides
+    return np.lib.stride_tricks.as_strided(
+        source,
+        (source.shape[0], ho, wo, kh, kw, c),
+        (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
+        writeable=False,
+    )
+
+
+def _window_matrix(view: Any, start: int, end: int, by_rows: bool, ones: bool) -> Any:
+    """The windows of images start:end of a _window_view as the rows of a matrix (their
+    N H' W', kH kW C [+ 1]), the last column ones when ``ones``: copied as rows from a
+    channels-last view (runs of kW C elements), or as the columns of a (C kH kW [+ 1], N H' W')
+    array (its transpose returned) from the other (runs of W')."""
+    if by_rows:
+        part = view[start:end]
+        k, rows = math.prod(part.shape[3:]), math.prod(part.shape[:3])
+        cols = np.empty((rows, k + ones), view.dtype)
+        cols[:, :k].reshape(part.shape, copy=False)[...] = part
+        if ones:
+            cols[:, k] = 1
+        return cols
+    part = view[:, :, :, start:end]
+    k, rows = math.prod(part.shape[:3]), math.prod(part.shape[3:])
+    cols = np.empty((k + ones, rows), view.dtype)
+    cols[:k].reshape(part.shape, copy=False)[...] = part
+    if ones:
+        cols[k] = 1
+    return cols.T
+
+
 def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
     """A 2-D convolution (one group) of numpy arrays with a channels-last output, or None for
-    other arrays: one matrix product of the windows, (N H' W', K), with the weight as (K, O),
-    the bias fused in as a column of ones in the windows and a row of the weight. The output
-    (N, O, H', W') is a view of (N, H', W', O) memory; the ReLU, pooling and next convolution
-    after it read that order as it is. The windows are copied as rows (N H' W', kH kW C) from
-    a channels-last input (runs of kW C elements) or as columns (C kH kW, N H' W') from any
-    other (runs of W'). Returns (out, (windows, by_rows))."""
+    other arrays: the product of the windows, (N H' W', K), with the weight as (K, O), the bias
+    fused in as a column of ones in the windows and a row of the weight, a few images at a time
+    (their windows are still in cache when the product reads them). The output (N, O, H', W')
+    is a view of (N, H', W', O) memory; the ReLU, pooling and next convolution after it read
+    that order as it is. The windows are copied as rows from a channels-last input, as
+    columns from any other (_window_matrix). Returns (out, saved): the padded input and its
+    layout, from which the weight's gradient takes the windows again."""
     if type(x) is not np.ndarray or type(w) is not np.ndarray or x.ndim != 4 or not x.size:
         return None
     if not _malloc_settled:
@@ -706,80 +769,105 @@ def conv2d_channels_last(x: Any, w: Any, b: Any, geometry: tuple) -> Any:
     n, c, h, wd = x.shape
     o, (kh, kw) = w.shape[0], kernel_size
     ho, wo = window_counts((h, wd), kernel_size, dilation, padding, stride)
-    k, m = c * kh * kw, n * ho * wo
+    k = c * kh * kw
     ones = b is not None
     by_rows = c > 1 and x.strides[1] < min(x.strides[2:])
     if by_rows:
         (top, bottom), (left, right) = padding
-        rows = x.transpose(0, 2, 3, 1)
+        source = x.transpose(0, 2, 3, 1)
         if top or bottom or left or right:
             padded = np.zeros((n, h + top + bottom, wd + left + right, c), x.dtype)
-            padded[:, top : top + h, left : left + wd] = rows
-            rows = padded
-        sn, sh, sw, sc = rows.strides
-        (dh, dw), (s_h, s_w) = dilation, stride
-        view = np.lib.stride_tricks.as_strided(
-            rows,
-            (n, ho, wo, kh, kw, c),
-            (sn, sh * s_h, sw * s_w, sh * dh, sw * dw, sc),
-            writeable=False,
-        )
-        cols = np.empty((m, k + ones), x.dtype)
-        cols[:, :k].reshape((n, ho, wo, kh, kw, c), copy=False)[...] = view
-        if ones:
-            cols[:, k] = 1
-        matrix = cols
+            padded[:, top : top + h, left : left + wd] = source
+            source = padded
         wk = w.transpose(0, 2, 3, 1).reshape((o, k))
     else:
-        cols = np.empty((k + ones, m), x.dtype)
-        cols[:k].reshape((c, kh, kw, n, ho, wo), copy=False)[...] = windows(
-            x, *geometry, batch_inside=True, copy=False
-        )
-        if ones:
-            cols[k] = 1
-        matrix = cols.T
+        source = _padded(x, padding, 0)
         wk = w.reshape((o, k))
     weight = np.empty((k + ones, o), x.dtype)
     weight[:k] = wk.T
     if ones:
         weight[k] = b
-    # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
-    out = np.matmul(matrix, weight)
-    return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (cols, by_rows)
+    shape = (ho, wo, c, by_rows)
+    out = np.empty((n * ho * wo, o), x.dtype)
+    view = _window_view(source, shape, geometry)
+    step = _images_per_chunk(n, ho * wo * (k + ones) * x.itemsize)
+    for start in range(0, n, step):
+        end = min(n, start + step)
+        # NOTE: the long dim (N H' W') as the rows of the product: BLAS runs it faster so
+        matrix = _window_matrix(view, start, end, by_rows, ones)
+        np.matmul(matrix, weight, out=out[start * ho * wo : end * ho * wo])
+    return out.reshape((n, ho, wo, o)).transpose(0, 3, 1, 2), (source, shape)
+
+
+def _inside(first: int, stride: int, count: int, size: int) -> tuple | None:
+    """Of ``count`` windows along a dim whose element at one kernel position lies at ``first``,
+    ``first + stride``, ... (padding makes ``first`` negative): the slice of those windows
+    whose element lies inside the dim's ``size`` elements and the slice of those elements;
+    None when there are none."""
+    low = max(0, -(first // stride)) if first < 0 else 0
+    high = min(count, (size - 1 - first) // stride + 1) if first < size else 0
+    if high <= low:
+        return None
+    return slice(low, high), slice(first + low * stride, first + (high - 1) * stride + 1, stride)
 
 
 def conv2d_channels_last_grads(g: Any, w: Any, saved: Any, size: tuple, geometry: tuple, needs):
-    """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last: the
-    input's from one product per kernel position, (N H' W', O) by (O, C), each added into the
-    padded channels-last input at that position's offset (runs of W' C elements); the
-    weight's and the bias's as G^T times the windows (their column of ones gives G's sums)."""
-    cols, by_rows = saved
+    """The gradients (input, weight, bias; None where not needed) of conv2d_channels_last, each
+    a few images at a time (what it makes is still in cache when it is used): the input's
+    from one product per kernel position, (N H' W', O) by (O, C), each added into the
+    channels-last input at that position's offset (runs of W' C elements, clipped to the
+    input); the weight's and the bias's as G^T times the windows (their column of ones gives
+    G's sums), taken again from the saved input."""
+    source, shape = saved
+    by_rows = shape[-1]
     kernel_size, dilation, padding, stride = geometry
     n, o, ho, wo = g.shape
     (kh, kw), c = kernel_size, w.shape[1]
     g2 = g.transpose(0, 2, 3, 1).reshape((n * ho * wo, o))  # a view when g is channels-last
     gx = gw = gb = None
     if needs[0]:
-        (top, bottom), (left, right) = padding
-        (dh, dw), (s_h, s_w) = dilation, stride
-        per_offset = np.matmul(g2, w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c)))
-        per_offset = per_offset.reshape((kh * kw, n, ho, wo, c))
+        wk = w.transpose(2, 3, 0, 1).reshape((kh * kw, o, c))
         h, wd = size
-        padded = np.zeros((n, h + top + bottom, wd + left + right, c), g.dtype)
-        for k, (i, j) in enumerate(_offsets(kernel_size)):
-            rows = slice(i * dh, i * dh + s_h * (ho - 1) + 1, s_h)
-            padded[:, rows, j * dw : j * dw + s_w * (wo - 1) + 1 : s_w] += per_offset[k]
-        gx = padded[:, top : top + h, left : left + wd].transpose(0, 3, 1, 2)
-    if needs[1] or (len(needs) > 2 and needs[2]):
+        # NOTE: added straight into the unpadded channels-last gradient, each kernel position's
+        # products clipped to the windows that reach inside it: no padded copy to cut out, and
+        # the gradient comes out dense (pooling's gradient before it reads it as it lies)
+        places = []
+        for i, j in _offsets(kernel_size):
+            rows = _inside(i * dilation[0] - padding[0][0], stride[0], ho, h)
+            cols = _inside(j * dilation[1] - padding[1][0], stride[1], wo, wd)
+            places.append((rows, cols) if rows and cols else None)
+        gx = np.zeros((n, h, wd, c), g.dtype)
+        # NOTE: a few images at a time, so that the products (kH kW times the input gradient)
+        # are still in cache when they are added: over the whole batch they went to memory
+        # and were read back
+        step = _images_per_chunk(n, kh * kw * ho * wo * c * g.itemsize)
+        for start in range(0, n, step):
+            end = min(n, start + step)
+            per_offset = np.matmul(g2[start * ho * wo : end * ho * wo], wk)
+            per_offset = per_offset.reshape((kh * kw, end - start, ho, wo, c))
+            part = gx[start:end]
+            for k, place in enumerate(places):
+                if place is not None:
+                    (src_rows, dst_rows), (src_cols, dst_cols) = place
+                    part[:, dst_rows, dst_cols] += per_offset[k][:, src_rows, src_cols]
+        gx = gx.transpose(0, 3, 1, 2)
+    bias = len(needs) > 2 and needs[2]
+    if needs[1] or bias:
         k = c * kh * kw
-        # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
-        both = np.matmul(cols.T if by_rows else cols, g2).T  # (O, K [+ 1])
+        both = np.zeros((o, k + 1), g.dtype)
+        view = _window_view(source, shape, geometry)
+        step = _images_per_chunk(n, ho * wo * (k + 1) * g.itemsize)
+        for start in range(0, n, step):
+            end = min(n, start + step)
+            matrix = _window_matrix(view, start, end, by_rows, True)
+            # NOTE: (windows^T G)^T: BLAS is faster with the long dim inside the product
+            both += np.matmul(matrix.T, g2[start * ho * wo : end * ho * wo]).T
         if needs[1]:
             gw = both[:, :k]
             if by_rows:
                 gw = gw.reshape((o, kh, kw, c)).transpose(0, 3, 1, 2)
             gw = np.ascontiguousarray(gw).reshape(w.shape)
-        if len(needs) > 2 and needs[2]:
+        if bias:
             gb = both[:, k].copy()
     return gx, gw, gb
 

@@ -614,8 +614,8 @@ _activation(
     "relu",
     lambda ns, x: ns.maximum(x, 0),
     # 0 at the kink and below (also where g is inf), g at NaN (not out > 0, which is False
-    # there), as PyTorch's
-    lambda ns, g, x, out: ns.kept(g, ~(out <= 0)),
+    # there), as PyTorch's: out is 0 or above, or NaN, so out != 0 is ~(out <= 0) in one pass
+    lambda ns, g, x, out: ns.kept(g, out != 0),
     False,
     in_place=lambda ns, x: ns.maximum_(x, 0),
     onnx="Relu",

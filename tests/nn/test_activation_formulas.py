@@ -77,6 +77,29 @@ def test_activation_values_match_numpy(name):
     np.testing.assert_allclose(out32.numpy(), formula(Z), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_relu_of_a_large_array_with_special_values(dtype, channels_last):
+    # the gradient on the host by a bit mask, over both memory layouts; NaN passes through
+    # with its gradient, inf and -0.0 as numbers, an infinite or NaN g gives 0 below the kink,
+    # as a where would
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((4, 8, 48, 48)).astype(dtype)
+    g = rng.standard_normal(z.shape).astype(dtype)
+    z.reshape(-1)[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -1.0]
+    g.reshape(-1)[:8] = [1.0, 2.0, np.inf, np.nan, -np.inf, np.inf, 5.0, np.nan]
+    x = tm.tensor(z, requires_grad=True)
+    y = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) if channels_last else x
+    out = F.relu(y)
+    want = np.where(z != z, z, np.where(z > 0, z, 0)).astype(dtype)
+    np.testing.assert_array_equal(out.numpy(), want)
+    assert not np.signbit(out.numpy()[~np.isnan(want)]).any()  # 0, never -0.0
+    out.backward(tm.tensor(g))
+    want_grad = np.where((z > 0) | (z != z), g, 0).astype(dtype)
+    np.testing.assert_array_equal(x.grad.numpy(), want_grad)
+    assert not np.signbit(x.grad.numpy()[want_grad == 0]).any()
+
+
 def test_logsigmoid_is_finite_for_large_inputs():
     x = tm.tensor([-1000.0, -100.0, 100.0, 1000.0], dtype=tm.float64, requires_grad=True)
     out = F.logsigmoid(x)

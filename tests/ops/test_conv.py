@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -103,6 +104,25 @@ def test_conv2d_of_channels_last_input_matches_torch(case):
         return F.conv2d(x, *rest, **params)
 
     compare(ours, lambda *a: TF.conv2d(*a, **params), arrays)
+
+
+@DRAWN
+@given(case=st.data())
+def test_conv2d_one_image_at_a_time_matches_torch(case):
+    # a batch of several images, worked through one image at a time (as large batches are, so
+    # that each piece stays in cache), from both input layouts
+    shapes, params = case.draw(conv_cases(2))
+    shapes[0] = (case.draw(st.integers(2, 5)),) + tuple(shapes[0][1:])
+    arrays = [_values(s, i) for i, s in enumerate(shapes)]
+    last = case.draw(st.booleans())
+
+    def ours(x, *rest):
+        if last:
+            x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        return F.conv2d(x, *rest, **params)
+
+    with mock.patch.object(tm.backend, "_CHUNK_BYTES", 1):
+        compare(ours, lambda *a: TF.conv2d(*a, **params), arrays)
 
 
 def test_two_convolutions_in_a_row_match_torch():
