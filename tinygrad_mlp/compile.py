@@ -12,9 +12,10 @@ replayed as a whole); ``backend.observer`` sees moves between devices and random
 The second call with the same guards traces again and compares the two recordings: equal, they
 become a plan; different, the step depends on something the tracer cannot see (a Python value,
 data-dependent branching) and the function stays eager. From the third call on the plan
-replays: a flat list of closures, each calling an op's own registry forward or rule on arrays
-(or a recorded call, draw or move), with no Tensor, Node or engine in between; the arithmetic is
-the eager one, bit for bit, and no formula is written here a second time.
+replays: one Python function written from the recording and compiled once, a line per event
+calling an op's own registry forward or rule on arrays (or a recorded call, draw or move), with
+no Tensor, Node or engine in between; the arithmetic is the eager one, bit for bit, and no
+formula is written here a second time.
 
 Guards (a change re-traces): the shapes, dtypes and devices of tensor and array arguments,
 ``requires_grad`` of tensor arguments, the values of other arguments, the grad mode, and
@@ -32,6 +33,7 @@ traced inside a compiled step.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import math
 import warnings
@@ -101,7 +103,7 @@ def _flatten(value: Any, leaves: list, sig: list) -> None:
             sig.append(("V", type(value), id(value)))
 
 
-def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
+def _guard_key(args: tuple, kwargs: dict) -> tuple[Any, tuple]:
     """The step's tensors and arrays, and the key of everything the plan depends on."""
     if not kwargs:  # the common case, tensors and arrays only: a shorter key
         sig: list = []
@@ -116,7 +118,7 @@ def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
                 break
         else:
             sig.append(_Mode.grad_enabled)
-            return list(args), tuple(sig)
+            return args, tuple(sig)
     leaves = []
     sig = []
     _flatten(args, leaves, sig)
@@ -153,10 +155,10 @@ class _Trace:
         for i, x in enumerate(inputs):
             array = x._data if isinstance(x, Tensor) else x
             if self.find(array) is not None:
-                self.inputs.append((i, self.find(array)))
+                self.inputs.append((i, self.find(array), isinstance(x, Tensor)))
                 continue
             slot = self._new(array)
-            self.inputs.append((i, slot))
+            self.inputs.append((i, slot, isinstance(x, Tensor)))
             self.events.append(("in", i, slot, isinstance(x, Tensor)))
         self.result: Any = None
         self.sig: list | None = None
@@ -529,128 +531,100 @@ def _label(events: list[tuple], e: tuple) -> str:
     return kind
 
 
-def _getter(ref: tuple, env: list) -> Callable[[], Any]:
-    if ref[0] == "s":
-        slot = ref[1]
-        return lambda: env[slot]
-    t = ref[1]
-    return lambda: t._data
-
-
 class _Plan:
-    """A trace turned into closures over one list of arrays (``env``, by slot); ``run(inputs)``
-    replays the step."""
+    """A trace turned into the source of one Python function, a line per event over the arrays
+    of the step (``s<slot>``), compiled once; ``run(leaves)`` replays the step."""
 
     def __init__(self, trace: _Trace) -> None:
-        self.inputs = trace.inputs
-        self.ns = trace.ns
-        self.result = trace.result
-        self.events = trace.events
-        self.env: list[Any] = [None] * len(trace.meta)
-        self.saved: dict[int, Any] = {}
-        self.steps: list[Callable[[], None]] = []
-        self.labels: list[str] = []  # what each step does, in words (benchmarks/compile_parts.py)
-        for index, e in enumerate(self.events):
-            step = self._step(index, e)
-            if step is not None:
-                self.steps.append(step)
-                self.labels.append(_label(self.events, e))
-        self.input_slots = {slot for _, slot in self.inputs}
+        self.names: dict[str, Any] = {
+            "ns": trace.ns,
+            "wrap": _wrap,
+            "add": ArrayNamespace.add,
+            "fit": _fit_array,
+            "ndarray": _ndarray,
+            "asarray": np.asarray,
+        }
+        self.trace = trace
+        self.last_rule = {e[1]: i for i, e in enumerate(trace.events) if e[0] == "rule"}
+        self.lines = [("inputs", f"s{s} = leaves[{i}]{'._data' * t}") for i, s, t in trace.inputs]
+        for index, e in enumerate(trace.events):
+            if e[0] != "in":
+                self.lines.append((_label(trace.events, e), self._line(index, e)))
+        result = self._expr(trace.result, {slot for _, slot, _ in trace.inputs})
+        body = "".join(f"\n    {line}" for _, line in self.lines)
+        code = builtins.compile(
+            f"def run(leaves):{body}\n    return {result}", "<tm.compile plan>", "exec"
+        )
+        exec(code, self.names)  # NOTE: the source holds names only, never a value
+        self.run: Callable[[list], Any] = self.names["run"]
+        del self.trace, self.last_rule
 
-    def _step(self, index: int, e: tuple) -> Callable[[], None] | None:
-        env, saved, ns = self.env, self.saved, self.ns
-        kind = e[0]
-        if kind == "in":
-            return None  # written by run() itself
+    def name(self, value: Any) -> str:
+        """A global name of the plan's function for ``value``."""
+        self.names[f"c{len(self.names)}"] = value
+        return f"c{len(self.names) - 1}"
+
+    def _line(self, index: int, e: tuple) -> str:
+        kind, name = e[0], self.name
         if kind == "fwd":
             _, op, refs, params, out = e
-            getters = [_getter(r, env) for r in refs]
-            dynamic = {k: v.slot for k, v in params.items() if isinstance(v, _SlotRef)}
+            args = ["ns"] + [f"s{r[1]}" if r[0] == "s" else f"{name(r[1])}._data" for r in refs]
+            args += [f"{k}=s{v.slot}" for k, v in params.items() if isinstance(v, _SlotRef)]
             static = {k: v for k, v in params.items() if not isinstance(v, _SlotRef)}
-            forward = op.forward
-            numpy = ns is backend.NUMPY
-
-            def fwd() -> None:
-                kw = static
-                if dynamic:
-                    kw = dict(static)
-                    for k, s in dynamic.items():
-                        kw[k] = env[s]
-                result, keep = forward(ns, *[get() for get in getters], **kw)
-                if numpy and type(result) is not _ndarray:
-                    result = np.asarray(result)  # numpy turns 0-d results into scalars
-                env[out] = result
-                saved[index] = keep
-
-            return fwd
+            line = f"s{out}, k{index} = {name(op.forward)}({', '.join(args)}, **{name(static)})"
+            if self.trace.ns is backend.NUMPY and self.trace.meta[out][0] == ():
+                # numpy turns 0-d results into scalars
+                line += f"; s{out} = s{out} if type(s{out}) is ndarray else asarray(s{out})"
+            return line
         if kind == "rule":
             _, at, g, needs, outs = e
-            backward = self.events[at][1].backward
-
-            def rule() -> None:
-                grads = backward(ns, env[g], saved.pop(at), needs)
-                for s, r in zip(outs, grads, strict=True):
-                    if s is not None:
-                        env[s] = r
-
-            return rule
+            grads = "".join("_, " if s is None else f"s{s}, " for s in outs)
+            rule = name(self.trace.events[at][1].backward)
+            line = f"{grads}= {rule}(ns, s{g}, k{at}, {name(needs)})"
+            # what forward saved is freed after its last rule (a graph retained runs it again)
+            return line + f"; del k{at}" * (self.last_rule[at] == index)
         if kind == "fit":
             _, src, out, shape, dtype = e
-            return lambda: env.__setitem__(out, _fit_array(env[src], shape, dtype))
+            return f"s{out} = fit(s{src}, {name(shape)}, {name(dtype)})"
         if kind == "add":
-            _, a, b, out = e
-            add = ArrayNamespace.add
-            return lambda: env.__setitem__(out, add(env[a], env[b]))
+            return f"s{e[3]} = add(s{e[1]}, s{e[2]})"
         if kind == "move":
-            _, src, device, out = e
-            return lambda: env.__setitem__(out, backend.to_device(env[src], device))
+            return f"s{e[3]} = {name(backend.to_device)}(s{e[1]}, {name(e[2])})"
         if kind == "draw":
-            _, fn, args, out = e
-            return lambda: env.__setitem__(out, backend.draw(fn, *args))
+            return f"s{e[3]} = {name(backend.draw)}({name(e[1])}, *{name(e[2])})"
         if kind == "seed":
-            _, out, const = e
-            return lambda: env.__setitem__(out, const)
+            return f"s{e[1]} = {name(e[2])}"
         if kind == "deliver":
             _, t, g, fresh, mode = e
+            t = name(t)
             if mode == "acc":
-                add = ArrayNamespace.add
-
-                def accumulate() -> None:
-                    t.grad = _wrap(add(t.grad._data, env[g]))
-
-                return accumulate
-            if fresh:
-
-                def deliver() -> None:
-                    t.grad = _wrap(env[g])
-
-                return deliver
-            return lambda: setattr(t, "grad", _wrap(env[g].copy()))
+                return f"{t}.grad = wrap(add({t}.grad._data, s{g}))"
+            return f"{t}.grad = wrap(s{g}{'' if fresh else '.copy()'})"
         if kind == "call":
-            _, fn, args, kwargs = e
-            return lambda: fn(*args, **kwargs)
+            return f"{name(e[1])}(*{name(e[2])}, **{name(e[3])})"
         raise AssertionError(f"unknown event {kind}")
 
-    def run(self, leaves: list) -> Any:
-        env = self.env
-        for i, slot in self.inputs:
-            x = leaves[i]
-            env[slot] = x._data if isinstance(x, Tensor) else x
-        for step in self.steps:
-            step()
-        return self._rebuild(self.result)
-
-    def _rebuild(self, spec: Any) -> Any:
+    def _expr(self, spec: Any, inputs: set[int]) -> str:
+        """The expression of the step's result (new tensors, a copy where it is an input)."""
         kind = spec[0]
         if kind == "s":
-            slot = spec[1]
-            return _wrap(self.env[slot].copy() if slot in self.input_slots else self.env[slot])
+            return f"wrap(s{spec[1]}{'.copy()' * (spec[1] in inputs)})"
         if kind in ("x", "v"):
-            return spec[1]
+            return self.name(spec[1])
         if kind == "seq":
-            items = [self._rebuild(s) for s in spec[2]]
-            return items if spec[1] is list else spec[1](items)
-        return {k: self._rebuild(v) for k, v in spec[1].items()}
+            items = "".join(f"{self._expr(s, inputs)}, " for s in spec[2])
+            return f"[{items}]" if spec[1] is list else f"{self.name(spec[1])}([{items}])"
+        items = "".join(f"{self.name(k)}: {self._expr(v, inputs)}, " for k, v in spec[1].items())
+        return f"{{{items}}}"
+
+    def parts(self, leaves: list) -> list[tuple[str, Callable[[], Any]]]:
+        """The lines of the plan, each to be run on its own, in order, with the step's arguments
+        ``leaves`` (benchmarks/compile_parts.py): (what it does in words, a function)."""
+        env = dict(self.names, leaves=leaves)
+        return [
+            (what, functools.partial(exec, builtins.compile(line, what, "exec"), env))
+            for what, line in self.lines
+        ]
 
 
 # ---------------------------------------------------------------- the public wrapper
