@@ -34,6 +34,7 @@ traced inside a compiled step.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import math
 import warnings
@@ -56,22 +57,11 @@ _CACHE_LIMIT = 8  # guard combinations per function before it gives up and stays
 _ACTIVE: list[_Trace] = []  # the trace being recorded (at most one)
 
 
+@dataclasses.dataclass(frozen=True)
 class _SlotRef:
     """An op parameter that is an array of the plan (a step input or an intermediate)."""
 
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _SlotRef) and other.slot == self.slot
-
-    def __hash__(self) -> int:
-        return hash(("slot", self.slot))
-
-    def __repr__(self) -> str:
-        return f"slot{self.slot}"
+    slot: int
 
 
 # ---------------------------------------------------------------- flattening the arguments
@@ -151,19 +141,18 @@ class _Trace:
         self.reason: str | None = None
         self.opaque: set[int] = set()  # arrays of tensors made outside the recorded ops
         self.depth = 0  # > 0 inside a call replayed as a whole (optimizer step, ...)
-        self.inputs = []
+        self.inputs: list[tuple[int, int, bool]] = []  # (position, slot, whether a tensor)
         for i, x in enumerate(inputs):
-            array = x._data if isinstance(x, Tensor) else x
-            if self.find(array) is not None:
-                self.inputs.append((i, self.find(array), isinstance(x, Tensor)))
-                continue
-            slot = self._new(array)
-            self.inputs.append((i, slot, isinstance(x, Tensor)))
-            self.events.append(("in", i, slot, isinstance(x, Tensor)))
+            tensor = isinstance(x, Tensor)
+            array = x._data if tensor else x
+            slot = self.find(array)
+            if slot is None:
+                slot = self._new(array)
+                self.events.append(("in", i, slot, tensor))
+            self.inputs.append((i, slot, tensor))
         self.result: Any = None
         self.sig: list | None = None
-        arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
-        self.ns = backend.namespace_of(arrays[0]) if arrays else backend.NUMPY
+        self.ns = backend.namespace_of(self.refs[0]()) if inputs else backend.NUMPY
 
     def fail(self, reason: str) -> None:
         if self.reason is None:
@@ -230,13 +219,9 @@ class _Trace:
         if any(r[0] == "x" and id(r[1]._data) in self.opaque for r in refs):
             self.fail(_OPAQUE)
             return
-        resolved = {}
-        for k, v in params.items():
-            if backend.is_array(v) and self.find(v) is not None:
-                v = _SlotRef(self.find(v))
-            resolved[k] = v
-        out = self._new(t._data)
-        self.events.append(("fwd", op, refs, resolved, out))
+        slots = {k: self.find(v) for k, v in params.items() if backend.is_array(v)}
+        params = {k: v if slots.get(k) is None else _SlotRef(slots[k]) for k, v in params.items()}
+        self.events.append(("fwd", op, refs, params, self._new(t._data)))
         self.unresolved.append((t, len(self.events) - 1))
 
     def call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
@@ -456,34 +441,27 @@ class _TracedRun(engine._Run):
             self.tr.depth -= 1
 
 
-def _value_sig(value: Any) -> Any:
+def _value_sig(value: Any, live: bool = False) -> Any:
+    """A comparable rendering of a recorded value: arrays and tensors by content, or tensors by
+    identity in the arguments of a replayed call (``live``: the call reads their values)."""
     if isinstance(value, Tensor):
+        if live:
+            return ("tensor", id(value))
         return ("tensor", _array_sig(value._data), value.requires_grad)
     if backend.is_array(value):
         return _array_sig(value)
-    if isinstance(value, tuple) and value and value[0] == "x":
+    if isinstance(value, tuple) and value and value[0] == "x" and not live:
         t = value[1]
         return ("x", id(t) if t.requires_grad else _array_sig(t._data))
     if isinstance(value, (list, tuple)):
-        return tuple(_value_sig(v) for v in value)
+        return tuple(_value_sig(v, live) for v in value)
     if isinstance(value, dict):
-        return tuple((k, _value_sig(v)) for k, v in value.items())
+        return tuple((k, _value_sig(v, live)) for k, v in value.items())
     if isinstance(value, float) and math.isnan(value):
         return "nan"
     if isinstance(value, (int, float, str, bool, type(None), _SlotRef, type, np.dtype)):
         return value
     return ("obj", id(value))
-
-
-def _call_sig(value: Any) -> Any:
-    """Arguments of a replayed call: tensors by identity (the call reads their live values)."""
-    if isinstance(value, Tensor):
-        return ("tensor", id(value))
-    if isinstance(value, (list, tuple)):
-        return tuple(_call_sig(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((k, _call_sig(v)) for k, v in value.items())
-    return _value_sig(value)
 
 
 def _array_sig(a: Any) -> tuple:
@@ -499,7 +477,7 @@ def _event_signature(e: tuple) -> tuple:
     if kind == "deliver":
         return (kind, id(e[1]), e[2], e[3], e[4])
     if kind == "call":
-        return (kind, e[1], _call_sig(e[2]), _call_sig(e[3]))
+        return (kind, e[1], _value_sig(e[2], True), _value_sig(e[3], True))
     if kind == "seed":
         return (kind, e[1], _array_sig(e[2]))
     return tuple(_value_sig(v) if not isinstance(v, (int, str)) else v for v in e)
@@ -519,90 +497,62 @@ def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
     return ig
 
 
-def _label(events: list[tuple], e: tuple) -> str:
-    """An event in words: the op of a forward or rule, the call of a replayed call."""
-    kind = e[0]
-    if kind == "fwd":
-        return f"{e[1].name} forward"
-    if kind == "rule":
-        return f"{events[e[1]][1].name} rule"
-    if kind == "call":
-        return e[1].__qualname__
-    return kind
-
-
 class _Plan:
     """A trace turned into the source of one Python function, a line per event over the arrays
     of the step (``s<slot>``), compiled once; ``run(leaves)`` replays the step."""
 
     def __init__(self, trace: _Trace) -> None:
-        self.names: dict[str, Any] = {
-            "ns": trace.ns,
-            "wrap": _wrap,
-            "add": ArrayNamespace.add,
-            "fit": _fit_array,
-            "ndarray": _ndarray,
-            "asarray": np.asarray,
-        }
-        self.trace = trace
-        self.last_rule = {e[1]: i for i, e in enumerate(trace.events) if e[0] == "rule"}
+        self.names: dict[str, Any] = {"ns": trace.ns, "wrap": _wrap, "add": ArrayNamespace.add}
         self.lines = [("inputs", f"s{s} = leaves[{i}]{'._data' * t}") for i, s, t in trace.inputs]
-        for index, e in enumerate(trace.events):
+        last = {e[1]: i for i, e in enumerate(trace.events) if e[0] == "rule"}  # forward: rule
+        for i, e in enumerate(trace.events):
             if e[0] != "in":
-                self.lines.append((_label(trace.events, e), self._line(index, e)))
+                self.lines.append(self._line(trace, e, e[0] == "rule" and last[e[1]] == i))
         result = self._expr(trace.result, {slot for _, slot, _ in trace.inputs})
         body = "".join(f"\n    {line}" for _, line in self.lines)
-        code = builtins.compile(
-            f"def run(leaves):{body}\n    return {result}", "<tm.compile plan>", "exec"
-        )
-        exec(code, self.names)  # NOTE: the source holds names only, never a value
-        self.run: Callable[[list], Any] = self.names["run"]
-        del self.trace, self.last_rule
+        code = f"def run(leaves):{body}\n    return {result}"
+        exec(builtins.compile(code, "<tm.compile plan>", "exec"), self.names)  # names only
+        self.run: Callable[[Any], Any] = self.names["run"]
 
     def name(self, value: Any) -> str:
         """A global name of the plan's function for ``value``."""
         self.names[f"c{len(self.names)}"] = value
         return f"c{len(self.names) - 1}"
 
-    def _line(self, index: int, e: tuple) -> str:
+    def _line(self, trace: _Trace, e: tuple, last: bool) -> tuple[str, str]:
+        """An event as (what it does in words, a line of Python)."""
         kind, name = e[0], self.name
         if kind == "fwd":
             _, op, refs, params, out = e
             args = ["ns"] + [f"s{r[1]}" if r[0] == "s" else f"{name(r[1])}._data" for r in refs]
             args += [f"{k}=s{v.slot}" for k, v in params.items() if isinstance(v, _SlotRef)]
             static = {k: v for k, v in params.items() if not isinstance(v, _SlotRef)}
-            line = f"s{out}, k{index} = {name(op.forward)}({', '.join(args)}, **{name(static)})"
-            if self.trace.ns is backend.NUMPY and self.trace.meta[out][0] == ():
-                # numpy turns 0-d results into scalars
-                line += f"; s{out} = s{out} if type(s{out}) is ndarray else asarray(s{out})"
-            return line
-        if kind == "rule":
+            line = f"s{out}, k{out} = {name(op.forward)}({', '.join(args)}, **{name(static)})"
+            if trace.ns is backend.NUMPY and trace.meta[out][0] == ():  # numpy made a scalar
+                line += f"; s{out} = {name(np.asarray)}(s{out})"
+            return f"{op.name} forward", line
+        if kind == "rule":  # what forward saved is freed after its last rule
             _, at, g, needs, outs = e
+            op, k = trace.events[at][1], f"k{trace.events[at][4]}"
             grads = "".join("_, " if s is None else f"s{s}, " for s in outs)
-            rule = name(self.trace.events[at][1].backward)
-            line = f"{grads}= {rule}(ns, s{g}, k{at}, {name(needs)})"
-            # what forward saved is freed after its last rule (a graph retained runs it again)
-            return line + f"; del k{at}" * (self.last_rule[at] == index)
-        if kind == "fit":
-            _, src, out, shape, dtype = e
-            return f"s{out} = fit(s{src}, {name(shape)}, {name(dtype)})"
-        if kind == "add":
-            return f"s{e[3]} = add(s{e[1]}, s{e[2]})"
-        if kind == "move":
-            return f"s{e[3]} = {name(backend.to_device)}(s{e[1]}, {name(e[2])})"
-        if kind == "draw":
-            return f"s{e[3]} = {name(backend.draw)}({name(e[1])}, *{name(e[2])})"
-        if kind == "seed":
-            return f"s{e[1]} = {name(e[2])}"
+            line = f"{grads}= {name(op.backward)}(ns, s{g}, {k}, {name(needs)})"
+            return f"{op.name} rule", line + f"; del {k}" * last
+        if kind == "call":
+            return e[1].__qualname__, f"{name(e[1])}(*{name(e[2])}, **{name(e[3])})"
         if kind == "deliver":
             _, t, g, fresh, mode = e
             t = name(t)
             if mode == "acc":
-                return f"{t}.grad = wrap(add({t}.grad._data, s{g}))"
-            return f"{t}.grad = wrap(s{g}{'' if fresh else '.copy()'})"
-        if kind == "call":
-            return f"{name(e[1])}(*{name(e[2])}, **{name(e[3])})"
-        raise AssertionError(f"unknown event {kind}")
+                return kind, f"{t}.grad = wrap(add({t}.grad._data, s{g}))"
+            return kind, f"{t}.grad = wrap(s{g}{'' if fresh else '.copy()'})"
+        line = {
+            "fit": lambda: f"s{e[2]} = {name(_fit_array)}(s{e[1]}, {name(e[3])}, {name(e[4])})",
+            "add": lambda: f"s{e[3]} = add(s{e[1]}, s{e[2]})",
+            "move": lambda: f"s{e[3]} = {name(backend.to_device)}(s{e[1]}, {name(e[2])})",
+            "draw": lambda: f"s{e[3]} = {name(backend.draw)}({name(e[1])}, *{name(e[2])})",
+            "seed": lambda: f"s{e[1]} = {name(e[2])}",
+        }[kind]()
+        return kind, line
 
     def _expr(self, spec: Any, inputs: set[int]) -> str:
         """The expression of the step's result (new tensors, a copy where it is an input)."""
@@ -617,14 +567,12 @@ class _Plan:
         items = "".join(f"{self.name(k)}: {self._expr(v, inputs)}, " for k, v in spec[1].items())
         return f"{{{items}}}"
 
-    def parts(self, leaves: list) -> list[tuple[str, Callable[[], Any]]]:
+    def parts(self, leaves: Any) -> list[tuple[str, Callable[[], Any]]]:
         """The lines of the plan, each to be run on its own, in order, with the step's arguments
         ``leaves`` (benchmarks/compile_parts.py): (what it does in words, a function)."""
         env = dict(self.names, leaves=leaves)
-        return [
-            (what, functools.partial(exec, builtins.compile(line, what, "exec"), env))
-            for what, line in self.lines
-        ]
+        compiled = [(what, builtins.compile(line, what, "exec")) for what, line in self.lines]
+        return [(what, functools.partial(exec, code, env)) for what, code in compiled]
 
 
 # ---------------------------------------------------------------- the public wrapper
@@ -751,16 +699,8 @@ def compile(
     """Compile a function (a training step, forward, backward and optimizer update) or a
     module, as ``torch.compile``: the first calls run eagerly and record, later calls with the
     same guards replay the recorded plan."""
-    if model is None:
-        return lambda fn: compile(
-            fn,
-            fullgraph=fullgraph,
-            dynamic=dynamic,
-            backend=backend,
-            mode=mode,
-            options=options,
-            disable=disable,
-        )
+    if model is None:  # used as @tm.compile(...)
+        return functools.partial(compile, fullgraph=fullgraph, disable=disable)
     if disable:
         return model
     from .nn.modules.module import Module
