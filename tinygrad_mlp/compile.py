@@ -303,8 +303,7 @@ class _Trace:
         self.result = self._outputs(result)
         self.sig = self.signature() if self.reason is None else None
         # the arrays of the run are no longer needed (only their shapes, in meta)
-        self.keep, self.slot_of, self.opaque, self.node_event = [], {}, set(), {}
-        self.refs = []
+        self.keep, self.slot_of, self.opaque, self.node_event, self.refs = [], {}, set(), {}, []
         return result
 
     def _outputs(self, value: Any) -> Any:
@@ -323,8 +322,7 @@ class _Trace:
                 return ("x", value)
             return ("s", slot, value.requires_grad)
         if isinstance(value, (list, tuple)):
-            items = [self._outputs(v) for v in value]
-            return ("seq", type(value), items)
+            return ("seq", type(value), [self._outputs(v) for v in value])
         if isinstance(value, dict):
             return ("dict", {k: self._outputs(v) for k, v in value.items()})
         if backend.is_array(value):
@@ -430,9 +428,8 @@ class _TracedRun(engine._Run):
                 tr.fail("a tensor hook")
             tr.touch(t)
             tr.keep.append(t)
-            fresh = g is not source and g.base is None
-            how = "set" if t.grad is None else "acc"
-            tr.events.append(("deliver", t, tr.find(g), fresh, how))
+            fresh = g is not source and g.base is None  # the rule's own new array
+            tr.events.append(("deliver", t, tr.find(g), fresh, "set" if t.grad is None else "acc"))
         super().deliver(t, g, ns, source, hooked)
 
     def finish(self) -> None:
@@ -492,9 +489,7 @@ def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
         ig = np.asarray(ig, dtype=dtype)
     if ig.shape != shape:
         ig = backend.sum_to(ig, shape)
-    if ig.dtype != dtype:
-        ig = ig.astype(dtype)
-    return ig
+    return ig if ig.dtype == dtype else ig.astype(dtype)
 
 
 class _Plan:
@@ -545,14 +540,13 @@ class _Plan:
             if mode == "acc":
                 return kind, f"{t}.grad = wrap(add({t}.grad._data, s{g}))"
             return kind, f"{t}.grad = wrap(s{g}{'' if fresh else '.copy()'})"
-        line = {
+        return kind, {
             "fit": lambda: f"s{e[2]} = {name(_fit_array)}(s{e[1]}, {name(e[3])}, {name(e[4])})",
             "add": lambda: f"s{e[3]} = add(s{e[1]}, s{e[2]})",
             "move": lambda: f"s{e[3]} = {name(backend.to_device)}(s{e[1]}, {name(e[2])})",
             "draw": lambda: f"s{e[3]} = {name(backend.draw)}({name(e[1])}, *{name(e[2])})",
             "seed": lambda: f"s{e[1]} = {name(e[2])}",
         }[kind]()
-        return kind, line
 
     def _expr(self, spec: Any, inputs: set[int]) -> str:
         """The expression of the step's result (new tensors, a copy where it is an input)."""
@@ -600,7 +594,8 @@ class CompiledFunction:
     def _fallback(self, reason: str) -> None:
         self._eager_reason = reason
         self._entries.clear()
-        message = f"tm.compile: {_name(self.fn)} runs eagerly from now on: {reason}"
+        name = getattr(self.fn, "__qualname__", None) or type(self.fn).__name__
+        message = f"tm.compile: {name} runs eagerly from now on: {reason}"
         if self.fullgraph:
             raise RuntimeError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -610,7 +605,6 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)  # inside another trace: recorded by that one
         leaves, key = _guard_key(args, kwargs)
         entry = self._entries.get(key)
-        pattern = None
         if entry is not None and entry.leaves is not None:
             cared = entry.cared
             pattern = tuple([t.grad is None for t in cared]) if cared else ()
@@ -649,10 +643,6 @@ class CompiledFunction:
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
-
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
 class CompiledModule:
