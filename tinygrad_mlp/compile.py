@@ -520,9 +520,9 @@ class _Plan:
         if kind == "fwd":
             _, op, refs, params, out = e
             args = ["ns"] + [f"s{r[1]}" if r[0] == "s" else f"{name(r[1])}._data" for r in refs]
-            args += [f"{k}=s{v.slot}" for k, v in params.items() if isinstance(v, _SlotRef)]
-            static = {k: v for k, v in params.items() if not isinstance(v, _SlotRef)}
-            line = f"s{out}, k{out} = {name(op.forward)}({', '.join(args)}, **{name(static)})"
+            for k, v in params.items():  # by keyword: a dict to unpack costs on every call
+                args.append(f"{k}=s{v.slot}" if type(v) is _SlotRef else f"{k}={name(v)}")
+            line = f"s{out}, k{out} = {name(op.forward)}({', '.join(args)})"
             if trace.ns is backend.NUMPY and trace.meta[out][0] == ():  # numpy made a scalar
                 line += f"; s{out} = {name(np.asarray)}(s{out})"
             return f"{op.name} forward", line

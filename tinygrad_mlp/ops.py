@@ -1384,8 +1384,9 @@ def _mlp(ns, x, *params, acts):
     dtype = x.dtype
     h = x
     layers = []  # per layer: (pre-activation or None, output)
-    for w, b, spec in zip(params[::2], params[1::2], specs, strict=True):
-        if w.ndim != 2 or h.shape[1] != w.shape[1] or tuple(b.shape) != tuple(w.shape[:1]):
+    for i, spec in enumerate(specs):
+        w, b = params[2 * i], params[2 * i + 1]
+        if w.ndim != 2 or h.shape[1] != w.shape[1] or b.shape != w.shape[:1]:
             raise ShapeError(
                 f"mlp: layer {len(layers)}: input of shape {tuple(h.shape)} does not fit weight "
                 f"of shape {tuple(w.shape)} and bias of shape {tuple(b.shape)}: expected input "
