@@ -568,9 +568,10 @@ def _sigmoid_values(ns, x):
     # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|. -|x| is
     # written as a where so that its derivative at x = 0 is that of the x >= 0 branch (abs's
     # rule gives 0 there, which made sigmoid'(0) = 0 under create_graph)
-    positive = x >= 0
+    zero, one = ns.scalar(0, x), ns.scalar(1, x)
+    positive = x >= zero
     e = ns.exp(ns.where(positive, -x, x))
-    return ns.where(positive, 1, e) / (e + 1)
+    return ns.where(positive, one, e) / (e + one)
 
 
 def _softplus_values(ns, x, beta=1.0, threshold=20.0):
