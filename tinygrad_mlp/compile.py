@@ -55,6 +55,8 @@ __all__ = ["compile", "CompiledFunction", "CompiledModule"]
 _ndarray = np.ndarray
 _CACHE_LIMIT = 8  # guard combinations per function before it gives up and stays eager
 _ACTIVE: list[_Trace] = []  # the trace being recorded (at most one)
+# a step built again (a new model of the same shapes) writes the same source: compiled once
+_compiled = functools.lru_cache(64)(lambda source: builtins.compile(source, "<plan>", "exec"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -504,9 +506,8 @@ class _Plan:
             if e[0] != "in":
                 self.lines.append(self._line(trace, e, e[0] == "rule" and last[e[1]] == i))
         result = self._expr(trace.result, {slot for _, slot, _ in trace.inputs})
-        body = "".join(f"\n    {line}" for _, line in self.lines)
-        code = f"def run(leaves):{body}\n    return {result}"
-        exec(builtins.compile(code, "<tm.compile plan>", "exec"), self.names)  # names only
+        body = "".join(f"    {line}\n" for _, line in self.lines)
+        exec(_compiled(f"def run(leaves):\n{body}    return {result}"), self.names)  # names only
         self.run: Callable[[Any], Any] = self.names["run"]
 
     def name(self, value: Any) -> str:
@@ -656,13 +657,11 @@ class CompiledModule:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         module = self._orig_mod
-        if _ACTIVE or (
-            _Mode.grad_enabled
-            and (
-                any(p.requires_grad for p in module.parameters())
-                or any(isinstance(a, Tensor) and a.requires_grad for a in args)
-            )
-        ):
+        recorded = _Mode.grad_enabled and (
+            any(p.requires_grad for p in module.parameters())
+            or any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        )
+        if _ACTIVE or recorded:
             return module(*args, **kwargs)
         return self._compiled(*args, **kwargs)
 
