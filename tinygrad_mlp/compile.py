@@ -37,6 +37,7 @@ import builtins
 import dataclasses
 import functools
 import math
+import re
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -56,6 +57,7 @@ _ndarray = np.ndarray
 _CACHE_LIMIT = 8  # guard combinations per function before it gives up and stays eager
 _ACTIVE: list[_Trace] = []  # the trace being recorded (at most one)
 # a step built again (a new model of the same shapes) writes the same source: compiled once
+_SLOT = re.compile(r"\bs\d+\b")  # an array of the plan in its source
 _compiled = functools.lru_cache(64)(lambda source: builtins.compile(source, "<plan>", "exec"))
 
 
@@ -135,7 +137,7 @@ class _Trace:
         self.events: list[tuple] = []
         self.slot_of: dict[int, int] = {}  # id(array) -> slot
         self.refs: list[Callable[[], Any]] = []  # slot -> a reference to its array
-        self.meta: list[tuple] = []  # slot -> (shape, dtype)
+        self.meta: list[tuple] = []  # slot -> shape
         self.keep: list = []  # everything whose id is a key, kept alive for the trace
         self.node_event: dict[int, int] = {}  # id(node) -> index of its forward event
         self.unresolved: list[tuple[Tensor, int]] = []
@@ -177,22 +179,13 @@ class _Trace:
         except TypeError:
             self.keep.append(array)
             self.refs.append(lambda array=array: array)
-        shape = getattr(array, "shape", ())
-        dtype = getattr(array, "dtype", None)
-        self.meta.append((tuple(shape), dtype))
+        self.meta.append(tuple(getattr(array, "shape", ())))
         return slot
 
     def slot(self, array: Any) -> int:
         """The slot of an array, numbering it if new."""
         slot = self.find(array)
         return self._new(array) if slot is None else slot
-
-    def ref(self, t: Tensor) -> tuple:
-        slot = self.find(t._data)
-        if slot is not None:
-            return ("s", slot)
-        self.keep.append(t)
-        return ("x", t)
 
     def _resolve(self) -> None:
         for t, index in self.unresolved:
@@ -217,7 +210,11 @@ class _Trace:
         if op.custom is not None:
             self.fail(f"the custom autograd.Function {op.name!r}")
             return
-        refs = tuple(self.ref(x) for x in inputs)
+        self.keep.extend(inputs)  # an input of no slot is read from its tensor at replay ("x")
+        slots = [self.find(x._data) for x in inputs]
+        refs = tuple(
+            ("x", x) if s is None else ("s", s) for x, s in zip(inputs, slots, strict=True)
+        )
         if any(r[0] == "x" and id(r[1]._data) in self.opaque for r in refs):
             self.fail(_OPAQUE)
             return
@@ -443,9 +440,9 @@ class _TracedRun(engine._Run):
 def _value_sig(value: Any, live: bool = False) -> Any:
     """A comparable rendering of a recorded value: arrays and tensors by content, or tensors by
     identity in the arguments of a replayed call (``live``: the call reads their values)."""
+    if isinstance(value, Tensor) and live:
+        return ("tensor", id(value))
     if isinstance(value, Tensor):
-        if live:
-            return ("tensor", id(value))
         return ("tensor", _array_sig(value._data), value.requires_grad)
     if backend.is_array(value):
         return _array_sig(value)
@@ -506,6 +503,11 @@ class _Plan:
             if e[0] != "in":
                 self.lines.append(self._line(trace, e, e[0] == "rule" and last[e[1]] == i))
         result = self._expr(trace.result, {slot for _, slot, _ in trace.inputs})
+        # each array is let go after the line that uses it last, as eager mode frees it
+        last_use = {v: i for i, (_, line) in enumerate(self.lines) for v in _SLOT.findall(line)}
+        for v, i in last_use.items():
+            if v not in _SLOT.findall(result):
+                self.lines[i] = (self.lines[i][0], f"{self.lines[i][1]}; del {v}")
         body = "".join(f"    {line}\n" for _, line in self.lines)
         exec(_compiled(f"def run(leaves):\n{body}    return {result}"), self.names)  # names only
         self.run: Callable[[Any], Any] = self.names["run"]
@@ -524,7 +526,7 @@ class _Plan:
             for k, v in params.items():  # by keyword: a dict to unpack costs on every call
                 args.append(f"{k}=s{v.slot}" if type(v) is _SlotRef else f"{k}={name(v)}")
             line = f"s{out}, k{out} = {name(op.forward)}({', '.join(args)})"
-            if trace.ns is backend.NUMPY and trace.meta[out][0] == ():  # numpy made a scalar
+            if trace.ns is backend.NUMPY and trace.meta[out] == ():  # numpy made a scalar
                 line += f"; s{out} = {name(np.asarray)}(s{out})"
             return f"{op.name} forward", line
         if kind == "rule":  # what forward saved is freed after its last rule
@@ -566,20 +568,20 @@ class _Plan:
         """The lines of the plan, each to be run on its own, in order, with the step's arguments
         ``leaves`` (benchmarks/compile_parts.py): (what it does in words, a function)."""
         env = dict(self.names, leaves=leaves)
-        compiled = [(what, builtins.compile(line, what, "exec")) for what, line in self.lines]
-        return [(what, functools.partial(exec, code, env)) for what, code in compiled]
+        code = [(what, builtins.compile(line, what, "exec")) for what, line in self.lines]
+        return [(what, functools.partial(exec, c, env)) for what, c in code]
 
 
 # ---------------------------------------------------------------- the public wrapper
 
 
+@dataclasses.dataclass
 class _Entry:
     """The traces and plans of one guard key."""
 
-    def __init__(self) -> None:
-        self.leaves: list[tuple[Tensor, bool]] | None = None  # and whether its grad matters
-        self.cared: list[Tensor] = []
-        self.states: dict[tuple, Any] = {}
+    leaves: list[tuple[Tensor, bool]] | None = None  # and whether its grad matters
+    cared: list[Tensor] = dataclasses.field(default_factory=list)
+    states: dict[tuple, Any] = dataclasses.field(default_factory=dict)
 
 
 class CompiledFunction:
