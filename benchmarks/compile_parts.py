@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if not plans:
         print("the compiled step did not replay: no plan to take apart")
         return 1
-    plan = plans[0]
+    steps = plans[0].parts([tm.Tensor(x[: args.batch]), y[: args.batch]])
     parts: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    for label in plan.labels:
+    for label, _ in steps:
         counts[label] += 1
     # each part timed inside whole replays (a part reads what the parts before it left, so it
     # cannot run on its own): the best of the repeats of the per-step mean
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         spent: dict[str, float] = defaultdict(float)
         for _ in range(args.steps):
-            for step, label in zip(plan.steps, plan.labels, strict=True):
+            for label, step in steps:
                 start = time.perf_counter()
                 step()
                 spent[label] += time.perf_counter() - start
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             best[label] = min(best.get(label, math.inf), t / args.steps)
     parts.update(best)
     total = sum(parts.values())
-    print(f"\nthe compiled step's {len(plan.steps)} parts, each called on its own:")
+    print(f"\nthe compiled step's {len(steps)} parts, each called on its own:")
     for label, t in sorted(parts.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<24} x{counts[label]}  {t * 1e6:8.1f} us")
     print(f"  {'sum of the parts':<27} {total * 1e6:8.1f} us")

@@ -12,9 +12,10 @@ replayed as a whole); ``backend.observer`` sees moves between devices and random
 The second call with the same guards traces again and compares the two recordings: equal, they
 become a plan; different, the step depends on something the tracer cannot see (a Python value,
 data-dependent branching) and the function stays eager. From the third call on the plan
-replays: a flat list of closures, each calling an op's own registry forward or rule on arrays
-(or a recorded call, draw or move), with no Tensor, Node or engine in between; the arithmetic is
-the eager one, bit for bit, and no formula is written here a second time.
+replays: one Python function written from the recording and compiled once, a line per event
+calling an op's own registry forward or rule on arrays (or a recorded call, draw or move), with
+no Tensor, Node or engine in between; the arithmetic is the eager one, bit for bit, and no
+formula is written here a second time.
 
 Guards (a change re-traces): the shapes, dtypes and devices of tensor and array arguments,
 ``requires_grad`` of tensor arguments, the values of other arguments, the grad mode, and
@@ -32,8 +33,11 @@ traced inside a compiled step.
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import functools
 import math
+import re
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -52,24 +56,16 @@ __all__ = ["compile", "CompiledFunction", "CompiledModule"]
 _ndarray = np.ndarray
 _CACHE_LIMIT = 8  # guard combinations per function before it gives up and stays eager
 _ACTIVE: list[_Trace] = []  # the trace being recorded (at most one)
+# a step built again (a new model of the same shapes) writes the same source: compiled once
+_SLOT = re.compile(r"\bs\d+\b")  # an array of the plan in its source
+_compiled = functools.lru_cache(64)(lambda source: builtins.compile(source, "<plan>", "exec"))
 
 
+@dataclasses.dataclass(frozen=True)
 class _SlotRef:
     """An op parameter that is an array of the plan (a step input or an intermediate)."""
 
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _SlotRef) and other.slot == self.slot
-
-    def __hash__(self) -> int:
-        return hash(("slot", self.slot))
-
-    def __repr__(self) -> str:
-        return f"slot{self.slot}"
+    slot: int
 
 
 # ---------------------------------------------------------------- flattening the arguments
@@ -101,7 +97,7 @@ def _flatten(value: Any, leaves: list, sig: list) -> None:
             sig.append(("V", type(value), id(value)))
 
 
-def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
+def _guard_key(args: tuple, kwargs: dict) -> tuple[Any, tuple]:
     """The step's tensors and arrays, and the key of everything the plan depends on."""
     if not kwargs:  # the common case, tensors and arrays only: a shorter key
         sig: list = []
@@ -116,7 +112,7 @@ def _guard_key(args: tuple, kwargs: dict) -> tuple[list, tuple]:
                 break
         else:
             sig.append(_Mode.grad_enabled)
-            return list(args), tuple(sig)
+            return args, tuple(sig)
     leaves = []
     sig = []
     _flatten(args, leaves, sig)
@@ -141,7 +137,7 @@ class _Trace:
         self.events: list[tuple] = []
         self.slot_of: dict[int, int] = {}  # id(array) -> slot
         self.refs: list[Callable[[], Any]] = []  # slot -> a reference to its array
-        self.meta: list[tuple] = []  # slot -> (shape, dtype)
+        self.meta: list[tuple] = []  # slot -> shape
         self.keep: list = []  # everything whose id is a key, kept alive for the trace
         self.node_event: dict[int, int] = {}  # id(node) -> index of its forward event
         self.unresolved: list[tuple[Tensor, int]] = []
@@ -149,19 +145,18 @@ class _Trace:
         self.reason: str | None = None
         self.opaque: set[int] = set()  # arrays of tensors made outside the recorded ops
         self.depth = 0  # > 0 inside a call replayed as a whole (optimizer step, ...)
-        self.inputs = []
+        self.inputs: list[tuple[int, int, bool]] = []  # (position, slot, whether a tensor)
         for i, x in enumerate(inputs):
-            array = x._data if isinstance(x, Tensor) else x
-            if self.find(array) is not None:
-                self.inputs.append((i, self.find(array)))
-                continue
-            slot = self._new(array)
-            self.inputs.append((i, slot))
-            self.events.append(("in", i, slot, isinstance(x, Tensor)))
+            tensor = isinstance(x, Tensor)
+            array = x._data if tensor else x
+            slot = self.find(array)
+            if slot is None:
+                slot = self._new(array)
+                self.events.append(("in", i, slot, tensor))
+            self.inputs.append((i, slot, tensor))
         self.result: Any = None
         self.sig: list | None = None
-        arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
-        self.ns = backend.namespace_of(arrays[0]) if arrays else backend.NUMPY
+        self.ns = backend.namespace_of(self.refs[0]()) if inputs else backend.NUMPY
 
     def fail(self, reason: str) -> None:
         if self.reason is None:
@@ -184,22 +179,13 @@ class _Trace:
         except TypeError:
             self.keep.append(array)
             self.refs.append(lambda array=array: array)
-        shape = getattr(array, "shape", ())
-        dtype = getattr(array, "dtype", None)
-        self.meta.append((tuple(shape), dtype))
+        self.meta.append(tuple(getattr(array, "shape", ())))
         return slot
 
     def slot(self, array: Any) -> int:
         """The slot of an array, numbering it if new."""
         slot = self.find(array)
         return self._new(array) if slot is None else slot
-
-    def ref(self, t: Tensor) -> tuple:
-        slot = self.find(t._data)
-        if slot is not None:
-            return ("s", slot)
-        self.keep.append(t)
-        return ("x", t)
 
     def _resolve(self) -> None:
         for t, index in self.unresolved:
@@ -224,17 +210,17 @@ class _Trace:
         if op.custom is not None:
             self.fail(f"the custom autograd.Function {op.name!r}")
             return
-        refs = tuple(self.ref(x) for x in inputs)
+        self.keep.extend(inputs)  # an input of no slot is read from its tensor at replay ("x")
+        slots = [self.find(x._data) for x in inputs]
+        refs = tuple(
+            ("x", x) if s is None else ("s", s) for x, s in zip(inputs, slots, strict=True)
+        )
         if any(r[0] == "x" and id(r[1]._data) in self.opaque for r in refs):
             self.fail(_OPAQUE)
             return
-        resolved = {}
-        for k, v in params.items():
-            if backend.is_array(v) and self.find(v) is not None:
-                v = _SlotRef(self.find(v))
-            resolved[k] = v
-        out = self._new(t._data)
-        self.events.append(("fwd", op, refs, resolved, out))
+        slots = {k: self.find(v) for k, v in params.items() if backend.is_array(v)}
+        params = {k: v if slots.get(k) is None else _SlotRef(slots[k]) for k, v in params.items()}
+        self.events.append(("fwd", op, refs, params, self._new(t._data)))
         self.unresolved.append((t, len(self.events) - 1))
 
     def call(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
@@ -316,8 +302,7 @@ class _Trace:
         self.result = self._outputs(result)
         self.sig = self.signature() if self.reason is None else None
         # the arrays of the run are no longer needed (only their shapes, in meta)
-        self.keep, self.slot_of, self.opaque, self.node_event = [], {}, set(), {}
-        self.refs = []
+        self.keep, self.slot_of, self.opaque, self.node_event, self.refs = [], {}, set(), {}, []
         return result
 
     def _outputs(self, value: Any) -> Any:
@@ -336,8 +321,7 @@ class _Trace:
                 return ("x", value)
             return ("s", slot, value.requires_grad)
         if isinstance(value, (list, tuple)):
-            items = [self._outputs(v) for v in value]
-            return ("seq", type(value), items)
+            return ("seq", type(value), [self._outputs(v) for v in value])
         if isinstance(value, dict):
             return ("dict", {k: self._outputs(v) for k, v in value.items()})
         if backend.is_array(value):
@@ -443,9 +427,8 @@ class _TracedRun(engine._Run):
                 tr.fail("a tensor hook")
             tr.touch(t)
             tr.keep.append(t)
-            fresh = g is not source and g.base is None
-            how = "set" if t.grad is None else "acc"
-            tr.events.append(("deliver", t, tr.find(g), fresh, how))
+            fresh = g is not source and g.base is None  # the rule's own new array
+            tr.events.append(("deliver", t, tr.find(g), fresh, "set" if t.grad is None else "acc"))
         super().deliver(t, g, ns, source, hooked)
 
     def finish(self) -> None:
@@ -454,34 +437,27 @@ class _TracedRun(engine._Run):
             self.tr.depth -= 1
 
 
-def _value_sig(value: Any) -> Any:
+def _value_sig(value: Any, live: bool = False) -> Any:
+    """A comparable rendering of a recorded value: arrays and tensors by content, or tensors by
+    identity in the arguments of a replayed call (``live``: the call reads their values)."""
+    if isinstance(value, Tensor) and live:
+        return ("tensor", id(value))
     if isinstance(value, Tensor):
         return ("tensor", _array_sig(value._data), value.requires_grad)
     if backend.is_array(value):
         return _array_sig(value)
-    if isinstance(value, tuple) and value and value[0] == "x":
+    if isinstance(value, tuple) and value and value[0] == "x" and not live:
         t = value[1]
         return ("x", id(t) if t.requires_grad else _array_sig(t._data))
     if isinstance(value, (list, tuple)):
-        return tuple(_value_sig(v) for v in value)
+        return tuple(_value_sig(v, live) for v in value)
     if isinstance(value, dict):
-        return tuple((k, _value_sig(v)) for k, v in value.items())
+        return tuple((k, _value_sig(v, live)) for k, v in value.items())
     if isinstance(value, float) and math.isnan(value):
         return "nan"
     if isinstance(value, (int, float, str, bool, type(None), _SlotRef, type, np.dtype)):
         return value
     return ("obj", id(value))
-
-
-def _call_sig(value: Any) -> Any:
-    """Arguments of a replayed call: tensors by identity (the call reads their live values)."""
-    if isinstance(value, Tensor):
-        return ("tensor", id(value))
-    if isinstance(value, (list, tuple)):
-        return tuple(_call_sig(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((k, _call_sig(v)) for k, v in value.items())
-    return _value_sig(value)
 
 
 def _array_sig(a: Any) -> tuple:
@@ -497,7 +473,7 @@ def _event_signature(e: tuple) -> tuple:
     if kind == "deliver":
         return (kind, id(e[1]), e[2], e[3], e[4])
     if kind == "call":
-        return (kind, e[1], _call_sig(e[2]), _call_sig(e[3]))
+        return (kind, e[1], _value_sig(e[2], True), _value_sig(e[3], True))
     if kind == "seed":
         return (kind, e[1], _array_sig(e[2]))
     return tuple(_value_sig(v) if not isinstance(v, (int, str)) else v for v in e)
@@ -512,157 +488,100 @@ def _fit_array(ig: Any, shape: tuple, dtype: Any) -> Any:
         ig = np.asarray(ig, dtype=dtype)
     if ig.shape != shape:
         ig = backend.sum_to(ig, shape)
-    if ig.dtype != dtype:
-        ig = ig.astype(dtype)
-    return ig
-
-
-def _label(events: list[tuple], e: tuple) -> str:
-    """An event in words: the op of a forward or rule, the call of a replayed call."""
-    kind = e[0]
-    if kind == "fwd":
-        return f"{e[1].name} forward"
-    if kind == "rule":
-        return f"{events[e[1]][1].name} rule"
-    if kind == "call":
-        return e[1].__qualname__
-    return kind
-
-
-def _getter(ref: tuple, env: list) -> Callable[[], Any]:
-    if ref[0] == "s":
-        slot = ref[1]
-        return lambda: env[slot]
-    t = ref[1]
-    return lambda: t._data
+    return ig if ig.dtype == dtype else ig.astype(dtype)
 
 
 class _Plan:
-    """A trace turned into closures over one list of arrays (``env``, by slot); ``run(inputs)``
-    replays the step."""
+    """A trace turned into the source of one Python function, a line per event over the arrays
+    of the step (``s<slot>``), compiled once; ``run(leaves)`` replays the step."""
 
     def __init__(self, trace: _Trace) -> None:
-        self.inputs = trace.inputs
-        self.ns = trace.ns
-        self.result = trace.result
-        self.events = trace.events
-        self.env: list[Any] = [None] * len(trace.meta)
-        self.saved: dict[int, Any] = {}
-        self.steps: list[Callable[[], None]] = []
-        self.labels: list[str] = []  # what each step does, in words (benchmarks/compile_parts.py)
-        for index, e in enumerate(self.events):
-            step = self._step(index, e)
-            if step is not None:
-                self.steps.append(step)
-                self.labels.append(_label(self.events, e))
-        self.input_slots = {slot for _, slot in self.inputs}
+        self.names: dict[str, Any] = {"ns": trace.ns, "wrap": _wrap, "add": ArrayNamespace.add}
+        self.lines = [("inputs", f"s{s} = leaves[{i}]{'._data' * t}") for i, s, t in trace.inputs]
+        last = {e[1]: i for i, e in enumerate(trace.events) if e[0] == "rule"}  # forward: rule
+        for i, e in enumerate(trace.events):
+            if e[0] != "in":
+                self.lines.append(self._line(trace, e, e[0] == "rule" and last[e[1]] == i))
+        result = self._expr(trace.result, {slot for _, slot, _ in trace.inputs})
+        # each array is let go after the line that uses it last, as eager mode frees it
+        last_use = {v: i for i, (_, line) in enumerate(self.lines) for v in _SLOT.findall(line)}
+        for v, i in last_use.items():
+            if v not in _SLOT.findall(result):
+                self.lines[i] = (self.lines[i][0], f"{self.lines[i][1]}; del {v}")
+        body = "".join(f"    {line}\n" for _, line in self.lines)
+        exec(_compiled(f"def run(leaves):\n{body}    return {result}"), self.names)  # names only
+        self.run: Callable[[Any], Any] = self.names["run"]
 
-    def _step(self, index: int, e: tuple) -> Callable[[], None] | None:
-        env, saved, ns = self.env, self.saved, self.ns
-        kind = e[0]
-        if kind == "in":
-            return None  # written by run() itself
+    def name(self, value: Any) -> str:
+        """A global name of the plan's function for ``value``."""
+        self.names[f"c{len(self.names)}"] = value
+        return f"c{len(self.names) - 1}"
+
+    def _line(self, trace: _Trace, e: tuple, last: bool) -> tuple[str, str]:
+        """An event as (what it does in words, a line of Python)."""
+        kind, name = e[0], self.name
         if kind == "fwd":
             _, op, refs, params, out = e
-            getters = [_getter(r, env) for r in refs]
-            dynamic = {k: v.slot for k, v in params.items() if isinstance(v, _SlotRef)}
-            static = {k: v for k, v in params.items() if not isinstance(v, _SlotRef)}
-            forward = op.forward
-            numpy = ns is backend.NUMPY
-
-            def fwd() -> None:
-                kw = static
-                if dynamic:
-                    kw = dict(static)
-                    for k, s in dynamic.items():
-                        kw[k] = env[s]
-                result, keep = forward(ns, *[get() for get in getters], **kw)
-                if numpy and type(result) is not _ndarray:
-                    result = np.asarray(result)  # numpy turns 0-d results into scalars
-                env[out] = result
-                saved[index] = keep
-
-            return fwd
-        if kind == "rule":
+            args = ["ns"] + [f"s{r[1]}" if r[0] == "s" else f"{name(r[1])}._data" for r in refs]
+            for k, v in params.items():  # by keyword: a dict to unpack costs on every call
+                args.append(f"{k}=s{v.slot}" if type(v) is _SlotRef else f"{k}={name(v)}")
+            line = f"s{out}, k{out} = {name(op.forward)}({', '.join(args)})"
+            if trace.ns is backend.NUMPY and trace.meta[out] == ():  # numpy made a scalar
+                line += f"; s{out} = {name(np.asarray)}(s{out})"
+            return f"{op.name} forward", line
+        if kind == "rule":  # what forward saved is freed after its last rule
             _, at, g, needs, outs = e
-            backward = self.events[at][1].backward
-
-            def rule() -> None:
-                grads = backward(ns, env[g], saved.pop(at), needs)
-                for s, r in zip(outs, grads, strict=True):
-                    if s is not None:
-                        env[s] = r
-
-            return rule
-        if kind == "fit":
-            _, src, out, shape, dtype = e
-            return lambda: env.__setitem__(out, _fit_array(env[src], shape, dtype))
-        if kind == "add":
-            _, a, b, out = e
-            add = ArrayNamespace.add
-            return lambda: env.__setitem__(out, add(env[a], env[b]))
-        if kind == "move":
-            _, src, device, out = e
-            return lambda: env.__setitem__(out, backend.to_device(env[src], device))
-        if kind == "draw":
-            _, fn, args, out = e
-            return lambda: env.__setitem__(out, backend.draw(fn, *args))
-        if kind == "seed":
-            _, out, const = e
-            return lambda: env.__setitem__(out, const)
+            op, k = trace.events[at][1], f"k{trace.events[at][4]}"
+            grads = "".join("_, " if s is None else f"s{s}, " for s in outs)
+            line = f"{grads}= {name(op.backward)}(ns, s{g}, {k}, {name(needs)})"
+            return f"{op.name} rule", line + f"; del {k}" * last
+        if kind == "call":
+            return e[1].__qualname__, f"{name(e[1])}(*{name(e[2])}, **{name(e[3])})"
         if kind == "deliver":
             _, t, g, fresh, mode = e
+            t = name(t)
             if mode == "acc":
-                add = ArrayNamespace.add
+                return kind, f"{t}.grad = wrap(add({t}.grad._data, s{g}))"
+            return kind, f"{t}.grad = wrap(s{g}{'' if fresh else '.copy()'})"
+        return kind, {
+            "fit": lambda: f"s{e[2]} = {name(_fit_array)}(s{e[1]}, {name(e[3])}, {name(e[4])})",
+            "add": lambda: f"s{e[3]} = add(s{e[1]}, s{e[2]})",
+            "move": lambda: f"s{e[3]} = {name(backend.to_device)}(s{e[1]}, {name(e[2])})",
+            "draw": lambda: f"s{e[3]} = {name(backend.draw)}({name(e[1])}, *{name(e[2])})",
+            "seed": lambda: f"s{e[1]} = {name(e[2])}",
+        }[kind]()
 
-                def accumulate() -> None:
-                    t.grad = _wrap(add(t.grad._data, env[g]))
-
-                return accumulate
-            if fresh:
-
-                def deliver() -> None:
-                    t.grad = _wrap(env[g])
-
-                return deliver
-            return lambda: setattr(t, "grad", _wrap(env[g].copy()))
-        if kind == "call":
-            _, fn, args, kwargs = e
-            return lambda: fn(*args, **kwargs)
-        raise AssertionError(f"unknown event {kind}")
-
-    def run(self, leaves: list) -> Any:
-        env = self.env
-        for i, slot in self.inputs:
-            x = leaves[i]
-            env[slot] = x._data if isinstance(x, Tensor) else x
-        for step in self.steps:
-            step()
-        return self._rebuild(self.result)
-
-    def _rebuild(self, spec: Any) -> Any:
+    def _expr(self, spec: Any, inputs: set[int]) -> str:
+        """The expression of the step's result (new tensors, a copy where it is an input)."""
         kind = spec[0]
         if kind == "s":
-            slot = spec[1]
-            return _wrap(self.env[slot].copy() if slot in self.input_slots else self.env[slot])
+            return f"wrap(s{spec[1]}{'.copy()' * (spec[1] in inputs)})"
         if kind in ("x", "v"):
-            return spec[1]
+            return self.name(spec[1])
         if kind == "seq":
-            items = [self._rebuild(s) for s in spec[2]]
-            return items if spec[1] is list else spec[1](items)
-        return {k: self._rebuild(v) for k, v in spec[1].items()}
+            items = "".join(f"{self._expr(s, inputs)}, " for s in spec[2])
+            return f"[{items}]" if spec[1] is list else f"{self.name(spec[1])}([{items}])"
+        items = "".join(f"{self.name(k)}: {self._expr(v, inputs)}, " for k, v in spec[1].items())
+        return f"{{{items}}}"
+
+    def parts(self, leaves: Any) -> list[tuple[str, Callable[[], Any]]]:
+        """The lines of the plan, each to be run on its own, in order, with the step's arguments
+        ``leaves`` (benchmarks/compile_parts.py): (what it does in words, a function)."""
+        env = dict(self.names, leaves=leaves)
+        code = [(what, builtins.compile(line, what, "exec")) for what, line in self.lines]
+        return [(what, functools.partial(exec, c, env)) for what, c in code]
 
 
 # ---------------------------------------------------------------- the public wrapper
 
 
+@dataclasses.dataclass
 class _Entry:
     """The traces and plans of one guard key."""
 
-    def __init__(self) -> None:
-        self.leaves: list[tuple[Tensor, bool]] | None = None  # and whether its grad matters
-        self.cared: list[Tensor] = []
-        self.states: dict[tuple, Any] = {}
+    leaves: list[tuple[Tensor, bool]] | None = None  # and whether its grad matters
+    cared: list[Tensor] = dataclasses.field(default_factory=list)
+    states: dict[tuple, Any] = dataclasses.field(default_factory=dict)
 
 
 class CompiledFunction:
@@ -678,7 +597,8 @@ class CompiledFunction:
     def _fallback(self, reason: str) -> None:
         self._eager_reason = reason
         self._entries.clear()
-        message = f"tm.compile: {_name(self.fn)} runs eagerly from now on: {reason}"
+        name = getattr(self.fn, "__qualname__", None) or type(self.fn).__name__
+        message = f"tm.compile: {name} runs eagerly from now on: {reason}"
         if self.fullgraph:
             raise RuntimeError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -688,7 +608,6 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)  # inside another trace: recorded by that one
         leaves, key = _guard_key(args, kwargs)
         entry = self._entries.get(key)
-        pattern = None
         if entry is not None and entry.leaves is not None:
             cared = entry.cared
             pattern = tuple([t.grad is None for t in cared]) if cared else ()
@@ -729,10 +648,6 @@ class CompiledFunction:
         return self if obj is None else functools.partial(self, obj)
 
 
-def _name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
-
-
 class CompiledModule:
     """A module whose calls are compiled: replayed under no_grad (or with no parameter that
     requires grad); run eagerly when they are recorded for a backward, or inside a compiled
@@ -744,13 +659,11 @@ class CompiledModule:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         module = self._orig_mod
-        if _ACTIVE or (
-            _Mode.grad_enabled
-            and (
-                any(p.requires_grad for p in module.parameters())
-                or any(isinstance(a, Tensor) and a.requires_grad for a in args)
-            )
-        ):
+        recorded = _Mode.grad_enabled and (
+            any(p.requires_grad for p in module.parameters())
+            or any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        )
+        if _ACTIVE or recorded:
             return module(*args, **kwargs)
         return self._compiled(*args, **kwargs)
 
@@ -777,16 +690,8 @@ def compile(
     """Compile a function (a training step, forward, backward and optimizer update) or a
     module, as ``torch.compile``: the first calls run eagerly and record, later calls with the
     same guards replay the recorded plan."""
-    if model is None:
-        return lambda fn: compile(
-            fn,
-            fullgraph=fullgraph,
-            dynamic=dynamic,
-            backend=backend,
-            mode=mode,
-            options=options,
-            disable=disable,
-        )
+    if model is None:  # used as @tm.compile(...)
+        return functools.partial(compile, fullgraph=fullgraph, disable=disable)
     if disable:
         return model
     from .nn.modules.module import Module

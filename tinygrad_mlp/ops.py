@@ -571,9 +571,10 @@ def _sigmoid_values(ns, x):
     # NOTE: e = exp(-|x|) lies in (0, 1], so neither branch overflows for large |x|. -|x| is
     # written as a where so that its derivative at x = 0 is that of the x >= 0 branch (abs's
     # rule gives 0 there, which made sigmoid'(0) = 0 under create_graph)
-    positive = x >= 0
+    zero, one = ns.scalar(0, x), ns.scalar(1, x)
+    positive = x >= zero
     e = ns.exp(ns.where(positive, -x, x))
-    return ns.where(positive, 1, e) / (e + 1)
+    return ns.where(positive, one, e) / (e + one)
 
 
 def _softplus_values(ns, x, beta=1.0, threshold=20.0):
@@ -1387,8 +1388,9 @@ def _mlp(ns, x, *params, acts):
     dtype = x.dtype
     h = x
     layers = []  # per layer: (pre-activation or None, output)
-    for w, b, spec in zip(params[::2], params[1::2], specs, strict=True):
-        if w.ndim != 2 or h.shape[1] != w.shape[1] or tuple(b.shape) != tuple(w.shape[:1]):
+    for i, spec in enumerate(specs):
+        w, b = params[2 * i], params[2 * i + 1]
+        if w.ndim != 2 or h.shape[1] != w.shape[1] or b.shape != w.shape[:1]:
             raise ShapeError(
                 f"mlp: layer {len(layers)}: input of shape {tuple(h.shape)} does not fit weight "
                 f"of shape {tuple(w.shape)} and bias of shape {tuple(b.shape)}: expected input "

@@ -330,6 +330,10 @@ class TensorNamespace:
     def constant(self, kind, n, arg):
         return self.arrays.constant(kind, n, arg)
 
+    @staticmethod
+    def scalar(value, like):
+        return value
+
     def iadd(self, a, b):
         return a + b
 
