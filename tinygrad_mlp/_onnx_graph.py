@@ -852,6 +852,11 @@ class _Graph:
         return self.const(value, dtype)
 
     @staticmethod
+    def scalar(value: float, like: Any) -> float:
+        """A constant operand: the number itself, which takes the other operand's dtype."""
+        return value
+
+    @staticmethod
     def dims_of(value: Any) -> tuple[Dim, ...]:
         return value.dims if isinstance(value, _Sym) else tuple(np.shape(_host(value)))
 
