@@ -699,7 +699,7 @@ def _fold(c: _Call) -> str:
 # ---------------------------------------------------------------- the graph namespace
 
 # An op with no entry in LOWERINGS and no ``onnx`` operator of its own is lowered by running its
-# own forward (tinygrad_mlp/ops.py) on this namespace: its arrays are _Graph tensors, whose
+# own forward (tinygrad_mlp/ops/) on this namespace: its arrays are _Graph tensors, whose
 # operators and functions add ONNX nodes, so each op's formula is written once, in the registry.
 
 
@@ -826,7 +826,7 @@ def _elementwise(op_type: str) -> Callable:
 
 
 class _Graph:
-    """The namespace ``ns`` of the registry's forwards, adding ONNX nodes (see ops.py)."""
+    """The namespace ``ns`` of the registry's forwards, adding ONNX nodes (see ops/)."""
 
     def __init__(self, b: _Builder, batch_size: int | None, op: str) -> None:
         self.b, self.batch_size, self.op = b, batch_size, op

@@ -116,18 +116,18 @@ OP_DOCS: dict[str, tuple[str, str]] = {
     ),
     "linalg_solve": ("`linalg.solve`, `linalg.inv`", "A⁻ᵀG for B and −(A⁻ᵀG)Xᵀ for A"),
     "linalg_det": ("`linalg.det`", "det · A⁻ᵀ (where det = 0: the cofactors, through the SVD)"),
-    "linalg_cholesky": ("`linalg.cholesky`", "the standard formula, written out in `ops.py`"),
+    "linalg_cholesky": ("`linalg.cholesky`", "the standard formula, written out in `ops/maths.py`"),
     "linalg_eigh": (
         "`linalg.eigh` (the factorisation packed into one output)",
-        "the standard formula, written out in `ops.py`",
+        "the standard formula, written out in `ops/maths.py`",
     ),
     "linalg_qr": (
         "`linalg.qr` (the factorisation packed into one output)",
-        "the standard formula, written out in `ops.py`",
+        "the standard formula, written out in `ops/maths.py`",
     ),
     "linalg_svd": (
         "`linalg.svd` (the factorisation packed into one output)",
-        "the standard formula, written out in `ops.py`",
+        "the standard formula, written out in `ops/maths.py`",
     ),
     "cross_entropy": (
         "`F.cross_entropy`, `nn.CrossEntropyLoss` on plain class indices or probabilities",

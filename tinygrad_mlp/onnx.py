@@ -7,7 +7,7 @@ the inputs up, and every node is lowered to standard ONNX
 operators from the registry ``tinygrad_mlp.ops.OPS`` itself: an op that names its ONNX operator
 (``Op.onnx``: Relu, Softmax, ...) becomes that node, any other runs its own forward on a
 namespace whose arrays are tensors of the ONNX graph (so each formula is written once, in
-ops.py); only reshapes, expands, indexing and the fused layers have an entry in ``LOWERINGS``.
+ops/); only reshapes, expands, indexing and the fused layers have an entry in ``LOWERINGS``.
 A module listed in ``MODULE_LOWERINGS`` (BatchNorm1d) becomes one node, as PyTorch's exporter
 writes it. Parameters and buffers become initializers under their ``state_dict`` names, other
 constants become initializers too.
