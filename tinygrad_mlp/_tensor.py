@@ -3,22 +3,53 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 import operator
-import traceback
-import weakref
 from collections import namedtuple
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any
 
-from . import backend
+from . import _conversion, _inplace, backend
 from . import ops as O
+from ._conversion import (
+    _BOOL,
+    _FLOAT_KINDS,
+    _INT64,
+    DEFAULT_DTYPE,
+    _is_dtype_name,
+    _lift,
+    _promote,
+    _to_array,
+    to_dtype,
+)
 from ._dtype import Size, wrap_dtype
-from ._printing import backward_name, tensor_repr
+from ._inplace import (
+    _broadcasts,
+    _check_operand,
+    _check_put,
+    _drop_leading_ones,
+    _fit_inplace,
+    _index_put,
+    _positions,
+    _put_shape,
+    _refuse_overlap,
+    _remake_views,
+    _snapshot,
+)
+from ._printing import tensor_repr
+from .autograd import graph as _graph
 from .autograd.grad_mode import _Mode, enable_grad, is_grad_enabled, no_grad
+from .autograd.graph import (
+    Node,
+    _creation_order,
+    _new_size,
+    _saved_into,
+    _ShapeMismatch,
+    _views_of,
+    _wrap,
+    _wrap_array,
+    apply,
+)
 from .backend import np
 
 __all__ = [
@@ -31,12 +62,6 @@ __all__ = [
     "enable_grad",
     "is_grad_enabled",
 ]
-
-_FLOAT_KINDS = "f"
-_NUMERIC_KINDS = "biuf"
-DEFAULT_DTYPE = np.dtype(np.float32)
-_INT64 = np.dtype(np.int64)
-_BOOL = np.dtype(bool)
 
 _TYPE_NAMES = {
     "float16": "HalfTensor",
@@ -51,375 +76,6 @@ _TYPE_NAMES = {
 }
 max_result = namedtuple("max", ["values", "indices"])
 min_result = namedtuple("min", ["values", "indices"])
-
-
-# ---------------------------------------------------------------- the tape
-
-
-class Node:
-    """One recorded op application (the ``grad_fn`` of its output): the op, its input tensors,
-    its keyword parameters and what its forward saved."""
-
-    __slots__ = (
-        "op",
-        "inputs",
-        "saved",
-        "needs",
-        "params",
-        "seq",
-        "released",
-        "trace",
-        "ctx",
-        "label",  # PyTorch's name, where the op that made the node sets one; after release,
-        # the inputs' dims for a matmul or linear node (whose name depends on them)
-    )
-
-    def __init__(self, op: O.Op, inputs: tuple, saved: Any, needs: tuple, params: dict) -> None:
-        self.op = op
-        self.inputs = inputs
-        self.saved = saved
-        self.needs = needs
-        self.params = params
-        self.seq = next(_creation_order)
-        self.released = False
-        self.trace = _creation_trace() if _Mode.anomaly else None
-        self.ctx = None
-
-    def name(self) -> str:
-        """PyTorch's name for the backward of this op, e.g. 'MulBackward0'."""
-        label = getattr(self, "label", None)
-        if type(label) is str:
-            return label
-        dims = tuple(map(_ndim_of, self.inputs)) if label is None else label
-        return backward_name(self.op.name, self.params, dims)
-
-    @property
-    def next_functions(self) -> tuple:
-        """(grad_fn, 0) of each input; None for inputs that are leaves."""
-        return tuple((t._node, 0) for t in self.inputs)
-
-    def release(self) -> None:
-        """Free what forward saved and the links to the inputs."""
-        if self.op in _NAMED_BY_DIMS:  # the name depends on the inputs' dims
-            self.label = tuple(map(_ndim_of, self.inputs))
-        self.released = True
-        if not self.op.saves_inputs and self.ctx is None:
-            return
-        self.saved = None
-        self.inputs = ()
-        self.ctx = None
-
-    def __repr__(self) -> str:
-        return f"<{self.name()} object at {id(self):#x}>"
-
-
-# NOTE: an op's output is always created after its inputs, so ordering the nodes of a graph by
-# this counter (a heap in the engine) gives a topological order without recursion. In-place
-# changes draw their stamps from the same counter: an input changed after a node was created
-# carries a stamp above the node's, and while no in-place change at all is newer than a node
-# (_Mode.last_inplace) the engine need not look at its inputs.
-_creation_order = itertools.count(1)
-_ndim_of = attrgetter("_data.ndim")
-_NAMED_BY_DIMS = frozenset((O.MATMUL, O.LINEAR))  # a released node keeps its inputs' dims
-_data_of = attrgetter("_data")
-_requires_grad_of = attrgetter("requires_grad")
-_ndarray = np.ndarray
-_NUMPY = backend.NUMPY
-
-
-def _creation_trace() -> str:
-    """Where the user's code created an op, for anomaly messages."""
-    frames = [f for f in traceback.extract_stack()[:-3] if "tinygrad_mlp" not in f.filename]
-    return "".join(traceback.format_list(frames[-3:]))
-
-
-def apply(op: O.Op, *inputs: Tensor, **params: Any) -> Tensor:
-    """Run an op's forward on tensors and record it on the tape when a gradient is wanted."""
-    arrays = tuple(map(_data_of, inputs))
-    first = arrays[0]
-    if len(arrays) > 1 and len(set(map(type, arrays))) != 1:
-        arrays = _same_device(op, inputs, arrays)
-        first = arrays[0]
-    ns = _NUMPY if type(first) is _ndarray else backend.namespace_of(first)
-    try:
-        out, saved = op.forward(ns, *arrays, **params)
-    except (O.ShapeError, O.DTypeError):
-        raise  # the op's own message already names the op, the shapes or dtypes
-    except (ValueError, TypeError) as e:
-        shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
-        kind = _ShapeMismatch if isinstance(e, ValueError) else O.DTypeError
-        raise kind(
-            f"{op.name}: cannot apply to shape{'s' if len(arrays) > 1 else ''} {shapes}: {e}"
-        ) from None
-    if type(out) is not _ndarray and ns is _NUMPY and not backend.is_array(out):
-        scalar, out = out, np.asarray(out)  # NOTE: numpy turns 0-d results into scalars
-        if saved is scalar:  # a kept output is the tensor's own array
-            saved = out
-        elif type(saved) is tuple:
-            for s in saved:
-                if s is scalar:
-                    saved = _saved_into(saved, scalar, out)
-                    break
-    t = _new(Tensor)
-    t._data = out
-    t.grad = None
-    t._version = 0
-    t._extra = None
-    if type(out) is _ndarray:
-        if out.base is not None:
-            _link_view(t, out, op, inputs, params)  # reshape, getitem, ...: shares memory
-    elif out.base is not None:  # a CuPy view
-        _link_view(t, out, op, inputs, params)
-    if _recorder is not None:  # tm.compile is tracing a step (see compile.py)
-        _recorder(op, inputs, params, t)
-    if _Mode.grad_enabled:
-        needs = tuple(map(_requires_grad_of, inputs))
-        if True in needs:
-            t.requires_grad = True
-            t._node = Node(op, inputs, saved, needs, params)
-            return t
-    t.requires_grad = False
-    t._node = None
-    return t
-
-
-_new = object.__new__
-_new_size = tuple.__new__
-
-# the ops whose output is a view of their input in PyTorch (when numpy's output shares memory)
-_VIEW_OPS = frozenset({"reshape", "permute", "expand", "getitem", "diagonal"})
-
-# NOTE: tm.compile sets this to its recorder while it traces a step; apply then reports each op
-# application (op, input tensors, params, output tensor). None otherwise: one global read per op.
-_recorder = None
-
-# NOTE: the tracer of tm.compile while it traces a step, told what the tape does not show: a
-# value read on the host (``read``), an in-place change (``inplace``), a tensor made outside the
-# ops (``made``) and a call that changes state outside the tape (``call``, see ``replayable``).
-_observer = None
-
-
-def replayable(fn: Any) -> Any:
-    """Mark a function that changes state outside the tape (an optimizer's step, zero_grad, a
-    scheduler's step, gradient clipping): a compiled step replays the call as a whole."""
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        if _observer is None:
-            return fn(*args, **kwargs)
-        return _observer.call(fn, args, kwargs)
-
-    return call
-
-
-class _ShapeMismatch(RuntimeError, ValueError):
-    """Shapes that do not fit an op: a RuntimeError as in PyTorch (and a ValueError, as before)."""
-
-
-def _link_view(t: Tensor, out: Any, op: O.Op, inputs: tuple, params: dict) -> None:
-    """Tie a view to the input whose memory it shares, so that a write through either is seen
-    by both and counts as a change of both (PyTorch's version counter, shared by a tensor and
-    its views). The view keeps the op that made it, to be made again from a rebased base."""
-    may_share_memory = backend.array_module_of(out).may_share_memory
-    for inp in inputs:
-        if may_share_memory(out, inp._data):
-            if op.name not in _VIEW_OPS or (op is O.GETITEM and _steps_back(params["index"])):
-                t._data = out.copy()  # flip and friends are copies in PyTorch
-                return
-            t._extra = {"base": inp, "view": (op, params)}
-            _views_of(inp).add(t)
-            return
-
-
-def _views_of(t: Tensor) -> Any:
-    """The live tensors that share ``t``'s memory as views (or detached aliases) of it."""
-    views = t._get_extra("views")
-    if views is None:
-        views = weakref.WeakSet()
-        t._set_extra("views", views)
-    return views
-
-
-def _steps_back(index: Any) -> bool:
-    """True for an index holding a slice with a negative step (a copy here, as in PyTorch's
-    flip; PyTorch refuses such slices)."""
-    items = index if type(index) is tuple else (index,)
-    return any(type(i) is slice and i.step is not None and i.step < 0 for i in items)
-
-
-def _same_device(op: O.Op, inputs: Sequence[Tensor], arrays: tuple) -> tuple:
-    """The arrays of inputs of mixed types, when they are all on one device: a numpy scalar
-    (numpy's result of some ops on 0-d arrays) becomes a 0-d array; else the refusal."""
-    arrays = tuple(np.asarray(a) if isinstance(a, np.generic) else a for a in arrays)
-    if len(set(map(type, arrays))) != 1:
-        _refuse_devices(op, inputs)
-    return arrays
-
-
-def _refuse_devices(op: O.Op, inputs: Sequence[Tensor]) -> None:
-    devices = ", ".join(f"{x.device} {tuple(x.shape)}" for x in inputs)
-    raise RuntimeError(
-        f"{op.name}: expected all tensors to be on the same device, got {devices}; "
-        "move them with .to(device)"
-    )
-
-
-def _wrap_array(like: Any, out: Any) -> Tensor:
-    """A tensor around ``out``, a result computed from the array ``like``: a 0-d result that
-    numpy made a scalar is made an array again (a tensor never holds a numpy scalar)."""
-    return _wrap(backend.array_module_of(like).asarray(out))
-
-
-def _wrap(data: Any, requires_grad: bool = False, node: Node | None = None) -> Tensor:
-    """Make a tensor around an array without conversion (the engine's fast path)."""
-    t = _new(Tensor)
-    t._data = data
-    t.grad = None
-    t.requires_grad = requires_grad
-    t._node = node
-    t._version = 0
-    t._extra = None
-    if _observer is not None:
-        _observer.made(t)
-    return t
-
-
-def _constant(data: Any) -> Tensor:
-    """A tensor around a constant made from Python values (not a value of the step's data)."""
-    t = _new(Tensor)
-    t._data = data
-    t.grad = None
-    t.requires_grad = False
-    t._node = None
-    t._version = 0
-    t._extra = None
-    return t
-
-
-# ---------------------------------------------------------------- dtypes and conversion
-
-
-def to_dtype(dtype: Any) -> Any:
-    """A dtype argument (tm.float32, 'float64', float, ...) as a numpy dtype, or None."""
-    if dtype is None:
-        return None
-    try:
-        out = np.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"dtype {dtype!r} is not a dtype: {e}") from None
-    if out.kind not in _NUMERIC_KINDS:
-        raise TypeError(f"dtype {out} is not supported; use a float, int or bool dtype")
-    return out
-
-
-def _is_dtype_name(name: str) -> bool:
-    try:
-        np.dtype(name)
-    except TypeError:
-        return False
-    return True
-
-
-def _infer_dtype(array: Any) -> Any:
-    """PyTorch's dtype for data given without dtype=: ints int64, bools bool, floats float32."""
-    kind = array.dtype.kind
-    if kind == "b":
-        return _BOOL
-    if kind in "iu":
-        return _INT64
-    return DEFAULT_DTYPE
-
-
-def _to_array(data: Any, dtype: Any, device: str | None, infer: bool):
-    """User data as a backend array. ``infer``: PyTorch's ``tensor()`` rules (numpy arrays keep
-    their dtype, Python ints become int64, bools bool); otherwise (the ``Tensor`` class) every
-    array becomes float32, as ``torch.Tensor`` makes (a Tensor given keeps its dtype)."""
-    keep = infer or isinstance(data, Tensor)
-    if isinstance(data, Tensor):
-        data = data._data
-    dtype = to_dtype(dtype)
-    if backend.is_array(data) or backend.looks_like_cupy(data):
-        array = data
-        if array.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"tensor data must be numeric, got an array of dtype {array.dtype}")
-        if dtype is None and not keep:
-            dtype = DEFAULT_DTYPE
-        if device is None:
-            device = "cuda" if backend.looks_like_cupy(array) else backend.default_device()
-        array = backend.to_device(array, device)
-        return array if dtype is None or array.dtype == dtype else array.astype(dtype)
-    if isinstance(data, (str, bytes)) or data is None:
-        raise TypeError(f"tensor data must be numeric, got {type(data).__name__} {data!r:.40}")
-    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
-        data = [d.tolist() if isinstance(d, Tensor) else d for d in data]
-    try:
-        array = np.asarray(data)
-    except (ValueError, TypeError) as e:
-        raise TypeError(
-            f"tensor data must be numeric (a number, nested lists or an array): {e}"
-        ) from None
-    if array.dtype.kind not in _NUMERIC_KINDS:
-        raise TypeError(
-            f"tensor data must be numeric, got {type(data).__name__} holding dtype {array.dtype}"
-        )
-    if dtype is None and infer and isinstance(data, np.generic):
-        dtype = array.dtype  # a numpy scalar keeps its dtype, as numpy arrays do
-    if dtype is None:
-        dtype = _infer_dtype(array) if infer else DEFAULT_DTYPE
-    array = array.astype(dtype, copy=False)
-    return backend.to_device(array, device)
-
-
-def _kind_rank(dtype: Any) -> int:
-    kind = dtype.kind
-    return 0 if kind == "b" else (1 if kind in "iu" else 2)
-
-
-def _lift(value: Any, like: Tensor) -> Tensor:
-    """A Python number or an array as a constant tensor next to ``like``, with PyTorch's rules:
-    a number takes the tensor's dtype unless it is of a higher kind (a float with an int
-    tensor gives float32)."""
-    if isinstance(value, Tensor):
-        return value
-    dtype = like._data.dtype
-    if isinstance(value, bool):
-        kind = 0
-    elif isinstance(value, (int, np.integer)):
-        kind = 1
-    elif isinstance(value, (float, np.floating)):
-        kind = 2
-    else:
-        return _constant(_to_array(value, None, like.device, True))
-    if kind > _kind_rank(dtype):
-        dtype = DEFAULT_DTYPE if kind == 2 else _INT64
-    xp = backend.array_module_of(like._data)
-    return _constant(xp.asarray(value, dtype=dtype))
-
-
-def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Cast the operand of the lower kind (bool < int < float) to the other's dtype."""
-    ra, rb = _kind_rank(a._data.dtype), _kind_rank(b._data.dtype)
-    if ra < rb:
-        return _cast_operand(a, b), b
-    if rb < ra:
-        return a, _cast_operand(b, a)
-    # NOTE: as in PyTorch, a 0-d operand of the same kind takes the other's dtype (a float32
-    # batch times a float64 0-d tensor stays float32)
-    if a._data.ndim == 0 and b._data.ndim:
-        return _cast_operand(a, b), b
-    if b._data.ndim == 0 and a._data.ndim:
-        return a, _cast_operand(b, a)
-    return a, b
-
-
-def _cast_operand(t: Tensor, other: Tensor) -> Tensor:
-    """``t`` cast to ``other``'s dtype for a binary op. Where the op may keep the cast for its
-    backward, an in-place change of ``t`` counts as a change of the cast (PyTorch keeps ``t``
-    itself, so that its backward then refuses)."""
-    out = t._cast(other._data.dtype)
-    if _Mode.grad_enabled and (t.requires_grad or other.requires_grad):
-        _views_of(t).add(out)  # shares t's versions, as a detached alias does
-    return out
 
 
 def _binary(op: O.Op, a: Any, b: Any) -> Tensor:
@@ -776,22 +432,22 @@ class Tensor:
                 f"only one element tensors can be converted to Python scalars ({what} of a tensor "
                 f"of shape {self.shape})"
             )
-        if _observer is not None:
-            _observer.read(self, f"{what}()")
+        if _graph._observer is not None:
+            _graph._observer.read(self, f"{what}()")
         return self._data.reshape(()).item()
 
     # ------------------------------------------------------------ conversion
 
     def numpy(self, force: bool = False):
         """The values as a host numpy array (shared with the tensor on the CPU)."""
-        if _observer is not None:
-            _observer.read(self, ".numpy()")
+        if _graph._observer is not None:
+            _graph._observer.read(self, ".numpy()")
         return backend.to_numpy(self._data)
 
     def tolist(self) -> Any:
         """The values as nested Python lists (a number for a 0-d tensor)."""
-        if _observer is not None:
-            _observer.read(self, ".tolist()")
+        if _graph._observer is not None:
+            _graph._observer.read(self, ".tolist()")
         return backend.to_numpy(self._data).tolist()
 
     def item(self) -> Any:
@@ -801,8 +457,8 @@ class Tensor:
                 f"a Tensor with {self.numel()} elements cannot be converted to Scalar (item() "
                 f"of a tensor of shape {self.shape})"
             )
-        if _observer is not None:
-            _observer.read(self, ".item()")
+        if _graph._observer is not None:
+            _graph._observer.read(self, ".item()")
         return self._data.reshape(()).item()
 
     def detach(self) -> Tensor:
@@ -1997,8 +1653,8 @@ class Tensor:
     def _bump(self, stamp: int | None = None) -> None:
         """Count one in-place change, here, in the tensors this one is a view of and in every
         view of those (a saved view of a changed tensor then refuses its backward)."""
-        if _observer is not None:
-            _observer.inplace(self)
+        if _graph._observer is not None:
+            _graph._observer.inplace(self)
         chain, t = [], self
         while t is not None:
             chain.append(t)
@@ -2241,164 +1897,12 @@ class Tensor:
             ) from None
 
 
+# NOTE: the modules split off this one make Tensors and test for them, but cannot import this
+# module (it imports them): the class is handed to them here, once it exists.
+_graph.Tensor = _conversion.Tensor = _inplace.Tensor = Tensor
+
+
 # ---------------------------------------------------------------- in-place helpers
-
-
-def _check_operand(name: str, value: Any) -> None:
-    """Refuse, as PyTorch does, an operand that is neither a tensor, a number nor an array."""
-    if not (
-        isinstance(value, (Tensor, bool, int, float, list, tuple, np.generic))
-        or backend.is_array(value)
-    ):
-        raise TypeError(
-            f"{name}(): argument 'other' must be a Tensor or a number, not {type(value).__name__}"
-        )
-
-
-def _advanced(item: Any) -> bool:
-    """An index array or mask (a 0-d integer index selects, as an int does)."""
-    return backend.is_array(item) and (item.ndim > 0 or item.dtype.kind == "b")
-
-
-def _check_put(t: Tensor, idx: Any, value: Any) -> None:
-    """PyTorch's refusals of an index assignment that come before the index is read, in its
-    order: a value that is neither a tensor, a number nor an array; more indices than dims;
-    under advanced indexing (index arrays or masks), a tensor of another dtype."""
-    if not isinstance(value, Tensor):
-        try:
-            _check_operand("__setitem__", value)
-        except TypeError:
-            name = type(value).__name__
-            raise TypeError(f"can't assign a {name} to a {t.dtype} tensor") from None
-    items = idx if type(idx) is tuple else (idx,)
-    named = sum(
-        i.ndim if backend.is_array(i) and i.dtype.kind == "b" else 1
-        for i in items
-        if i is not None and i is not Ellipsis and not isinstance(i, (bool, np.bool_))
-    )  # None, ... and a bool (a 0-d mask) name no dim
-    if named > t.ndim:
-        raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
-    if isinstance(value, Tensor) and value.dtype != t.dtype:
-        # under a single mask PyTorch fills with a 0-d value, casting it
-        fill = value.ndim == 0 and len(items) == 1 and _advanced(items[0])
-        if any(map(_advanced, items)) and not (fill and items[0].dtype.kind == "b"):
-            raise RuntimeError(
-                f"Index put requires the source and destination dtypes match, got {t.dtype} "
-                f"for the destination and {value.dtype} for the source."
-            )
-
-
-def _put_shape(t: Tensor, idx: Any) -> tuple | None:
-    """The shape an index selects, whatever the values in its index arrays (PyTorch checks a
-    value's shape against it before the bounds); None where a plain int is out of range."""
-    items = idx if type(idx) is tuple else (idx,)
-    zeroed = tuple(i * 0 if _advanced(i) and i.dtype.kind != "b" else i for i in items)
-    try:
-        return np.broadcast_to(np.zeros((), bool), t.shape)[zeroed].shape
-    except (IndexError, TypeError, ValueError):
-        return None
-
-
-def _broadcasts(shape: tuple, to: tuple) -> bool:
-    """Whether a value of ``shape`` (leading 1s dropped, as PyTorch does) broadcasts to ``to``."""
-    shape = tuple(shape)
-    while len(shape) > len(to) and shape[0] == 1:
-        shape = shape[1:]
-    return len(shape) <= len(to) and all(
-        a in (1, b) for a, b in zip(reversed(shape), reversed(to), strict=False)
-    )
-
-
-def _refuse_overlap(name: str, data: Any) -> None:
-    """Refuse writing into a view where several elements share one memory location."""
-    if any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape, strict=True)):
-        raise RuntimeError(
-            f"{name}: unsupported operation: more than one element of the written-to tensor "
-            f"(shape {tuple(data.shape)}, strides {data.strides}) refers to a single memory "
-            "location. Please clone() the tensor before performing the operation."
-        )
-
-
-def _snapshot(t: Tensor) -> Tensor:
-    """The state of ``t`` before an in-place op: its history and versions, with its memory."""
-    old = _wrap(t._data, t.requires_grad, t._node)
-    old._version = t._version
-    old._extra = {"changed_at": t._get_extra("changed_at"), "changes": t._get_extra("changes")}
-    return old
-
-
-def _fit_inplace(name: str, out: Tensor, target: Tensor) -> Tensor:
-    """An in-place op's result checked against the tensor it is written into: the same shape
-    (the target is never broadcast), a dtype that casts to the target's."""
-    if out.shape != target.shape:
-        raise RuntimeError(
-            f"{name}: output with shape {list(target.shape)} doesn't match the broadcast shape "
-            f"{list(out.shape)}"
-        )
-    if out.dtype != target.dtype:
-        if not np.can_cast(out.dtype, target.dtype, "same_kind"):
-            raise RuntimeError(
-                f"{name}: result type {out.dtype} can't be cast to the desired output type "
-                f"{target.dtype}"
-            )
-        out = out._cast(target.dtype)
-    return out
-
-
-def _saved_into(saved: Any, out: Any, data: Any) -> Any:
-    """What a node saved, with its own output array replaced by the memory it was written
-    into (so that a later change of that memory is caught at backward)."""
-    if saved is out:
-        return data
-    if type(saved) is tuple:
-        return tuple(data if s is out else s for s in saved)
-    return saved
-
-
-def _positions(data: Any, chain: list) -> Any:
-    """The flat positions, in an array like ``data``, of the elements of the view that the
-    view ops of ``chain`` make of it."""
-    xp = backend.array_module_of(data)
-    ns = _NUMPY if xp is np else backend.namespace_of(data)
-    positions = xp.arange(data.size).reshape(data.shape)
-    for op, params in chain:
-        positions = op.forward(ns, positions, **params)[0]
-    return positions
-
-
-def _remake_views(t: Tensor, stamp: int) -> None:
-    """Give every live view of the rebased ``t`` its history again, as a view of the new
-    ``t`` (PyTorch regenerates a view's grad_fn when its base changed in place)."""
-    views = t._get_extra("views")
-    if not views:
-        return
-    for view in list(views):
-        made = view._get_extra("view")
-        if made is None:
-            continue  # detach(): shares the memory and the versions, not the history
-        op, params = made
-        old = _snapshot(view)
-        node = apply(op, t, **params)._node
-        view._node, view.requires_grad = node, node is not None
-        view._extra.setdefault("history", []).append((stamp, old))
-        _remake_views(view, stamp)
-
-
-def _inputs_then(node: Node) -> tuple:
-    """A node's inputs as they were when it was made: an input rebased by a later in-place op
-    is replaced by its state from before that op (PyTorch's edges point at grad_fns)."""
-    inputs = node.inputs
-    for i, inp in enumerate(inputs):
-        history = None if inp._extra is None else inp._extra.get("history")
-        if history and history[-1][0] > node.seq:
-            state = next(old for stamp, old in history if stamp > node.seq)
-            inputs = inputs[:i] + (state,) + inputs[i + 1 :]
-    return inputs
-
-
-def _version_at(t: Tensor, seq: int) -> int:
-    """The version ``t`` had when the op numbered ``seq`` was recorded."""
-    return sum(1 for stamp in (t._get_extra("changes") or ()) if stamp < seq)
 
 
 def _overwrite(t: Tensor, value: Any) -> Tensor:
@@ -2406,45 +1910,6 @@ def _overwrite(t: Tensor, value: Any) -> Tensor:
     zero gradient): fill_ and copy_ on the tape."""
     xp = backend.array_module_of(t._data)
     return where(_wrap(xp.zeros(t.shape, dtype=bool)), t, value)
-
-
-def _drop_leading_ones(value: Any, ndim: int) -> Any:
-    """``value`` (an array or a tensor) without the leading dimensions of size 1 that it has
-    beyond ``ndim``: PyTorch's index assignment drops them before broadcasting."""
-    shape = tuple(value.shape)
-    k = 0
-    while len(shape) - k > ndim and shape[k] == 1:
-        k += 1
-    return value.reshape(shape[k:]) if k else value
-
-
-def _index_put(target: Tensor, index: Any, idx: Any, value: Any) -> Any:
-    """The computation of ``target[index] = value`` on the tape: a copy_slices of ``value``
-    (broadcast and cast to the target) at the indexed positions."""
-    xp = backend.array_module_of(target._data)
-    try:
-        positions = xp.asarray(xp.arange(target._data.size).reshape(target.shape)[idx])
-    except IndexError as e:
-        raise IndexError(f"index {index!r:.80} is invalid for shape {target.shape}: {e}") from None
-    value = _lift(value, target).to(target.device)._cast(target.dtype)
-    fitted = _drop_leading_ones(value, positions.ndim)
-    try:
-        if fitted.ndim > positions.ndim:
-            raise RuntimeError("more dims than the indexing result")
-        value = fitted.expand(*positions.shape)
-    except RuntimeError as e:
-        raise RuntimeError(
-            f"__setitem__: shape mismatch: value of shape {list(value.shape)} cannot be broadcast "
-            f"to indexing result of shape {list(positions.shape)}: {e}"
-        ) from None
-    flat = positions.reshape(-1)
-    unique, last = xp.unique(flat[::-1], return_index=True)
-    take = None
-    if unique.size != flat.size:  # repeated positions: the last write wins, as in numpy
-        take = flat.size - 1 - last
-    keep = xp.ones(target.shape, dtype=bool)
-    keep.reshape(-1)[flat] = False
-    return lambda t: apply(O.COPY_SLICES, t, value, positions=positions, keep=keep, take=take)
 
 
 # ---------------------------------------------------------------- helpers of the methods
