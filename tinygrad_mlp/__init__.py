@@ -4,6 +4,12 @@
 # ours), and the package's other modules import the Tensor module.
 from . import autograd  # isort: split
 
+# Then the modules that add groups of methods to Tensor (in-place ops, shapes, reductions):
+# the modules below read Tensor's methods as they are imported.
+from . import _inplace, _tensor_reductions, _tensor_shapes  # noqa: F401
+
+# isort: split
+
 from . import (
     _creation,
     _function_forms,

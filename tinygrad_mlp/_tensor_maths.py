@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from . import _creation, backend
+# the in-place, shape and reduction methods, added to Tensor before the loops below look at it
+from . import _creation, _inplace, _tensor_reductions, _tensor_shapes, backend  # noqa: F401
 from . import ops as O
 from ._conversion import _lift, _promote
 from ._function_forms import _method_function
