@@ -1,6 +1,7 @@
 """Tensor. Every op application goes through ``apply`` and becomes a Node of the tape
 (``autograd/graph.py``) that the engine (``autograd/engine.py``) walks backwards. Groups of
-methods live in their own modules and are added to the class there: in-place ops
+methods live in their own modules and are added to the class there: conversion
+(``_tensor_conversion.py``), comparisons (``_tensor_comparisons.py``), in-place ops
 (``_inplace.py``), shapes (``_tensor_shapes.py``), reductions (``_tensor_reductions.py``), and
 the functions of ``_tensor_maths.py``."""
 
@@ -15,11 +16,9 @@ from typing import Any
 from . import _conversion, backend
 from . import ops as O
 from ._conversion import (
-    _BOOL,
     _FLOAT_KINDS,
     _INT64,
     DEFAULT_DTYPE,
-    _is_dtype_name,
     _lift,
     _promote,
     _to_array,
@@ -33,7 +32,6 @@ from .autograd.graph import (
     Node,
     _new_size,
     _ShapeMismatch,
-    _views_of,
     _wrap,
     _wrap_array,
     apply,
@@ -51,17 +49,6 @@ __all__ = [
     "is_grad_enabled",
 ]
 
-_TYPE_NAMES = {
-    "float16": "HalfTensor",
-    "float32": "FloatTensor",
-    "float64": "DoubleTensor",
-    "int8": "CharTensor",
-    "uint8": "ByteTensor",
-    "int16": "ShortTensor",
-    "int32": "IntTensor",
-    "int64": "LongTensor",
-    "bool": "BoolTensor",
-}
 max_result = namedtuple("max", ["values", "indices"])
 min_result = namedtuple("min", ["values", "indices"])
 
@@ -424,166 +411,6 @@ class Tensor:
             _graph._observer.read(self, f"{what}()")
         return self._data.reshape(()).item()
 
-    # ------------------------------------------------------------ conversion
-
-    def numpy(self, force: bool = False):
-        """The values as a host numpy array (shared with the tensor on the CPU)."""
-        if _graph._observer is not None:
-            _graph._observer.read(self, ".numpy()")
-        return backend.to_numpy(self._data)
-
-    def tolist(self) -> Any:
-        """The values as nested Python lists (a number for a 0-d tensor)."""
-        if _graph._observer is not None:
-            _graph._observer.read(self, ".tolist()")
-        return backend.to_numpy(self._data).tolist()
-
-    def item(self) -> Any:
-        """The value of a one-element tensor as a Python number."""
-        if self.numel() != 1:
-            raise RuntimeError(
-                f"a Tensor with {self.numel()} elements cannot be converted to Scalar (item() "
-                f"of a tensor of shape {self.shape})"
-            )
-        if _graph._observer is not None:
-            _graph._observer.read(self, ".item()")
-        return self._data.reshape(()).item()
-
-    def detach(self) -> Tensor:
-        """A tensor sharing the values (and the version counter), cut from the graph."""
-        t = _wrap(self._data)
-        t._extra = {"base": self}
-        _views_of(self).add(t)
-        return t
-
-    def detach_(self) -> Tensor:
-        """Cut this tensor from the graph in place."""
-        self._node = None
-        self.requires_grad = False
-        return self
-
-    def clone(self) -> Tensor:
-        """A copy with its own memory, differentiable."""
-        return apply(O.CAST, self, dtype=self._data.dtype)
-
-    def contiguous(self) -> Tensor:
-        """This tensor when its memory is C-contiguous, else a differentiable C-ordered copy."""
-        if self._data.flags.c_contiguous:
-            return self
-        out = apply(O.CAST, self, dtype=self._data.dtype)  # a copy whose gradient is g itself
-        out._data = backend.array_module_of(out._data).ascontiguousarray(out._data)
-        return out
-
-    def is_contiguous(self, memory_format: Any = None) -> bool:
-        """True when the values lie in memory in C (row-major) order, without gaps."""
-        return bool(self._data.flags.c_contiguous)
-
-    def _cast(self, dtype: Any) -> Tensor:
-        if self._data.dtype == dtype:
-            return self
-        if self.requires_grad and dtype.kind not in _FLOAT_KINDS:
-            return _wrap(self._data.astype(dtype))  # integer results carry no gradient
-        return apply(O.CAST, self, dtype=dtype)
-
-    def to(self, *args: Any, **kwargs: Any) -> Tensor:
-        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other)``: this tensor
-        itself when nothing changes, else a differentiable copy."""
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        copy = bool(kwargs.pop("copy", False))
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, str) and a.split(":")[0].lower() in backend.DEVICES:
-                device = a
-            elif isinstance(a, str) and not _is_dtype_name(a):
-                raise RuntimeError(
-                    f"to(): {a!r} is neither a device ({', '.join(backend.DEVICES)}) nor a dtype"
-                )
-            elif a is not None:
-                dtype = a
-        out = self
-        if dtype is not None:
-            out = out._cast(to_dtype(dtype))
-        if device is not None:
-            target = backend._normalise_device(device)
-            if target != out.device:
-                out = apply(O.TO_DEVICE, out, device=target)
-        return out.clone() if copy and out is self else out
-
-    def cpu(self) -> Tensor:
-        """This tensor on the CPU."""
-        return self.to("cpu")
-
-    def cuda(self, device: Any = None) -> Tensor:
-        """This tensor on the GPU."""
-        return self.to("cuda")
-
-    def astype(self, dtype: Any) -> Tensor:
-        """numpy's name for ``to(dtype)``."""
-        return self._cast(to_dtype(dtype))
-
-    def type(self, dtype: Any = None) -> Any:
-        """The dtype's name without an argument, else ``to(dtype)``."""
-        if dtype is None:
-            return f"tinygrad_mlp.{_TYPE_NAMES.get(self._data.dtype.name, 'Tensor')}"
-        return self.to(dtype)
-
-    def type_as(self, other: Tensor) -> Tensor:
-        """This tensor cast to ``other``'s dtype."""
-        return self.to(other.dtype)
-
-    def float(self) -> Tensor:
-        """A cast to float32."""
-        return self._cast(DEFAULT_DTYPE)
-
-    def double(self) -> Tensor:
-        """A cast to float64."""
-        return self._cast(np.dtype(np.float64))
-
-    def half(self) -> Tensor:
-        """A cast to float16."""
-        return self._cast(np.dtype(np.float16))
-
-    def long(self) -> Tensor:
-        """A cast to int64."""
-        return self._cast(_INT64)
-
-    def int(self) -> Tensor:
-        """A cast to int32."""
-        return self._cast(np.dtype(np.int32))
-
-    def bool(self) -> Tensor:
-        """A cast to bool."""
-        return self._cast(_BOOL)
-
-    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """A new tensor of data on this tensor's device, with this dtype by default."""
-        array = _to_array(data, dtype or self.dtype, self.device, True)
-        return _wrap(array.copy() if array is data else array).requires_grad_(requires_grad)
-
-    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Zeros of ``size`` with this tensor's dtype and device by default."""
-        return self.new_full(_sizes(size, "size"), 0, dtype=dtype, requires_grad=requires_grad)
-
-    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Ones of ``size`` with this tensor's dtype and device by default."""
-        return self.new_full(_sizes(size, "size"), 1, dtype=dtype, requires_grad=requires_grad)
-
-    def new_full(
-        self, size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False
-    ) -> Tensor:
-        """``fill_value`` everywhere in ``size``, with this tensor's dtype and device by default."""
-        xp = backend.array_module_of(self._data)
-        array = xp.full(_sizes((size,), "size"), fill_value, dtype=to_dtype(dtype) or self.dtype)
-        return _wrap(array).requires_grad_(requires_grad)
-
-    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """An uninitialised tensor (zeros here) of ``size``."""
-        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
-
     # ------------------------------------------------------------ autodiff
 
     def zero_grad(self) -> None:
@@ -727,142 +554,6 @@ class Tensor:
             O.refuse_integer_division(self._ROUNDED[name], a._data, b._data)
         xp = backend.array_module_of(a._data)
         return _wrap(xp.asarray(getattr(xp, name)(a._data, b._data)))
-
-    # ------------------------------------------------------------ comparisons
-
-    def _compare(self, other: Any, fn) -> Tensor:
-        if isinstance(other, Tensor):
-            other = other._data
-        elif not (_is_number(other) or isinstance(other, bool) or backend.is_array(other)):
-            if isinstance(other, (list, tuple)):
-                other = np.asarray(other)
-            else:
-                return NotImplemented
-        try:
-            return _wrap(fn(self._data, other))
-        except ValueError as e:  # shapes that do not broadcast: PyTorch's RuntimeError
-            raise _ShapeMismatch(f"{fn.__name__}: {e}") from None
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, operator.eq)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, operator.ne)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.lt)
-
-    def __le__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.le)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.gt)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return self._compare(other, operator.ge)
-
-    def __invert__(self) -> Tensor:
-        if self._data.dtype.kind not in "biu":
-            raise TypeError(f"~ needs a bool or integer tensor, got {self.dtype}")
-        return _wrap(~self._data)
-
-    def _bitwise(self, other: Any, fn) -> Tensor:
-        """&, |, ^, << or >> of bool and integer operands (PyTorch has no float kernels)."""
-        try:
-            return self._compare(other, fn)
-        except TypeError:
-            got = other.dtype if isinstance(other, Tensor) else type(other).__name__
-            raise NotImplementedError(
-                f"{fn.__name__}: not implemented for floating-point operands, got {self.dtype} "
-                f"and {got}"
-            ) from None
-
-    def __and__(self, other: Any) -> Tensor:
-        return self._bitwise(other, operator.and_)
-
-    def __or__(self, other: Any) -> Tensor:
-        return self._bitwise(other, operator.or_)
-
-    def __xor__(self, other: Any) -> Tensor:
-        return self._bitwise(other, operator.xor)
-
-    def __lshift__(self, other: Any) -> Tensor:
-        return self._bitwise(other, operator.lshift)
-
-    def __rshift__(self, other: Any) -> Tensor:
-        return self._bitwise(other, operator.rshift)
-
-    def __rlshift__(self, other: Any) -> Tensor:
-        return _lift(other, self)._bitwise(self, operator.lshift)
-
-    def __rrshift__(self, other: Any) -> Tensor:
-        return _lift(other, self)._bitwise(self, operator.rshift)
-
-    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
-
-    def eq(self, other: Any) -> Tensor:
-        """Elementwise ==, as a bool tensor."""
-        return self == other
-
-    def ne(self, other: Any) -> Tensor:
-        """Elementwise !=, as a bool tensor."""
-        return self != other
-
-    def lt(self, other: Any) -> Tensor:
-        """Elementwise <, as a bool tensor."""
-        return self < other
-
-    def le(self, other: Any) -> Tensor:
-        """Elementwise <=, as a bool tensor."""
-        return self <= other
-
-    def gt(self, other: Any) -> Tensor:
-        """Elementwise >, as a bool tensor."""
-        return self > other
-
-    def ge(self, other: Any) -> Tensor:
-        """Elementwise >=, as a bool tensor."""
-        return self >= other
-
-    greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
-
-    def logical_not(self) -> Tensor:
-        """Elementwise not, as a bool tensor."""
-        return _wrap(self._data == 0)
-
-    def isnan(self) -> Tensor:
-        """Where the values are NaN."""
-        return _wrap(backend.array_module_of(self._data).isnan(self._data))
-
-    def isinf(self) -> Tensor:
-        """Where the values are +-inf."""
-        return _wrap(backend.array_module_of(self._data).isinf(self._data))
-
-    def isfinite(self) -> Tensor:
-        """Where the values are neither NaN nor inf."""
-        return _wrap(backend.array_module_of(self._data).isfinite(self._data))
-
-    def allclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan=False):
-        """True when every pair of values is close (numpy's rule, PyTorch's defaults)."""
-        other = other._data if isinstance(other, Tensor) else other
-        xp = backend.array_module_of(self._data)
-        return bool(xp.allclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
-
-    def isclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan=False):
-        """Where |self - other| <= atol + rtol * |other| (inf equal to itself), as a bool
-        tensor; the two broadcast."""
-        if rtol < 0 or atol < 0:
-            what, value = ("rtol", rtol) if rtol < 0 else ("atol", atol)
-            raise RuntimeError(f"{what} must be greater than or equal to zero, but got {value}")
-        other = other._data if isinstance(other, Tensor) else other
-        xp = backend.array_module_of(self._data)
-        return _wrap(xp.isclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
-
-    def equal(self, other: Tensor) -> bool:
-        """True when both tensors have the same shape and values."""
-        if self.shape != other.shape:
-            return False
-        return bool((self._data == other._data).all())
 
     # ------------------------------------------------------------ maths
 
@@ -1114,9 +805,12 @@ _graph.Tensor = _conversion.Tensor = Tensor
 
 def _add_methods(methods: type) -> None:
     """Give Tensor the methods written in the class body of ``methods`` (a module that imports
-    this one adds a group of methods this way: in-place ops, shapes, reductions)."""
+    this one adds a group of methods this way: conversion, comparisons, in-place ops, shapes,
+    reductions)."""
+    # NOTE: a class body that defines __eq__ gets __hash__ = None; Tensor keeps object's hash
+    skip = ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__")
     for name, value in vars(methods).items():
-        if name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"):
+        if name not in skip:
             setattr(Tensor, name, value)
 
 
