@@ -811,6 +811,7 @@ def _add_methods(methods: type) -> None:
     skip = ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__")
     for name, value in vars(methods).items():
         if name not in skip:
+            value.__qualname__ = f"Tensor.{value.__name__}"  # as if written in the class
             setattr(Tensor, name, value)
 
 
