@@ -4,6 +4,18 @@
 # ours), and the package's other modules import the Tensor module.
 from . import autograd  # isort: split
 
+# Then the modules that add groups of methods to Tensor (conversion, comparisons, in-place ops,
+# shapes, reductions): the modules below read Tensor's methods as they are imported.
+from . import (  # noqa: F401
+    _inplace,
+    _tensor_comparisons,
+    _tensor_conversion,
+    _tensor_reductions,
+    _tensor_shapes,
+)
+
+# isort: split
+
 from . import (
     _creation,
     _function_forms,

@@ -10,18 +10,10 @@ from typing import Any
 
 from . import backend
 from . import ops as O
+from ._conversion import DEFAULT_DTYPE, _kind_rank, _to_array, to_dtype
 from ._dtype import wrap_dtype
-from ._tensor import (
-    DEFAULT_DTYPE,
-    Tensor,
-    _kind_rank,
-    _sizes,
-    _to_array,
-    apply,
-    matmul,
-    to_dtype,
-    where,
-)
+from ._tensor import Tensor, _sizes, matmul, where
+from .autograd.graph import apply
 from .backend import np
 
 __all__ = [

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._conversion import _lift
 from ._creation import tensor
-from ._tensor import Tensor, _lift
+from ._tensor import Tensor
 
 
 def _method_function(name: str):

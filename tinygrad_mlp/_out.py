@@ -8,7 +8,8 @@ import inspect
 import warnings
 from typing import Any
 
-from ._tensor import Tensor, _kind_rank
+from ._conversion import _kind_rank
+from ._tensor import Tensor
 from .autograd.grad_mode import is_grad_enabled, no_grad
 
 __all__ = ["OUT_FUNCTIONS", "with_out"]

@@ -7,7 +7,8 @@ from collections import namedtuple
 from typing import Any
 
 from . import backend
-from ._tensor import Tensor, _wrap
+from ._tensor import Tensor
+from .autograd.graph import _wrap
 from .backend import np
 
 __all__ = ["multinomial", "bincount", "histc", "histogram"]

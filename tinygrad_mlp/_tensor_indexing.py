@@ -11,17 +11,9 @@ from typing import Any
 
 from . import _creation, backend
 from . import ops as O
-from ._tensor import (
-    Tensor,
-    _as_float,
-    _bool_mask,
-    _lift,
-    _one_dim,
-    _wrap,
-    apply,
-    is_grad_enabled,
-    where,
-)
+from ._conversion import _lift
+from ._tensor import Tensor, _as_float, _bool_mask, _one_dim, is_grad_enabled, where
+from .autograd.graph import _wrap, apply
 from .backend import np
 
 __all__ = [

@@ -12,23 +12,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from . import _creation, backend
+# the in-place, shape and reduction methods, added to Tensor before the loops below look at it
+from . import _creation, _inplace, _tensor_reductions, _tensor_shapes, backend  # noqa: F401
 from . import ops as O
+from ._conversion import _lift, _promote
 from ._function_forms import _method_function
-from ._tensor import (
-    Tensor,
-    _as_float,
-    _binary,
-    _fit_inplace,
-    _lift,
-    _one_dim,
-    _promote,
-    _sizes,
-    _wrap,
-    apply,
-    matmul,
-    where,
-)
+from ._inplace import _fit_inplace
+from ._tensor import Tensor, _as_float, _binary, _one_dim, _sizes, matmul, where
 from ._tensor_indexing import *  # noqa: F403  (sort, topk, scatter, ...: exported, and attached below)
 from ._tensor_indexing import (
     _INT64,
@@ -42,6 +32,7 @@ from ._tensor_indexing import (
     std_mean,
     var_mean,
 )
+from .autograd.graph import _wrap, apply
 from .backend import np
 
 # ---------------------------------------------------------------- rounding

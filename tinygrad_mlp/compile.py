@@ -3,8 +3,8 @@
 The first call of a compiled function runs it eagerly while a recorder watches through the seams
 the library offers: ``apply``'s recorder sees every op application; the engine's ``observer``
 (``_TracedRun``, a subclass of its ``_Run``) sees every seed, derivative rule, gradient fit, sum
-and delivery of the backward pass; ``_tensor._observer`` sees value reads on the host, in-place
-changes, tensors made outside the ops and the calls marked ``replayable`` (an optimizer's
+and delivery of the backward pass; ``autograd.graph._observer`` sees value reads on the host,
+in-place changes, tensors made outside the ops and the calls marked ``replayable`` (an optimizer's
 ``step`` and ``zero_grad``, ``Module.zero_grad``, an LR scheduler's ``step``, ``clip_grad_*``,
 replayed as a whole); ``backend.observer`` sees moves between devices and random draws
 (``backend.draw``, as dropout draws its mask). Nothing of another module is replaced.
@@ -43,11 +43,12 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _tensor, backend
+from . import backend
 from . import ops as O
-from ._tensor import Tensor, _wrap
-from .autograd import engine
+from ._tensor import Tensor
+from .autograd import engine, graph
 from .autograd.grad_mode import _Mode
+from .autograd.graph import _wrap
 from .autograd.namespace import ArrayNamespace
 from .backend import np
 
@@ -289,12 +290,12 @@ class _Trace:
 
     def run(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
         _ACTIVE.append(self)
-        _tensor._recorder, _tensor._observer, backend.observer = self.on_apply, self, self
+        graph._recorder, graph._observer, backend.observer = self.on_apply, self, self
         engine.observer = functools.partial(_TracedRun, self)
         try:
             result = fn(*args, **kwargs)
         finally:
-            _tensor._recorder = _tensor._observer = backend.observer = engine.observer = None
+            graph._recorder = graph._observer = backend.observer = engine.observer = None
             _ACTIVE.pop()
         if self.depth:  # a backward stopped by an error that the step caught
             self.fail("an error inside backward")

@@ -9,9 +9,11 @@ from collections import namedtuple
 from typing import Any
 
 from . import ops as O
+from ._conversion import _lift
 from ._creation import cat
-from ._tensor import Tensor, _as_float, _lift, _one_dim, _wrap, apply, where
+from ._tensor import Tensor, _as_float, _one_dim, where
 from ._tensor_maths import _tensor, _xp
+from .autograd.graph import _wrap, apply
 from .backend import LinAlgError, np, to_device
 
 __all__ = [

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from . import _tensor
 from ._onnx_graph import (
     LOWERINGS,
     MODULE_LOWERINGS,
@@ -54,6 +53,7 @@ from ._onnx_graph import (
     lowering,  # noqa: F401  (re-exported: tinygrad_mlp.onnx.lowering registers a lowering)
 )
 from ._tensor import Tensor, enable_grad
+from .autograd import graph as _graph
 from .backend import array_module_of, np, to_numpy
 from .serialization import _atomic_write, _fspath
 from .viz import _auto_names, _node_of
@@ -161,7 +161,7 @@ def _trace(model: Callable[..., Any], inputs: list[Tensor]) -> _Trace:
         if isinstance(out, Tensor) and args and isinstance(args[0], Tensor):
             trace.whole[id(out)] = (m, args[0], out)
 
-    outer = _tensor._recorder  # NOTE: apply's recorder sees the ops the tape leaves out
+    outer = _graph._recorder  # NOTE: apply's recorder sees the ops the tape leaves out
 
     def on_apply(op: Any, ins: tuple, params: dict, out: Tensor) -> None:
         trace.applied[id(out)] = (op, ins, params, out)
@@ -176,11 +176,11 @@ def _trace(model: Callable[..., Any], inputs: list[Tensor]) -> _Trace:
     try:
         for m, _ in modes:
             m.training = False  # exported in eval mode, as torch.onnx.export does
-        _tensor._recorder = on_apply
+        _graph._recorder = on_apply
         with enable_grad():
             result = model(*inputs)
     finally:
-        _tensor._recorder = outer
+        _graph._recorder = outer
         for m, mode in modes:
             m.training = mode
         for hook in hooks:

@@ -10,7 +10,7 @@ import pytest
 from tensors import T
 
 import tinygrad_mlp as tm
-from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.autograd.graph import apply
 from tinygrad_mlp.ops import OPS
 
 

@@ -11,7 +11,7 @@ from tensors import T
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import ops
-from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.autograd.graph import apply
 
 
 def leaf(values, dtype="float64") -> T:

@@ -15,7 +15,7 @@ from tensors import T
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.nn.functional as F
-from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.autograd.graph import apply
 from tinygrad_mlp.ops import OPS
 
 HAS_CUDA = tm.cupy_available()

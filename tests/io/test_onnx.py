@@ -20,7 +20,7 @@ ort = pytest.importorskip("onnxruntime")
 import tinygrad_mlp as tm  # noqa: E402
 from tinygrad_mlp import nn, ops  # noqa: E402
 from tinygrad_mlp import onnx as tm_onnx  # noqa: E402
-from tinygrad_mlp._tensor import apply  # noqa: E402
+from tinygrad_mlp.autograd.graph import apply  # noqa: E402
 
 SIMULATED = os.environ.get("TINYGRAD_MLP_SIMULATE_CUDA") == "1"
 # NOTE: exporting cross-entropy from the simulated device hands its host-side targets to the

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tensors import T
 
 import tinygrad_mlp as tm
-from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.autograd.graph import apply
 from tinygrad_mlp.ops import OPS
 
 OP_NAMES = sorted(OPS)

@@ -11,7 +11,7 @@ from strategies import arrays, broadcastable_pairs, shapes, sizes
 from tensors import T
 
 import tinygrad_mlp as tm
-from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.autograd.graph import apply
 from tinygrad_mlp.backend import NUMPY
 from tinygrad_mlp.ops import OPS
 

@@ -22,7 +22,7 @@ from tensors import T
 import tinygrad_mlp as tm
 import tinygrad_mlp.nn.functional as F
 from tinygrad_mlp import ops as O
-from tinygrad_mlp._tensor import apply
+from tinygrad_mlp.autograd.graph import apply
 
 ALL_OPS = list(O.OPS.values())
 IDS = [op.name for op in ALL_OPS]

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import backend
-from .._tensor import Node, Tensor
+from .._tensor import Tensor
 from .grad_mode import detect_anomaly, is_anomaly_enabled, set_anomaly_detection
+from .graph import Node
 
 __all__ = ["detect_anomaly", "is_anomaly_enabled", "set_anomaly_detection"]
 

@@ -18,10 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import backend
-from .._tensor import Node, Tensor, _inputs_then, _version_at, _wrap
+from .._inplace import _inputs_then, _version_at
+from .._tensor import Tensor
 from ..backend import np
 from . import anomaly_mode
 from .grad_mode import _Mode
+from .graph import Node, _wrap
 from .namespace import ArrayNamespace, TensorNamespace
 
 _ndarray = np.ndarray

@@ -6,9 +6,10 @@ from typing import Any
 
 from .. import backend
 from .. import ops as O
-from .._tensor import Node, Tensor, _wrap
+from .._tensor import Tensor
 from ..backend import np
 from .grad_mode import _Mode, no_grad
+from .graph import Node, _wrap
 
 __all__ = ["Function", "FunctionCtx"]
 

@@ -27,9 +27,11 @@ from typing import Any
 
 from .. import backend
 from .. import ops as O
-from .._tensor import Node, Tensor, _binary, _lift, _wrap, apply, where
+from .._conversion import _lift
+from .._tensor import Tensor, _binary, where
 from ..backend import np
 from .grad_mode import enable_grad, no_grad
+from .graph import Node, _wrap, apply
 
 __all__ = ["ArrayNamespace", "TensorNamespace"]
 

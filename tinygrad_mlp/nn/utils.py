@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import backend
-from .._tensor import Tensor, replayable
+from .._tensor import Tensor
+from ..autograd.graph import replayable
 
 __all__ = [
     "clip_grad_norm_",

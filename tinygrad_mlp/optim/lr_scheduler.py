@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .._tensor import replayable
+from ..autograd.graph import replayable
 from .optimizer import Optimizer
 
 __all__ = [

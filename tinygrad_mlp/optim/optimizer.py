@@ -12,7 +12,8 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from .._tensor import Tensor, replayable
+from .._tensor import Tensor
+from ..autograd.graph import replayable
 from ..backend import device_of, is_array, looks_like_cupy, np, to_device
 
 __all__ = ["Optimizer"]

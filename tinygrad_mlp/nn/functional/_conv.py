@@ -9,7 +9,8 @@ from typing import Any
 
 from ... import backend
 from ... import ops as O
-from ..._tensor import Tensor, apply
+from ..._tensor import Tensor
+from ...autograd.graph import apply
 from ...backend import np
 from ._layers import _const, _dropout_mask, pad
 

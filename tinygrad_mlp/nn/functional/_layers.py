@@ -14,9 +14,10 @@ from typing import Any
 
 from ... import backend
 from ... import ops as O
-from ..._tensor import Tensor, apply
+from ..._tensor import Tensor
 from ..._tensor import where as _select
 from ..._tensor_maths import einsum
+from ...autograd.graph import apply
 from ...backend import np
 
 _REDUCTIONS = ("mean", "sum", "none")

@@ -9,8 +9,9 @@ from typing import Any
 
 from ... import backend
 from ... import ops as O
-from ..._tensor import Tensor, apply
+from ..._tensor import Tensor
 from ..._tensor import where as _select
+from ...autograd.graph import apply
 from ...backend import np
 from ._layers import _REDUCTIONS, _UNSIGNED, _check_tensors, _const, _where, softplus
 

@@ -10,7 +10,8 @@ from operator import attrgetter
 from typing import Any
 
 from ... import ops as O
-from ..._tensor import Tensor, apply
+from ..._tensor import Tensor
+from ...autograd.graph import apply
 from .linear import Linear
 from .module import Module, Parameter, RemovableHandle
 

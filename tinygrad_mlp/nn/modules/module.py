@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ... import backend
-from ..._tensor import Tensor, replayable
+from ..._tensor import Tensor
+from ...autograd.graph import replayable
 from ...backend import np
 
 __all__ = ["Parameter", "Module"]
