@@ -66,7 +66,8 @@ def _put_shape(t: Tensor, idx: Any) -> tuple | None:
     """The shape an index selects, whatever the values in its index arrays (PyTorch checks a
     value's shape against it before the bounds); None where a plain int is out of range."""
     items = idx if type(idx) is tuple else (idx,)
-    zeroed = tuple(i * 0 if _advanced(i) and i.dtype.kind != "b" else i for i in items)
+    host = [backend.to_numpy(i) if backend.is_array(i) else i for i in items]  # any device
+    zeroed = tuple(i * 0 if _advanced(i) and i.dtype.kind != "b" else i for i in host)
     try:
         return np.broadcast_to(np.zeros((), bool), t.shape)[zeroed].shape
     except (IndexError, TypeError, ValueError):
