@@ -281,3 +281,62 @@ def test_an_activation_given_a_number_raises_pytorchs_type(name):
     with pytest.raises(type(theirs.value)) as ours:
         getattr(F, name)(0.5)
     assert type(ours.value) is type(theirs.value), (name, ours.value)
+
+
+def b(lib: Any, *shape: int) -> Any:
+    return lib.ones(shape, dtype=lib.bool)
+
+
+def _of_bool(name: str) -> Callable:
+    """The activation ``name`` applied to a bool tensor."""
+    return lambda lib, F, nn: getattr(F, name)(b(lib, 2))
+
+
+# name -> call(lib, F, nn); each makes one mistake other than a shape or a dtype mix (or, where
+# both libraries accept it, none)
+OTHER_MISTAKES: dict[str, Callable] = {
+    "float & float": lambda lib, F, nn: t(lib, 2) & t(lib, 2),
+    "int | float": lambda lib, F, nn: long(lib, 1, 2) | 1.5,
+    "float << int": lambda lib, F, nn: t(lib, 2) << 1,
+    "int << int": lambda lib, F, nn: long(lib, 1, 2) << 3,
+    "-bool": lambda lib, F, nn: -b(lib, 2),
+    "abs bool": lambda lib, F, nn: b(lib, 2).abs(),
+    "bool // bool": lambda lib, F, nn: b(lib, 2) // b(lib, 2),
+    "bool % bool": lambda lib, F, nn: b(lib, 2) % True,
+    "fmod bool": lambda lib, F, nn: lib.fmod(b(lib, 2), b(lib, 2)),
+    "int // 0": lambda lib, F, nn: long(lib, 1, 2) // 0,
+    "fmod int 0": lambda lib, F, nn: lib.fmod(long(lib, 1, 2), long(lib, 0, 1)),
+    **{f"F.{name} of bool": _of_bool(name) for name in ACTIVATIONS_BY_NAME},
+    "F.relu of None": lambda lib, F, nn: F.relu(None),
+    "F.relu inplace of None": lambda lib, F, nn: F.relu(None, inplace=True),
+    "F.hardtanh of None": lambda lib, F, nn: F.hardtanh(None),
+    "mT of a vector": lambda lib, F, nn: t(lib, 3).mT,
+    "chunk of 0-d": lambda lib, F, nn: t(lib).chunk(2),
+    "split of 0-d": lambda lib, F, nn: t(lib).split(1),
+    "int amin repeated dim": lambda lib, F, nn: long(lib, 3, 1).amin(dim=(0, -1)),
+    "add_ None": lambda lib, F, nn: t(lib, 3).add_(None),
+    "assign None": lambda lib, F, nn: t(lib, 3).__setitem__(0, None),
+    "assign str out of range": lambda lib, F, nn: t(lib, 3).__setitem__(9, "a"),
+    "too many indices": lambda lib, F, nn: t(lib).__setitem__((slice(None), 0), 1.0),
+    "index put of another dtype": lambda lib, F, nn: t(lib, 3).__setitem__(
+        long(lib, 0, 1), t(lib, 2, dtype="float64")
+    ),
+    "mask fill with a 0-d of another dtype": lambda lib, F, nn: t(lib, 3).__setitem__(
+        t(lib, 3) > 0, t(lib, dtype="float64")
+    ),
+    "0-d index with another dtype": lambda lib, F, nn: t(lib, 3).__setitem__(
+        long(lib, 1)[0], t(lib, dtype="float64")
+    ),
+    "shape before bounds": lambda lib, F, nn: t(lib, 3, 3).__setitem__(
+        long(lib, 5, 0), t(lib, 2, 1, 3)
+    ),
+    "bounds with a fitting value": lambda lib, F, nn: t(lib, 3, 3).__setitem__(
+        long(lib, 5, 0), t(lib, 2, 3)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_MISTAKES))
+def test_other_mistakes_raise_pytorchs_type(name):
+    ours, theirs = both(OTHER_MISTAKES[name])
+    assert ours is theirs, f"{name}: tinygrad_mlp raises {ours}, torch {theirs}"
