@@ -44,18 +44,18 @@ def _check_put(t: Tensor, idx: Any, value: Any) -> None:
         except TypeError:
             name = type(value).__name__
             raise TypeError(f"can't assign a {name} to a {t.dtype} tensor") from None
-    items = idx if type(idx) is tuple else (idx,)
-    named = sum(
-        i.ndim if backend.is_array(i) and i.dtype.kind == "b" else 1
-        for i in items
-        if i is not None and i is not Ellipsis and not isinstance(i, (bool, np.bool_))
-    )  # None, ... and a bool (a 0-d mask) name no dim
-    if named > t.ndim:
-        raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
-    if isinstance(value, Tensor) and value.dtype != t.dtype:
+    elif value.dtype != t.dtype:
+        items = idx if type(idx) is tuple else (idx,)
         # under a single mask PyTorch fills with a 0-d value, casting it
         fill = value.ndim == 0 and len(items) == 1 and _advanced(items[0])
         if any(map(_advanced, items)) and not (fill and items[0].dtype.kind == "b"):
+            named = sum(
+                i.ndim if backend.is_array(i) and i.dtype.kind == "b" else 1
+                for i in items
+                if i is not None and i is not Ellipsis and not isinstance(i, (bool, np.bool_))
+            )  # None, ... and a bool (a 0-d mask) name no dim
+            if named > t.ndim:  # PyTorch's check before the dtypes' (numpy's own otherwise)
+                raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
             raise RuntimeError(
                 f"Index put requires the source and destination dtypes match, got {t.dtype} "
                 f"for the destination and {value.dtype} for the source."
